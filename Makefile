@@ -1,0 +1,32 @@
+# The front door: `make demo` trains, exports, serves and queries the shipped sample;
+# `make test` runs the test suite. Both create .venv first when needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m tritoncls.demo --output $(DEMO_OUT)
+
+test: setup
+	bash scripts/system_deps.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check tritoncls tests
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info

@@ -1,0 +1,56 @@
+"""tritoncls: fine-tune ERNIE/BERT text classifiers with PaddlePaddle and serve them on Triton."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = {}
+exec((HERE / "tritoncls" / "__init__.py").read_text(encoding="utf-8"), VERSION)
+
+setup(
+    name="tritoncls",
+    version=VERSION["__version__"],
+    description="Text classification with PaddlePaddle ERNIE, served by NVIDIA Triton Inference Server",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tritoncls", "tritoncls.*"]),
+    include_package_data=True,
+    package_data={
+        "tritoncls": [
+            "data/demo/*.txt",
+            "data/demo/*.md",
+            "model_repository_templates/**/*",
+        ],
+    },
+    install_requires=[
+        "paddlepaddle>=3.3",
+        "paddlenlp==3.0.0b4",
+        "paddle2onnx>=2.1",
+        "onnx",
+        "onnxruntime",
+        "tokenizers>=0.19",
+        "jinja2>=3.1",
+        "numpy",
+        "scikit-learn",
+        "tqdm",
+        "matplotlib",
+        "psutil",
+        "tritonclient[grpc,http]>=2.50,<2.52",
+        "nvidia-pytriton==0.7.0",
+    ],
+    extras_require={
+        # perf_analyzer (from the tritonclient wheel) links against libcudart even on CPU.
+        "bench": ["nvidia-cuda-runtime-cu12"],
+        "dev": ["pytest", "ruff", "nvidia-cuda-runtime-cu12"],
+        # GPU: install paddlepaddle-gpu from Paddle's own index first (see README, "GPU").
+        "gpu": ["onnxruntime-gpu"],
+    },
+    entry_points={
+        "console_scripts": [
+            "tritoncls=tritoncls.cli:main",
+            "build-repo=tritoncls.builder.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,35 @@
+"""One exception root for the whole package.
+
+Every error a user can cause carries a message that says what went wrong, where (file:line or
+field) and how to fix it. CLIs catch :class:`TritonclsError`, print the message and exit non-zero.
+"""
+
+from __future__ import annotations
+
+
+class TritonclsError(Exception):
+    """Root of every error raised on purpose by tritoncls."""
+
+
+class DataError(TritonclsError):
+    """A data file is missing or malformed."""
+
+
+class ConfigError(TritonclsError):
+    """An option or combination of options is invalid."""
+
+
+class ModelError(TritonclsError):
+    """A model, checkpoint or export cannot be loaded or written."""
+
+
+class BuildError(TritonclsError):
+    """A Triton model repository cannot be rendered or fails validation."""
+
+
+class ServeError(TritonclsError):
+    """The Triton server cannot be started or stopped."""
+
+
+class ClientError(TritonclsError):
+    """A request to a Triton server failed."""

@@ -1,0 +1,1 @@
+"""The training side: data, train, evaluate, predict, export."""

@@ -1,0 +1,128 @@
+"""Checkpoints that are whole or absent: written aside, then swapped into place atomically.
+
+A checkpoint directory holds the model config and weights, the tokenizer files, ``label.txt``, the
+resolved training config and the training state. :func:`write_checkpoint` fills a sibling
+temporary directory, fsyncs it, and swaps it with the target in one ``renameat2(RENAME_EXCHANGE)``
+call (Linux). Where that call is missing it falls back to two renames and leaves a
+``<name>.previous`` directory that :func:`resolve_checkpoint` recovers from. A reader therefore
+never sees a half-written checkpoint: ``COMPLETE`` is the last file written, and a directory
+without it is refused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tritoncls.errors import ModelError
+
+COMPLETE_MARKER = "COMPLETE"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths; False where the kernel or libc lacks renameat2."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return result == 0
+
+
+def write_checkpoint(target: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Call ``fill(tmpdir)`` to write a checkpoint, then atomically put it at ``target``."""
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
+    try:
+        fill(staging)
+        (staging / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+        _fsync_tree(staging)
+        _install(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _fsync_dir(target.parent)
+    return target
+
+
+def _install(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    if _exchange(staging, target):
+        return  # ``staging`` now holds the old checkpoint and is removed by the caller
+    previous = target.with_name(target.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    os.rename(target, previous)
+    os.rename(staging, target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / COMPLETE_MARKER).is_file()
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint directory to load for ``path`` (a directory or a ``.pdparams`` file inside one).
+
+    Refuses a directory that a crash left half-written, and falls back to ``<name>.previous`` when a
+    crash hit the two-rename fallback between its renames.
+    """
+    path = Path(path)
+    directory = path.parent if path.suffix == ".pdparams" else path
+    if directory.is_dir() and is_complete(directory):
+        return directory
+    previous = directory.with_name(directory.name + ".previous")
+    if previous.is_dir() and is_complete(previous):
+        return previous
+    if directory.is_dir() and (directory / "model_state.pdparams").is_file():
+        if (directory / "training_config.json").is_file():
+            raise ModelError(
+                f"{directory}: checkpoint is incomplete (no {COMPLETE_MARKER} marker): it was being "
+                f"written when the run stopped. Use an earlier checkpoint, or retrain."
+            )
+        return directory  # a plain PaddleNLP checkpoint, written by other tools
+    raise ModelError(
+        f"{path}: no checkpoint found. Pass the directory that `tritoncls train --save_dir` wrote "
+        f"(it holds model_state.pdparams, config.json and vocab.txt)."
+    )
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: file not found in the checkpoint.") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

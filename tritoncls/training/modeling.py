@@ -1,0 +1,219 @@
+"""Build, load and save ERNIE classifiers and their tokenizers.
+
+Three ways to get a model, chosen by ``model_name`` and ``from_scratch``:
+
+* a name from :data:`NAMED_MODELS` -> PaddleNLP downloads the pretrained weights (needs the model hub);
+* a local directory (a PaddleNLP checkpoint, or one of ours) -> weights and tokenizer load from it;
+* ``from_scratch`` -> the named (or local ``config.json``) architecture with random weights and a
+  WordPiece vocabulary built from the training texts. This works offline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tritoncls.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+#: The pretrained models the reference application offers.
+NAMED_MODELS: tuple[str, ...] = (
+    "ernie-3.0-xbase-zh",
+    "ernie-3.0-base-zh",
+    "ernie-3.0-medium-zh",
+    "ernie-3.0-mini-zh",
+    "ernie-3.0-micro-zh",
+    "ernie-3.0-nano-zh",
+    "ernie-2.0-base-en",
+    "ernie-2.0-large-en",
+    "ernie-1.0-large-zh-cw",
+)
+
+SPECIAL_TOKENS: dict[str, str] = {
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+    "unk_token": "[UNK]",
+}
+
+#: Vocabulary cap for ``from_scratch``; characters seen in training always get in.
+MAX_SCRATCH_VOCAB = 30000
+
+
+def named_architecture(model_name: str) -> dict[str, Any]:
+    """The architecture (PaddleNLP init configuration) of a named model, without downloading."""
+    from paddlenlp.transformers.ernie.configuration import ERNIE_PRETRAINED_INIT_CONFIGURATION
+
+    if model_name not in ERNIE_PRETRAINED_INIT_CONFIGURATION:
+        names = ", ".join(NAMED_MODELS)
+        raise ModelError(
+            f"unknown model name {model_name!r}. Use one of: {names}, or a local checkpoint directory."
+        )
+    return dict(ERNIE_PRETRAINED_INIT_CONFIGURATION[model_name])
+
+
+def _local_architecture(model_dir: Path) -> dict[str, Any]:
+    for name in ("config.json", "model_config.json"):
+        path = model_dir / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return dict(data.get("init_args", [data])[0]) if "init_args" in data else data
+    raise ModelError(
+        f"{model_dir}: no config.json or model_config.json. A local model directory must hold the "
+        f"model configuration (as written by `tritoncls train` or PaddleNLP's save_pretrained)."
+    )
+
+
+def architecture(model_name: str) -> dict[str, Any]:
+    """The architecture of ``model_name``: a named model or a local directory's config."""
+    path = Path(model_name)
+    if path.is_dir():
+        return _local_architecture(path)
+    return named_architecture(model_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary and tokenizer
+# ---------------------------------------------------------------------------------------------
+
+
+def _pre_tokenize(texts: Iterable[str], lowercase: bool) -> Counter[str]:
+    """Count words as the BERT basic tokenizer splits them (CJK characters stand alone)."""
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        words = splitter.pre_tokenize_str(normalizer.normalize_str(text))
+        counts.update(word for word, _ in words)
+    return counts
+
+
+def build_vocab(texts: Iterable[str], lowercase: bool = True, max_size: int = MAX_SCRATCH_VOCAB) -> list[str]:
+    """A WordPiece vocabulary from training texts: special tokens, every character (as a word
+    start and as a ``##`` continuation), then the most frequent whole words up to ``max_size``."""
+    counts = _pre_tokenize(texts, lowercase)
+    chars = sorted({ch for word in counts for ch in word})
+    vocab = list(SPECIAL_TOKENS.values())
+    vocab += chars
+    vocab += ["##" + ch for ch in chars]
+    seen = set(vocab)
+    for word, _ in counts.most_common():
+        if len(vocab) >= max_size:
+            break
+        if word not in seen:
+            vocab.append(word)
+            seen.add(word)
+    return vocab
+
+
+def write_vocab(vocab: list[str], directory: Path) -> Path:
+    path = directory / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return path
+
+
+def load_tokenizer(directory: str | Path):
+    """The PaddleNLP tokenizer saved in ``directory`` (``vocab.txt`` + ``tokenizer_config.json``)."""
+    from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
+
+    directory = Path(directory)
+    if not (directory / "vocab.txt").is_file():
+        raise ModelError(f"{directory}: no vocab.txt. A checkpoint must hold its tokenizer files.")
+    if (directory / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(str(directory))
+    return ErnieTokenizer(str(directory / "vocab.txt"), **SPECIAL_TOKENS)
+
+
+def scratch_tokenizer(texts: Iterable[str], workdir: Path, lowercase: bool = True):
+    """Build a vocabulary from ``texts`` into ``workdir`` and return an ErnieTokenizer over it."""
+    from paddlenlp.transformers import ErnieTokenizer
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    vocab_path = write_vocab(build_vocab(texts, lowercase=lowercase), workdir)
+    return ErnieTokenizer(str(vocab_path), do_lower_case=lowercase, **SPECIAL_TOKENS)
+
+
+def hub_tokenizer(model_name: str):
+    from paddlenlp.transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_name)
+    except Exception as exc:  # noqa: BLE001 - any hub failure gets the same advice
+        raise _hub_error(model_name, exc) from exc
+
+
+def _hub_error(model_name: str, exc: Exception) -> ModelError:
+    return ModelError(
+        f"could not download {model_name!r} from the model hub ({type(exc).__name__}: {exc}). "
+        f"This machine may be offline. Either pass --model_name /path/to/local/checkpoint (a "
+        f"directory with config.json, model_state.pdparams and vocab.txt), or add --from_scratch to "
+        f"train the same architecture from random weights with a vocabulary built from your data."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+
+
+def scratch_model(arch: dict[str, Any], num_labels: int, vocab_size: int, pad_token_id: int = 0):
+    """The architecture ``arch`` with random weights, sized for ``vocab_size`` and ``num_labels``."""
+    from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification
+
+    keep = {k: v for k, v in arch.items() if not k.startswith("_") and k not in ("architectures", "num_labels", "num_classes", "id2label", "label2id")}
+    keep.update(vocab_size=vocab_size, pad_token_id=pad_token_id, num_labels=num_labels)
+    config = ErnieConfig(**keep)
+    return ErnieForSequenceClassification(config)
+
+
+def pretrained_model(model_name: str, num_labels: int):
+    """Pretrained weights from a local directory or the hub, with a fresh ``num_labels`` head."""
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    local = Path(model_name).is_dir()
+    try:
+        model = ErnieForSequenceClassification.from_pretrained(model_name, num_labels=num_labels)
+    except Exception as exc:  # noqa: BLE001
+        if local:
+            raise ModelError(f"{model_name}: cannot load the model ({type(exc).__name__}: {exc}).") from exc
+        raise _hub_error(model_name, exc) from exc
+    return model
+
+
+def load_checkpoint_model(checkpoint_dir: str | Path):
+    """A trained classifier from one of our checkpoints (or any PaddleNLP one), in eval mode."""
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    directory = Path(checkpoint_dir)
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: checkpoint directory not found. Pass --params_path to a directory written by `tritoncls train`.")
+    weights = directory / "model_state.pdparams"
+    if not weights.is_file():
+        raise ModelError(f"{directory}: no model_state.pdparams. Is this a checkpoint written by `tritoncls train`?")
+    model = ErnieForSequenceClassification.from_pretrained(str(directory))
+    model.eval()
+    return model
+
+
+def model_architecture_summary(model) -> dict[str, Any]:
+    """The few architecture numbers downstream tools need (manifest, benchmarks, pruning)."""
+    config = model.config
+    return {
+        "family": "ernie",
+        "num_hidden_layers": int(config.num_hidden_layers),
+        "hidden_size": int(config.hidden_size),
+        "num_attention_heads": int(config.num_attention_heads),
+        "intermediate_size": int(config.intermediate_size),
+        "vocab_size": int(config.vocab_size),
+        "max_position_embeddings": int(config.max_position_embeddings),
+        "num_labels": int(config.num_labels),
+        "hidden_act": str(config.hidden_act),
+    }

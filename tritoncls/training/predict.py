@@ -1,0 +1,60 @@
+"""Classify ``data.txt`` with a checkpoint (Paddle dynamic graph) and write text, label, confidence."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tritoncls.training import checkpoint as ckpt
+from tritoncls.training import data, modeling
+from tritoncls.training.inference import encode, predict_logits, softmax
+
+log = logging.getLogger(__name__)
+
+OUTPUT_HEADER = "text\tlabel\tconfidence"
+
+
+@dataclass
+class PredictConfig:
+    dataset_dir: str
+    params_path: str = "./checkpoint"
+    output_file: str = "output.txt"
+    device: str = "cpu"
+    max_seq_length: int = 128
+    batch_size: int = 32
+    data_file: str = "data.txt"
+    label_file: str = "label.txt"
+
+
+def format_row(text: str, label: str, confidence: float) -> str:
+    """One output line; shared by every predictor and client so their files compare equal."""
+    return f"{text}\t{label}\t{confidence:.6f}"
+
+
+def write_predictions(path: Path, texts: list[str], labels: list[str], confidences: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(OUTPUT_HEADER + "\n")
+        for row in zip(texts, labels, confidences):
+            out.write(format_row(*row) + "\n")
+    tmp.replace(path)
+
+
+def predict(config: PredictConfig) -> Path:
+    import paddle
+
+    paddle.set_device(config.device)
+    directory = ckpt.resolve_checkpoint(config.params_path)
+    labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
+    texts = data.read_texts(Path(config.dataset_dir) / config.data_file)
+    model = modeling.load_checkpoint_model(directory)
+    tokenizer = modeling.load_tokenizer(directory)
+    probs = softmax(predict_logits(model, encode(tokenizer, texts, config.max_seq_length), config.batch_size,
+                                   progress=True, desc="predict"))
+    best = probs.argmax(1)
+    out = Path(config.output_file)
+    write_predictions(out, texts, [labels[i] for i in best], [float(probs[i, j]) for i, j in enumerate(best)])
+    log.info("Wrote %d predictions to %s", len(texts), out)
+    return out

@@ -1,0 +1,403 @@
+"""Fine-tune an ERNIE classifier: evaluate on dev every epoch, keep the best checkpoint atomically.
+
+Runs as one process or data-parallel under ``python -m paddle.distributed.launch`` (gloo on CPU,
+NCCL on GPU). Every rank reads the same data and sees the same shuffled order; rank ``r`` takes
+every ``world``-th batch. Only rank 0 writes checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.errors import ConfigError, ModelError
+from tritoncls.training import checkpoint as ckpt
+from tritoncls.training import data, modeling
+from tritoncls.training.inference import Encoded, encode, pad_batch, predict_logits
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("cpu", "gpu", "xpu", "npu")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of the reference ``train.py``, plus ``from_scratch``. Defaults match the reference."""
+
+    dataset_dir: str
+    device: str = "cpu"
+    save_dir: str = "./checkpoint"
+    max_seq_length: int = 128
+    model_name: str = "ernie-3.0-medium-zh"
+    from_scratch: bool = False
+    batch_size: int = 32
+    learning_rate: float = 3e-5
+    epochs: int = 10
+    early_stop: bool = False
+    early_stop_nums: int = 4
+    logging_steps: int = 5
+    weight_decay: float = 0.0
+    warmup: bool = False
+    warmup_steps: int = 0
+    init_from_ckpt: str | None = None
+    seed: int = 3
+    train_file: str = "train.txt"
+    dev_file: str = "dev.txt"
+    label_file: str = "label.txt"
+    #: Extra architecture fields for ``from_scratch`` (e.g. ``{"num_hidden_layers": 2}``).
+    arch_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}.")
+        positive = ("max_seq_length", "batch_size", "epochs", "early_stop_nums", "logging_steps")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.max_seq_length < 3:
+            raise ConfigError("--max_seq_length must be at least 3 ([CLS], one token, [SEP]).")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning_rate must be > 0, got {self.learning_rate}.")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ConfigError("--warmup_steps and --weight_decay must not be negative.")
+
+    def path(self, name: str) -> Path:
+        return Path(self.dataset_dir) / name
+
+
+@dataclass
+class TrainResult:
+    best_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    seconds_per_epoch: float
+    save_dir: Path
+    stopped_early: bool
+    history: list[dict[str, float]]
+
+
+@dataclass
+class _State:
+    """What a resumed run needs besides weights and optimizer moments."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best_accuracy: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+# ---------------------------------------------------------------------------------------------
+
+
+def _set_seed(seed: int) -> None:
+    import paddle
+
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def _set_device(device: str) -> None:
+    import paddle
+
+    compiled = {"gpu": paddle.is_compiled_with_cuda, "xpu": paddle.is_compiled_with_xpu}
+    check = compiled.get(device)
+    if check is not None and not check():
+        raise ConfigError(
+            f"--device {device}: this Paddle build ({paddle.__version__}) has no {device.upper()} "
+            f"support. Install the matching paddlepaddle build (see README, GPU) or use --device cpu."
+        )
+    paddle.set_device(device)
+
+
+def _world() -> tuple[int, int]:
+    import paddle.distributed as dist
+
+    world = dist.get_world_size()
+    if world > 1:
+        dist.init_parallel_env()
+    return dist.get_rank(), world
+
+
+def _make_tokenizer_and_model(config: TrainConfig, labels: list[str], train_texts: list[str], workdir: Path):
+    """Resolve where weights and vocabulary come from; returns (tokenizer, model, source)."""
+    if config.init_from_ckpt:
+        directory = ckpt.resolve_checkpoint(config.init_from_ckpt)
+        _check_labels_match(directory, labels)
+        model = modeling.load_checkpoint_model(directory)
+        model.train()
+        return modeling.load_tokenizer(directory), model, f"checkpoint {directory}"
+    if config.from_scratch:
+        arch = modeling.architecture(config.model_name)
+        arch.update(config.arch_overrides)
+        local_vocab = Path(config.model_name) / "vocab.txt"
+        if local_vocab.is_file():
+            tokenizer = modeling.load_tokenizer(config.model_name)
+        else:
+            tokenizer = modeling.scratch_tokenizer(train_texts, workdir)
+        model = modeling.scratch_model(arch, len(labels), len(tokenizer.vocab), tokenizer.pad_token_id)
+        return tokenizer, model, f"{config.model_name} architecture, random weights"
+    if Path(config.model_name).is_dir():
+        tokenizer = modeling.load_tokenizer(config.model_name)
+    else:
+        tokenizer = modeling.hub_tokenizer(config.model_name)
+    model = modeling.pretrained_model(config.model_name, len(labels))
+    return tokenizer, model, f"pretrained {config.model_name}"
+
+
+def _check_labels_match(directory: Path, labels: list[str]) -> None:
+    saved_path = directory / "label.txt"
+    if not saved_path.is_file():
+        return
+    saved = data.read_labels(saved_path)
+    if saved != labels:
+        raise ConfigError(
+            f"--init_from_ckpt {directory}: its labels {saved} differ from the label file's {labels}. "
+            f"Resume with the label file the checkpoint was trained with, or start a new run."
+        )
+
+
+def _optimizer(model, config: TrainConfig, total_steps: int):
+    import paddle
+    from paddlenlp.transformers import LinearDecayWithWarmup
+
+    if config.warmup:
+        lr = LinearDecayWithWarmup(config.learning_rate, total_steps, config.warmup_steps)
+    else:
+        lr = config.learning_rate
+    no_decay = {p.name for n, p in model.named_parameters() if "bias" in n or "norm" in n}
+    opt = paddle.optimizer.AdamW(
+        learning_rate=lr,
+        parameters=model.parameters(),
+        weight_decay=config.weight_decay,
+        apply_decay_param_fun=lambda name: name not in no_decay,
+    )
+    return opt, lr
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching
+# ---------------------------------------------------------------------------------------------
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, rank: int, world: int) -> list[np.ndarray]:
+    """This rank's batches for one epoch.
+
+    Shuffles, then sorts within windows of 50 batches so each batch holds texts of similar length
+    (less padding, much faster on CPU), then shuffles the batches. Every rank computes the same
+    list and takes every ``world``-th batch; the list is padded so all ranks run equal steps.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), window):
+        chunk = order[start:start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    per_rank = math.ceil(len(batches) / world)
+    while len(batches) < per_rank * world:
+        batches.append(batches[len(batches) % max(1, per_rank)])
+    return batches[rank::world]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loop
+# ---------------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train, evaluating on dev every epoch; the best model lands in ``config.save_dir``."""
+    import paddle
+
+    _set_device(config.device)
+    rank, world = _world()
+    _set_seed(config.seed + rank)
+    labels = data.read_labels(config.path(config.label_file))
+    train_set = data.read_examples(config.path(config.train_file), labels)
+    dev_set = data.read_examples(config.path(config.dev_file), labels)
+
+    save_dir = Path(config.save_dir)
+    scratch_dir = save_dir.with_name(f".{save_dir.name}.vocab-{rank}")
+    tokenizer, model, source = _make_tokenizer_and_model(config, labels, [e.text for e in train_set], scratch_dir)
+    max_len = _effective_max_len(config, model)
+    train_enc = encode(tokenizer, [e.text for e in train_set], max_len)
+    dev_enc = encode(tokenizer, [e.text for e in dev_set], max_len)
+    train_y = np.array([e.label_id for e in train_set], dtype=np.int64)
+    dev_y = np.array([e.label_id for e in dev_set], dtype=np.int64)
+    if rank == 0:
+        log.info("Model: %s; %d labels; vocab %d; max_seq_length %d; %d processes",
+                 source, len(labels), len(tokenizer.vocab), max_len, world)
+
+    steps_per_epoch = len(epoch_batches(train_enc.lengths(), config.batch_size, 0, rank, world))
+    total_steps = steps_per_epoch * config.epochs
+    optimizer, lr = _optimizer(model, config, total_steps)
+    state = _restore_state(config, optimizer, lr)
+    net = paddle.DataParallel(model) if world > 1 else model
+    loss_fn = paddle.nn.CrossEntropyLoss()
+
+    history: list[dict[str, float]] = []
+    epoch_seconds: list[float] = []
+    stopped_early = False
+    first_epoch = state.epoch + 1
+    for epoch in range(first_epoch, config.epochs + 1):
+        started = time.perf_counter()
+        batches = epoch_batches(train_enc.lengths(), config.batch_size, config.seed + epoch, rank, world)
+        loss = _run_epoch(net, optimizer, lr, loss_fn, train_enc, train_y, batches, epoch, state, config, rank)
+        accuracy = _accuracy(model, dev_enc, dev_y, config.batch_size)
+        epoch_seconds.append(time.perf_counter() - started)
+        history.append({"epoch": epoch, "train_loss": loss, "dev_accuracy": accuracy, "seconds": epoch_seconds[-1]})
+        state.epoch = epoch
+        improved = accuracy > state.best_accuracy
+        if improved:
+            state.best_accuracy, state.best_epoch, state.bad_epochs = accuracy, epoch, 0
+        else:
+            state.bad_epochs += 1
+        if rank == 0:
+            log.info("epoch %d: dev accuracy %.4f (best %.4f at epoch %d), %.1f s",
+                     epoch, accuracy, state.best_accuracy, state.best_epoch, epoch_seconds[-1])
+            if improved:
+                _save(save_dir, model, tokenizer, optimizer, labels, config, state, max_len, world)
+        if config.early_stop and state.bad_epochs >= config.early_stop_nums:
+            if rank == 0:
+                log.info("Early stop: dev accuracy has not improved for %d epochs.", state.bad_epochs)
+            stopped_early = True
+            break
+    if world > 1:
+        paddle.distributed.barrier()
+    _cleanup(scratch_dir)
+    return TrainResult(
+        best_accuracy=state.best_accuracy,
+        best_epoch=state.best_epoch,
+        epochs_run=len(history),
+        seconds_per_epoch=float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        save_dir=save_dir,
+        stopped_early=stopped_early,
+        history=history,
+    )
+
+
+def _effective_max_len(config: TrainConfig, model) -> int:
+    limit = int(model.config.max_position_embeddings)
+    if config.max_seq_length > limit:
+        raise ConfigError(
+            f"--max_seq_length {config.max_seq_length} exceeds the model's "
+            f"max_position_embeddings ({limit}). Use --max_seq_length {limit} or less."
+        )
+    return config.max_seq_length
+
+
+def _run_epoch(net, optimizer, lr, loss_fn, enc: Encoded, y: np.ndarray, batches, epoch: int,
+               state: _State, config: TrainConfig, rank: int) -> float:
+    import paddle
+
+    net.train()
+    losses: list[float] = []
+    window_started, window_texts = time.perf_counter(), 0
+    for step, rows in enumerate(batches, start=1):
+        ids, types = pad_batch(enc, rows)
+        logits = net(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
+        loss = loss_fn(logits, paddle.to_tensor(y[rows]))
+        loss.backward()
+        optimizer.step()
+        if hasattr(lr, "step"):
+            lr.step()
+        optimizer.clear_grad()
+        state.global_step += 1
+        losses.append(float(loss))
+        window_texts += len(rows)
+        if rank == 0 and (step % config.logging_steps == 0 or step == len(batches)):
+            elapsed = time.perf_counter() - window_started
+            log.info("epoch %d step %d/%d (global %d): loss %.4f, lr %.3g, %.1f texts/s",
+                     epoch, step, len(batches), state.global_step, float(np.mean(losses[-config.logging_steps:])),
+                     optimizer.get_lr(), window_texts / max(elapsed, 1e-9))
+            window_started, window_texts = time.perf_counter(), 0
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def _accuracy(model, enc: Encoded, y: np.ndarray, batch_size: int) -> float:
+    logits = predict_logits(model, enc, batch_size)
+    model.train()
+    return float((logits.argmax(-1) == y).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def _save(save_dir: Path, model, tokenizer, optimizer, labels, config: TrainConfig, state: _State,
+          max_len: int, world: int) -> None:
+    import paddle
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        paddle.save(optimizer.state_dict(), str(tmp / "model_state.pdopt"))
+        resolved = asdict(config) | {"max_seq_length": max_len, "num_labels": len(labels),
+                                     "world_size": world, "versions": versions()}
+        ckpt.write_json(tmp / "training_config.json", resolved)
+        ckpt.write_json(tmp / "training_state.json", asdict(state))
+
+    ckpt.write_checkpoint(save_dir, fill)
+    log.info("Saved best checkpoint to %s", save_dir)
+
+
+def _restore_state(config: TrainConfig, optimizer, lr) -> _State:
+    """Optimizer moments, LR schedule and epoch counter from ``init_from_ckpt``, where present."""
+    import paddle
+
+    if not config.init_from_ckpt:
+        return _State()
+    directory = ckpt.resolve_checkpoint(config.init_from_ckpt)
+    state_path = directory / "training_state.json"
+    if not state_path.is_file():
+        log.info("Initialised weights from %s (no training state: starting at epoch 1)", directory)
+        return _State()
+    state = _State(**ckpt.read_json(state_path))
+    opt_path = directory / "model_state.pdopt"
+    if opt_path.is_file():
+        try:
+            optimizer.set_state_dict(paddle.load(str(opt_path)))
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{opt_path}: cannot restore the optimizer state ({exc}).") from exc
+    elif hasattr(lr, "step"):
+        lr.step(state.global_step)  # the optimizer state would have carried the schedule
+    log.info("Resuming from %s after epoch %d (best dev accuracy %.4f)", directory, state.epoch, state.best_accuracy)
+    return state
+
+
+def _cleanup(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a checkpoint or export."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("tritoncls", "paddlepaddle", "paddlenlp", "paddle2onnx", "onnxruntime", "tokenizers"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def dump_result(result: TrainResult) -> str:
+    return json.dumps(asdict(result) | {"save_dir": str(result.save_dir)}, indent=2)
