@@ -140,6 +140,16 @@ def _register_predict(sub) -> None:
     flag(p, "output_file", default="output.txt", help="where text<TAB>label<TAB>confidence lines are written")
     flag(p, "max_seq_length", type=int, default=128, help="tokens per text after truncation")
     flag(p, "batch_size", type=int, default=32, help="texts per forward pass")
+    g = p.add_argument_group("exported model (in-process, no server)")
+    flag(g, "model", default=None, help="export directory; switches to the offline predictor")
+    flag(g, "backend", default="onnxruntime", choices=("onnxruntime", "paddle_inference"), help="runtime for --model")
+    flag(g, "precision", default="fp32", choices=("fp32", "fp16", "int8"),
+         help="fp32; int8 = ONNX Runtime dynamic quantization (CPU); fp16 needs a GPU")
+    flag(g, "num_threads", type=int, default=None, help="CPU threads for the runtime (default: all cores)")
+    flag(g, "input", default=None, help="file of texts, one per line (default: --dataset_dir/--data_file)")
+    flag(g, "output", default=None, help="results file (default: --output_file)")
+    flag(g, "keep_order", action="store_true",
+         help="batch texts in file order instead of sorted by length (results are in input order either way)")
     p.set_defaults(handler=run_predict)
 
 
@@ -148,13 +158,41 @@ def run_predict(args) -> int:
     from tritoncls.errors import ConfigError
     from tritoncls.training.predict import PredictConfig, predict
 
+    if args.model:
+        return _run_offline(args)
     if not args.dataset_dir:
-        raise ConfigError("predict needs --dataset_dir (with data.txt and label.txt).")
+        raise ConfigError("predict needs --dataset_dir (with data.txt and label.txt), or --model EXPORT_DIR.")
     predict(PredictConfig(
         dataset_dir=args.dataset_dir, params_path=args.params_path, output_file=args.output_file,
         device=resolve_device(args.device), max_seq_length=args.max_seq_length, batch_size=args.batch_size,
         data_file=args.data_file, label_file=args.label_file,
     ))
+    return 0
+
+
+def _run_offline(args) -> int:
+    from pathlib import Path
+
+    from tritoncls.errors import ConfigError
+    from tritoncls.training.data import read_texts
+    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+    from tritoncls.training.predict import write_predictions
+
+    source = args.input or (str(Path(args.dataset_dir) / args.data_file) if args.dataset_dir else None)
+    if not source:
+        raise ConfigError("predict --model needs --input FILE (or --dataset_dir with data.txt).")
+    device = resolve_device(args.device) if args.device != "auto" else "cpu"
+    predictor = OfflinePredictor(OfflineConfig(
+        model=args.model, backend=args.backend, precision=args.precision, num_threads=args.num_threads,
+        batch_size=args.batch_size, sort_by_length=not args.keep_order, device=device))
+    texts = read_texts(source)
+    result = predictor.predict_probs(texts, progress=True)
+    best = result.probs.argmax(1)
+    out = Path(args.output or args.output_file)
+    write_predictions(out, texts, [predictor.labels[i] for i in best],
+                      [float(result.probs[i, j]) for i, j in enumerate(best)])
+    log.info("Wrote %d predictions to %s in %.2f s (%.1f texts/s; %s, %s)", len(texts), out, result.seconds,
+             len(texts) / max(result.seconds, 1e-9), args.backend, args.precision)
     return 0
 
 

@@ -85,10 +85,15 @@ def architecture(model_name: str) -> dict[str, Any]:
 
 def _pre_tokenize(texts: Iterable[str], lowercase: bool) -> Counter[str]:
     """Count words as the BERT basic tokenizer splits them (CJK characters stand alone)."""
-    from tokenizers import normalizers, pre_tokenizers
+    from tokenizers import Regex, normalizers, pre_tokenizers
+
+    from tritoncls.fast_tokenizer import SYMBOL_PATTERN
 
     normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    splitter = pre_tokenizers.BertPreTokenizer()
+    splitter = pre_tokenizers.Sequence([
+        pre_tokenizers.BertPreTokenizer(),
+        pre_tokenizers.Split(Regex(SYMBOL_PATTERN), behavior="isolated"),
+    ])
     counts: Counter[str] = Counter()
     for text in texts:
         words = splitter.pre_tokenize_str(normalizer.normalize_str(text))

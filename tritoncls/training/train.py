@@ -244,7 +244,7 @@ def train(config: TrainConfig) -> TrainResult:
     steps_per_epoch = len(epoch_batches(train_enc.lengths(), config.batch_size, 0, rank, world))
     total_steps = steps_per_epoch * config.epochs
     optimizer, lr = _optimizer(model, config, total_steps)
-    state = _restore_state(config, optimizer, lr)
+    state = _restore_state(config, model, optimizer, lr)
     net = paddle.DataParallel(model) if world > 1 else model
     loss_fn = paddle.nn.CrossEntropyLoss()
 
@@ -346,7 +346,7 @@ def _save(save_dir: Path, model, tokenizer, optimizer, labels, config: TrainConf
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
-        paddle.save(optimizer.state_dict(), str(tmp / "model_state.pdopt"))
+        paddle.save(portable_optimizer_state(model, optimizer.state_dict()), str(tmp / "model_state.pdopt"))
         resolved = asdict(config) | {"max_seq_length": max_len, "num_labels": len(labels),
                                      "world_size": world, "versions": versions()}
         ckpt.write_json(tmp / "training_config.json", resolved)
@@ -356,7 +356,33 @@ def _save(save_dir: Path, model, tokenizer, optimizer, labels, config: TrainConf
     log.info("Saved best checkpoint to %s", save_dir)
 
 
-def _restore_state(config: TrainConfig, optimizer, lr) -> _State:
+def _rename_keys(state: dict, mapping: dict[str, str]) -> dict:
+    """Rename optimizer-state keys ``<param>_<accumulator>`` through ``mapping`` of param names."""
+    names = sorted(mapping, key=len, reverse=True)
+    out = {}
+    for key, value in state.items():
+        if key == "master_weights" and isinstance(value, dict):
+            out[key] = {mapping.get(k, k): v for k, v in value.items()}
+            continue
+        match = next((n for n in names if key.startswith(n + "_")), None)
+        out[mapping[match] + key[len(match):] if match else key] = value
+    return out
+
+
+def portable_optimizer_state(model, state: dict) -> dict:
+    """Optimizer state keyed by structured parameter names (``ernie.encoder.layers.0...``).
+
+    Paddle keys optimizer moments by generated names (``linear_12.w_0``) that change with how
+    many models a process has built; structured names survive into the resuming process.
+    """
+    return _rename_keys(state, {p.name: n for n, p in model.named_parameters()})
+
+
+def local_optimizer_state(model, state: dict) -> dict:
+    return _rename_keys(state, {n: p.name for n, p in model.named_parameters()})
+
+
+def _restore_state(config: TrainConfig, model, optimizer, lr) -> _State:
     """Optimizer moments, LR schedule and epoch counter from ``init_from_ckpt``, where present."""
     import paddle
 
@@ -371,7 +397,7 @@ def _restore_state(config: TrainConfig, optimizer, lr) -> _State:
     opt_path = directory / "model_state.pdopt"
     if opt_path.is_file():
         try:
-            optimizer.set_state_dict(paddle.load(str(opt_path)))
+            optimizer.set_state_dict(local_optimizer_state(model, paddle.load(str(opt_path))))
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"{opt_path}: cannot restore the optimizer state ({exc}).") from exc
     elif hasattr(lr, "step"):

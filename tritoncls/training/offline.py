@@ -1,0 +1,179 @@
+"""The offline predictor: classify texts in-process on an export, with no Paddle dynamic graph and
+no server (the reference's ``deploy/predictor``).
+
+It tokenizes with HF ``tokenizers`` (same ids as the training tokenizer), sorts texts by length so
+each batch is padded only to its own longest text, runs ONNX Runtime or Paddle Inference, and
+returns results in input order. The benchmark harness measures this as the in-process baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.errors import ConfigError, ModelError
+from tritoncls.training.export import ONNX_FILE, load_manifest, paddle_predictor, run_paddle
+from tritoncls.training.inference import softmax
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("onnxruntime", "paddle_inference")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def fast_tokenizer(export_dir: str | Path, manifest: dict[str, Any] | None = None):
+    """The export's tokenizer as HF ``tokenizers`` (same ids as training), truncating like training."""
+    from tritoncls.fast_tokenizer import build_tokenizer
+
+    export_dir = Path(export_dir)
+    manifest = manifest or load_manifest(export_dir)
+    spec = manifest["tokenizer"]
+    special = spec["special_tokens"]
+    return build_tokenizer(
+        export_dir / spec["files"]["vocab"], lowercase=bool(spec["do_lower_case"]),
+        max_length=int(manifest["max_seq_length"]), unk_token=special["unk_token"],
+        cls_token=special["cls_token"], sep_token=special["sep_token"],
+    )
+
+
+def pad_ids(encodings, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack HF encodings into int64 arrays padded to the longest of them."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    types = np.zeros((len(encodings), width), dtype=np.int64)
+    for i, enc in enumerate(encodings):
+        ids[i, :len(enc.ids)] = enc.ids
+        types[i, :len(enc.type_ids)] = enc.type_ids
+    return ids, types
+
+
+@dataclass
+class OfflineConfig:
+    model: str
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    num_threads: int | None = None
+    batch_size: int = 32
+    sort_by_length: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        if self.batch_size <= 0:
+            raise ConfigError(f"--batch_size must be positive, got {self.batch_size}.")
+        if self.precision == "int8" and self.backend != "onnxruntime":
+            raise ConfigError("--precision int8 is implemented with ONNX Runtime dynamic quantization; use --backend onnxruntime.")
+        if self.precision == "fp16" and self.device != "gpu":
+            raise ConfigError("--precision fp16 needs a GPU (--device gpu); on CPU use fp32 or int8.")
+
+
+def quantized_onnx(export_dir: Path) -> Path:
+    """INT8 dynamic quantization of the export's ONNX (weights int8, activations quantized at run time).
+
+    Cached beside the export as ``model.int8.onnx``; rebuilt when the FP32 model is newer.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = export_dir / ONNX_FILE
+    target = export_dir / "model.int8.onnx"
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    tmp = target.with_suffix(".partial.onnx")
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=False)
+    os.replace(tmp, target)
+    return target
+
+
+class ExportedModel:
+    """Logits from an export's ONNX (ONNX Runtime) or static graph (Paddle Inference)."""
+
+    def __init__(self, export_dir: str | Path, backend: str = "onnxruntime", precision: str = "fp32",
+                 num_threads: int | None = None, device: str = "cpu") -> None:
+        self.export_dir = Path(export_dir)
+        self.manifest = load_manifest(self.export_dir)
+        self.backend = backend
+        threads = num_threads or os.cpu_count() or 1
+        if backend == "onnxruntime":
+            self._session = self._ort_session(precision, threads, device)
+            self._input_names = [i["name"] for i in self.manifest["onnx"]["inputs"]]
+            self._output_name = self.manifest["onnx"]["outputs"][0]["name"]
+        else:
+            self._predictor = paddle_predictor(self.export_dir, threads)
+
+    def _ort_session(self, precision: str, threads: int, device: str):
+        import onnxruntime as ort
+
+        path = self.export_dir / self.manifest["onnx"]["file"]
+        if precision == "int8":
+            path = quantized_onnx(self.export_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device == "gpu":
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            return ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises many types for a bad file
+            raise ModelError(f"{path}: ONNX Runtime cannot load the model ({exc}). Re-run `tritoncls export`.") from exc
+
+    def logits(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        if self.backend == "onnxruntime":
+            feeds = dict(zip(self._input_names, (input_ids, token_type_ids)))
+            return self._session.run([self._output_name], feeds)[0]
+        return run_paddle(self._predictor, input_ids, token_type_ids)
+
+
+@dataclass
+class OfflineResult:
+    probs: np.ndarray
+    seconds: float
+    padded_tokens: int
+    real_tokens: int
+
+
+class OfflinePredictor:
+    """Tokenize, batch (sorted by length unless told not to) and classify texts in-process."""
+
+    def __init__(self, config: OfflineConfig) -> None:
+        self.config = config
+        self.model = ExportedModel(config.model, config.backend, config.precision, config.num_threads, config.device)
+        self.manifest = self.model.manifest
+        self.labels: list[str] = list(self.manifest["labels"])
+        self.tokenizer = fast_tokenizer(config.model, self.manifest)
+        self.pad_id = int(self.manifest["tokenizer"]["pad_token_id"])
+
+    def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        order = np.argsort(lengths, kind="stable") if self.config.sort_by_length else np.arange(len(lengths))
+        size = self.config.batch_size
+        return [order[i:i + size] for i in range(0, len(order), size)]
+
+    def predict_probs(self, texts: Sequence[str], progress: bool = False) -> OfflineResult:
+        from tqdm import tqdm
+
+        started = time.perf_counter()
+        encodings = self.tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
+        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        padded = 0
+        for rows in tqdm(self.batches(lengths), desc="predict", unit="batch", disable=not progress, leave=False):
+            ids, types = pad_ids([encodings[r] for r in rows], self.pad_id)
+            probs[rows] = softmax(self.model.logits(ids, types))
+            padded += ids.size
+        return OfflineResult(probs, time.perf_counter() - started, padded, int(lengths.sum()))
+
+    def predict(self, texts: Sequence[str], progress: bool = False) -> tuple[list[str], list[float]]:
+        probs = self.predict_probs(texts, progress).probs
+        best = probs.argmax(1)
+        return [self.labels[i] for i in best], [float(probs[i, j]) for i, j in enumerate(best)]
