@@ -39,6 +39,31 @@ def register(sub) -> None:
     _register_evaluate(sub)
     _register_predict(sub)
     _register_export(sub)
+    _register_analyze(sub)
+
+
+def _register_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="label balance, token lengths, truncation, duplicates, leakage",
+                       description="Analyze a dataset before training: label counts and imbalance, text "
+                                   "lengths in tokens, the share truncated at --max_seq_length, duplicate "
+                                   "texts (and those with conflicting labels), dev texts that also appear in "
+                                   "train, and a suggested --max_seq_length.")
+    _dataset(p)
+    flag(p, "max_seq_length", type=int, default=128, help="length to measure truncation against")
+    flag(p, "train_file", default="train.txt", help="training file name inside --dataset_dir")
+    flag(p, "dev_file", default="dev.txt", help="dev file name inside --dataset_dir")
+    flag(p, "vocab_file", default=None, help="count tokens with this vocab.txt (default: one built from train)")
+    flag(p, "report_json", default=None, help="also write the analysis as JSON here")
+    p.set_defaults(handler=run_analyze)
+
+
+def run_analyze(args) -> int:
+    from tritoncls.training.analysis import AnalyzeConfig, analyze
+
+    analyze(AnalyzeConfig(dataset_dir=args.dataset_dir, max_seq_length=args.max_seq_length,
+                          train_file=args.train_file, dev_file=args.dev_file, label_file=args.label_file,
+                          vocab_file=args.vocab_file, report_json=args.report_json))
+    return 0
 
 
 def _register_train(sub) -> None:

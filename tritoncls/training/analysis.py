@@ -1,0 +1,108 @@
+"""Data analysis before training: label balance, text lengths in tokens, truncation at
+``max_seq_length``, duplicates and train/dev leakage, with a suggested ``max_seq_length``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.training import data
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalyzeConfig:
+    dataset_dir: str
+    max_seq_length: int = 128
+    train_file: str = "train.txt"
+    dev_file: str = "dev.txt"
+    label_file: str = "label.txt"
+    vocab_file: str | None = None  # token lengths with this vocab; default: a vocab built from train
+    report_json: str | None = None
+
+
+def _token_lengths(texts: list[str], vocab_file: Path) -> np.ndarray:
+    from tritoncls.fast_tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer(vocab_file, max_length=100_000)
+    return np.array([len(e.ids) for e in tokenizer.encode_batch(texts)])
+
+
+def _split_stats(examples: list[data.Example], labels: list[str], lengths: np.ndarray, max_len: int) -> dict[str, Any]:
+    counts = Counter(e.label for e in examples)
+    texts = [e.text for e in examples]
+    duplicates = len(texts) - len(set(texts))
+    conflicting = _conflicting_labels(examples)
+    return {
+        "size": len(examples),
+        "label_counts": {label: counts.get(label, 0) for label in labels},
+        "imbalance_ratio": max(counts.values()) / max(1, min(counts.get(label, 0) for label in labels) or 1),
+        "tokens": {q: float(np.percentile(lengths, p)) for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
+        "truncated_share": float((lengths > max_len).mean()),
+        "duplicate_texts": duplicates,
+        "conflicting_duplicates": conflicting,
+    }
+
+
+def _conflicting_labels(examples: list[data.Example]) -> int:
+    seen: dict[str, set[str]] = {}
+    for e in examples:
+        seen.setdefault(e.text, set()).add(e.label)
+    return sum(1 for labels in seen.values() if len(labels) > 1)
+
+
+def suggest_max_seq_length(lengths: np.ndarray) -> int:
+    """The smallest power of two (>= 16) that covers 99% of the texts without truncation."""
+    p99 = float(np.percentile(lengths, 99))
+    size = 16
+    while size < p99:
+        size *= 2
+    return size
+
+
+def analyze(config: AnalyzeConfig) -> dict[str, Any]:
+    import tempfile
+
+    from tritoncls.training.modeling import build_vocab, write_vocab
+
+    root = Path(config.dataset_dir)
+    labels = data.read_labels(root / config.label_file)
+    train = data.read_examples(root / config.train_file, labels)
+    dev = data.read_examples(root / config.dev_file, labels) if (root / config.dev_file).is_file() else []
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = Path(config.vocab_file) if config.vocab_file else write_vocab(build_vocab(e.text for e in train), Path(tmp))
+        train_len = _token_lengths([e.text for e in train], vocab)
+        dev_len = _token_lengths([e.text for e in dev], vocab) if dev else np.zeros(0)
+    report: dict[str, Any] = {"labels": labels, "max_seq_length": config.max_seq_length,
+                              "train": _split_stats(train, labels, train_len, config.max_seq_length)}
+    if dev:
+        report["dev"] = _split_stats(dev, labels, dev_len, config.max_seq_length)
+        report["dev_texts_in_train"] = len({e.text for e in dev} & {e.text for e in train})
+    report["suggested_max_seq_length"] = suggest_max_seq_length(train_len)
+    _log(report)
+    if config.report_json:
+        Path(config.report_json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return report
+
+
+def _log(report: dict[str, Any]) -> None:
+    for split in ("train", "dev"):
+        if split not in report:
+            continue
+        s = report[split]
+        log.info("%s: %d examples; tokens p50 %.0f p90 %.0f p99 %.0f max %.0f; %.1f%% truncated at %d; "
+                 "%d duplicate texts (%d with conflicting labels)", split, s["size"], s["tokens"]["p50"],
+                 s["tokens"]["p90"], s["tokens"]["p99"], s["tokens"]["max"], 100 * s["truncated_share"],
+                 report["max_seq_length"], s["duplicate_texts"], s["conflicting_duplicates"])
+        for label, count in s["label_counts"].items():
+            log.info("  %-20s %6d (%.1f%%)", label, count, 100 * count / max(1, s["size"]))
+    if "dev_texts_in_train" in report:
+        log.info("dev texts also in train: %d", report["dev_texts_in_train"])
+    log.info("suggested --max_seq_length: %d (covers 99%% of training texts)", report["suggested_max_seq_length"])
