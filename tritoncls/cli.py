@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # stage not installed in this build
+            if exc.name and name.startswith(exc.name):
+                continue  # stage not present in this build
             raise
         module.register(sub)
     return parser
