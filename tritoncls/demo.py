@@ -56,15 +56,16 @@ def run_demo(output: Path, epochs: int = 10, serve: bool = True) -> dict:
 
 
 def _serve_and_classify(export_dir: Path, repo_dir: Path) -> list[tuple[str, str, float]]:
-    from tritoncls.builder import BuildOptions, build_repository
-    from tritoncls.clients import GrpcClassifier
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.clients import GrpcClient
     from tritoncls.server import TritonServer
 
-    build_repository(BuildOptions(model=export_dir, output=repo_dir, force=True))
+    build_repository(BuildConfig(model=str(export_dir), output=str(repo_dir), force=True))
     rows = []
     with TritonServer(repo_dir) as server:
         log.info("tritonserver ready: gRPC %s, HTTP %s", server.grpc_url, server.http_url)
-        with GrpcClassifier(server.grpc_url) as client:
+        with GrpcClient(server.grpc_url) as client:
+            client.wait_until_ready(60)
             for text, prediction in zip(SAMPLE_TEXTS, client.classify(list(SAMPLE_TEXTS))):
                 rows.append((text, prediction.label, prediction.confidence))
                 print(f"{prediction.label:>10}  {prediction.confidence:.3f}  {text}")

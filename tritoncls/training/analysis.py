@@ -29,10 +29,11 @@ class AnalyzeConfig:
 
 
 def _token_lengths(texts: list[str], vocab_file: Path) -> np.ndarray:
-    from tritoncls.fast_tokenizer import build_tokenizer
+    from tritoncls.builder.runtime import WordPieceTokenizer
+    from tritoncls.training.modeling import SPECIAL_TOKENS
 
-    tokenizer = build_tokenizer(vocab_file, max_length=100_000)
-    return np.array([len(e.ids) for e in tokenizer.encode_batch(texts)])
+    tokenizer = WordPieceTokenizer(vocab_file, True, dict(SPECIAL_TOKENS), max_seq_length=1_000_000)
+    return np.array([len(ids) for ids in tokenizer.encode(texts)])
 
 
 def _split_stats(examples: list[data.Example], labels: list[str], lengths: np.ndarray, max_len: int) -> dict[str, Any]:

@@ -84,20 +84,14 @@ def architecture(model_name: str) -> dict[str, Any]:
 
 
 def _pre_tokenize(texts: Iterable[str], lowercase: bool) -> Counter[str]:
-    """Count words as the BERT basic tokenizer splits them (CJK characters stand alone)."""
-    from tokenizers import Regex, normalizers, pre_tokenizers
+    """Count words exactly as PaddleNLP's basic tokenizer splits them (CJK, punctuation and
+    symbols stand alone), so that every character of the training data gets into the vocabulary."""
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
 
-    from tritoncls.fast_tokenizer import SYMBOL_PATTERN
-
-    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    splitter = pre_tokenizers.Sequence([
-        pre_tokenizers.BertPreTokenizer(),
-        pre_tokenizers.Split(Regex(SYMBOL_PATTERN), behavior="isolated"),
-    ])
+    splitter = BasicTokenizer(do_lower_case=lowercase)
     counts: Counter[str] = Counter()
     for text in texts:
-        words = splitter.pre_tokenize_str(normalizer.normalize_str(text))
-        counts.update(word for word, _ in words)
+        counts.update(splitter.tokenize(text))
     return counts
 
 
@@ -203,8 +197,73 @@ def load_checkpoint_model(checkpoint_dir: str | Path):
     weights = directory / "model_state.pdparams"
     if not weights.is_file():
         raise ModelError(f"{directory}: no model_state.pdparams. Is this a checkpoint written by `tritoncls train`?")
-    model = ErnieForSequenceClassification.from_pretrained(str(directory))
+    if HEAD_DIM_FIELD in _local_architecture(directory):
+        model = _load_narrow_attention_model(directory, weights)
+    else:
+        model = ErnieForSequenceClassification.from_pretrained(str(directory))
     model.eval()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention narrower than hidden_size (models written by ``tritoncls prune``)
+# ---------------------------------------------------------------------------------------------
+
+#: ``config.json`` field that ``tritoncls prune`` writes: the width of one attention head. Paddle's
+#: ``MultiHeadAttention`` derives it as ``hidden_size / num_attention_heads``, which no longer holds
+#: once heads are removed and the hidden size is kept (12 heads of 32 on hidden 384 -> 6 heads of 32).
+HEAD_DIM_FIELD = "attention_head_dim"
+
+
+def attention_head_dim(config) -> int:
+    """The width of one attention head: the recorded one, else ``hidden_size / num_attention_heads``."""
+    recorded = getattr(config, HEAD_DIM_FIELD, None)
+    return int(recorded) if recorded else int(config.hidden_size) // int(config.num_attention_heads)
+
+
+def set_attention_width(model, num_heads: int, head_dim: int) -> None:
+    """Give every attention layer ``num_heads`` heads of ``head_dim`` each, with new (untrained)
+    projections, and record both in ``model.config``.
+
+    ``MultiHeadAttention.forward`` reshapes with its ``num_heads``/``head_dim`` attributes and the
+    projections' shapes only, so the layer stays an ordinary paddle layer that ``paddle.jit.save``
+    and paddle2onnx export as usual.
+    """
+    import paddle
+
+    inner = num_heads * head_dim
+    for layer in model.ernie.encoder.layers:
+        attn = layer.self_attn
+        hidden = attn.embed_dim
+        attn.q_proj = paddle.nn.Linear(hidden, inner)
+        attn.k_proj = paddle.nn.Linear(attn.kdim, inner)
+        attn.v_proj = paddle.nn.Linear(attn.vdim, inner)
+        attn.out_proj = paddle.nn.Linear(inner, hidden)
+        attn.num_heads, attn.head_dim = num_heads, head_dim
+    model.config.num_attention_heads = num_heads
+    setattr(model.config, HEAD_DIM_FIELD, head_dim)
+
+
+def _load_narrow_attention_model(directory: Path, weights: Path):
+    import paddle
+    from paddlenlp.transformers import ErnieConfig, ErnieForSequenceClassification
+
+    config = ErnieConfig.from_pretrained(str(directory))
+    num_heads, head_dim = int(config.num_attention_heads), int(getattr(config, HEAD_DIM_FIELD))
+    config.num_attention_heads = 1  # builds for any hidden_size; the attention is resized next
+    model = ErnieForSequenceClassification(config)
+    set_attention_width(model, num_heads, head_dim)
+    state = paddle.load(str(weights))
+    expected = {name: list(t.shape) for name, t in model.state_dict().items()}
+    found = {name: list(t.shape) for name, t in state.items()}
+    if expected != found:
+        wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        raise ModelError(
+            f"{weights}: weights do not match {directory / 'config.json'} ({num_heads} heads of {head_dim}, "
+            f"intermediate_size {config.intermediate_size}); first mismatches: {wrong[:3]}. "
+            f"Re-run `tritoncls prune`, which writes both together."
+        )
+    model.set_state_dict(state)
     return model
 
 
@@ -216,6 +275,7 @@ def model_architecture_summary(model) -> dict[str, Any]:
         "num_hidden_layers": int(config.num_hidden_layers),
         "hidden_size": int(config.hidden_size),
         "num_attention_heads": int(config.num_attention_heads),
+        "attention_head_dim": attention_head_dim(config),
         "intermediate_size": int(config.intermediate_size),
         "vocab_size": int(config.vocab_size),
         "max_position_embeddings": int(config.max_position_embeddings),

@@ -28,30 +28,50 @@ BACKENDS = ("onnxruntime", "paddle_inference")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def fast_tokenizer(export_dir: str | Path, manifest: dict[str, Any] | None = None):
-    """The export's tokenizer as HF ``tokenizers`` (same ids as training), truncating like training."""
-    from tritoncls.fast_tokenizer import build_tokenizer
+@dataclass(frozen=True)
+class Encoding:
+    """One text's ids, shaped like an HF ``tokenizers`` Encoding for callers that use one."""
 
-    export_dir = Path(export_dir)
-    manifest = manifest or load_manifest(export_dir)
-    spec = manifest["tokenizer"]
-    special = spec["special_tokens"]
-    return build_tokenizer(
-        export_dir / spec["files"]["vocab"], lowercase=bool(spec["do_lower_case"]),
-        max_length=int(manifest["max_seq_length"]), unk_token=special["unk_token"],
-        cls_token=special["cls_token"], sep_token=special["sep_token"],
-    )
+    ids: list[int]
+
+    @property
+    def type_ids(self) -> list[int]:
+        return [0] * len(self.ids)
 
 
-def pad_ids(encodings, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stack HF encodings into int64 arrays padded to the longest of them."""
-    width = max(len(e.ids) for e in encodings)
-    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
-    types = np.zeros((len(encodings), width), dtype=np.int64)
-    for i, enc in enumerate(encodings):
-        ids[i, :len(enc.ids)] = enc.ids
-        types[i, :len(enc.type_ids)] = enc.type_ids
-    return ids, types
+class FastTokenizer:
+    """The export's tokenizer at HF ``tokenizers`` speed, with ids identical to the training
+    tokenizer (PaddleNLP's ErnieTokenizer): the same code the Triton tokenizer step runs."""
+
+    def __init__(self, export_dir: str | Path, manifest: dict[str, Any] | None = None) -> None:
+        from tritoncls.builder.runtime import WordPieceTokenizer
+
+        export_dir = Path(export_dir)
+        manifest = manifest or load_manifest(export_dir)
+        spec = manifest["tokenizer"]
+        self._inner = WordPieceTokenizer(export_dir / spec["files"]["vocab"], bool(spec["do_lower_case"]),
+                                         dict(spec["special_tokens"]), int(manifest["max_seq_length"]))
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """[CLS] ... [SEP] ids of each text, truncated to the export's max_seq_length."""
+        return self._inner.encode(list(texts))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[Encoding]:
+        return [Encoding(ids) for ids in self.encode(texts)]
+
+
+def fast_tokenizer(export_dir: str | Path, manifest: dict[str, Any] | None = None) -> FastTokenizer:
+    return FastTokenizer(export_dir, manifest)
+
+
+def pad_ids(rows: Sequence[Sequence[int] | Encoding], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack id lists (or encodings) into int64 ``input_ids`` padded to the longest, and zero ``token_type_ids``."""
+    rows = [getattr(r, "ids", r) for r in rows]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+    return ids, np.zeros_like(ids)
 
 
 @dataclass
@@ -163,8 +183,8 @@ class OfflinePredictor:
         from tqdm import tqdm
 
         started = time.perf_counter()
-        encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = np.array([len(e.ids) for e in encodings])
+        encodings = self.tokenizer.encode(list(texts))
+        lengths = np.array([len(e) for e in encodings])
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         padded = 0
         for rows in tqdm(self.batches(lengths), desc="predict", unit="batch", disable=not progress, leave=False):

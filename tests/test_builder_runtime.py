@@ -1,0 +1,197 @@
+"""The repository's runtime (tritoncls_runtime.py): tokenizer parity with PaddleNLP, buckets, batching,
+postprocess and per-request errors, tested outside Triton."""
+
+from __future__ import annotations
+
+import ast
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.serving_fixtures import SPECIAL_TOKENS, write_tiny_export
+from tritoncls.builder import runtime as rt
+from tritoncls.builder.render import PYTHON_MODELS_DIR
+
+TRICKY_TEXTS = [
+    "Café Über naïve ÅNGSTRÖM", "ΟΔΟΣ. ΣΑΣ ΟΔΟΣ", "İstanbul ß straße ŉ ǅ", "emoji 😀👍🏽 test", "高烧39°对宝贝",
+    "ctrl\x00\x01\x07\x1b chars\t tab\r\n", "zero\u200bwidth\u200d joiner\ufeff bom \ufffd", "a\x85b a\x0bb",
+    "\u00a0nbsp\u3000ideographic\u2028line\u2029para", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "combining e\u0301 中\u0301",
+    "[CLS] [SEP] [PAD] [UNK] [MASK]", "a[MASK]b [mask] [MA\x00SK]", "\ud7ff\ue000\U000e0001 unassigned/private",
+    "x" * 300, "很" * 300, "word " * 100, "\U0001F600" * 80, "aaaaaaaaa" * 20 + " b", "\U0002B820\U0002B900x",
+    "hello,world!?... ²³ µ Ø ŋ Ʊ 〇", "   leading and trailing   ",
+]
+
+
+def paddlenlp_tokenizer(directory: Path, vocab: list[str], lowercase: bool):
+    """The training tokenizer, saved and reloaded the way the export and predict load it."""
+    from paddlenlp.transformers import ErnieTokenizer
+
+    from tritoncls.training.modeling import load_tokenizer, write_vocab
+
+    directory.mkdir(parents=True, exist_ok=True)
+    write_vocab(vocab, directory)
+    ErnieTokenizer(str(directory / "vocab.txt"), do_lower_case=lowercase, **SPECIAL_TOKENS).save_pretrained(str(directory))
+    return load_tokenizer(directory)
+
+
+def random_texts(rng: random.Random, count: int) -> list[str]:
+    pool = ([chr(c) for c in range(0x20, 0x250)] + list("ΑΒΓΣσςΟΔ İıŉǰßẞﬁ中文测试头痛怎么办") + [chr(c) for c in range(0x300, 0x370)]
+            + [chr(c) for c in range(0x2000, 0x2070)] + [chr(c) for c in range(0x3000, 0x3040)]
+            + [chr(c) for c in (0x0, 0xB, 0x85, 0xA0, 0xAD, 0x1680, 0x200B, 0x2028, 0xFEFF, 0xFFFD, 0xD7FF, 0xE000,
+                                0x2B820, 0x2B8FF, 0xF900, 0x1F600, 0x1F3FD, 0xE0001)]
+            + ["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[mask]", " ", "\t", "\n"])
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 40))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("kind", [rt.WordPieceTokenizer, rt.PythonWordPieceTokenizer], ids=lambda k: k.__name__)
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_tokenizers_give_paddlenlp_ids_on_tricky_and_random_unicode(kind, lowercase, tmp_path):
+    from tritoncls.training.modeling import build_vocab
+
+    rng = random.Random(0)
+    vocab = build_vocab(random_texts(rng, 2000) + ["unaffable running ΟΔΟΣ café"], lowercase=lowercase, max_size=6000)
+    reference = paddlenlp_tokenizer(tmp_path, vocab, lowercase)
+    ours = kind(tmp_path / "vocab.txt", lowercase, SPECIAL_TOKENS, max_seq_length=64)
+    texts = TRICKY_TEXTS + random_texts(rng, 1500)
+    expected = reference(texts, max_length=64, truncation=True)["input_ids"]
+    got = ours.encode(texts)
+    mismatches = [(t, e, g) for t, e, g in zip(texts, expected, got) if e != g]
+    assert not mismatches, f"{len(mismatches)} texts differ, first: {mismatches[0]}"
+
+
+@pytest.mark.slow
+@pytest.mark.kuake
+def test_wordpiece_tokenizer_gives_the_exported_tokenizers_ids_on_every_kuake_dev_text(kuake_export, kuake_dir):
+    from tritoncls.training import data, modeling
+    from tritoncls.training.export import load_manifest
+
+    manifest = load_manifest(kuake_export)
+    texts = [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
+    texts += TRICKY_TEXTS
+    reference = modeling.load_tokenizer(kuake_export)(texts, max_length=manifest["max_seq_length"], truncation=True)
+    tok = manifest["tokenizer"]
+    ours = rt.WordPieceTokenizer(kuake_export / tok["files"]["vocab"], tok["do_lower_case"], tok["special_tokens"],
+                                 manifest["max_seq_length"])
+    assert len(texts) == 1955 + len(TRICKY_TEXTS)
+    assert ours.encode(texts) == reference["input_ids"]
+
+
+def test_decode_texts_rejects_non_utf8_and_empty_text_naming_the_row():
+    assert rt.decode_texts(np.array([["héllo".encode()], [b"x"]], dtype=np.object_)) == ["héllo", "x"]
+    with pytest.raises(rt.RequestError, match=r"text 1: bytes b'\\xff\\xfe' at offset 0 are not valid UTF-8"):
+        rt.decode_texts(np.array([[b"ok"], [b"\xff\xfe"]], dtype=np.object_))
+    with pytest.raises(rt.RequestError, match="text 0: the text is empty"):
+        rt.decode_texts(np.array([[b" \t "]], dtype=np.object_))
+
+
+def test_bucket_width_picks_the_smallest_bucket_that_fits():
+    assert [rt.bucket_width(n, (16, 32, 64)) for n in (1, 16, 17, 33, 64)] == [16, 16, 32, 64, 64]
+    with pytest.raises(ValueError):
+        rt.bucket_width(65, (16, 32, 64))
+
+
+def test_padded_width_per_padding_mode():
+    rows = [[1, 2, 3], [1] * 20]
+    assert rt.padded_width(rows, "buckets", (16, 32, 64), 64) == 32
+    assert rt.padded_width(rows, "longest", (16, 32, 64), 64) == 20
+    assert rt.padded_width(rows, "max_length", (16, 32, 64), 64) == 64
+
+
+def test_pad_rows_pads_ids_with_pad_id_and_types_with_pad_type_id():
+    ids, types = rt.pad_rows([[1, 5, 2], [1, 2]], 4, pad_id=0, pad_type_id=3)
+    assert ids.tolist() == [[1, 5, 2, 0], [1, 2, 0, 0]] and ids.dtype == np.int64
+    assert types.tolist() == [[0, 0, 0, 3], [0, 0, 3, 3]]
+
+
+def test_merge_trim_and_split_round_trip_requests_of_different_widths():
+    a, b = np.array([[1, 2, 0, 0]]), np.array([[1, 2, 3, 4, 5, 0, 0, 0], [1, 2, 0, 0, 0, 0, 0, 0]])
+    merged = rt.merge_requests([a, b], pad_value=0)
+    assert merged.shape == (3, 8)
+    ids, _ = rt.trim_padding(merged, np.zeros_like(merged), pad_id=0)
+    assert ids.shape == (3, 5) and ids.flags.c_contiguous
+    assert [part.shape[0] for part in rt.split_rows(ids, [1, 2])] == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory) -> Path:
+    return write_tiny_export(tmp_path_factory.mktemp("runtime") / "export")
+
+
+def tokenize_step(export: Path, padding: str = "buckets") -> rt.TokenizeStep:
+    tokenizer = rt.WordPieceTokenizer(export / "vocab.txt", True, SPECIAL_TOKENS, 64)
+    return rt.TokenizeStep(tokenizer, padding, (16, 32, 64), 64, pad_token_id=0)
+
+
+def column(*texts: str | bytes) -> np.ndarray:
+    return np.array([[t.encode() if isinstance(t, str) else t] for t in texts], dtype=np.object_)
+
+
+def test_tokenize_step_pads_each_request_to_its_own_bucket_and_fails_only_the_bad_request(tiny_export):
+    step = tokenize_step(tiny_export)
+    results = step([column("good movie"), column(b"\xc3\x28"), column("the movie " * 10, "ok"), column("")])
+    assert results[0][0].shape == (1, 16)
+    assert isinstance(results[1], rt.RequestError) and "not valid UTF-8" in str(results[1])
+    assert results[2][0].shape == (2, 32)
+    assert isinstance(results[3], rt.RequestError) and "empty" in str(results[3])
+
+
+def test_tokenize_step_truncates_long_text_to_max_seq_length_like_training(tiny_export):
+    ids, _ = tokenize_step(tiny_export)([column("good " * 500)])[0]
+    assert ids.shape == (1, 64) and ids[0, 0] == 1 and ids[0, -1] == 2  # [CLS] ... [SEP]
+
+
+def test_model_step_merged_run_equals_one_run_per_request(tiny_export):
+    runner = rt.OnnxRunner(tiny_export / "model.onnx", ("input_ids", "token_type_ids"), "logits")
+    inputs = tokenize_step(tiny_export)([column("good movie"), column("bad " * 20, "ok"), column("great fine")])
+    merged = rt.ModelStep(runner, pad_token_id=0, merge=True)(inputs)
+    single = rt.ModelStep(runner, pad_token_id=0, merge=False)(inputs)
+    for m, s in zip(merged, single):
+        np.testing.assert_allclose(m, s, atol=1e-5)
+    assert [m.shape for m in merged] == [(1, 3), (2, 3), (1, 3)]
+
+
+def test_model_step_passes_request_errors_through_and_runs_the_rest(tiny_export):
+    runner = rt.OnnxRunner(tiny_export / "model.onnx", ("input_ids", "token_type_ids"), "logits")
+    bad = rt.RequestError("bad text")
+    results = rt.ModelStep(runner, 0)([bad, *tokenize_step(tiny_export)([column("good")])])
+    assert results[0] is bad and results[1].shape == (1, 3)
+
+
+def test_postprocess_gives_label_confidence_and_top_k_best_first():
+    logits = np.array([[0.0, 2.0, 1.0], [3.0, 3.0, 0.0]], dtype=np.float32)
+    out = rt.PostprocessStep(["a", "b", "c"], top_k=2)([logits[:1], rt.RequestError("x"), logits[1:]])
+    first, error, second = out
+    assert first.label.tolist() == [[b"b"]] and first.top_k_labels.tolist() == [[b"b", b"c"]]
+    np.testing.assert_allclose(first.confidence, rt.softmax(logits[:1]).max(axis=1, keepdims=True))
+    assert isinstance(error, rt.RequestError)
+    assert second.label.tolist() == [[b"a"]] and second.top_k_labels.tolist() == [[b"a", b"b"]]  # tie: lower id first
+
+
+def test_postprocess_refuses_a_label_file_that_does_not_match_the_logits(tmp_path):
+    (tmp_path / "label.txt").write_text("a\nb\n", encoding="utf-8")
+    params = {"label_file": "label.txt", "num_labels": "3", "top_k": "0"}
+    with pytest.raises(ValueError, match="2 labels, but the model gives 3 logits"):
+        rt.PostprocessStep.from_parameters(params, tmp_path)
+
+
+def test_read_labels_reads_like_training_bom_crlf_and_blank_lines(tmp_path):
+    path = tmp_path / "label.txt"
+    path.write_bytes('\ufeffsay "hi"\r\n\r\n{{ x }}\r\n中文\n'.encode())
+    from tritoncls.training.data import read_labels
+
+    assert rt.read_labels(path) == read_labels(path) == ['say "hi"', "{{ x }}", "中文"]
+
+
+ALLOWED_IMPORTS = {"__future__", "functools", "json", "re", "unicodedata", "collections.abc", "dataclasses", "pathlib",
+                   "numpy", "tokenizers", "tokenizers.models", "onnxruntime", "paddle", "paddlenlp.transformers",
+                   "triton_python_backend_utils", "tritoncls_runtime"}
+
+
+@pytest.mark.parametrize("path", [Path(rt.__file__), *sorted(PYTHON_MODELS_DIR.glob("*.py"))], ids=lambda p: p.name)
+def test_repository_python_never_imports_tritoncls(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert modules <= ALLOWED_IMPORTS, f"{path.name} imports {sorted(modules - ALLOWED_IMPORTS)}"

@@ -1,0 +1,78 @@
+"""Clients without a model: retries against a port nobody listens on, signatures, batching, results.
+
+(Clients against a real server are tested in test_server_e2e.py.)
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tritoncls.clients import CLIENTS, ServerUnavailable, classify_texts, make_client
+from tritoncls.clients.base import Prediction, Signature, chunks, encode_texts, predictions_from, signature_from
+from tritoncls.errors import ClientError
+from tritoncls.server import free_port
+
+
+@pytest.mark.parametrize("protocol", sorted(CLIENTS))
+def test_client_retries_with_backoff_then_reports_the_server_unavailable(protocol):
+    url = f"127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with make_client(url, protocol, retries=2, backoff_s=0.05, timeout_s=2) as client:
+        with pytest.raises(ServerUnavailable, match=rf"{url}: could not read the model's metadata: server unavailable after 3 tries"):
+            client.classify(["hello"])
+    assert time.monotonic() - start >= 0.05 + 0.1  # two backoffs: 0.05 s, then 0.1 s
+
+
+@pytest.mark.parametrize("protocol", sorted(CLIENTS))
+def test_wait_until_ready_gives_up_after_its_timeout_with_a_hint(protocol):
+    with make_client(f"127.0.0.1:{free_port()}", protocol, timeout_s=1) as client:
+        with pytest.raises(ClientError, match="not ready after 1 s .*Is `tritoncls serve` running there?"):
+            client.wait_until_ready(timeout_s=1)
+
+
+def test_classify_texts_tries_every_url_before_giving_up():
+    urls = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    with pytest.raises(ServerUnavailable):
+        classify_texts(["a", "b"], urls, retries=0, batch_size=1, concurrency=2)
+
+
+def test_classify_texts_needs_a_url():
+    with pytest.raises(ClientError, match="no server URL"):
+        classify_texts(["a"], [])
+
+
+def test_unknown_protocol_is_refused():
+    with pytest.raises(ClientError, match="protocol 'smtp'"):
+        make_client("127.0.0.1:1", "smtp")
+
+
+def test_chunks_respect_the_batch_limit():
+    assert [list(c) for c in chunks(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_encode_texts_sends_str_as_utf8_and_bytes_unchanged():
+    data = encode_texts(["中", b"\xff"])
+    assert data.shape == (2, 1) and data[0, 0] == "中".encode() and data[1, 0] == b"\xff"
+
+
+def test_signature_needs_one_bytes_input_and_label_confidence_outputs():
+    metadata = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": ["-1", "1"]}],
+                "outputs": [{"name": "label"}, {"name": "confidence"}, {"name": "top_k_labels"}, {"name": "top_k_probs"}]}
+    signature = signature_from(metadata, {"max_batch_size": 64}, "seqcls", "u")
+    assert signature == Signature("text", ("label", "confidence", "top_k_labels", "top_k_probs"), 64)
+    assert signature.has_top_k
+    with pytest.raises(ClientError, match=r"has no outputs \['label'\]"):
+        signature_from({**metadata, "outputs": [{"name": "confidence"}]}, {}, "seqcls", "u")
+    with pytest.raises(ClientError, match="one BYTES input"):
+        signature_from({**metadata, "inputs": [{"name": "input_ids", "datatype": "INT64"}]}, {}, "seqcls_model", "u")
+
+
+def test_predictions_decode_labels_and_pair_top_k():
+    signature = Signature("text", ("label", "confidence", "top_k_labels", "top_k_probs"), 8)
+    outputs = {"label": np.array([["中".encode()]], dtype=np.object_), "confidence": np.array([[0.75]], dtype=np.float32),
+               "top_k_labels": np.array([[b"\xe4\xb8\xad", b"b"]], dtype=np.object_),
+               "top_k_probs": np.array([[0.75, 0.25]], dtype=np.float32)}
+    assert predictions_from(outputs, signature) == [Prediction("中", 0.75, (("中", 0.75), ("b", 0.25)))]

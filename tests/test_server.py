@@ -1,0 +1,96 @@
+"""tritoncls serve / TritonServer: finding and preparing tritonserver, failed starts, the serve command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.serving_fixtures import SPECIAL_TOKENS, ServeProcess, write_tiny_export
+from tritoncls.builder import BuildConfig, build_repository
+from tritoncls.builder import runtime as rt
+from tritoncls.clients import GrpcClient, HttpClient
+from tritoncls.errors import ServeError
+from tritoncls.server import TritonServer, find_tritonserver
+from tritoncls.server.triton import parse_size
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_serve")
+    export = write_tiny_export(root / "export")
+    return build_repository(BuildConfig(model=str(export), output=str(root / "repo"), top_k=2))
+
+
+def test_parse_size_understands_bytes_and_k_m_g_suffixes():
+    assert [parse_size(s) for s in ("1048576", "16M", "64MiB", "2k", "1G")] == [2**20, 16 * 2**20, 64 * 2**20, 2048, 2**30]
+    with pytest.raises(ServeError, match="size 'lots' is not understood"):
+        parse_size("lots")
+
+
+def test_bundled_server_gets_this_pythons_stub_linked_into_a_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "tritonserver").exists()))
+    install = find_tritonserver()
+    assert install.bundled and install.binary.name == "tritonserver"
+    stub = install.backend_directory / "python" / "triton_python_backend_stub"
+    assert stub.is_symlink() and "python_backend_stubs" in str(stub.resolve())
+    assert install.backend_directory.is_relative_to(tmp_path)
+    assert install.library_path.name == "nvidia_pytriton.libs"
+    assert find_tritonserver().backend_directory == install.backend_directory  # prepared once, then reused
+
+
+def test_server_command_binds_localhost_and_sizes_python_shared_memory(tiny_repo):
+    install = find_tritonserver()
+    server = TritonServer(tiny_repo, grpc_port=1, http_port=2, metrics_port=3, shm_size="8M")
+    command = server.command(install)
+    for flag in ("--grpc-address=127.0.0.1", "--http-address=127.0.0.1", "--metrics-address=127.0.0.1",
+                 "--grpc-port=1", "--backend-config=python,shm-default-byte-size=8388608"):
+        assert flag in command
+    assert server.environment(install)["PATH"].startswith(str(Path(os.sys.executable).parent))
+
+
+@pytest.mark.triton
+def test_failed_start_raises_with_the_servers_own_error_lines(tiny_repo, tmp_path):
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(tiny_repo, broken)
+    (broken / "seqcls_postprocess" / "1" / "label.txt").write_text("only\ntwo\n", encoding="utf-8")
+    with pytest.raises(ServeError) as error:
+        TritonServer(broken, log_file=tmp_path / "server.log").start(timeout_s=120)
+    message = str(error.value)
+    assert "tritonserver exited" in message and "2 labels, but the model gives 3 logits" in message
+    assert "CudaDriverHelper" not in message  # CPU-only noise is left out
+
+
+@pytest.mark.triton
+def test_serve_command_serves_a_repository_and_stops_cleanly_on_ctrl_c(tiny_repo, tmp_path):
+    texts = ["good movie", "the movie was very bad !", "中文 好", "ok " * 40]
+    expected = in_process_predictions(tiny_repo, texts)
+    serve = ServeProcess(tiny_repo, tmp_path / "server.log")
+    try:
+        grpc_url = serve.wait_ready()
+        with GrpcClient(grpc_url) as client:
+            got = client.classify(texts)
+        assert [p.label for p in got] == [label for label, _ in expected]
+        np.testing.assert_allclose([p.confidence for p in got], [c for _, c in expected], atol=1e-5)
+        assert all(len(p.top_k) == 2 and p.top_k[0][0] == p.label for p in got)
+        http_port = int(next(line for line in serve.output if "HTTP" in line).split("HTTP 127.0.0.1:")[1].split()[0])
+        with HttpClient(f"127.0.0.1:{http_port}") as client:
+            assert client.classify(texts) == got
+    finally:
+        code = serve.interrupt()
+    assert code == 0, "".join(serve.output)
+
+
+def in_process_predictions(repo: Path, texts: list[str]) -> list[tuple[str, float]]:
+    """The same steps, run in this process from the repository's own files."""
+    tok_dir, model_dir, post_dir = (repo / m / "1" for m in ("tokenizer", "seqcls_model", "seqcls_postprocess"))
+    tokenizer = rt.WordPieceTokenizer(tok_dir / "vocab.txt", True, SPECIAL_TOKENS, 64)
+    ids, types = rt.TokenizeStep(tokenizer, "longest", (64,), 64, 0)([np.array([[t.encode()] for t in texts], dtype=object)])[0]
+    logits = rt.OnnxRunner(model_dir / "model.onnx", ("input_ids", "token_type_ids"), "logits").run(ids, types)
+    result = rt.classify(logits, rt.read_labels(post_dir / "label.txt"), 0)
+    return [(label[0].decode(), float(conf[0])) for label, conf in zip(result.label, result.confidence)]

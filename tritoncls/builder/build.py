@@ -1,0 +1,129 @@
+"""``build_repository``: export directory in, validated self-contained Triton model repository out.
+
+Layout written (default names)::
+
+    REPO/
+      tritoncls_build.json        what was built, from what, with which options (marks a tritoncls repository)
+      README.md                   how to serve and query it
+      seqcls/1/                   ensemble: text -> label, confidence [, top_k_labels, top_k_probs]
+      seqcls/config.pbtxt
+      tokenizer/1/{model.py, tritoncls_runtime.py, vocab.txt, tokenizer_config.json, ...}
+      seqcls_model/1/{model.py, tritoncls_runtime.py, model.onnx}     (--backend python)
+      seqcls_postprocess/1/{model.py, tritoncls_runtime.py, label.txt}
+
+The repository is rendered into a temporary folder beside REPO, validated, and only then moved
+into place, so a failed build never leaves a half-written repository behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tritoncls import __version__
+from tritoncls.builder import runtime as rt
+from tritoncls.builder.config import BuildConfig
+from tritoncls.builder.plan import VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
+from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
+from tritoncls.builder.validate import CONFIG, validate_repository
+from tritoncls.errors import BuildError
+
+log = logging.getLogger(__name__)
+
+MARKER = "tritoncls_build.json"
+MARKER_FORMAT = "tritoncls-model-repository"
+
+
+def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> Path:
+    """Render, validate and move into place the repository ``config`` describes; returns its path."""
+    export = ExportInfo.load(config.model)
+    plan = plan_repository(config, export)
+    target = Path(config.output)
+    check_target(target, config.force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        write_repository(plan, staging, renderer or Renderer())
+        validate_repository(staging, export.graph("paddle"))
+        _replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _warn_about(plan)
+    log.info("Built Triton model repository %s (ensemble %r, model step backend %s)",
+             target, plan.names.ensemble, plan.config.backend)
+    return target
+
+
+def check_target(target: Path, force: bool) -> None:
+    """Refuse to touch an existing output unless --force, and never replace a non-repository."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return
+    if not target.is_dir():
+        raise BuildError(f"{target}: exists and is a file; choose another --output.")
+    if not (target / MARKER).is_file():
+        raise BuildError(f"{target}: exists, is not empty and is not a tritoncls repository (no {MARKER}); "
+                         f"refusing to replace it. Choose another --output or empty it yourself.")
+    if not force:
+        raise BuildError(f"{target}: a model repository already exists there; pass --force to replace it.")
+
+
+def write_repository(plan: RepositoryPlan, root: Path, renderer: Renderer) -> None:
+    for model in plan.models:
+        _write_model(model, root, renderer)
+    (root / MARKER).write_text(json.dumps(build_record(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (root / "README.md").write_text(renderer.render("README.md.j2", plan=plan, marker=MARKER), encoding="utf-8")
+
+
+def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
+    folder = root / model.spec.name
+    version_dir = folder / VERSION
+    version_dir.mkdir(parents=True)
+    (folder / CONFIG).write_text(renderer.render(model.spec.template, spec=model.spec), encoding="utf-8")
+    for source, name in model.files:
+        shutil.copy2(source, version_dir / name)
+    if model.python_model:
+        shutil.copy2(PYTHON_MODELS_DIR / model.python_model, version_dir / "model.py")
+        shutil.copy2(Path(rt.__file__), version_dir / rt.FILE_NAME)
+
+
+def build_record(plan: RepositoryPlan) -> dict[str, Any]:
+    """The marker file: the resolved options and where the model came from."""
+    manifest = plan.export.manifest
+    return {
+        "format": MARKER_FORMAT,
+        "format_version": 1,
+        "tritoncls": __version__,
+        "build_config": plan.config.resolved().to_dict(),
+        "models": {"ensemble": plan.names.ensemble, "tokenizer": plan.names.tokenizer,
+                   "model": plan.names.model, "postprocess": plan.names.postprocess},
+        "buckets": list(plan.buckets),
+        "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
+                   "max_seq_length": plan.export.max_seq_length, "versions": manifest.get("versions", {})},
+    }
+
+
+def _replace(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``; an old repository there is removed only after the move."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        target.replace(old / target.name)
+    staging.replace(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _warn_about(plan: RepositoryPlan) -> None:
+    if plan.config.backend == "paddle":
+        log.warning(
+            "--backend paddle: the model step holds a Paddle 3 (PIR) program as model.json + model.pdiparams. "
+            "Triton's paddlepaddle_backend as released loads Paddle 2 programs (model.pdmodel); serve this "
+            "repository with a Paddle 3 build of that backend, or use --backend python --runtime paddle_inference.")
+    if plan.config.backend != "python":
+        log.info("The %s backend is not bundled with nvidia-pytriton's tritonserver; serve this repository "
+                 "in NVIDIA's Triton container (see docs/serving.md).", plan.config.backend)

@@ -1,0 +1,134 @@
+"""Build options: one dataclass, checked on construction; profiles fill the options left unset."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from tritoncls.builder.runtime import PADDINGS
+from tritoncls.builder.specs import check_name
+from tritoncls.errors import ConfigError
+
+BACKENDS = ("python", "onnxruntime", "paddle")
+RUNTIMES = ("onnxruntime", "paddle_inference")  # inside --backend python
+DEVICES = ("cpu", "gpu")
+PRECISIONS = ("fp32", "fp16")
+TOKENIZERS = ("wordpiece", "python", "paddlenlp")
+INSTANCE_KINDS = {"auto": None, "cpu": "KIND_CPU", "gpu": "KIND_GPU", "model": "KIND_MODEL"}
+DEFAULT_BUCKETS = (16, 32, 64, 128)
+
+#: (backend, device) -> accelerators that backend offers there
+ACCELERATORS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("python", "cpu"): ("none",),
+    ("python", "gpu"): ("none",),
+    ("onnxruntime", "cpu"): ("none", "openvino"),
+    ("onnxruntime", "gpu"): ("none", "cuda", "tensorrt"),
+    ("paddle", "cpu"): ("none", "mkldnn"),
+    ("paddle", "gpu"): ("none", "tensorrt"),
+}
+
+#: Options a profile sets when the user leaves them unset (None).
+PROFILES: dict[str, dict[str, Any]] = {
+    # Length buckets + dynamic batching at every step + the fast tokenizer.
+    "default": {"padding": "buckets", "tokenizer": "wordpiece", "dynamic_batching": True},
+    # What the PaddleNLP/FastDeploy deployments do, for benchmarking as a peer: PaddleNLP's Python
+    # tokenizer algorithm, each request padded to its own longest text, no dynamic batching.
+    "reference": {"padding": "longest", "tokenizer": "python", "dynamic_batching": False},
+}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything ``build-repo`` needs; field names match the CLI flags."""
+
+    model: str
+    output: str
+    name: str = "seqcls"
+    profile: str = "default"
+    backend: str = "python"
+    runtime: str | None = None  # python backend only; default onnxruntime
+    device: str = "cpu"
+    accelerator: str = "none"
+    precision: str = "fp32"
+    trt_cache_dir: str = "/tmp/tritoncls_trt_cache"
+    instances: int = 1
+    instance_kind: str = "auto"
+    max_batch_size: int = 64
+    dynamic_batching: bool | None = None
+    max_queue_delay_us: int = 2000
+    preferred_batch_sizes: tuple[int, ...] = ()
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    padding: str | None = None
+    tokenizer: str | None = None
+    merge_requests: bool = True
+    top_k: int = 0
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        check = _Checker()
+        check.choice("profile", self.profile, tuple(PROFILES))
+        check.choice("backend", self.backend, BACKENDS)
+        check.choice("device", self.device, DEVICES)
+        check.choice("accelerator", self.accelerator, ACCELERATORS.get((self.backend, self.device), ()),
+                     f"with --backend {self.backend} --device {self.device}")
+        check.choice("precision", self.precision, PRECISIONS)
+        check.choice("instance_kind", self.instance_kind, tuple(INSTANCE_KINDS))
+        if self.runtime is not None:
+            check.choice("runtime", self.runtime, RUNTIMES)
+            check.require(self.backend == "python", "runtime", "applies to --backend python only; drop it")
+        if self.padding is not None:
+            check.choice("padding", self.padding, PADDINGS)
+        if self.tokenizer is not None:
+            check.choice("tokenizer", self.tokenizer, TOKENIZERS)
+        check.require(self.precision == "fp32" or self.accelerator == "tensorrt", "precision",
+                      "fp16 needs --accelerator tensorrt (with --device gpu)")
+        check.require(self.instance_kind != "gpu" or self.device == "gpu", "instance_kind",
+                      "gpu needs --device gpu")
+        check.at_least("instances", self.instances, 1)
+        check.at_least("max_batch_size", self.max_batch_size, 1)
+        check.at_least("max_queue_delay_us", self.max_queue_delay_us, 0)
+        check.at_least("intra_op_threads", self.intra_op_threads, 0)
+        check.at_least("inter_op_threads", self.inter_op_threads, 0)
+        check.at_least("top_k", self.top_k, 0)
+        check.require(bool(self.buckets) and all(b > 2 for b in self.buckets)
+                      and list(self.buckets) == sorted(set(self.buckets)), "buckets",
+                      f"{list(self.buckets)} must be increasing token counts above 2, e.g. 16 32 64 128")
+        check.require(all(1 <= s <= self.max_batch_size for s in self.preferred_batch_sizes),
+                      "preferred_batch_sizes", f"{list(self.preferred_batch_sizes)} must lie in 1..--max_batch_size")
+        check_name(self.name, "--name")
+        check.raise_if_any()
+
+    def resolved(self) -> BuildConfig:
+        """This config with the profile's choices filled in where the user set nothing."""
+        fills = {key: value for key, value in PROFILES[self.profile].items() if getattr(self, key) is None}
+        if self.runtime is None and self.backend == "python":
+            fills["runtime"] = "onnxruntime"
+        return dataclasses.replace(self, **fills)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class _Checker:
+    """Collects every bad option, so one run reports them all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def require(self, ok: bool, option: str, message: str) -> None:
+        if not ok:
+            self.problems.append(f"--{option}: {message}")
+
+    def choice(self, option: str, value: Any, allowed: tuple[str, ...], context: str = "") -> None:
+        where = f" {context}" if context else ""
+        self.require(value in allowed, option, f"{value!r} is not allowed{where}; choose one of {', '.join(allowed)}")
+
+    def at_least(self, option: str, value: int, minimum: int) -> None:
+        self.require(value >= minimum, option, f"{value} must be >= {minimum}")
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError("invalid build-repo options:\n  " + "\n  ".join(self.problems))

@@ -1,0 +1,357 @@
+"""Every decision about the repository: which models, which tensors, which files, which settings.
+
+Input: the resolved :class:`BuildConfig` and the export (its manifest). Output: a
+:class:`RepositoryPlan` of typed specs that the templates render without deciding anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tritoncls.builder import runtime as rt
+from tritoncls.builder.config import INSTANCE_KINDS, BuildConfig
+from tritoncls.builder.specs import (
+    TRITON_DTYPES,
+    Accelerator,
+    AcceleratorGroup,
+    DynamicBatching,
+    EnsembleSpec,
+    InstanceGroup,
+    Mapping,
+    ModelSpec,
+    Parameter,
+    Step,
+    Tensor,
+)
+from tritoncls.errors import BuildError
+
+DEFAULT_NAME = "seqcls"
+VERSION = "1"
+ONNX_FILE = "model.onnx"
+PADDLE_MODEL_FILE = "model.json"  # Paddle 3 (PIR) program
+PADDLE_PARAMS_FILE = "model.pdiparams"
+TRT_WORKSPACE_BYTES = 1 << 30
+
+
+# ---------------------------------------------------------------------------------------------
+# The export
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """An export directory and its manifest, checked for what the repository needs."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    labels: tuple[str, ...]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ExportInfo:
+        from tritoncls.training.export import load_manifest
+
+        directory = Path(directory)
+        manifest = load_manifest(directory)
+        info = cls(directory, manifest, tuple(rt.read_labels(directory / manifest["label_file"])))
+        info._check()
+        return info
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.manifest["max_seq_length"])
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.manifest["architecture"]["num_labels"])
+
+    @property
+    def tokenizer(self) -> dict[str, Any]:
+        return self.manifest["tokenizer"]
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def graph(self, section: str) -> dict[str, Any]:
+        """The ``onnx`` or ``paddle`` section: file names and input/output names, dtypes, shapes."""
+        return self.manifest[section]
+
+    def _check(self) -> None:
+        where = self.path("manifest.json")
+        if list(self.labels) != list(self.manifest["labels"]):
+            raise BuildError(f"{self.path(self.manifest['label_file'])}: labels differ from {where} field 'labels'; re-export the model.")
+        if len(self.labels) != self.num_labels:
+            raise BuildError(f"{where}: {len(self.labels)} labels but architecture.num_labels is {self.num_labels}; re-export the model.")
+        files = [self.graph("onnx")["file"], self.graph("paddle")["model_file"], self.graph("paddle")["params_file"],
+                 *self.tokenizer["files"].values()]
+        missing = [name for name in files if not self.path(name).is_file()]
+        if missing:
+            raise BuildError(f"{self.directory}: files {missing} named in {where} are missing; re-run `tritoncls export`.")
+        vocab = rt.read_vocab(self.path(self.tokenizer["files"]["vocab"]))
+        absent = [t for t in self.tokenizer["special_tokens"].values() if t not in vocab]
+        if absent:
+            raise BuildError(f"{self.path(self.tokenizer['files']['vocab'])}: special tokens {absent} (manifest field "
+                             f"tokenizer.special_tokens) are not in the vocabulary; re-export the model.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepNames:
+    ensemble: str
+    tokenizer: str
+    model: str
+    postprocess: str
+
+    @classmethod
+    def for_name(cls, name: str) -> StepNames:
+        """The PaddleNLP reference's names for the default ``seqcls``; any other name prefixes every
+        step, so two classifiers can share one server."""
+        if name == DEFAULT_NAME:
+            return cls(name, "tokenizer", "seqcls_model", "seqcls_postprocess")
+        return cls(name, f"{name}_tokenizer", f"{name}_model", f"{name}_postprocess")
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """One model folder: its config spec and what goes into its version folder."""
+
+    spec: ModelSpec | EnsembleSpec
+    files: tuple[tuple[Path, str], ...] = ()  # (source, name inside <model>/1/)
+    python_model: str = ""  # python_models/<file> copied as <model>/1/model.py, with the runtime beside it
+
+
+@dataclass(frozen=True)
+class RepositoryPlan:
+    config: BuildConfig
+    export: ExportInfo
+    names: StepNames
+    buckets: tuple[int, ...]
+    models: tuple[ModelDir, ...]
+
+    def model(self, name: str) -> ModelDir:
+        return next(m for m in self.models if m.spec.name == name)
+
+
+def plan_repository(config: BuildConfig, export: ExportInfo) -> RepositoryPlan:
+    config = config.resolved()
+    names = StepNames.for_name(config.name)
+    buckets = clip_buckets(config.buckets, export.max_seq_length)
+    if config.top_k > export.num_labels:
+        raise BuildError(f"--top_k {config.top_k} is more than the model's {export.num_labels} labels; lower it.")
+    model_step = MODEL_STEPS[config.backend](config, export, names.model)
+    models = (
+        _tokenizer(config, export, names.tokenizer, buckets),
+        model_step,
+        _postprocess(config, export, names.postprocess),
+    )
+    ensemble = ModelDir(_ensemble(config, names, models))
+    return RepositoryPlan(config, export, names, buckets, (ensemble, *models))
+
+
+def clip_buckets(buckets: tuple[int, ...], max_seq_length: int) -> tuple[int, ...]:
+    """Buckets below max_seq_length, then max_seq_length itself (every text fits the last one)."""
+    return tuple(sorted({b for b in buckets if b < max_seq_length} | {max_seq_length}))
+
+
+def _params(**values: Any) -> tuple[Parameter, ...]:
+    return tuple(Parameter(key, _param_text(value)) for key, value in values.items())
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _batching(config: BuildConfig, delay_us: int, preferred: tuple[int, ...] = ()) -> DynamicBatching | None:
+    return DynamicBatching(delay_us, preferred) if config.dynamic_batching else None
+
+
+def _cpu_instance() -> InstanceGroup:
+    return InstanceGroup(1, "KIND_CPU")
+
+
+def _tokenizer(config: BuildConfig, export: ExportInfo, name: str, buckets: tuple[int, ...]) -> ModelDir:
+    tok = export.tokenizer
+    files = tuple((export.path(f), f) for f in tok["files"].values())
+    # No queue delay: the tokenizer batches what queued while it was busy and adds no latency.
+    spec = ModelSpec(
+        name=name, backend="python", max_batch_size=config.max_batch_size,
+        inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),),
+        outputs=(Tensor(rt.INPUT_IDS, "TYPE_INT64", (-1,)), Tensor(rt.TOKEN_TYPE_IDS, "TYPE_INT64", (-1,))),
+        instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
+        parameters=_params(
+            implementation=config.tokenizer, vocab_file=tok["files"]["vocab"], do_lower_case=bool(tok["do_lower_case"]),
+            special_tokens=json.dumps(tok["special_tokens"], sort_keys=True), max_seq_length=export.max_seq_length,
+            padding=config.padding, buckets=buckets, pad_token_id=tok["pad_token_id"],
+            pad_token_type_id=tok["pad_token_type_id"]),
+    )
+    return ModelDir(spec, files, "tokenizer.py")
+
+
+def _graph_tensors(export: ExportInfo, section: str, ragged: bool) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """The model step's tensors as the graph names them; the batch dimension is Triton's."""
+    graph = export.graph(section)
+
+    def tensor(item: dict[str, Any], allow_ragged: bool) -> Tensor:
+        dtype = TRITON_DTYPES.get(item["dtype"])
+        if dtype is None:
+            raise BuildError(f"{export.path('manifest.json')}: {section} tensor {item['name']!r} has dtype "
+                             f"{item['dtype']!r}, which Triton configs cannot express; re-export the model.")
+        return Tensor(item["name"], dtype, tuple(item["shape"][1:]), allow_ragged)
+
+    if len(graph["inputs"]) != 2 or len(graph["outputs"]) != 1:
+        raise BuildError(f"{export.path('manifest.json')}: field '{section}' lists {len(graph['inputs'])} inputs and "
+                         f"{len(graph['outputs'])} outputs; a classifier export has 2 (input_ids, token_type_ids) and 1.")
+    return (tuple(tensor(i, ragged) for i in graph["inputs"]), tuple(tensor(o, False) for o in graph["outputs"]))
+
+
+def _instance_group(config: BuildConfig) -> InstanceGroup:
+    kind = INSTANCE_KINDS[config.instance_kind] or ("KIND_GPU" if config.device == "gpu" else "KIND_CPU")
+    return InstanceGroup(config.instances, kind)
+
+
+def _python_model_step(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
+    paddle = config.runtime == "paddle_inference"
+    section = "paddle" if paddle else "onnx"
+    inputs, outputs = _graph_tensors(export, section, ragged=True)
+    graph = export.graph(section)
+    if paddle:
+        files = ((export.path(graph["model_file"]), PADDLE_MODEL_FILE), (export.path(graph["params_file"]), PADDLE_PARAMS_FILE))
+    else:
+        files = ((export.path(graph["file"]), ONNX_FILE),)
+    spec = ModelSpec(
+        name=name, backend="python", max_batch_size=config.max_batch_size, inputs=inputs, outputs=outputs,
+        instance_group=_instance_group(config),
+        dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
+        parameters=_params(
+            runtime=config.runtime, model_file=files[0][1], params_file=files[1][1] if paddle else "",
+            device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
+            pad_token_id=export.tokenizer["pad_token_id"], merge_requests=config.merge_requests),
+    )
+    return ModelDir(spec, files, "model.py")
+
+
+def _shape_list(inputs: tuple[Tensor, ...], rows: int, width: int) -> str:
+    """ONNX Runtime's TensorRT shape syntax: ``input_ids:1x1,token_type_ids:1x1``."""
+    return ",".join(f"{t.name}:{rows}x{width}" for t in inputs)
+
+
+def _opt_width(config: BuildConfig, export: ExportInfo) -> int:
+    """The middle length bucket: TensorRT tunes its kernels for this width."""
+    buckets = clip_buckets(config.buckets, export.max_seq_length)
+    return buckets[(len(buckets) - 1) // 2]
+
+
+def _trt_profile(config: BuildConfig, export: ExportInfo, inputs: tuple[Tensor, ...]) -> dict[str, str]:
+    """Optimization-profile shapes covering every batch size and length, so engines are built once."""
+    mbs, max_len, opt = config.max_batch_size, export.max_seq_length, _opt_width(config, export)
+    return {
+        "trt_profile_min_shapes": _shape_list(inputs, 1, 1),
+        "trt_profile_opt_shapes": _shape_list(inputs, mbs, opt),
+        "trt_profile_max_shapes": _shape_list(inputs, mbs, max_len),
+    }
+
+
+def _ort_accelerators(config: BuildConfig, export: ExportInfo, name: str, inputs: tuple[Tensor, ...]) -> tuple[AcceleratorGroup, ...]:
+    if config.accelerator == "openvino":
+        return (AcceleratorGroup("cpu_execution_accelerator", (Accelerator("openvino"),)),)
+    if config.accelerator == "cuda":
+        return (AcceleratorGroup("gpu_execution_accelerator", (Accelerator("cuda"),)),)
+    if config.accelerator == "tensorrt":
+        params = _params(
+            precision_mode=config.precision.upper(), max_workspace_size_bytes=TRT_WORKSPACE_BYTES,
+            trt_engine_cache_enable=True, trt_engine_cache_path=f"{config.trt_cache_dir.rstrip('/')}/{name}",
+            **_trt_profile(config, export, inputs))
+        return (AcceleratorGroup("gpu_execution_accelerator", (Accelerator("tensorrt", params),)),)
+    return ()
+
+
+def _onnxruntime_model_step(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
+    inputs, outputs = _graph_tensors(export, "onnx", ragged=False)
+    spec = ModelSpec(
+        name=name, backend="onnxruntime", max_batch_size=config.max_batch_size, inputs=inputs, outputs=outputs,
+        instance_group=_instance_group(config), default_model_filename=ONNX_FILE,
+        dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
+        execution_accelerators=_ort_accelerators(config, export, name, inputs),
+        parameters=_params(intra_op_thread_count=config.intra_op_threads, inter_op_thread_count=config.inter_op_threads),
+    )
+    return ModelDir(spec, ((export.path(export.graph("onnx")["file"]), ONNX_FILE),))
+
+
+def _paddle_accelerators(config: BuildConfig, export: ExportInfo, inputs: tuple[Tensor, ...]) -> tuple[AcceleratorGroup, ...]:
+    if config.accelerator == "mkldnn":
+        params = _params(cpu_threads=config.intra_op_threads or 1)
+        return (AcceleratorGroup("cpu_execution_accelerator", (Accelerator("mkldnn", params),)),)
+    if config.accelerator == "tensorrt":
+        mbs, max_len, opt = config.max_batch_size, export.max_seq_length, _opt_width(config, export)
+        engine = Accelerator("tensorrt", _params(
+            precision=f"trt_{config.precision}", min_graph_size=5, workspace_size=TRT_WORKSPACE_BYTES,
+            max_batch_size=mbs, is_dynamic=1))
+        shapes = tuple(Accelerator(kind, tuple(Parameter(t.name, f"{rows} {width}") for t in inputs))
+                       for kind, rows, width in (("min_shape", 1, 1), ("max_shape", mbs, max_len), ("opt_shape", mbs, opt)))
+        return (AcceleratorGroup("gpu_execution_accelerator", (engine, *shapes)),)
+    return ()
+
+
+def _paddle_model_step(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
+    inputs, outputs = _graph_tensors(export, "paddle", ragged=False)
+    graph = export.graph("paddle")
+    spec = ModelSpec(
+        name=name, backend="paddle", max_batch_size=config.max_batch_size, inputs=inputs, outputs=outputs,
+        instance_group=_instance_group(config),
+        dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
+        execution_accelerators=_paddle_accelerators(config, export, inputs),
+    )
+    files = ((export.path(graph["model_file"]), PADDLE_MODEL_FILE), (export.path(graph["params_file"]), PADDLE_PARAMS_FILE))
+    return ModelDir(spec, files)
+
+
+#: --backend -> the model step it renders
+MODEL_STEPS: dict[str, Callable[[BuildConfig, ExportInfo, str], ModelDir]] = {
+    "python": _python_model_step,
+    "onnxruntime": _onnxruntime_model_step,
+    "paddle": _paddle_model_step,
+}
+
+
+def _postprocess_outputs(top_k: int) -> tuple[Tensor, ...]:
+    outputs = (Tensor(rt.LABEL, "TYPE_STRING", (1,)), Tensor(rt.CONFIDENCE, "TYPE_FP32", (1,)))
+    if top_k:
+        outputs += (Tensor(rt.TOP_K_LABELS, "TYPE_STRING", (top_k,)), Tensor(rt.TOP_K_PROBS, "TYPE_FP32", (top_k,)))
+    return outputs
+
+
+def _postprocess(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
+    label_file = export.manifest["label_file"]
+    spec = ModelSpec(
+        name=name, backend="python", max_batch_size=config.max_batch_size,
+        inputs=(Tensor(rt.LOGITS, "TYPE_FP32", (export.num_labels,)),), outputs=_postprocess_outputs(config.top_k),
+        instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
+        parameters=_params(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k),
+    )
+    return ModelDir(spec, ((export.path(label_file), label_file),), "postprocess.py")
+
+
+def _ensemble(config: BuildConfig, names: StepNames, models: tuple[ModelDir, ...]) -> EnsembleSpec:
+    tokenizer, model, postprocess = (m.spec for m in models)
+    ids_in, types_in = model.inputs
+    steps = (
+        Step(tokenizer.name, (Mapping(rt.TEXT, rt.TEXT),),
+             (Mapping(rt.INPUT_IDS, rt.INPUT_IDS), Mapping(rt.TOKEN_TYPE_IDS, rt.TOKEN_TYPE_IDS))),
+        Step(model.name, (Mapping(ids_in.name, rt.INPUT_IDS), Mapping(types_in.name, rt.TOKEN_TYPE_IDS)),
+             (Mapping(model.outputs[0].name, rt.LOGITS),)),
+        Step(postprocess.name, (Mapping(rt.LOGITS, rt.LOGITS),),
+             tuple(Mapping(t.name, t.name) for t in postprocess.outputs)),
+    )
+    return EnsembleSpec(names.ensemble, config.max_batch_size, (Tensor(rt.TEXT, "TYPE_STRING", (1,)),),
+                        postprocess.outputs, steps)

@@ -1,0 +1,9 @@
+"""Clients for a tritoncls ensemble served by Triton: gRPC and HTTP, plus file classification."""
+
+from tritoncls.clients.base import Prediction, ServerUnavailable, TritonClient
+from tritoncls.clients.classify import CLIENTS, classify_texts, make_client
+from tritoncls.clients.grpc_client import GrpcClient
+from tritoncls.clients.http_client import HttpClient
+
+__all__ = ["CLIENTS", "GrpcClient", "HttpClient", "Prediction", "ServerUnavailable", "TritonClient",
+           "classify_texts", "make_client"]

@@ -1,0 +1,326 @@
+"""Start, watch and stop a real ``tritonserver`` process.
+
+The binary is ``tritonserver`` from PATH when there is one (NVIDIA's container), else the one bundled
+in the ``nvidia-pytriton`` wheel. The bundled server needs three things (see docs/serving.md):
+its python-backend stub for this Python placed in ``backends/python/`` (we link it into a cache
+folder rather than writing into site-packages), the wheel's ``nvidia_pytriton.libs`` on
+LD_LIBRARY_PATH, and this Python's ``bin`` first on PATH so the python models import numpy,
+tokenizers and onnxruntime from the same environment.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from tritoncls.errors import ServeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHM_BYTES = 16 * 1024 * 1024
+#: tritonserver error lines that a CPU-only machine always prints; they explain nothing.
+BENIGN_ERRORS = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "unable to create stream",
+                 "failed to enable peer access", "Unable to get CUDA device count")
+_ERROR_LINE = re.compile(r"^E\d{4} |^error:|Error:|Traceback|Exception", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """``"16M"``, ``"64MiB"``, ``"1048576"`` -> bytes."""
+    if isinstance(text, int):
+        return text
+    match = _SIZE.match(text)
+    if not match:
+        raise ServeError(f"size {text!r} is not understood; write bytes or a number with K, M or G (e.g. 16M).")
+    return int(match.group(1)) * 1024 ** " KMG".index((match.group(2) or " ").upper())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the server
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerInstall:
+    """A tritonserver binary and what it needs to run."""
+
+    binary: Path
+    backend_directory: Path | None  # None: the binary's own default (/opt/tritonserver/backends)
+    library_path: Path | None  # prepended to LD_LIBRARY_PATH
+    bundled: bool
+
+
+def find_tritonserver(backend_directory: str | Path | None = None) -> ServerInstall:
+    """``tritonserver`` on PATH, else the nvidia-pytriton one (prepared for this Python)."""
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return ServerInstall(Path(on_path), Path(backend_directory) if backend_directory else None, None, False)
+    spec = importlib.util.find_spec("pytriton")  # locate it without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ServeError("no tritonserver on PATH and nvidia-pytriton is not installed; run inside NVIDIA's "
+                         "Triton container or `pip install nvidia-pytriton`.")
+    dist = Path(list(spec.submodule_search_locations)[0]).resolve() / "tritonserver"
+    binary = dist / "bin" / "tritonserver"
+    if not binary.is_file():
+        raise ServeError(f"{binary}: not found; the nvidia-pytriton install looks incomplete. Reinstall it.")
+    backends = Path(backend_directory) if backend_directory else bundled_backend_directory(dist)
+    return ServerInstall(binary, backends, dist.parent.parent / "nvidia_pytriton.libs", True)
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tritoncls"
+
+
+def _links_to(link: Path, source: Path) -> bool:
+    return link.is_symlink() and link.resolve() == source.resolve()
+
+
+def bundled_backend_directory(dist: Path) -> Path:
+    """A backends folder whose python/ links the wheel's python backend and this Python's stub.
+
+    Built once per pytriton install and Python version, in a temporary folder renamed into place, so
+    concurrent starts are safe and the installed package is never modified.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise ServeError(f"{stub}: nvidia-pytriton has no python-backend stub for Python {version}; use Python 3.8-3.13.")
+    key = hashlib.sha1(f"{dist}|{version}".encode()).hexdigest()[:12]
+    target = _cache_root() / f"backends-{key}"
+    links = {"libtriton_python.so": dist / "backends" / "python" / "libtriton_python.so",
+             "triton_python_backend_utils.py": dist / "backends" / "python" / "triton_python_backend_utils.py",
+             "triton_python_backend_stub": stub}
+    def complete() -> bool:
+        return all(_links_to(target / "python" / name, source) for name, source in links.items())
+
+    if complete():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".backends-", dir=target.parent))
+    (staging / "python").mkdir()
+    for name, source in links.items():
+        (staging / "python" / name).symlink_to(source)
+    if target.exists() and not complete():  # stale links from an older install; a fresh one is left alone
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        staging.rename(target)
+    except OSError:  # another process created it meanwhile; use theirs
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# The server process
+# ---------------------------------------------------------------------------------------------
+
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the parent dies, so no server outlives its test.
+
+    (Linux PR_SET_PDEATHSIG; it fires when the thread that started the server exits.)
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)
+
+
+class TritonServer:
+    """A tritonserver over one model repository; a context manager that starts it and stops it.
+
+    Ports left as None are picked free at start. Server output goes to ``log_file`` (or a temporary
+    file) and, with ``echo``, to this process's stderr too.
+    """
+
+    def __init__(self, model_repository: str | Path, *, host: str = "127.0.0.1", grpc_port: int | None = None,
+                 http_port: int | None = None, metrics_port: int | None = None,
+                 shm_size: str | int = DEFAULT_SHM_BYTES, backend_directory: str | Path | None = None,
+                 log_file: str | Path | None = None, echo: bool = False, exit_timeout_s: int = 10,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.model_repository = Path(model_repository)
+        self.host = host
+        self.grpc_port = grpc_port
+        self.http_port = http_port
+        self.metrics_port = metrics_port
+        self.shm_bytes = parse_size(shm_size)
+        self.backend_directory = backend_directory
+        self.log_file = Path(log_file) if log_file else None
+        self.echo = echo
+        self.exit_timeout_s = exit_timeout_s
+        self.extra_args = tuple(extra_args)
+        self.process: subprocess.Popen | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=400)
+        self._reader: threading.Thread | None = None
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    @property
+    def client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.client_host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.client_host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.client_host}:{self.metrics_port}/metrics"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def command(self, install: ServerInstall) -> list[str]:
+        args = [str(install.binary), f"--model-repository={self.model_repository.resolve()}",
+                f"--http-address={self.host}", f"--http-port={self.http_port}",
+                f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
+                f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
+                f"--backend-config=python,shm-default-byte-size={self.shm_bytes}",
+                f"--backend-config=python,shm-growth-byte-size={min(self.shm_bytes, 4 * 1024 * 1024)}",
+                f"--exit-timeout-secs={self.exit_timeout_s}"]
+        if install.backend_directory:
+            args.append(f"--backend-directory={install.backend_directory}")
+        return args + list(self.extra_args)
+
+    def environment(self, install: ServerInstall) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        if install.library_path:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(install.library_path), env.get("LD_LIBRARY_PATH")) if p)
+        return env
+
+    def start(self, timeout_s: float = 180.0) -> TritonServer:
+        """Start the server and wait until every model is ready; ServeError with its error lines if not."""
+        if self.process is not None:
+            raise ServeError("this TritonServer is already started; stop() it first.")
+        if not self.model_repository.is_dir():
+            raise ServeError(f"{self.model_repository}: model repository not found; build one with `tritoncls build-repo`.")
+        install = find_tritonserver(self.backend_directory)
+        self.grpc_port = self.grpc_port or free_port(self.client_host)
+        self.http_port = self.http_port or free_port(self.client_host)
+        self.metrics_port = self.metrics_port or free_port(self.client_host)
+        command = self.command(install)
+        log.debug("starting %s", " ".join(command))
+        self.process = subprocess.Popen(
+            command, env=self.environment(install), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent)
+        self._reader = threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
+        try:
+            self.wait_until_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        sink = self.log_file.open("a", encoding="utf-8") if self.log_file else None
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", errors="replace")
+                self._tail.append(line.rstrip("\n"))
+                if sink:
+                    sink.write(line)
+                    sink.flush()
+                if self.echo:
+                    sys.stderr.write(line)
+        finally:
+            if sink:
+                sink.close()
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_until_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                self._join_reader()
+                raise ServeError(self._failure(f"tritonserver exited with code {self.process.returncode} before it was ready"))
+            if self.is_ready():
+                return
+            time.sleep(0.2)
+        raise ServeError(self._failure(f"tritonserver was not ready after {timeout_s:.0f} s"))
+
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGTERM, wait for a clean exit (models unload), SIGKILL as a last resort; returns the exit code."""
+        if self.process is None:
+            return None
+        process, self.process = self.process, None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s or self.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                log.warning("tritonserver did not stop in time; killing it")
+                process.kill()
+                process.wait()
+        self._join_reader()
+        if process.stdout:
+            process.stdout.close()
+        return process.returncode
+
+    def _join_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+    # -- diagnostics ------------------------------------------------------------------------
+
+    def log_tail(self, lines: int = 40) -> list[str]:
+        return list(self._tail)[-lines:]
+
+    def error_lines(self) -> list[str]:
+        """The server's own error lines (known CPU-only noise left out)."""
+        return [line for line in self._tail if _ERROR_LINE.search(line) and not any(b in line for b in BENIGN_ERRORS)]
+
+    def _failure(self, what: str) -> str:
+        errors = self.error_lines() or self.log_tail(15)
+        where = f" Full log: {self.log_file}." if self.log_file else ""
+        return (f"{what} (model repository {self.model_repository}). The server said:\n  " + "\n  ".join(errors)
+                + f"\nFix the model named above (or rebuild the repository with `tritoncls build-repo --force`).{where}")
