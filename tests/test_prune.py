@@ -1,0 +1,301 @@
+"""Width pruning: importance ranking, reordering, truncation, width validation, and pruned exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY_ARCH, train_tiny
+from tritoncls.errors import ConfigError
+from tritoncls.training import modeling
+from tritoncls.training.inference import encode, predict_logits
+from tritoncls.training.prune import (
+    PruneConfig,
+    importance,
+    parse_width,
+    plan_widths,
+    prune,
+    reorder,
+    truncated_copy,
+)
+
+WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
+
+
+def _toy_lines() -> list[str]:
+    lines = []
+    for i in range(48):
+        label = "sport" if i % 2 else "food"
+        words = WORDS[label]
+        lines.append(f"the {words[i % 5]} and {words[(i + 2) % 5]} today {i}\t{label}")
+    return lines
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory) -> Path:
+    """A tiny two-class dataset, separable by keyword."""
+    root = tmp_path_factory.mktemp("toy")
+    lines = _toy_lines()
+    (root / "train.txt").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (root / "dev.txt").write_text("\n".join(lines[40:]) + "\n", encoding="utf-8")
+    (root / "label.txt").write_text("food\nsport\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher_checkpoint(tmp_path_factory, toy_dir) -> Path:
+    """The tiny architecture (2 layers, 4 heads of 16, FFN 128) trained for two epochs on the toy set."""
+    save = tmp_path_factory.mktemp("teacher") / "checkpoint"
+    train_tiny(toy_dir, save, epochs=2)
+    return save
+
+
+@pytest.fixture()
+def tiny_model_and_batch(toy_dir):
+    """A randomly initialised tiny classifier (eval mode) and the toy texts encoded for it."""
+    import paddle
+
+    paddle.seed(7)
+    texts = [line.split("\t")[0] for line in _toy_lines()]
+    tokenizer = modeling.scratch_tokenizer(texts, toy_dir / "vocab")
+    model = modeling.scratch_model(dict(TINY_ARCH), 2, len(tokenizer.vocab), tokenizer.pad_token_id)
+    model.eval()
+    enc = encode(tokenizer, texts, 32)
+    labels = np.array([i % 2 for i in range(len(texts))], dtype=np.int64)
+    return model, enc, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking, reordering, truncation (no training)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reordering_heads_and_neurons_by_importance_leaves_logits_unchanged(tiny_model_and_batch):
+    model, enc, labels = tiny_model_and_batch
+    before = predict_logits(model, enc, 16)
+    q_before = model.ernie.encoder.layers[0].self_attn.q_proj.weight.numpy().copy()
+    heads, neurons = importance(model, enc, labels, 16)
+    assert heads.shape == (2, 4) and neurons.shape == (2, 128)
+    orders = [np.argsort(-h, kind="stable") for h in heads]
+    assert any((order != np.arange(4)).any() for order in orders)  # a real permutation, not the identity
+
+    reorder(model, heads, neurons)
+
+    assert not np.array_equal(model.ernie.encoder.layers[0].self_attn.q_proj.weight.numpy(), q_before)
+    np.testing.assert_allclose(predict_logits(model, enc, 16), before, atol=1e-5)
+
+
+def test_after_reordering_every_layer_ranks_its_heads_and_neurons_most_important_first(tiny_model_and_batch):
+    model, enc, labels = tiny_model_and_batch
+    reorder(model, *importance(model, enc, labels, 16))
+    heads, neurons = importance(model, enc, labels, 16)
+    for scores in (*heads, *neurons):
+        assert (np.diff(scores) <= 1e-6 * scores.max()).all()
+
+
+def test_truncation_keeps_head_size_and_gives_an_ernie_with_fewer_heads_and_neurons(tiny_model_and_batch):
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    model, enc, _ = tiny_model_and_batch
+    small = truncated_copy(model, 2, 64)
+    assert isinstance(small, ErnieForSequenceClassification)
+    attn = small.ernie.encoder.layers[0].self_attn
+    assert (attn.num_heads, attn.head_dim) == (2, 16)
+    assert attn.q_proj.weight.shape == [64, 32] and attn.out_proj.weight.shape == [32, 64]
+    assert small.ernie.encoder.layers[1].linear1.weight.shape == [64, 64]
+    assert (small.config.num_attention_heads, small.config.intermediate_size, small.config.hidden_size) == (2, 64, 64)
+    assert getattr(small.config, modeling.HEAD_DIM_FIELD) == 16
+    assert predict_logits(small, enc, 16).shape == (len(enc), 2)
+    assert model.ernie.encoder.layers[0].self_attn.num_heads == 4  # the source model is untouched
+
+
+def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_model_and_batch, tmp_path):
+    import paddle
+
+    from tritoncls.training.inference import pad_batch
+    from tritoncls.training.prune import _distil_loss
+
+    teacher, enc, labels = tiny_model_and_batch
+    student = truncated_copy(teacher, 2, 64)
+    ids, types = (paddle.to_tensor(a) for a in pad_batch(enc, list(range(8))))
+    y = paddle.to_tensor(labels[:8])
+    teacher_logits = teacher(ids, token_type_ids=types)
+    plain = PruneConfig(dataset_dir=str(tmp_path))
+    with_hidden = PruneConfig(dataset_dir=str(tmp_path), hidden_loss_weight=1.0)
+    logits_only = float(_distil_loss(student, teacher, ids, types, y, teacher_logits, plain))
+    both = float(_distil_loss(student, teacher, ids, types, y, None, with_hidden))
+    assert np.isfinite(logits_only) and both > logits_only
+
+
+def test_keeping_every_head_and_neuron_reproduces_the_model(tiny_model_and_batch):
+    model, enc, _ = tiny_model_and_batch
+    np.testing.assert_allclose(predict_logits(truncated_copy(model, 4, 128), enc, 16), predict_logits(model, enc, 16), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Width validation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_plan_widths_rejects_two_thirds_of_four_heads_naming_the_width_and_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"--width_mult_list 2/3: 2/3 x 4 attention heads .* 1/4 1/2 3/4 1"):
+        plan_widths(["3/4", "2/3"], num_heads=4, intermediate_size=128)
+
+
+def test_plan_widths_keeps_whole_heads_and_rounds_the_ffn():
+    plans = plan_widths(["3/4", "2/3", "1/2"], num_heads=12, intermediate_size=1536)
+    assert [(p.name, p.num_heads, p.intermediate_size) for p in plans] == [
+        ("width_mult_0.75", 9, 1152), ("width_mult_0.67", 8, 1024), ("width_mult_0.5", 6, 768)]
+
+
+@pytest.mark.parametrize("text", ["abc", "3/2", "0", "1/0"])
+def test_parse_width_refuses_values_outside_zero_to_one(text):
+    with pytest.raises(ConfigError, match="--width_mult_list"):
+        parse_width(text)
+
+
+def test_config_refuses_widths_that_share_an_output_directory(tmp_path):
+    with pytest.raises(ConfigError, match="repeat.*width_mult_0.67"):
+        PruneConfig(dataset_dir=str(tmp_path), width_mult_list=["2/3", "0.67"])
+
+
+def test_prune_refuses_a_fractional_head_count_before_reading_data_or_training(teacher_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    config = PruneConfig(dataset_dir=str(tmp_path / "no_such_dataset"), params_dir=str(teacher_checkpoint),
+                         output_dir=str(out), width_mult_list=["1/2", "2/3"])
+    with pytest.raises(ConfigError, match="2/3 x 4 attention heads"):
+        prune(config)  # the missing dataset would raise DataError had anything been read
+    assert not out.exists()
+
+
+def test_prune_cli_exits_nonzero_and_names_the_bad_width(teacher_checkpoint, toy_dir, tmp_path, caplog):
+    from tritoncls.cli import main
+
+    code = main(["prune", "--dataset_dir", str(toy_dir), "--params_dir", str(teacher_checkpoint),
+                 "--output_dir", str(tmp_path / "out"), "--width_mult_list", "3/4", "2/3", "--device", "cpu"])
+    assert code == 1
+    assert "--width_mult_list 2/3" in caplog.text
+
+
+def test_prune_help_lists_the_reference_flags_with_defaults(capsys):
+    from tritoncls.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["prune", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("--output_dir", "--device", "--per_device_train_batch_size", "--per_device_eval_batch_size",
+                 "--learning_rate", "--num_train_epochs", "--logging_steps", "--save_steps", "--seed",
+                 "--dataset_dir", "--max_seq_length", "--params_dir", "--width_mult_list", "--width-mult-list"):
+        assert name in text
+    assert "(default: ['3/4', '2/3', '1/2'])" in text and "(default: ./prune)" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end on the toy set: checkpoints, exports, report
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory, toy_dir, teacher_checkpoint):
+    out = tmp_path_factory.mktemp("pruned") / "prune"
+    result = prune(PruneConfig(
+        dataset_dir=str(toy_dir), params_dir=str(teacher_checkpoint), output_dir=str(out), device="cpu",
+        width_mult_list=["1/2", "3/4"], per_device_train_batch_size=16, per_device_eval_batch_size=8,
+        learning_rate=1e-3, num_train_epochs=1, logging_steps=1, save_steps=2, max_seq_length=32,
+        importance_max_examples=24, latency_repeats=1,
+    ))
+    return out, result
+
+
+@pytest.mark.slow
+def test_pruned_export_manifest_records_fewer_heads_of_the_same_size_and_a_smaller_ffn(pruned):
+    import onnxruntime as ort
+
+    from tritoncls.training.export import load_manifest
+
+    out, _ = pruned
+    export_dir = out / "width_mult_0.5" / "export"
+    manifest = load_manifest(export_dir)
+    arch = manifest["architecture"]
+    assert (arch["num_attention_heads"], arch["attention_head_dim"], arch["intermediate_size"]) == (2, 16, 64)
+    assert (arch["hidden_size"], arch["num_hidden_layers"], arch["num_labels"]) == (64, 2, 2)
+    assert load_manifest(out / "unpruned" / "export")["architecture"]["num_attention_heads"] == 4
+    assert [i["name"] for i in manifest["onnx"]["inputs"]] == ["input_ids", "token_type_ids"]
+    assert manifest["onnx"]["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 2]}]
+    assert manifest["paddle"]["outputs"][0]["shape"] == [-1, 2]
+    assert max(manifest["export_check"].values()) < 1e-4
+    assert manifest["max_seq_length"] == 32
+    session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    ids = np.array([[1, 5, 6, 2], [1, 7, 2, 0], [1, 8, 9, 2]], dtype=np.int64)
+    logits = session.run(["logits"], {"input_ids": ids, "token_type_ids": np.zeros_like(ids)})[0]
+    assert logits.shape == (3, 2) and np.isfinite(logits).all()
+
+
+@pytest.mark.slow
+def test_pruned_checkpoint_is_complete_and_loads_like_any_checkpoint(pruned, toy_dir):
+    from tritoncls.training import checkpoint as ckpt
+
+    out, _ = pruned
+    directory = out / "width_mult_0.75" / "checkpoint"
+    names = {p.name for p in directory.iterdir()}
+    assert {"config.json", "model_state.pdparams", "vocab.txt", "label.txt", "training_config.json",
+            ckpt.COMPLETE_MARKER} <= names
+    config = json.loads((directory / "config.json").read_text())
+    assert (config["num_attention_heads"], config[modeling.HEAD_DIM_FIELD], config["intermediate_size"]) == (3, 16, 96)
+    model = modeling.load_checkpoint_model(directory)
+    assert model.ernie.encoder.layers[0].self_attn.q_proj.weight.shape == [64, 48]
+    trained = json.loads((directory / "training_config.json").read_text())
+    assert trained["width_mult"] == "3/4" and trained["max_seq_length"] == 32
+
+
+@pytest.mark.slow
+def test_pruned_export_classifies_texts_in_the_offline_predictor(pruned):
+    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+
+    out, _ = pruned
+    predictor = OfflinePredictor(OfflineConfig(model=str(out / "width_mult_0.5" / "export")))
+    labels, confidences = predictor.predict(["the goal and team today", "soup and bread", "cake"])
+    assert len(labels) == 3 and set(labels) <= {"food", "sport"}
+    assert all(0.5 <= c <= 1.0 for c in confidences)
+
+
+@pytest.mark.slow
+def test_prune_report_lists_every_width_with_ratios_to_the_unpruned_model(pruned):
+    out, result = pruned
+    report = json.loads((out / "prune_report.json").read_text())
+    rows = report["rows"]
+    assert [r["name"] for r in rows] == ["unpruned", "width_mult_0.5", "width_mult_0.75"]
+    assert [r["width"] for r in rows] == ["1", "1/2", "3/4"]
+    assert rows[0]["latency_ratio"] == 1.0 and rows[0]["accuracy_delta_points"] == 0.0
+    assert rows[1]["parameters"] < rows[2]["parameters"] < rows[0]["parameters"]
+    assert rows[1]["onnx_bytes"] < rows[0]["onnx_bytes"]
+    for row in rows:
+        assert row["ms_per_text"] > 0 and 0 <= row["dev_accuracy"] <= 1
+    assert report["setup"]["latency"]["batch_size"] == 8
+    text = result.report_md.read_text(encoding="utf-8")
+    assert "| width | heads x dim |" in text and "| 1/2 | 2 x 16 | 64 |" in text
+
+
+@pytest.mark.slow
+@pytest.mark.triton
+def test_pruned_export_builds_a_repository_and_classifies_through_triton_like_its_checkpoint(pruned, tmp_path):
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.clients import make_client
+    from tritoncls.server import TritonServer
+    from tritoncls.training.inference import softmax
+
+    out, _ = pruned
+    width_dir = out / "width_mult_0.5"
+    repository = build_repository(BuildConfig(model=str(width_dir / "export"), output=str(tmp_path / "repository")))
+    texts = ["the goal and team today", "soup and bread", "cake", "match score coach 7", "rice salad 41"]
+    model = modeling.load_checkpoint_model(width_dir / "checkpoint")
+    expected = softmax(predict_logits(model, encode(modeling.load_tokenizer(width_dir / "checkpoint"), texts, 32), 8))
+    with TritonServer(repository, log_file=tmp_path / "triton.log") as server:
+        with make_client(server.grpc_url) as client:
+            predictions = client.classify(texts)
+    assert [p.label for p in predictions] == [["food", "sport"][i] for i in expected.argmax(1)]
+    np.testing.assert_allclose([p.confidence for p in predictions], expected.max(1), atol=1e-4)

@@ -1,0 +1,602 @@
+"""Width pruning, DynaBERT style: rank attention heads and FFN neurons, keep the best, distil.
+
+PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on plain paddle layers:
+
+1. **Importance** (Michel et al. 2019; DynaBERT): a mask of ones multiplies every head's output and
+   every FFN neuron's activation; the importance of each is ``|dLoss/dmask|`` (the first-order
+   estimate of what removing it costs), accumulated over batches of labelled texts.
+2. **Reorder**: each layer's heads (their Q/K/V columns and output-projection rows) and FFN neurons
+   (``linear1`` columns, ``linear2`` rows) are permuted most important first. Outputs are unchanged.
+3. **Truncate**: width ``w`` keeps ``w x heads`` heads of unchanged head size and ``round(w x
+   intermediate_size)`` neurons per layer. The hidden size stays, so embeddings, layer norms and the
+   classifier are reused as they are. The result is an ordinary ``ErnieForSequenceClassification``
+   whose ``config.json`` records ``attention_head_dim`` (see :mod:`tritoncls.training.modeling`).
+4. **Distil** from the unpruned model: soft logits at a temperature plus the hard labels (and,
+   optionally, every layer's hidden states). The best checkpoint on dev is kept.
+
+Layout of ``output_dir``::
+
+    unpruned/export/            the unpruned model, exported the same way (the baseline of the report)
+    width_mult_0.75/checkpoint/ best distilled checkpoint on dev (config.json, weights, tokenizer, labels)
+    width_mult_0.75/export/     static graph + ONNX + manifest.json, exactly as `tritoncls export` writes
+    width_mult_0.67/ ...        (one directory per width; the name is the width rounded to 2 decimals)
+    prune_report.md, prune_report.json
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.errors import ConfigError
+from tritoncls.training import checkpoint as ckpt
+from tritoncls.training import data, modeling
+from tritoncls.training.export import ONNX_FILE, ExportConfig, export
+from tritoncls.training.inference import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
+from tritoncls.training.train import DEVICES, _set_device, _set_seed, epoch_batches, versions
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "prune_report"
+BASELINE_NAME = "unpruned"
+IMPORTANCE_SPLITS = ("train", "dev")
+
+
+@dataclass
+class PruneConfig:
+    """The reference ``prune.py`` options (same defaults), plus the distillation and report knobs."""
+
+    dataset_dir: str
+    params_dir: str = "./checkpoint"
+    output_dir: str = "./prune"
+    device: str = "cpu"
+    width_mult_list: list[str] = field(default_factory=lambda: ["3/4", "2/3", "1/2"])
+    per_device_train_batch_size: int = 32
+    per_device_eval_batch_size: int = 32
+    learning_rate: float = 3e-5
+    num_train_epochs: int = 10
+    logging_steps: int = 5
+    save_steps: int = 50
+    seed: int = 3
+    max_seq_length: int = 128
+    #: Softmax temperature of the distillation targets.
+    temperature: float = 2.0
+    #: Loss = w x T^2 x soft cross-entropy(teacher) + (1 - w) x cross-entropy(labels).
+    soft_label_weight: float = 0.5
+    #: Added weight x sum over layers of MSE(student, teacher hidden states); 0 turns it off (faster:
+    #: the teacher's logits are then computed once instead of every step).
+    hidden_loss_weight: float = 0.0
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.0
+    #: Texts that rank heads and neurons: train (default; keeps dev unseen) or dev (the reference).
+    importance_split: str = "train"
+    importance_max_examples: int = 2048
+    #: Interleaved timing runs over the dev texts per model; the report gives the median and the fastest.
+    latency_repeats: int = 5
+    train_file: str = "train.txt"
+    dev_file: str = "dev.txt"
+    label_file: str = "label.txt"
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}.")
+        positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "num_train_epochs",
+                    "logging_steps", "save_steps", "max_seq_length", "importance_max_examples", "latency_repeats")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name} must be a positive integer, got {getattr(self, name)}.")
+        if not self.learning_rate > 0 or not self.temperature > 0:
+            raise ConfigError("--learning_rate and --temperature must be > 0.")
+        if not 0 <= self.soft_label_weight <= 1:
+            raise ConfigError(f"--soft_label_weight must lie in [0, 1], got {self.soft_label_weight}.")
+        if self.hidden_loss_weight < 0 or self.weight_decay < 0 or not 0 <= self.warmup_proportion < 1:
+            raise ConfigError("--hidden_loss_weight and --weight_decay must not be negative; "
+                              "--warmup_proportion must lie in [0, 1).")
+        if self.importance_split not in IMPORTANCE_SPLITS:
+            raise ConfigError(f"--importance_split {self.importance_split!r}: choose one of {', '.join(IMPORTANCE_SPLITS)}.")
+        if not self.width_mult_list:
+            raise ConfigError("--width_mult_list is empty: give at least one width, e.g. 3/4.")
+        names = [width_dir_name(parse_width(text)) for text in self.width_mult_list]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"--width_mult_list {' '.join(self.width_mult_list)}: widths repeat ({', '.join(duplicates)}); "
+                              f"list each width once.")
+
+    def path(self, name: str) -> Path:
+        return Path(self.dataset_dir) / name
+
+
+# ---------------------------------------------------------------------------------------------
+# Widths
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WidthPlan:
+    """What one width keeps of every layer."""
+
+    text: str  # as the user wrote it, e.g. "3/4"
+    width: Fraction
+    num_heads: int
+    intermediate_size: int
+
+    @property
+    def name(self) -> str:
+        return width_dir_name(self.width)
+
+
+def parse_width(text: str) -> Fraction:
+    """``"3/4"`` or ``"0.75"`` -> ``Fraction(3, 4)``; a width lies in (0, 1]."""
+    try:
+        width = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"--width_mult_list {text!r}: not a number. Write widths as fractions (3/4) or decimals (0.75).") from None
+    if not 0 < width <= 1:
+        raise ConfigError(f"--width_mult_list {text}: a width must lie in (0, 1], the share of heads and neurons kept.")
+    return width
+
+
+def width_dir_name(width: Fraction) -> str:
+    """``width_mult_0.75``, ``width_mult_0.67``, ``width_mult_0.5``: the reference's naming (2 decimals)."""
+    return f"width_mult_{round(float(width), 2):g}"
+
+
+def plan_widths(texts: Sequence[str], num_heads: int, intermediate_size: int) -> list[WidthPlan]:
+    """Heads and neurons kept at each width; ConfigError naming the width when ``w x heads`` is fractional."""
+    plans = []
+    for text in texts:
+        width = parse_width(text)
+        heads = width * num_heads
+        if heads.denominator != 1:
+            valid = " ".join(str(Fraction(k, num_heads)) for k in range(1, num_heads + 1))
+            raise ConfigError(
+                f"--width_mult_list {text}: {text} x {num_heads} attention heads = {float(heads):.3g}, not a whole "
+                f"number of heads. Use widths w with w x {num_heads} an integer: {valid}."
+            )
+        neurons = int(width * intermediate_size + Fraction(1, 2))  # round half up
+        plans.append(WidthPlan(str(text), width, int(heads), max(1, neurons)))
+    return plans
+
+
+# ---------------------------------------------------------------------------------------------
+# Importance, reordering, truncation (in place on paddle layers)
+# ---------------------------------------------------------------------------------------------
+
+
+def _layers(model) -> list:
+    return list(model.ernie.encoder.layers)
+
+
+def _mask_input(layer, mask, row: int, repeat: int):
+    """Multiply ``layer``'s input by ``mask[row]`` (each entry repeated ``repeat`` times)."""
+    import paddle
+
+    def hook(_layer, inputs):
+        scale = mask[row] if repeat == 1 else paddle.repeat_interleave(mask[row], repeat)
+        return (inputs[0] * scale,) + tuple(inputs[1:])
+
+    return layer.register_forward_pre_hook(hook)
+
+
+def importance(model, enc: Encoded, labels: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Head ``[layers, heads]`` and FFN-neuron ``[layers, intermediate]`` importance scores.
+
+    Each score is ``sum over batches |dLoss/dmask|`` for a mask of ones on that head's attention
+    output (the input of ``out_proj``) or that neuron's activation (the input of ``linear2``).
+    Runs in eval mode (no dropout); the weights receive no gradient.
+    """
+    import paddle
+    import paddle.nn.functional as F
+
+    layers = _layers(model)
+    heads = paddle.ones([len(layers), layers[0].self_attn.num_heads])
+    neurons = paddle.ones([len(layers), layers[0].linear1.weight.shape[1]])
+    heads.stop_gradient = neurons.stop_gradient = False
+    hooks = [_mask_input(layer.self_attn.out_proj, heads, i, layer.self_attn.head_dim) for i, layer in enumerate(layers)]
+    hooks += [_mask_input(layer.linear2, neurons, i, 1) for i, layer in enumerate(layers)]
+    trainable = [p for p in model.parameters() if not p.stop_gradient]
+    for p in trainable:
+        p.stop_gradient = True
+    was_training = model.training
+    model.eval()
+    head_scores = np.zeros(heads.shape, dtype=np.float64)
+    neuron_scores = np.zeros(neurons.shape, dtype=np.float64)
+    pad_id = int(getattr(model.config, "pad_token_id", 0) or 0)
+    try:
+        for rows in length_sorted_batches(enc, batch_size):
+            ids, types = pad_batch(enc, rows, pad_id)
+            logits = model(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
+            F.cross_entropy(logits, paddle.to_tensor(labels[rows])).backward()
+            head_scores += np.abs(heads.grad.numpy())
+            neuron_scores += np.abs(neurons.grad.numpy())
+            heads.clear_gradient()
+            neurons.clear_gradient()
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for p in trainable:
+            p.stop_gradient = False
+        if was_training:
+            model.train()
+    return head_scores, neuron_scores
+
+
+def _linear(weight: np.ndarray, bias: np.ndarray):
+    import paddle
+
+    layer = paddle.nn.Linear(*weight.shape)
+    layer.weight.set_value(np.ascontiguousarray(weight))
+    layer.bias.set_value(np.ascontiguousarray(bias))
+    return layer
+
+
+def select_heads(attn, heads: np.ndarray) -> None:
+    """Keep the heads ``heads`` of ``attn``, in that order (a permutation reorders, a prefix truncates)."""
+    dim = attn.head_dim
+    cols = (np.asarray(heads)[:, None] * dim + np.arange(dim)).ravel()
+    for name in ("q_proj", "k_proj", "v_proj"):
+        proj = getattr(attn, name)
+        setattr(attn, name, _linear(proj.weight.numpy()[:, cols], proj.bias.numpy()[cols]))
+    attn.out_proj = _linear(attn.out_proj.weight.numpy()[cols, :], attn.out_proj.bias.numpy())
+    attn.num_heads = len(heads)
+
+
+def select_neurons(layer, neurons: np.ndarray) -> None:
+    """Keep the FFN neurons ``neurons`` of an encoder layer, in that order."""
+    neurons = np.asarray(neurons)
+    w1, b1 = layer.linear1.weight.numpy(), layer.linear1.bias.numpy()
+    layer.linear1 = _linear(w1[:, neurons], b1[neurons])
+    layer.linear2 = _linear(layer.linear2.weight.numpy()[neurons, :], layer.linear2.bias.numpy())
+
+
+def reorder(model, head_scores: np.ndarray, neuron_scores: np.ndarray) -> None:
+    """Permute every layer's heads and neurons most important first; the model's outputs do not change."""
+    for layer, heads, neurons in zip(_layers(model), head_scores, neuron_scores):
+        select_heads(layer.self_attn, np.argsort(-heads, kind="stable"))
+        select_neurons(layer, np.argsort(-neurons, kind="stable"))
+
+
+def truncated_copy(model, num_heads: int, intermediate_size: int):
+    """A copy of ``model`` keeping the first ``num_heads`` heads and ``intermediate_size`` neurons per layer."""
+    student = copy.deepcopy(model)
+    head_dim = modeling.attention_head_dim(student.config)
+    for layer in _layers(student):
+        select_heads(layer.self_attn, np.arange(num_heads))
+        select_neurons(layer, np.arange(intermediate_size))
+    student.config.num_attention_heads = num_heads
+    student.config.intermediate_size = intermediate_size
+    setattr(student.config, modeling.HEAD_DIM_FIELD, head_dim)
+    return student
+
+
+def parameter_count(model) -> int:
+    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Distillation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Data:
+    labels: list[str]
+    train: Encoded
+    train_y: np.ndarray
+    dev: Encoded
+    dev_y: np.ndarray
+    dev_texts: list[str]
+    teacher_logits: np.ndarray | None  # precomputed on train when no hidden-state loss is used
+
+
+def _optimizer(model, config: PruneConfig, total_steps: int):
+    import paddle
+    from paddlenlp.transformers import LinearDecayWithWarmup
+
+    lr = LinearDecayWithWarmup(config.learning_rate, total_steps, config.warmup_proportion)
+    no_decay = {p.name for n, p in model.named_parameters() if "bias" in n or "norm" in n}
+    opt = paddle.optimizer.AdamW(learning_rate=lr, parameters=model.parameters(), weight_decay=config.weight_decay,
+                                 apply_decay_param_fun=lambda name: name not in no_decay)
+    return opt, lr
+
+
+def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneConfig):
+    """Soft-label + hard-label (+ hidden-state) loss of one batch."""
+    import paddle
+    import paddle.nn.functional as F
+
+    hidden = config.hidden_loss_weight > 0
+    out = student(ids, token_type_ids=types, output_hidden_states=hidden, return_dict=hidden)
+    logits = out.logits if hidden else out
+    if hidden:
+        with paddle.no_grad():
+            target = teacher(ids, token_type_ids=types, output_hidden_states=True, return_dict=True)
+        teacher_logits = target.logits
+    t = config.temperature
+    soft = -(F.softmax(teacher_logits / t, axis=-1) * F.log_softmax(logits / t, axis=-1)).sum(-1).mean()
+    loss = config.soft_label_weight * t * t * soft + (1 - config.soft_label_weight) * F.cross_entropy(logits, y)
+    if hidden:
+        mse = sum(F.mse_loss(s, h) for s, h in zip(out.hidden_states, target.hidden_states))
+        loss = loss + config.hidden_loss_weight * mse
+    return loss
+
+
+def _dev_accuracy(model, d: _Data, batch_size: int) -> float:
+    logits = predict_logits(model, d.dev, batch_size)
+    return float((logits.argmax(-1) == d.dev_y).mean())
+
+
+def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, save) -> dict[str, Any]:
+    """Train ``student`` on the teacher's outputs; ``save(student, state)`` whenever dev accuracy improves."""
+    import paddle
+
+    lengths = d.train.lengths()
+    bs = config.per_device_train_batch_size
+    steps_per_epoch = len(epoch_batches(lengths, bs, 0, 0, 1))
+    optimizer, lr = _optimizer(student, config, steps_per_epoch * config.num_train_epochs)
+    teacher.eval()
+    state = {"global_step": 0, "epoch": 0, "best_dev_accuracy": -1.0, "best_step": 0, "evaluations": []}
+    started = time.perf_counter()
+
+    def evaluate() -> None:
+        accuracy = _dev_accuracy(student, d, config.per_device_eval_batch_size)
+        state["evaluations"].append({"step": state["global_step"], "dev_accuracy": accuracy})
+        if accuracy > state["best_dev_accuracy"]:
+            state.update(best_dev_accuracy=accuracy, best_step=state["global_step"])
+            save(student, state)
+        log.info("%s step %d: dev accuracy %.4f (best %.4f at step %d)", plan.name, state["global_step"],
+                 accuracy, state["best_dev_accuracy"], state["best_step"])
+
+    for epoch in range(1, config.num_train_epochs + 1):
+        student.train()
+        losses: list[float] = []
+        for rows in epoch_batches(lengths, bs, config.seed + epoch, 0, 1):
+            ids, types = (paddle.to_tensor(a) for a in pad_batch(d.train, rows, int(student.config.pad_token_id or 0)))
+            target = None if d.teacher_logits is None else paddle.to_tensor(d.teacher_logits[rows])
+            loss = _distil_loss(student, teacher, ids, types, paddle.to_tensor(d.train_y[rows]), target, config)
+            loss.backward()
+            optimizer.step()
+            lr.step()
+            optimizer.clear_grad()
+            state["global_step"] += 1
+            losses.append(float(loss))
+            if state["global_step"] % config.logging_steps == 0:
+                log.info("%s epoch %d step %d/%d: loss %.4f, lr %.3g", plan.name, epoch, state["global_step"],
+                         steps_per_epoch * config.num_train_epochs, float(np.mean(losses[-config.logging_steps:])),
+                         optimizer.get_lr())
+            if state["global_step"] % config.save_steps == 0:
+                evaluate()
+        state["epoch"] = epoch
+        if state["global_step"] % config.save_steps:
+            evaluate()
+    state["seconds"] = time.perf_counter() - started
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement and report
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WidthResult:
+    """One row of the report."""
+
+    name: str
+    width: str
+    num_attention_heads: int
+    attention_head_dim: int
+    intermediate_size: int
+    parameters: int
+    onnx_bytes: int
+    export_dir: str
+    checkpoint_dir: str | None = None
+    dev_accuracy_truncated: float | None = None  # right after truncation, before distillation
+    dev_accuracy_best_dynamic: float | None = None  # best during distillation (Paddle dynamic graph)
+    distil_seconds: float | None = None
+    dev_accuracy: float = float("nan")  # the export, through ONNX Runtime
+    ms_per_text: float = float("nan")  # median over the timing runs
+    ms_per_text_best: float = float("nan")  # fastest run: the least disturbed by other load on the machine
+    ms_per_text_runs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class PruneResult:
+    rows: list[WidthResult]
+    report_md: Path
+    report_json: Path
+
+
+def measure(results: list[WidthResult], texts: list[str], y: np.ndarray, batch_size: int, repeats: int) -> None:
+    """Dev accuracy and in-process latency of every export, runs interleaved so load drift hits all alike."""
+    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+
+    predictors = [OfflinePredictor(OfflineConfig(model=r.export_dir, batch_size=batch_size)) for r in results]
+    for predictor in predictors:
+        predictor.predict_probs(texts[:batch_size])  # warm-up: session and allocator setup
+    for _ in range(repeats):
+        for result, predictor in zip(results, predictors):
+            run = predictor.predict_probs(texts)
+            result.ms_per_text_runs.append(1000.0 * run.seconds / len(texts))
+            result.dev_accuracy = float((run.probs.argmax(1) == y).mean())
+    for result in results:
+        result.ms_per_text = float(np.median(result.ms_per_text_runs))
+        result.ms_per_text_best = float(np.min(result.ms_per_text_runs))
+
+
+def _ratios(row: WidthResult, base: WidthResult) -> dict[str, float]:
+    return {
+        "accuracy_delta_points": 100.0 * (row.dev_accuracy - base.dev_accuracy),
+        "latency_ratio": row.ms_per_text / base.ms_per_text,
+        "latency_ratio_best_run": row.ms_per_text_best / base.ms_per_text_best,
+        "onnx_size_ratio": row.onnx_bytes / base.onnx_bytes,
+        "parameter_ratio": row.parameters / base.parameters,
+    }
+
+
+def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source: Path, dev_size: int) -> tuple[Path, Path]:
+    import os
+
+    base = rows[0]
+    setup = {
+        "teacher": str(source),
+        "dev_file": str(config.path(config.dev_file)),
+        "dev_texts": dev_size,
+        "latency": {"runtime": "onnxruntime (OfflinePredictor)", "batch_size": config.per_device_eval_batch_size,
+                    "sorted_by_length": True, "threads": os.cpu_count(), "statistic": "median",
+                    "runs": config.latency_repeats},
+    }
+    payload = {"setup": setup, "config": asdict(config), "versions": versions(),
+               "rows": [asdict(r) | _ratios(r, base) for r in rows]}
+    json_path = out / f"{REPORT_NAME}.json"
+    ckpt.write_json(json_path, payload)
+    lines = [
+        "# Width pruning report", "",
+        f"Teacher `{source}`; dev `{setup['dev_file']}` ({dev_size} texts); max_seq_length {config.max_seq_length}; "
+        f"distillation {config.num_train_epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
+        f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}.", "",
+        f"Latency: in-process ONNX Runtime (`OfflinePredictor`), batch {config.per_device_eval_batch_size}, texts sorted "
+        f"by length, {os.cpu_count()} threads; median of {config.latency_repeats} interleaved runs over the dev texts, "
+        f"tokenization included (every run, and the fastest, are in the JSON). Ratios are to the unpruned model "
+        f"measured in the same run.", "",
+        "| width | heads x dim | FFN | params (M) | ONNX (MB) | dev acc (%) | Δ acc (pts) | ms/text | latency ratio | size ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        r = _ratios(row, base)
+        lines.append(
+            f"| {row.width} | {row.num_attention_heads} x {row.attention_head_dim} | {row.intermediate_size} | "
+            f"{row.parameters / 1e6:.2f} | {row.onnx_bytes / 2**20:.1f} | {100 * row.dev_accuracy:.2f} | "
+            f"{r['accuracy_delta_points']:+.2f} | {row.ms_per_text:.2f} | {r['latency_ratio']:.3f} | {r['onnx_size_ratio']:.3f} |"
+        )
+    pruned = [r for r in rows[1:] if r.dev_accuracy_truncated is not None]
+    if pruned:
+        lines += ["", "Dev accuracy right after truncation (before distillation): "
+                  + ", ".join(f"{r.width}: {100 * r.dev_accuracy_truncated:.2f}%" for r in pruned) + "."]
+    md_path = out / f"{REPORT_NAME}.md"
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return md_path, json_path
+
+
+# ---------------------------------------------------------------------------------------------
+# The action
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_data(config: PruneConfig, source: Path, num_labels: int) -> tuple[list[str], list, list]:
+    labels = data.read_labels(config.path(config.label_file))
+    saved = source / "label.txt"
+    if (saved.is_file() and data.read_labels(saved) != labels) or len(labels) != num_labels:
+        raise ConfigError(
+            f"--params_dir {source}: the checkpoint predicts {num_labels} labels "
+            f"{data.read_labels(saved) if saved.is_file() else ''} but {config.path(config.label_file)} lists {labels}. "
+            f"Prune with the label file the model was trained with."
+        )
+    return labels, data.read_examples(config.path(config.train_file), labels), data.read_examples(config.path(config.dev_file), labels)
+
+
+def _importance_rows(config: PruneConfig, train_size: int, dev_size: int) -> tuple[str, np.ndarray]:
+    size = train_size if config.importance_split == "train" else dev_size
+    rng = np.random.default_rng(config.seed)
+    rows = np.sort(rng.permutation(size)[:config.importance_max_examples])
+    return config.importance_split, rows
+
+
+def _saver(target: Path, tokenizer, labels: list[str], config: PruneConfig, plan: WidthPlan, source: Path):
+    def save(model, state: dict[str, Any]) -> None:
+        def fill(tmp: Path) -> None:
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+            resolved = asdict(config) | {
+                "stage": "prune", "teacher": str(source), "width_mult": plan.text,
+                "num_attention_heads": plan.num_heads, "intermediate_size": plan.intermediate_size,
+                "max_seq_length": config.max_seq_length, "num_labels": len(labels), "versions": versions(),
+            }
+            ckpt.write_json(tmp / "training_config.json", resolved)
+            ckpt.write_json(tmp / "training_state.json", {k: v for k, v in state.items() if k != "evaluations"})
+
+        ckpt.write_checkpoint(target, fill)
+
+    return save
+
+
+def _export(checkpoint_dir: Path, out: Path, max_seq_length: int) -> Path:
+    return export(ExportConfig(params_path=str(checkpoint_dir), output_path=str(out), max_seq_length=max_seq_length))
+
+
+def _row(name: str, width: str, model, export_dir: Path) -> WidthResult:
+    return WidthResult(
+        name=name, width=width, num_attention_heads=int(model.config.num_attention_heads),
+        attention_head_dim=modeling.attention_head_dim(model.config),
+        intermediate_size=int(model.config.intermediate_size), parameters=parameter_count(model),
+        onnx_bytes=(export_dir / ONNX_FILE).stat().st_size, export_dir=str(export_dir),
+    )
+
+
+def prune(config: PruneConfig) -> PruneResult:
+    """Prune the checkpoint in ``config.params_dir`` to every width, distil, export, and report."""
+    source = ckpt.resolve_checkpoint(config.params_dir)
+    arch = modeling.architecture(str(source))
+    plans = plan_widths(config.width_mult_list, int(arch["num_attention_heads"]), int(arch["intermediate_size"]))
+    limit = int(arch.get("max_position_embeddings", config.max_seq_length))
+    if config.max_seq_length > limit:
+        raise ConfigError(f"--max_seq_length {config.max_seq_length} exceeds the model's max_position_embeddings ({limit}).")
+
+    _set_device(config.device)
+    _set_seed(config.seed)
+    teacher = modeling.load_checkpoint_model(source)
+    tokenizer = modeling.load_tokenizer(source)
+    labels, train_set, dev_set = _read_data(config, source, int(teacher.config.num_labels))
+    train_enc = encode(tokenizer, [e.text for e in train_set], config.max_seq_length)
+    dev_enc = encode(tokenizer, [e.text for e in dev_set], config.max_seq_length)
+    train_y = np.array([e.label_id for e in train_set], dtype=np.int64)
+    dev_y = np.array([e.label_id for e in dev_set], dtype=np.int64)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    split, rows = _importance_rows(config, len(train_set), len(dev_set))
+    enc, y = (train_enc, train_y) if split == "train" else (dev_enc, dev_y)
+    picked = Encoded([enc.input_ids[i] for i in rows], [enc.token_type_ids[i] for i in rows])
+    started = time.perf_counter()
+    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.per_device_eval_batch_size)
+    reorder(teacher, head_scores, neuron_scores)
+    log.info("Ranked %d heads and %d FFN neurons per layer on %d %s texts in %.1f s", head_scores.shape[1],
+             neuron_scores.shape[1], len(rows), split, time.perf_counter() - started)
+    np.savez(out / "importance.npz", heads=head_scores, neurons=neuron_scores)
+
+    teacher_logits = None
+    if config.hidden_loss_weight == 0:
+        teacher_logits = predict_logits(teacher, train_enc, config.per_device_eval_batch_size, desc="teacher logits")
+    d = _Data(labels, train_enc, train_y, dev_enc, dev_y, [e.text for e in dev_set], teacher_logits)
+
+    baseline_export = _export(source, out / BASELINE_NAME / "export", config.max_seq_length)
+    results = [_row(BASELINE_NAME, "1", teacher, baseline_export)]
+    for plan in plans:
+        width_dir = out / plan.name
+        student = truncated_copy(teacher, plan.num_heads, plan.intermediate_size)
+        truncated_accuracy = _dev_accuracy(student, d, config.per_device_eval_batch_size)
+        log.info("%s: %d heads, %d FFN neurons per layer; dev accuracy %.4f before distillation",
+                 plan.name, plan.num_heads, plan.intermediate_size, truncated_accuracy)
+        save = _saver(width_dir / "checkpoint", tokenizer, labels, config, plan, source)
+        state = distil(student, teacher, plan, d, config, save)
+        export_dir = _export(width_dir / "checkpoint", width_dir / "export", config.max_seq_length)
+        row = _row(plan.name, plan.text, student, export_dir)
+        row.checkpoint_dir = str(width_dir / "checkpoint")
+        row.dev_accuracy_truncated = truncated_accuracy
+        row.dev_accuracy_best_dynamic = state["best_dev_accuracy"]
+        row.distil_seconds = state["seconds"]
+        results.append(row)
+
+    measure(results, d.dev_texts, dev_y, config.per_device_eval_batch_size, config.latency_repeats)
+    md, js = write_report(out, results, config, source, len(dev_set))
+    log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
+    return PruneResult(results, md, js)
