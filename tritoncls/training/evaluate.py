@@ -66,13 +66,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     directory = ckpt.resolve_checkpoint(config.params_path)
     labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
     model = modeling.load_checkpoint_model(directory)
-    if int(model.config.num_labels) != len(labels):
-        from tritoncls.errors import ConfigError
-
-        raise ConfigError(
-            f"{directory} predicts {model.config.num_labels} labels but {config.label_file} lists "
-            f"{len(labels)}. Evaluate with the label file the model was trained with."
-        )
+    modeling.check_label_count(model, labels, directory, Path(config.dataset_dir) / config.label_file)
     tokenizer = modeling.load_tokenizer(directory)
     report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, "splits": {}}
     for split, name in (("train", config.train_file), ("dev", config.dev_file)):

@@ -267,6 +267,17 @@ def _load_narrow_attention_model(directory: Path, weights: Path):
     return model
 
 
+def check_label_count(model, labels: list[str], checkpoint: Path, label_file: Path) -> None:
+    """Refuse a label file whose size differs from the classifier head's."""
+    from tritoncls.errors import ConfigError
+
+    if int(model.config.num_labels) != len(labels):
+        raise ConfigError(
+            f"{checkpoint} predicts {model.config.num_labels} labels but {label_file} lists {len(labels)}. "
+            f"Use the label file the model was trained with (a copy is in {checkpoint / 'label.txt'})."
+        )
+
+
 def model_architecture_summary(model) -> dict[str, Any]:
     """The few architecture numbers downstream tools need (manifest, benchmarks, pruning)."""
     config = model.config

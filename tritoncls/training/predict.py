@@ -50,13 +50,7 @@ def predict(config: PredictConfig) -> Path:
     labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
     texts = data.read_texts(Path(config.dataset_dir) / config.data_file)
     model = modeling.load_checkpoint_model(directory)
-    if int(model.config.num_labels) != len(labels):
-        from tritoncls.errors import ConfigError
-
-        raise ConfigError(
-            f"{directory} predicts {model.config.num_labels} labels but {config.label_file} lists "
-            f"{len(labels)}. Predict with the label file the model was trained with."
-        )
+    modeling.check_label_count(model, labels, directory, Path(config.dataset_dir) / config.label_file)
     tokenizer = modeling.load_tokenizer(directory)
     probs = softmax(predict_logits(model, encode(tokenizer, texts, config.max_seq_length), config.batch_size,
                                    progress=True, desc="predict"))
