@@ -43,6 +43,7 @@ def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> P
     export = ExportInfo.load(config.model)
     plan = plan_repository(config, export)
     target = Path(config.output)
+    check_not_over_export(target, export.directory)
     check_target(target, config.force)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
@@ -57,6 +58,14 @@ def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> P
     log.info("Built Triton model repository %s (ensemble %r, model step backend %s)",
              target, plan.names.ensemble, plan.config.backend)
     return target
+
+
+def check_not_over_export(target: Path, export_dir: Path) -> None:
+    """Refuse an --output that is the export or holds it: replacing it would delete what it is built from."""
+    output, source = target.resolve(), export_dir.resolve()
+    if output == source or output in source.parents:
+        raise BuildError(f"--output {target} {'is' if output == source else 'holds'} the export {export_dir} "
+                         f"(--model); writing the repository there would delete it. Choose another --output.")
 
 
 def check_target(target: Path, force: bool) -> None:

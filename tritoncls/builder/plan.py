@@ -56,7 +56,20 @@ class ExportInfo:
 
         directory = Path(directory)
         manifest = load_manifest(directory)
-        info = cls(directory, manifest, tuple(rt.read_labels(directory / manifest["label_file"])))
+        _check_file_names(manifest, directory / "manifest.json")
+        label_file = directory / manifest["label_file"]
+        for i, label in enumerate(manifest["labels"]):
+            if "\n" in label or "\r" in label:
+                raise BuildError(f"{directory / 'manifest.json'}: labels[{i}] {label!r} contains a line break; "
+                                 f"label.txt holds one label a line, so it cannot be served. Rename the label, "
+                                 f"then retrain or re-export.")
+        try:
+            labels = tuple(rt.read_labels(label_file))
+        except FileNotFoundError:
+            raise BuildError(f"{label_file}: not found (manifest.json field 'label_file'); re-run `tritoncls export`.") from None
+        except UnicodeDecodeError as exc:
+            raise BuildError(f"{label_file}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-run `tritoncls export`.") from None
+        info = cls(directory, manifest, labels)
         info._check()
         return info
 
@@ -90,11 +103,42 @@ class ExportInfo:
         missing = [name for name in files if not self.path(name).is_file()]
         if missing:
             raise BuildError(f"{self.directory}: files {missing} named in {where} are missing; re-run `tritoncls export`.")
-        vocab = rt.read_vocab(self.path(self.tokenizer["files"]["vocab"]))
+        _check_onnx(self.path(self.graph("onnx")["file"]))
+        try:
+            vocab = rt.read_vocab(self.path(self.tokenizer["files"]["vocab"]))
+        except UnicodeDecodeError as exc:
+            raise BuildError(f"{self.path(self.tokenizer['files']['vocab'])}: not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start}); the file is corrupt: re-run `tritoncls export`.") from None
         absent = [t for t in self.tokenizer["special_tokens"].values() if t not in vocab]
         if absent:
             raise BuildError(f"{self.path(self.tokenizer['files']['vocab'])}: special tokens {absent} (manifest field "
                              f"tokenizer.special_tokens) are not in the vocabulary; re-export the model.")
+
+
+def _check_file_names(manifest: dict[str, Any], where: Path) -> None:
+    """Every file the manifest names is a plain name inside the export: the build copies it under that
+    name, so ``../`` or an absolute path would read and write outside the export and the repository."""
+    named = {"label_file": manifest["label_file"], "onnx.file": manifest["onnx"]["file"],
+             "paddle.model_file": manifest["paddle"]["model_file"], "paddle.params_file": manifest["paddle"]["params_file"],
+             **{f"tokenizer.files.{key}": value for key, value in manifest["tokenizer"]["files"].items()}}
+    for field_name, name in named.items():
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+            raise BuildError(f"{where}: field {field_name!r} is {name!r}; it must be a plain file name inside the "
+                             f"export directory (no folders, no '..'). Re-run `tritoncls export`.")
+
+
+def _check_onnx(path: Path) -> None:
+    """A truncated or corrupt model.onnx fails here, naming the file, rather than at serve time."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        if not model.graph.node or not model.graph.output:
+            raise ValueError("it holds no graph")
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise several types for a bad file
+        raise BuildError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {str(exc).strip()[:200] or 'empty'}); "
+                         f"the file is truncated or corrupt: re-run `tritoncls export`.") from None
 
 
 # ---------------------------------------------------------------------------------------------

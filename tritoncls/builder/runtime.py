@@ -136,6 +136,13 @@ def clean_text(text: str) -> str:
     return "".join(out)
 
 
+#: Raw characters before which a word always ends: those clean_text turns into a space (\t \n \r and
+#: category Zs) and CJK ideographs (each a word of its own). Tokens of ``text[:k] + text[k:]`` are the
+#: tokens of each part, one after the other, when ``text[k]`` is one of them.
+_WORD_BOUNDARY = re.compile("[ \t\n\r\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+                            + "".join(f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in _CJK_RANGES) + "]")
+
+
 def read_vocab(path: str | Path) -> dict[str, int]:
     """token -> id, one token a line; a repeated token keeps its last line (as PaddleNLP's Vocab)."""
     vocab: dict[str, int] = {}
@@ -163,6 +170,11 @@ class _WordPieceBase:
         specials = sorted(set(special_tokens.values()), key=len, reverse=True)
         self._special_re = re.compile("(" + "|".join(re.escape(t) for t in specials) + ")")
         self._tables = char_tables()
+        # A long text is tokenized from its head: the characters up to the first word boundary after
+        # ``head_chars`` (more when that head gives fewer tokens than the budget), never all of a
+        # 1 MB text for 128 tokens. Exact, unless a special token could straddle the cut.
+        self.head_chars = max(64, 8 * max_seq_length)
+        self._can_cut = not any(_WORD_BOUNDARY.search(t) for t in specials)
 
     def normalize(self, text: str) -> str:
         """PaddleNLP's BasicTokenizer before splitting: clean, then lowercase and strip accents."""
@@ -179,6 +191,28 @@ class _WordPieceBase:
 
         Special tokens written in the text ("[MASK]") are kept whole, as PaddleNLP does.
         """
+        budget = self.max_seq_length - 2
+        rows: list[list[int]] = [[] for _ in texts]
+        todo, limit = list(range(len(texts))), self.head_chars
+        while todo:
+            heads = [self._head(texts[i], limit) for i in todo]
+            again = []
+            for i, head, ids in zip(todo, heads, self._encode_untruncated(heads)):
+                if len(ids) < budget and len(head) < len(texts[i]):
+                    again.append(i)  # this head does not settle the first `budget` tokens: take a longer one
+                else:
+                    rows[i] = [self.cls_id, *ids[:budget], self.sep_id]
+            todo, limit = again, limit * 8
+        return rows
+
+    def _head(self, text: str, limit: int) -> str:
+        """``text`` up to the first word boundary at or after ``limit`` characters (all of it if none)."""
+        if len(text) <= limit or not self._can_cut:
+            return text
+        boundary = _WORD_BOUNDARY.search(text, limit)
+        return text[:boundary.start()] if boundary else text
+
+    def _encode_untruncated(self, texts: Sequence[str]) -> list[list[int]]:
         segments: list[str] = []
         layouts: list[list[int | None]] = []  # per text: a special token's id, or None for the next segment
         for text in texts:
@@ -191,13 +225,12 @@ class _WordPieceBase:
                     layout.append(None)
             layouts.append(layout)
         encoded = iter(self._encode_segments(segments))
-        budget = self.max_seq_length - 2
         rows = []
         for layout in layouts:
             ids: list[int] = []
             for item in layout:
                 ids.extend(next(encoded) if item is None else (item,))
-            rows.append([self.cls_id, *ids[:budget], self.sep_id])
+            rows.append(ids)
         return rows
 
     def _encode_segments(self, segments: list[str]) -> list[list[int]]:

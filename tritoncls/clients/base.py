@@ -103,19 +103,20 @@ class TritonClient(abc.ABC):
     """Classify texts with a tritoncls ensemble; a context manager over one server URL.
 
     ``timeout_s`` bounds each request; UNAVAILABLE and connection failures are retried ``retries``
-    times with exponential backoff from ``backoff_s``; batches larger than the model's
-    max_batch_size are split.
+    times with exponential backoff from ``backoff_s``, each wait capped at ``max_backoff_s`` (so a
+    few more retries ride out a server restart); batches larger than the model's max_batch_size are split.
     """
 
     protocol = "?"
 
     def __init__(self, url: str, model_name: str = "seqcls", timeout_s: float = 60.0, retries: int = 3,
-                 backoff_s: float = 0.5) -> None:
+                 backoff_s: float = 0.5, max_backoff_s: float = 5.0) -> None:
         self.url = url
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
         self._client = self._connect()
         self._signature: Signature | None = None
 
@@ -192,7 +193,7 @@ class TritonClient(abc.ABC):
                 if attempt == self.retries:
                     raise ServerUnavailable(f"{self.url}: could not {what}: server unavailable after {attempt + 1} "
                                         f"tries ({exc}). Is the server running and reachable?") from None
-                delay = self.backoff_s * 2 ** attempt
+                delay = min(self.backoff_s * 2 ** attempt, self.max_backoff_s)
                 log.debug("%s unavailable (%s); retrying in %.1f s", self.url, exc, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")

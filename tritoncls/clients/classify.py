@@ -44,6 +44,37 @@ class _ClientPool:
             client.close()
 
 
+class BatchSender:
+    """Send a batch to one of several servers from any thread; a batch whose server is unavailable
+    (after that client's retries) moves on to the next URL. Batch ``index`` picks the first URL, so
+    consecutive batches go round-robin."""
+
+    def __init__(self, urls: Sequence[str], protocol: str = "grpc", **options) -> None:
+        if not urls:
+            raise ClientError("no server URL given; pass --url HOST:PORT (repeat it to spread over several servers).")
+        if protocol not in CLIENTS:
+            raise ClientError(f"protocol {protocol!r} is not one of {sorted(CLIENTS)}.")
+        self.urls = list(urls)
+        self._pool = _ClientPool(protocol, options)
+
+    def __call__(self, index: int, texts: Sequence[str | bytes]) -> list[Prediction]:
+        failure: ServerUnavailable | None = None
+        for k in range(len(self.urls)):
+            try:
+                return self._pool.get(self.urls[(index + k) % len(self.urls)]).classify(texts)
+            except ServerUnavailable as exc:
+                failure = exc
+        raise failure  # type: ignore[misc]
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def check_sizes(concurrency: int, batch_size: int) -> None:
+    if concurrency < 1 or batch_size < 1:
+        raise ClientError(f"--concurrency ({concurrency}) and --batch_size ({batch_size}) must be >= 1.")
+
+
 def classify_texts(texts: Sequence[str], urls: Sequence[str], protocol: str = "grpc", model_name: str = "seqcls",
                    concurrency: int = 4, batch_size: int = 32, timeout_s: float = 60.0, retries: int = 3,
                    progress: bool = False) -> list[Prediction]:
@@ -51,29 +82,20 @@ def classify_texts(texts: Sequence[str], urls: Sequence[str], protocol: str = "g
 
     Texts are sent sorted by length, ``batch_size`` to a request, so each request pads little;
     requests go round-robin over ``urls`` from ``concurrency`` threads, and a request whose server is
-    unavailable moves on to the next URL.
+    unavailable moves on to the next URL. (For files, ``chunked.classify_file`` adds incremental,
+    resumable output.)
     """
     from tqdm import tqdm
 
-    if not urls:
-        raise ClientError("no server URL given; pass --url HOST:PORT (repeat it to spread over several servers).")
-    if concurrency < 1 or batch_size < 1:
-        raise ClientError(f"--concurrency ({concurrency}) and --batch_size ({batch_size}) must be >= 1.")
+    check_sizes(concurrency, batch_size)
+    sender = BatchSender(urls, protocol, model_name=model_name, timeout_s=timeout_s, retries=retries)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     batches = list(chunks(order, batch_size))
-    pool = _ClientPool(protocol, {"model_name": model_name, "timeout_s": timeout_s, "retries": retries})
     results: list[Prediction | None] = [None] * len(texts)
 
     def run(job: tuple[int, Sequence[int]]) -> tuple[Sequence[int], list[Prediction]]:
         index, rows = job
-        batch = [texts[i] for i in rows]
-        failure: ServerUnavailable | None = None
-        for k in range(len(urls)):
-            try:
-                return rows, pool.get(urls[(index + k) % len(urls)]).classify(batch)
-            except ServerUnavailable as exc:
-                failure = exc
-        raise failure
+        return rows, sender(index, [texts[i] for i in rows])
 
     try:
         with ThreadPoolExecutor(max_workers=concurrency) as executor, \
@@ -83,5 +105,5 @@ def classify_texts(texts: Sequence[str], urls: Sequence[str], protocol: str = "g
                     results[row] = prediction
                 bar.update(len(rows))
     finally:
-        pool.close()
+        sender.close()
     return results  # type: ignore[return-value]

@@ -140,6 +140,74 @@ def bundled_backend_directory(dist: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
+_SHM_REGION = re.compile(r"^triton_python_backend_shm_region_[0-9A-Za-z-]+$")
+SHM_DIR = Path("/dev/shm")
+
+
+def group_members(pgid: int, exclude: int | None = None) -> list[int]:
+    """Live processes of process group ``pgid`` (Linux /proc), zombies left out."""
+    members = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == exclude:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def shm_regions_of(pids: list[int]) -> set[str]:
+    """Names of the python-backend shared-memory regions these processes (stubs) were started with."""
+    regions = set()
+    for pid in pids:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        regions.update(a.decode() for a in args if _SHM_REGION.match(a.decode(errors="replace")))
+    return regions
+
+
+def reap_process_group(pgid: int, known_regions: set[str] = frozenset(), grace_s: float = 5.0) -> list[int]:
+    """After the server has exited: wait ``grace_s`` for its stubs to exit, SIGKILL any left, and
+    unlink the shared-memory regions a killed stub could not remove. Returns the pids it killed.
+
+    The group id is the server's pid (it was started in a new session); Linux does not hand out a
+    pid that is still in use as a process group id, so this reaches only the server's own stubs.
+    """
+    regions = set(known_regions) | shm_regions_of(group_members(pgid))
+    deadline = time.monotonic() + grace_s
+    while (leftovers := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if leftovers:
+        log.warning("killing %d orphaned tritonserver stub process(es) %s", len(leftovers), leftovers)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + grace_s
+        while group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    _unlink_regions(regions)
+    return leftovers
+
+
+def _unlink_regions(regions: set[str]) -> None:
+    """Remove regions a killed stub could not remove itself (a clean shutdown has removed them already)."""
+    for name in regions:
+        if _SHM_REGION.match(name):
+            try:
+                (SHM_DIR / name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove %s: %s", SHM_DIR / name, exc)
+
+
 try:
     _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 except OSError:
@@ -181,6 +249,7 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=400)
         self._reader: threading.Thread | None = None
+        self._shm_regions: set[str] = set()
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -250,6 +319,7 @@ class TritonServer:
         except BaseException:
             self.stop()
             raise
+        self._shm_regions = shm_regions_of(self.pids())
         return self
 
     def _pump(self, stream: IO[bytes]) -> None:
@@ -289,7 +359,12 @@ class TritonServer:
         raise ServeError(self._failure(f"tritonserver was not ready after {timeout_s:.0f} s"))
 
     def stop(self, timeout_s: float | None = None) -> int | None:
-        """SIGTERM, wait for a clean exit (models unload), SIGKILL as a last resort; returns the exit code."""
+        """SIGTERM, wait for a clean exit (models unload), SIGKILL as a last resort; returns the exit code.
+
+        Whatever is left of the server's process group afterwards is killed too: when tritonserver dies
+        abruptly (SIGKILL, OOM killer), its python-backend stubs are orphaned and one can hang for good,
+        holding the log pipe open and its shared-memory region in /dev/shm.
+        """
         if self.process is None:
             return None
         process, self.process = self.process, None
@@ -301,10 +376,17 @@ class TritonServer:
                 log.warning("tritonserver did not stop in time; killing it")
                 process.kill()
                 process.wait()
+        reap_process_group(process.pid, self._shm_regions)
         self._join_reader()
-        if process.stdout:
-            process.stdout.close()
+        if process.stdout and not (self._reader and self._reader.is_alive()):
+            process.stdout.close()  # closing it under a blocked reader would block too
         return process.returncode
+
+    def pids(self) -> list[int]:
+        """The server and its python-backend stubs (for memory and fault checks)."""
+        if self.process is None:
+            return []
+        return [self.process.pid, *group_members(self.process.pid, exclude=self.process.pid)]
 
     def _join_reader(self) -> None:
         if self._reader is not None:

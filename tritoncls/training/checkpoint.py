@@ -6,14 +6,18 @@ temporary directory, fsyncs it, and swaps it with the target in one ``renameat2(
 call (Linux). Where that call is missing it falls back to two renames and leaves a
 ``<name>.previous`` directory that :func:`resolve_checkpoint` recovers from. A reader therefore
 never sees a half-written checkpoint: ``COMPLETE`` is the last file written, and a directory
-without it is refused.
+without it is refused, as is a staging directory (``.<name>.writing-<pid>-*``) passed by hand.
+A writer killed mid-way leaves its staging directory behind; the next write to the same target
+removes those whose process is gone.
 """
 
 from __future__ import annotations
 
 import ctypes
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,6 +26,7 @@ from pathlib import Path
 from tritoncls.errors import ModelError
 
 COMPLETE_MARKER = "COMPLETE"
+_STAGING = re.compile(r"^\.(?P<name>.+)\.writing-(?:(?P<pid>\d+)-)?[^.]*$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -58,7 +63,8 @@ def write_checkpoint(target: str | Path, fill: Callable[[Path], None]) -> Path:
     """Call ``fill(tmpdir)`` to write a checkpoint, then atomically put it at ``target``."""
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-", dir=target.parent))
+    remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.writing-{os.getpid()}-", dir=target.parent))
     try:
         fill(staging)
         (staging / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
@@ -69,6 +75,30 @@ def write_checkpoint(target: str | Path, fill: Callable[[Path], None]) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
     _fsync_dir(target.parent)
     return target
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Delete staging directories of ``target`` left by writers that were killed (their pid is gone).
+
+    Each can hold a whole model and its optimizer state, so repeated crashes would fill the disk.
+    """
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.writing-*"):
+        match = _STAGING.match(path.name)
+        if match and match["name"] == target.name and match["pid"] and not _pid_alive(int(match["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _install(staging: Path, target: Path) -> None:
@@ -97,6 +127,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """
     path = Path(path)
     directory = path.parent if path.suffix == ".pdparams" else path
+    if _STAGING.match(directory.name):
+        raise ModelError(f"{directory}: a checkpoint being written (or left by a writer that was killed), not a "
+                         f"checkpoint. Pass the directory it was written for ({directory.parent / _STAGING.match(directory.name)['name']}).")
     if directory.is_dir() and is_complete(directory):
         return directory
     previous = directory.with_name(directory.name + ".previous")
