@@ -1,0 +1,318 @@
+"""Benchmark harness: perf_analyzer CSV and input data, FLOP counting, Triton statistics, the report's
+targets and shape, the text reader and the CLI. Fast: no model, no server, no speed assertions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.flops import EncoderShape, layer_flops, text_flops, total_flops, useful_flops_per_s
+from tritoncls.benchmarks.perf_analyzer import (
+    PerfAnalyzer,
+    equivalent_width,
+    parse_csv,
+    text_input_data,
+    token_input_data,
+    usable_steps,
+)
+from tritoncls.benchmarks.report import REPORT_JSON, REPORT_MD, compute_targets, write_report
+from tritoncls.benchmarks.texts import read_bench_texts
+from tritoncls.benchmarks.triton_stats import STAGES, ModelStats, delta, parse_statistics, stage_share
+from tritoncls.errors import ConfigError, DataError
+
+# Recorded from perf_analyzer 2.51.0 (tritonclient wheel) against tritonserver 2.51 (nvidia-pytriton 0.7.0),
+# `-b 32 --concurrency-range 1:1 --async --measurement-mode count_windows -f out.csv`, tiny KUAKE-QIC export.
+RECORDED_CSV_B32 = """\
+Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency
+1,106.143,18,4301,2,159,308765,2621,8,299333,439361,484316,484316
+"""
+RECORDED_CSV_B1 = """\
+Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency
+8,176.206,11,17233,2,260,23700,2008,3,36938,75435,88470,116096
+"""
+
+MEDIUM = EncoderShape(num_hidden_layers=6, hidden_size=768, intermediate_size=3072, num_labels=11)
+
+
+# ---------------------------------------------------------------------------------------------
+# perf_analyzer
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_csv_reads_throughput_and_latency_percentiles_of_a_recorded_sample():
+    (point,) = parse_csv(RECORDED_CSV_B32, "seqcls", batch_size=32)
+    assert (point.model, point.batch_size, point.concurrency) == ("seqcls", 32, 1)
+    assert point.inferences_per_s == pytest.approx(106.143)
+    assert point.requests_per_s == pytest.approx(106.143 / 32)
+    assert (point.p50_us, point.p90_us, point.p95_us, point.p99_us) == (299333, 439361, 484316, 484316)
+    assert point.server_compute_infer_us == 308765 and point.network_us == 4301
+    assert point.avg_us is None  # 2.51 writes no "Avg latency" column
+
+
+def test_parse_csv_reads_every_concurrency_row_and_ignores_unknown_columns():
+    header, row = RECORDED_CSV_B1.strip().split("\n")
+    text = f"{header},Avg GPU Utilization\n{row},0\n{row.replace('8,176.206', '16,190.5', 1)},0\n"
+    points = parse_csv(text, "seqcls", batch_size=1)
+    assert [(p.concurrency, p.inferences_per_s) for p in points] == [(8, 176.206), (16, 190.5)]
+
+
+def test_parse_csv_raises_when_the_file_holds_no_measurement():
+    with pytest.raises(BenchmarkError, match="header"):
+        parse_csv("error: failed to connect\n", "seqcls", 1)
+    with pytest.raises(BenchmarkError, match="no measurement rows"):
+        parse_csv(RECORDED_CSV_B1.split("\n")[0] + "\n", "seqcls", 1)
+    with pytest.raises(BenchmarkError, match="p99 latency"):
+        parse_csv("Concurrency,Inferences/Second,p50 latency\n1,2,3\n", "seqcls", 1)
+
+
+def test_text_input_data_holds_one_real_text_per_step_and_a_multiple_of_the_batch_size():
+    texts = [f"text {i}" for i in range(70)]
+    data = text_input_data(texts, "text", batch_size=32)
+    assert len(data["data"]) == 64
+    assert data["data"][3] == {"text": {"content": ["text 3"], "shape": [1]}}
+    assert len(text_input_data(texts, "text")["data"]) == 70
+    json.dumps(data, ensure_ascii=False)  # what perf_analyzer reads
+
+
+def test_usable_steps_refuses_fewer_texts_than_one_request():
+    assert usable_steps(65, 32) == 64
+    with pytest.raises(BenchmarkError, match="fewer than one request"):
+        usable_steps(10, 32)
+
+
+def test_token_input_data_at_batch_1_keeps_each_text_at_its_own_length():
+    rows = [[1, 5, 2], [1, 5, 6, 7, 2]]
+    data = token_input_data(rows, ("input_ids", "token_type_ids"), batch_size=1, pad_id=0)["data"]
+    assert data[0]["input_ids"] == {"content": [1, 5, 2], "shape": [3]}
+    assert data[1]["token_type_ids"] == {"content": [0] * 5, "shape": [5]}
+
+
+def test_token_input_data_at_batch_n_pads_every_step_to_the_mean_file_order_batch_width():
+    rows = [[1, 2], [1, 3, 4, 2], [1, 2], [1, 5, 5, 5, 5, 5, 2], [1, 9, 2]]
+    assert equivalent_width([len(r) for r in rows[:4]], 2) == 6  # batches of widths 4 and 7 -> 5.5 -> 6
+    data = token_input_data(rows, ("ids", "types"), batch_size=2, pad_id=0, pad_type_id=0)["data"]
+    assert len(data) == 4  # a multiple of the batch size
+    assert {tuple(step["ids"]["shape"]) for step in data} == {(6,)}  # perf_analyzer batches equal shapes only
+    assert data[0]["ids"]["content"] == [1, 2, 0, 0, 0, 0]
+    assert data[3]["ids"]["content"] == [1, 5, 5, 5, 5, 5]  # cut to the width
+
+
+def test_perf_analyzer_command_uses_count_windows_grpc_and_writes_csv(tmp_path):
+    analyzer = PerfAnalyzer(Path("/bin/perf_analyzer"), {})
+    command = analyzer.command("seqcls", "127.0.0.1:8001", tmp_path / "in.json", 32, 2, tmp_path / "o.csv", 6, 5, 20)
+    joined = " ".join(command)
+    assert "-m seqcls" in joined and "-i grpc" in joined and "-b 32" in joined
+    assert "--concurrency-range 2:2" in joined and "--measurement-mode count_windows" in joined
+    assert "--measurement-request-count 6" in joined and f"-f {tmp_path / 'o.csv'}" in joined
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_layer_flops_counts_projections_attention_on_real_length_and_ffn():
+    length, hidden, ffn = 10, 8, 32
+    qkv, scores, context, out, mlp = 6 * 10 * 64, 2 * 100 * 8, 2 * 100 * 8, 2 * 10 * 64, 4 * 10 * 8 * 32
+    assert layer_flops(length, hidden, ffn) == qkv + scores + context + out + mlp
+
+
+def test_text_flops_of_the_medium_shape_is_about_85_mflop_per_token_plus_the_quadratic_attention_term():
+    per_token = text_flops(1, MEDIUM) / 1e6
+    assert 84 < per_token < 87
+    # doubling the length more than doubles the work (attention is quadratic), and padding is never counted
+    assert text_flops(36, MEDIUM) > 2 * text_flops(18, MEDIUM)
+    assert text_flops(0, MEDIUM) == 0
+
+
+def test_useful_flops_per_s_is_the_rate_times_the_mean_flops_of_the_texts():
+    lengths = [10, 20, 30]
+    expected = 5.0 * total_flops(lengths, MEDIUM) / 3
+    assert useful_flops_per_s(5.0, lengths, MEDIUM) == pytest.approx(expected)
+    assert EncoderShape.from_architecture({"num_hidden_layers": 6, "hidden_size": 768, "intermediate_size": 3072,
+                                           "num_labels": 11}) == MEDIUM
+
+
+# ---------------------------------------------------------------------------------------------
+# Triton statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def _stats(tokenizer_ns: int, model_ns: int, post_ns: int, queue_ns: int, executions: int = 4, inferences: int = 64) -> dict:
+    def entry(name, compute, queue, execs=executions):
+        return {"name": name, "version": "1", "inference_count": str(inferences), "execution_count": str(execs),
+                "inference_stats": {"success": {"count": "2", "ns": "1"}, "queue": {"count": "2", "ns": str(queue)},
+                                    "compute_input": {"count": "2", "ns": "0"},
+                                    "compute_infer": {"count": "2", "ns": str(compute)},
+                                    "compute_output": {"count": "2", "ns": "0"}}}
+
+    return {"model_stats": [entry("tokenizer", tokenizer_ns, queue_ns), entry("seqcls_model", model_ns, queue_ns),
+                            entry("seqcls_postprocess", post_ns, 0), entry("seqcls", 0, 0)]}
+
+
+STEPS = {"tokenizer": "tokenizer", "model": "seqcls_model", "postprocess": "seqcls_postprocess"}
+
+
+def test_stage_share_splits_server_time_into_tokenizer_model_postprocess_and_queue():
+    before = parse_statistics(_stats(0, 0, 0, 0, executions=0, inferences=0))
+    after = parse_statistics(_stats(1_000_000, 8_000_000, 500_000, 250_000))
+    share = stage_share(delta(after, before), STEPS)
+    assert share.seconds == pytest.approx({"tokenizer": 0.001, "model": 0.008, "postprocess": 0.0005, "queue": 0.0005})
+    assert set(share.shares) == set(STAGES) and sum(share.shares.values()) == pytest.approx(1.0)
+    assert share.shares["model"] == pytest.approx(0.8)
+    assert share.texts_per_model_execution == pytest.approx(64 / 4)
+    assert share.to_dict()["texts_per_model_execution"] == pytest.approx(16.0)
+
+
+def test_parse_statistics_sums_versions_of_one_model():
+    stats = _stats(10, 20, 30, 40)
+    stats["model_stats"].append(dict(stats["model_stats"][1]))
+    parsed = parse_statistics(stats)
+    assert parsed["seqcls_model"] == ModelStats(128, 8, 80, 0, 40, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def _point(target: str, batch: int, concurrency: int, rate: float, tokenizer_share: float = 0.02) -> dict:
+    shares = {"tokenizer": tokenizer_share, "model": 0.9 - tokenizer_share, "postprocess": 0.05, "queue": 0.05}
+    return {"target": target, "model": "seqcls", "batch_size": batch, "concurrency": concurrency,
+            "inferences_per_s": rate, "p50_us": 1000.0, "p90_us": 1500.0, "p95_us": 2000.0, "p99_us": 3000.0,
+            "avg_us": None, "requests_per_s": rate / batch,
+            "stages": {"seconds": {}, "shares": shares, "model_executions": 10, "model_inferences": 50,
+                       "texts_per_model_execution": 5.0}}
+
+
+def _inproc(runtime: str, order: str, rate: float, precision: str = "fp32") -> dict:
+    return {"runtime": runtime, "order": order, "precision": precision, "batch_size": 32, "texts": 256,
+            "seconds": 256 / rate, "padded_tokens": 100, "real_tokens": 50, "threads": 2, "texts_per_s": rate,
+            "padding_ratio": 2.0}
+
+
+def fake_measurements() -> dict:
+    """What a run would gather: medium meets target 1 and misses 2; nano misses 1; reference is 4x slower."""
+    def shape(file_rate, sorted_rate, served_b32, served_single, flops_per_text):
+        return {"export": "/x", "architecture": {"num_hidden_layers": 6}, "max_seq_length": 128,
+                "useful_flops_per_text": flops_per_text, "inprocess": [
+                    _inproc("onnxruntime", "file", file_rate), _inproc("onnxruntime", "sorted", sorted_rate)],
+                "served": {"default": {"build_config": {"profile": "default"}, "points": [
+                    _point("ensemble", 32, 1, served_b32 * 0.9), _point("ensemble", 32, 2, served_b32),
+                    _point("ensemble", 1, 32, served_single), _point("model", 32, 1, served_b32)],
+                    "memory": [{"pid": 1, "role": "tritonserver", "rss_mib": 40.0}], "errors": []}}}
+
+    medium = shape(10.0, 20.0, 10.0, 12.0, 1.5e9)
+    nano = shape(200.0, 300.0, 150.0, 200.0, 1e8)
+    nano["served"]["default"]["points"][1]["stages"]["shares"]["tokenizer"] = 0.04
+    nano["served"]["reference"] = {"build_config": {"profile": "reference"}, "points": [_point("ensemble", 32, 1, 40.0)]}
+    nano["served"]["int8"] = {"build_config": {"profile": "default"}, "points": [_point("ensemble", 32, 1, 210.0)]}
+    return {"mode": "quick", "reference_shape": "nano", "sgemm": {"size": 2048, "gflops": 72.0},
+            "accuracy": {"fp32": 0.80, "int8": 0.795, "texts": 1955},
+            "machine": {"cpu": "test", "versions": {"numpy": "1"}}, "data": {"path": "dev.txt", "texts": 256},
+            "shapes": {"medium": medium, "nano": nano}}
+
+
+def test_targets_hold_one_entry_per_issue_target_with_name_measured_threshold_and_met():
+    targets = {t.name: t for t in compute_targets(fake_measurements())}
+    assert list(targets) == [
+        "ensemble_b32_vs_inprocess_ort[medium]", "ensemble_b32_vs_inprocess_ort[nano]",
+        "single_text_c32_vs_inprocess_sorted[medium]", "vs_reference_default[nano]", "vs_reference_int8[nano]",
+        "int8_accuracy_drop", "tokenizer_share_b32[nano]", "useful_flops_vs_sgemm[medium]"]
+    assert targets["ensemble_b32_vs_inprocess_ort[medium]"].measured == pytest.approx(1.0)  # best over concurrency
+    assert targets["ensemble_b32_vs_inprocess_ort[medium]"].met
+    assert targets["ensemble_b32_vs_inprocess_ort[nano]"].measured == pytest.approx(0.75)
+    assert not targets["ensemble_b32_vs_inprocess_ort[nano]"].met
+    assert targets["single_text_c32_vs_inprocess_sorted[medium]"].measured == pytest.approx(0.6)
+    assert targets["vs_reference_default[nano]"].measured == pytest.approx(150 / 40)
+    assert targets["vs_reference_default[nano]"].met
+    assert targets["vs_reference_int8[nano]"].measured == pytest.approx(210 / 40) and targets["vs_reference_int8[nano]"].met
+    assert targets["int8_accuracy_drop"].measured == pytest.approx(0.5) and targets["int8_accuracy_drop"].met
+    assert targets["tokenizer_share_b32[nano]"].measured == pytest.approx(0.04) and targets["tokenizer_share_b32[nano]"].met
+    assert targets["useful_flops_vs_sgemm[medium]"].measured == pytest.approx(12.0 * 1.5e9 / 1e9 / 72.0)
+
+
+def test_a_target_without_its_measurement_is_reported_unmet_with_measured_none():
+    m = fake_measurements()
+    del m["shapes"]["nano"]["served"]["reference"]
+    m["accuracy"] = {"note": "dev.txt has no labels"}
+    targets = {t.name: t for t in compute_targets(m)}
+    assert targets["vs_reference_default[nano]"].measured is None and not targets["vs_reference_default[nano]"].met
+    assert targets["int8_accuracy_drop"].measured is None and "no labels" in targets["int8_accuracy_drop"].detail
+
+
+def test_write_report_writes_json_with_targets_markdown_tables_and_plots(tmp_path):
+    report = write_report(fake_measurements(), tmp_path)
+    saved = json.loads((tmp_path / REPORT_JSON).read_text(encoding="utf-8"))
+    assert len(saved["targets"]) == 8
+    for target in saved["targets"]:
+        assert {"name", "measured", "threshold", "met"} <= set(target)
+        assert isinstance(target["met"], bool)
+    markdown = (tmp_path / REPORT_MD).read_text(encoding="utf-8")
+    assert "| target | measured | threshold | met |" in markdown
+    assert "## Shape `medium`" in markdown and "Server RSS per process" in markdown
+    assert {Path(p).name for p in report["plots"]} == {"latency_medium.png", "latency_nano.png", "stage_shares.png", "ratios.png"}
+    assert all((tmp_path / Path(p).name).stat().st_size > 1000 for p in report["plots"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Texts, config, CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def test_read_bench_texts_keeps_file_order_and_labels_when_every_line_has_one(tmp_path):
+    path = tmp_path / "dev.txt"
+    path.write_text("\ufeff第一\t治疗方案\n\nsecond\t其他\r\n", encoding="utf-8")
+    texts = read_bench_texts(path)
+    assert texts.texts == ("第一", "second") and texts.labels == ("治疗方案", "其他")
+    (tmp_path / "data.txt").write_text("a\nb\tx\n", encoding="utf-8")
+    assert read_bench_texts(tmp_path / "data.txt").labels is None
+    assert read_bench_texts(path).head(1).texts == ("第一",)
+
+
+def test_read_bench_texts_names_file_and_line_of_an_empty_text(tmp_path):
+    path = tmp_path / "dev.txt"
+    path.write_text("ok\tx\n\tlabel\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"dev.txt:2: the text is empty"):
+        read_bench_texts(path)
+
+
+def test_bench_config_rejects_unknown_shapes_and_too_few_texts():
+    from tritoncls.benchmarks.bench import BenchConfig
+
+    with pytest.raises(ConfigError, match="--shapes large"):
+        BenchConfig(model="m", data="d", output="o", shapes=("large",))
+    with pytest.raises(ConfigError, match="--max_texts"):
+        BenchConfig(model="m", data="d", output="o", max_texts=4)
+    plan = BenchConfig(model="m", data="d", output="o", mode="quick", shapes=("nano",)).plan()
+    assert plan.shapes == ("nano",) and plan.reference_shape == "nano" and plan.max_texts == 256
+
+
+def test_bench_help_lists_the_options(capsys):
+    from tritoncls.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--model", "--data", "--output", "--quick", "--tiny", "--shapes", "--max_texts"):
+        assert option in out
+
+
+def test_server_memory_names_python_stubs_by_their_model():
+    from tritoncls.benchmarks.machine import _role
+
+    stub = ["/x/triton_python_backend_stub", "/repo/seqcls_model/1/model.py", "triton_python_backend_shm_region_3",
+            "1048576", "1048576", "123", "/x/backends/python", "336", "seqcls_model_0_0", "DEFAULT"]
+    assert _role(stub, None) == "seqcls_model"
+    assert _role(["/usr/bin/tritonserver", "--model-repository=/r"], None) == "tritonserver"
+
+
+def test_sgemm_rate_reports_gflops():
+    from tritoncls.benchmarks.machine import sgemm_rate
+
+    rate = sgemm_rate(size=128, repeats=2)
+    assert rate.gflops > 0 and rate.size == 128

@@ -1,0 +1,480 @@
+"""``tritoncls bench``: every measurement of issue 4 in one run, and the report with its targets.
+
+The run, in order (each step's failure is recorded and the run goes on, so a report is always written):
+
+1. the machine: description, versions, FP32 SGEMM rate;
+2. the trained export (``--model``): dev accuracy FP32 vs INT8, fused-graph label check, and served
+   labels vs in-process labels;
+3. per shape (random-weight ERNIE 3.0 medium/mini/nano with the trained export's vocabulary):
+   in-process baselines, ORT fusions and INT8 in-process, then served measurements with
+   perf_analyzer: the default repository (ensemble and model step alone), and on the reference
+   shape the reference-style repository and the INT8 repository;
+4. optionally, thread/instance settings on the served ensemble;
+5. ``report.json``, ``report.md`` and plots in ``--output``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.flops import EncoderShape, total_flops
+from tritoncls.benchmarks.served import SweepPoint
+from tritoncls.benchmarks.texts import BenchTexts, read_bench_texts
+from tritoncls.errors import ConfigError, TritonclsError
+
+log = logging.getLogger(__name__)
+
+MODES = ("full", "quick", "tiny")
+#: The reference-style peer: the PaddleNLP library's Python tokenizer, every request padded to
+#: max_seq_length and computed at that width, no dynamic batching, FP32 (the builder's reference
+#: profile pads to the longest text of a request unless told otherwise, and its model step trims
+#: padding columns: ``full_width`` undoes that in the benchmark's copy).
+REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp", "full_width": True}
+TRAINED = "trained"  # the --model export itself, as a shape
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one mode measures."""
+
+    shapes: tuple[str, ...]
+    max_texts: int | None
+    ensemble_sweep: tuple[tuple[int, int], ...]  # (batch size, concurrency)
+    model_sweep: tuple[tuple[int, int], ...]
+    peer_sweep: tuple[tuple[int, int], ...]  # reference-style and INT8 repositories
+    reference_shape: str
+    baseline_runtimes: dict[str, tuple[str, ...]]  # shape -> runtimes ("*" for the others)
+    settings: tuple[tuple[int, int], ...]  # (instances, intra-op threads) tried beyond the default
+    settings_shapes: tuple[str, ...]
+    max_trials: int
+    stability_pct: int
+    min_requests: int  # responses per perf_analyzer window (more at high concurrency)
+    repeats: int
+    label_check_texts: int  # 0: no served-vs-in-process label check
+    variant_checks: bool = True  # ORT fusions and INT8 in-process on the shape
+    #: per-shape replacements of the fields above (quick mode keeps the medium shape light)
+    shape_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_shape(self, shape: str) -> Plan:
+        return replace(self, **self.shape_overrides.get(shape, {}))
+
+
+PLANS: dict[str, Plan] = {
+    "full": Plan(
+        shapes=("medium", "mini", "nano"), max_texts=None,
+        ensemble_sweep=((1, 1), (1, 8), (1, 32), (8, 1), (8, 4), (32, 1), (32, 2), (32, 4)),
+        model_sweep=((1, 32), (32, 1), (32, 2)), peer_sweep=((32, 1), (32, 2), (1, 32)),
+        reference_shape="medium",
+        baseline_runtimes={"*": ("onnxruntime", "paddle_inference", "paddle_dygraph")},
+        settings=((1, 1), (2, 1), (1, 2)), settings_shapes=("nano", "medium"),
+        max_trials=10, stability_pct=10, min_requests=12, repeats=2, label_check_texts=2000),
+    "quick": Plan(
+        shapes=("medium", "nano"), max_texts=256,
+        ensemble_sweep=((32, 1), (32, 2), (1, 32)), model_sweep=((32, 1),), peer_sweep=((32, 1), (32, 2)),
+        shape_overrides={"medium": {"max_texts": 128, "ensemble_sweep": ((32, 1), (1, 32)), "model_sweep": (),
+                                    "variant_checks": False}},
+        reference_shape="nano",
+        baseline_runtimes={"nano": ("onnxruntime", "paddle_inference", "paddle_dygraph"), "*": ("onnxruntime",)},
+        settings=(), settings_shapes=(),
+        max_trials=6, stability_pct=25, min_requests=3, repeats=2, label_check_texts=0),
+    "tiny": Plan(
+        shapes=(TRAINED,), max_texts=64,
+        ensemble_sweep=((32, 1), (1, 8)), model_sweep=((8, 1),), peer_sweep=((32, 1),),
+        reference_shape=TRAINED,
+        baseline_runtimes={"*": ("onnxruntime", "paddle_inference", "paddle_dygraph")},
+        settings=(), settings_shapes=(),
+        max_trials=5, stability_pct=50, min_requests=8, repeats=1, label_check_texts=64),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Options of ``tritoncls bench``; None fields take the mode's plan."""
+
+    model: str
+    data: str
+    output: str
+    mode: str = "full"
+    shapes: tuple[str, ...] | None = None
+    max_texts: int | None = None
+    reference_shape: str | None = None
+    work_dir: str | None = None
+    instances: int = 1
+    intra_op_threads: int = 0
+    settings_sweep: bool | None = None
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        from tritoncls.benchmarks.variants import SHAPES
+
+        if self.mode not in MODES:
+            raise ConfigError(f"bench mode {self.mode!r}: choose one of {', '.join(MODES)}.")
+        allowed = (*SHAPES, TRAINED)
+        bad = [s for s in self.shapes or () if s not in allowed]
+        if bad:
+            raise ConfigError(f"--shapes {','.join(bad)}: unknown; choose from {', '.join(allowed)}.")
+        if self.reference_shape is not None and self.reference_shape not in allowed:
+            raise ConfigError(f"--reference_shape {self.reference_shape!r}: choose from {', '.join(allowed)}.")
+        if self.max_texts is not None and self.max_texts < 32:
+            raise ConfigError(f"--max_texts {self.max_texts}: use at least 32 (one request of 32 texts).")
+        if self.instances < 1 or self.intra_op_threads < 0:
+            raise ConfigError("--instances must be >= 1 and --intra_op_threads >= 0.")
+
+    def plan(self) -> Plan:
+        plan = PLANS[self.mode]
+        shapes = self.shapes or plan.shapes
+        reference = self.reference_shape or (plan.reference_shape if plan.reference_shape in shapes else shapes[0])
+        settings = plan.settings if self.settings_sweep in (None, True) else ()
+        if self.settings_sweep and not settings:
+            settings = PLANS["full"].settings
+        return replace(plan, shapes=tuple(shapes), reference_shape=reference,
+                       max_texts=self.max_texts or plan.max_texts, settings=settings,
+                       settings_shapes=tuple(s for s in (plan.settings_shapes or shapes) if s in shapes) or shapes[:1])
+
+
+@dataclass
+class _Run:
+    """Mutable state of one run: the measurements dict the report is built from."""
+
+    config: BenchConfig
+    plan: Plan
+    work: Path
+    m: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def step(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one step; a failure is logged, noted in the report and does not stop the run."""
+        started = time.perf_counter()
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - one failed measurement must not lose the others
+            message = f"{what}: {type(exc).__name__}: {exc}"
+            log.error("%s", message)
+            if not isinstance(exc, TritonclsError):
+                log.error("%s", traceback.format_exc())
+            self.failures.append(message)
+            self.m.setdefault("notes", []).append(f"FAILED {message.splitlines()[0]}")
+            return None
+        finally:
+            self.m.setdefault("timings_s", {})[what] = round(time.perf_counter() - started, 1)
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """Measure everything the plan asks for and write the report into ``config.output``."""
+    from tritoncls.benchmarks import inprocess
+    from tritoncls.benchmarks.machine import machine_info, onnxruntime_sgemm_rate, sgemm_rate
+    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.benchmarks.report import write_report
+    from tritoncls.training.export import load_manifest
+
+    plan = config.plan()
+    output = Path(config.output)
+    work = Path(config.work_dir) if config.work_dir else output / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    trained = Path(config.model)
+    load_manifest(trained)  # fail early on a bad export
+    data = read_bench_texts(config.data)
+    texts = data.head(plan.max_texts)
+    analyzer = PerfAnalyzer.find()
+    python_library_path()
+    run = _Run(config, plan, work)
+    started = time.perf_counter()
+    run.m.update({
+        "mode": config.mode, "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "config": asdict(config), "plan": asdict(plan), "reference_shape": plan.reference_shape,
+        "machine": machine_info(), "shapes": {}, "notes": [],
+    })
+    log.info("bench (%s): %d texts from %s, shapes %s", config.mode, len(texts), data.path, ", ".join(plan.shapes))
+    run.m["sgemm"] = asdict(sgemm_rate())
+    run.m["sgemm_onnxruntime"] = asdict(onnxruntime_sgemm_rate())
+    log.info("SGEMM 2048^3 FP32: numpy %.1f GFLOP/s, ONNX Runtime MatMul %.1f GFLOP/s",
+             run.m["sgemm"]["gflops"], run.m["sgemm_onnxruntime"]["gflops"])
+    run.step("accuracy", lambda: _accuracy(run, trained, data.head(256 if config.mode == "tiny" else None)))
+    if TRAINED not in plan.shapes and plan.label_check_texts:
+        run.step("served labels", lambda: _served_label_check(run, trained, texts, analyzer))
+    for shape in plan.shapes:
+        run.step(f"shape {shape}", lambda shape=shape: _measure_shape(run, shape, trained, texts, analyzer))
+    if plan.settings:
+        run.step("settings", lambda: _settings_sweep(run, trained, texts, analyzer))
+    run.m["data"] = {"path": str(data.path), "texts": len(texts), "texts_in_file": len(data),
+                     "mean_tokens": float(inprocess.token_lengths(trained, texts.texts).mean())}
+    run.m["duration_s"] = time.perf_counter() - started
+    run.m["failures"] = run.failures
+    report = write_report(run.m, output, plots=config.plots)
+    log.info("report written to %s (%.0f s)", output, run.m["duration_s"])
+    return report
+
+
+def python_library_path() -> None:
+    """Put this Python's libpython folder first on LD_LIBRARY_PATH, for the servers this run starts.
+
+    nvidia-pytriton's python-backend stub links ``libpython3.11.so.1.0`` by name. Without this the
+    system's copy (Debian: 3.11.2) is loaded while the stub imports this Python's (pyenv: 3.11.7)
+    extension modules; ``_ssl`` then fails with ``undefined symbol: _PyModule_Add``, and every model
+    that imports paddlenlp (the reference-style tokenizer) fails to load.
+    """
+    import os
+    import sysconfig
+
+    libdir = sysconfig.get_config_var("LIBDIR")
+    soname = sysconfig.get_config_var("INSTSONAME") or ""
+    if not libdir or not (Path(libdir) / soname).is_file():
+        return
+    current = os.environ.get("LD_LIBRARY_PATH", "")
+    if libdir not in current.split(os.pathsep):
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, current) if p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------
+
+
+def _shape_export(run: _Run, shape: str, trained: Path) -> Path:
+    from tritoncls.benchmarks.variants import shape_export
+
+    return trained if shape == TRAINED else shape_export(shape, trained, run.work)
+
+
+def _runtimes(plan: Plan, shape: str) -> tuple[str, ...]:
+    return plan.baseline_runtimes.get(shape, plan.baseline_runtimes.get("*", ("onnxruntime",)))
+
+
+def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, analyzer) -> None:
+    from tritoncls.benchmarks import inprocess
+    from tritoncls.training.export import load_manifest
+
+    plan = run.plan.for_shape(shape)
+    texts = texts.head(plan.max_texts)
+    export_dir = _shape_export(run, shape, trained)
+    manifest = load_manifest(export_dir)
+    rows = inprocess.token_rows(export_dir, texts.texts)
+    lengths = np.array([len(r) for r in rows])
+    arch = manifest["architecture"]
+    flops = total_flops(lengths, EncoderShape.from_architecture(arch))
+    entry: dict[str, Any] = {"export": str(export_dir), "architecture": arch, "max_seq_length": manifest["max_seq_length"],
+                             "texts": len(texts),
+                             "useful_flops_per_text": flops / len(lengths), "mean_tokens": float(lengths.mean()),
+                             "inprocess": [], "served": {}, "skipped": []}
+    run.m["shapes"][shape] = entry
+
+    # In-process baselines (no server running).
+    logits: dict[tuple[str, str], np.ndarray] = {}
+    for runtime in _runtimes(plan, shape):
+        for order in ("file", "sorted"):
+            result = run.step(f"{shape} in-process {runtime} {order}", lambda runtime=runtime, order=order:
+                              inprocess.run_baseline(export_dir, texts.texts, runtime, order, repeats=plan.repeats))
+            if result:
+                entry["inprocess"].append(result[0].to_dict())
+                logits[(runtime, order)] = result[1]
+    skipped = [r for r in inprocess.RUNTIMES if r not in _runtimes(plan, shape)]
+    if skipped:
+        entry["skipped"].append(f"in-process {', '.join(skipped)} (not in the {run.config.mode} plan for this shape)")
+    base = next((item for item in entry["inprocess"] if item["runtime"] == "onnxruntime" and item["order"] == "sorted"), None)
+    reference_logits = logits.get(("onnxruntime", "sorted"))
+    if plan.variant_checks:
+        run.step(f"{shape} fusion", lambda: entry.update(fusion=_variant_check(run, "fused", export_dir, texts, base, reference_logits)))
+        run.step(f"{shape} int8 in-process", lambda: entry.update(int8=_variant_check(run, "int8", export_dir, texts, base, reference_logits)))
+    else:
+        entry["skipped"].append(f"ORT fusions and INT8 in-process (not in the {run.config.mode} plan for this shape)")
+
+    # Served.
+    sweep = [SweepPoint("ensemble", b, c) for b, c in plan.ensemble_sweep]
+    sweep += [SweepPoint("model", b, c) for b, c in plan.model_sweep]
+    repo_options = {"instances": run.config.instances, "intra_op_threads": run.config.intra_op_threads}
+    label_texts = texts.texts[:plan.label_check_texts] if shape == TRAINED else ()
+    served = run.step(f"{shape} served default", lambda: _serve(run, shape, "default", export_dir, texts, rows, sweep,
+                                                                 analyzer, repo_options, label_texts))
+    run.step(f"{shape} in-process onnxruntime again", lambda: _remeasure(entry, export_dir, texts, plan))
+    if served and label_texts and reference_logits is not None:
+        _record_label_agreement(run, manifest, served[1], reference_logits[:len(label_texts)], texts.head(len(label_texts)))
+    if shape == plan.reference_shape:
+        peer = [SweepPoint("ensemble", b, c) for b, c in plan.peer_sweep]
+        run.step(f"{shape} served reference", lambda: _serve(
+            run, shape, "reference", export_dir, texts, rows, peer, analyzer,
+            REFERENCE_OPTIONS, ()))
+        int8_dir = run.work / "exports" / f"{shape}-int8"
+        run.step(f"{shape} served int8", lambda: _serve(
+            run, shape, "int8", _int8(export_dir, int8_dir), texts, rows, peer, analyzer, repo_options, ()))
+
+
+def _remeasure(entry: dict[str, Any], export_dir: Path, texts: BenchTexts, plan: Plan) -> None:
+    """ONNX Runtime in-process again, after the served runs, keeping the faster pass.
+
+    The targets divide served rates by these; on a shared machine a load spike during the one
+    in-process pass would otherwise inflate every ratio. Both passes are kept in the report.
+    """
+    from tritoncls.benchmarks import inprocess
+
+    for item in entry["inprocess"]:
+        if item["runtime"] != "onnxruntime" or item["precision"] != "fp32":
+            continue
+        again = inprocess.run_baseline(export_dir, texts.texts, "onnxruntime", item["order"], repeats=plan.repeats)[0]
+        item["texts_per_s_passes"] = [item["texts_per_s"], again.texts_per_s]
+        if again.texts_per_s > item["texts_per_s"]:
+            item.update(again.to_dict() | {"texts_per_s_passes": item["texts_per_s_passes"]})
+
+
+def _int8(export_dir: Path, target: Path) -> Path:
+    from tritoncls.benchmarks.variants import int8_export
+
+    return int8_export(export_dir, target)
+
+
+def _serve(run: _Run, shape: str, name: str, export_dir: Path, texts: BenchTexts, rows: Sequence[Sequence[int]],
+           sweep: Sequence[SweepPoint], analyzer,
+           options: dict[str, Any], label_texts: Sequence[str]):
+    from tritoncls.benchmarks import served
+
+    workdir = run.work / "served" / f"{shape}-{name}"
+    repo = served.build(export_dir, workdir / "repository", **options)
+    result, labels = served.measure(f"{shape}/{name}", repo, texts.texts, rows, sweep, workdir / "perf", analyzer,
+                                    run.plan.min_requests, run.plan.max_trials, run.plan.stability_pct, label_texts)
+    run.m["shapes"][shape]["served"][name] = result.to_dict() | {"full_width": bool(options.get("full_width"))}
+    if result.errors:
+        run.failures += [f"{shape}/{name}: {e.splitlines()[0]}" for e in result.errors]
+    return result, labels
+
+
+def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts, base: dict[str, Any] | None,
+                   reference: np.ndarray | None) -> dict[str, Any]:
+    """A fused or INT8 graph in-process: speed (sorted, batch 32) and agreement with FP32."""
+    from tritoncls.benchmarks import inprocess
+    from tritoncls.benchmarks.variants import fused_export, int8_export
+
+    target = run.work / "exports" / f"{export_dir.name}-{variant}"
+    derived = (fused_export if variant == "fused" else int8_export)(export_dir, target)
+    result, logits = inprocess.run_baseline(derived, texts.texts, "onnxruntime", "sorted", repeats=run.plan.repeats)
+    out: dict[str, Any] = {"export": str(derived), "texts_per_s": result.texts_per_s,
+                           "baseline_texts_per_s": base["texts_per_s"] if base else None}
+    out["speedup"] = out["texts_per_s"] / out["baseline_texts_per_s"] if out["baseline_texts_per_s"] else None
+    if reference is not None:
+        out["label_agreement"] = float((logits.argmax(-1) == reference.argmax(-1)).mean())
+        out["max_abs_diff"] = float(np.abs(logits - reference).max())
+    manifest = json.loads((derived / "manifest.json").read_text(encoding="utf-8"))
+    out["fused_operators"] = manifest.get("benchmark_variant", {}).get("fused_operators")
+    return out
+
+
+def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
+    """Dev accuracy of the trained export, FP32 vs INT8 (and the fused graph), in-process ORT."""
+    from tritoncls.benchmarks import inprocess
+    from tritoncls.benchmarks.variants import fused_export
+    from tritoncls.training.export import load_manifest
+
+    labels = list(load_manifest(trained)["labels"])
+    if data.labels is None or any(label not in labels for label in data.labels):
+        run.m["accuracy"] = {"note": f"{data.path} has no labels from the export's label set: accuracy not measured."}
+        return
+    gold = np.array([labels.index(label) for label in data.labels])
+    acc: dict[str, Any] = {"texts": len(data), "note": f"{trained} on {data.path} (in-process ONNX Runtime)"}
+    fp32 = inprocess.run_baseline(trained, data.texts, "onnxruntime", "sorted")[1]
+    int8 = inprocess.run_baseline(_int8(trained, run.work / "exports" / "trained-int8"), data.texts, "onnxruntime", "sorted")[1]
+    fused = inprocess.run_baseline(fused_export(trained, run.work / "exports" / "trained-fused"), data.texts,
+                                   "onnxruntime", "sorted")[1]
+    acc["fp32"] = float((fp32.argmax(-1) == gold).mean())
+    acc["int8"] = float((int8.argmax(-1) == gold).mean())
+    acc["fused"] = float((fused.argmax(-1) == gold).mean())
+    acc["int8_label_agreement"] = float((int8.argmax(-1) == fp32.argmax(-1)).mean())
+    acc["fused_label_agreement"] = float((fused.argmax(-1) == fp32.argmax(-1)).mean())
+    run.m["accuracy"] = acc
+    log.info("dev accuracy: FP32 %.4f, INT8 %.4f, fused %.4f", acc["fp32"], acc["int8"], acc["fused"])
+
+
+def _served_label_check(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
+    """Serve the trained export (default profile) and compare its labels with in-process ORT."""
+    from tritoncls.benchmarks import inprocess, served
+    from tritoncls.training.export import load_manifest
+
+    check = texts.head(run.plan.label_check_texts)
+    workdir = run.work / "served" / "trained-labels"
+    repo = served.build(trained, workdir / "repository")
+    _, labels = served.measure("trained/labels", repo, check.texts, [], [], workdir / "perf", analyzer,
+                               label_texts=check.texts)
+    logits = inprocess.run_baseline(trained, check.texts, "onnxruntime", "sorted")[1]
+    _record_label_agreement(run, load_manifest(trained), labels or [], logits, check)
+
+
+def _record_label_agreement(run: _Run, manifest: dict[str, Any], served_labels: Sequence[str], logits: np.ndarray,
+                            texts: BenchTexts) -> None:
+    names = list(manifest["labels"])
+    local = [names[i] for i in logits.argmax(-1)]
+    agree = float(np.mean([a == b for a, b in zip(served_labels, local)])) if served_labels else 0.0
+    run.m["served_label_check"] = {"texts": len(served_labels), "agreement_with_inprocess": agree}
+    if texts.labels is not None and served_labels:
+        run.m["served_label_check"]["served_accuracy"] = float(np.mean([a == b for a, b in zip(served_labels, texts.labels)]))
+    log.info("served labels agree with in-process ONNX Runtime on %.2f%% of %d texts", agree * 100, len(served_labels))
+    if agree < 0.999:
+        run.failures.append(f"served labels differ from in-process labels on {(1 - agree) * 100:.2f}% of texts")
+
+
+def _settings_sweep(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
+    """Instances x intra-op threads of the model step, on the served ensemble; the default row comes from
+    the shape's main measurement."""
+    from tritoncls.benchmarks import inprocess
+
+    plan = run.plan
+    rows_out = []
+    sweep = [SweepPoint("ensemble", 1, 32), SweepPoint("ensemble", 32, 2)]
+    for shape in plan.settings_shapes:
+        entry = run.m["shapes"].get(shape)
+        if not entry:
+            continue
+        export_dir = Path(entry["export"])
+        rows = inprocess.token_rows(export_dir, texts.texts)
+        rows_out.append(_settings_row(run.m, shape, "default", run.config.instances, run.config.intra_op_threads))
+        for instances, threads in plan.settings:
+            row = _settings_point(run, shape, export_dir, texts, rows, sweep, analyzer, instances, threads)
+            if row:
+                rows_out.append(row)
+    best = {}
+    for row in rows_out:
+        key = row["shape"]
+        if row.get("single_c32") and (key not in best or row["single_c32"] > best[key]["single_c32"]):
+            best[key] = row
+    run.m["settings"] = {
+        "note": "Model-step instances x ONNX Runtime intra-op threads (0 = ORT's default, one per core); "
+                "single-text requests at concurrency 32 and 32 texts per request.",
+        "rows": rows_out,
+        "chosen": "; ".join(f"{k}: {v['instances']} instance(s), intra-op threads {v['intra_op_threads']}" for k, v in best.items()),
+    }
+
+
+def _settings_point(run: _Run, shape: str, export_dir: Path, texts: BenchTexts, rows, sweep, analyzer,
+                    instances: int, threads: int) -> dict[str, Any] | None:
+    name = f"i{instances}t{threads}"
+    done = run.step(f"{shape} settings {name}", lambda: _serve(
+        run, shape, name, export_dir, texts, rows, sweep, analyzer,
+        {"instances": instances, "intra_op_threads": threads}, ()))
+    return _settings_row(run.m, shape, name, instances, threads) if done else None
+
+
+def _settings_row(m: dict[str, Any], shape: str, name: str, instances: int, threads: int) -> dict[str, Any]:
+    from tritoncls.benchmarks.report import best_point, served_points
+
+    single = [p for p in served_points(m, shape, name, "ensemble", 1) if p["concurrency"] == 32]
+    batch = best_point(served_points(m, shape, name, "ensemble", 32))
+    return {"shape": shape, "config": name, "instances": instances, "intra_op_threads": threads,
+            "single_c32": single[0]["inferences_per_s"] if single else None,
+            "batch32_best": batch["inferences_per_s"] if batch else None}
+
+
+def report_summary(report: dict[str, Any]) -> str:
+    """The targets table as text, for the CLI."""
+    from tritoncls.benchmarks.report import targets_table
+
+    return "\n".join(targets_table(report.get("targets", [])))
+
+
+__all__ = ["BenchConfig", "BenchmarkError", "PLANS", "run_bench"]

@@ -1,0 +1,438 @@
+"""The benchmark report: targets from one run's measurements, ``report.json``, ``report.md`` and plots.
+
+Everything here reads the ``measurements`` dict that :func:`tritoncls.benchmarks.bench.run_bench`
+gathers (and that ``report.json`` stores), so the report can be rebuilt from a saved run and the
+targets can be tested on a fake one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 4's targets: ``met`` is ``measured >= threshold`` (or ``<=`` where lower is better)."""
+
+    name: str
+    description: str
+    measured: float | None
+    threshold: float
+    direction: str  # ">=" or "<="
+    unit: str
+    detail: str
+
+    @property
+    def met(self) -> bool:
+        if self.measured is None:
+            return False
+        return self.measured >= self.threshold if self.direction == ">=" else self.measured <= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"met": self.met}
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking things up in the measurements
+# ---------------------------------------------------------------------------------------------
+
+
+def _shape(m: dict[str, Any], shape: str) -> dict[str, Any]:
+    return m.get("shapes", {}).get(shape, {})
+
+
+def inprocess_rate(m: dict[str, Any], shape: str, order: str, runtime: str = "onnxruntime",
+                   precision: str = "fp32") -> float | None:
+    for item in _shape(m, shape).get("inprocess", []):
+        if item["runtime"] == runtime and item["order"] == order and item["precision"] == precision:
+            return float(item["texts_per_s"])
+    return None
+
+
+def served_points(m: dict[str, Any], shape: str, config: str, target: str = "ensemble",
+                  batch_size: int | None = None) -> list[dict[str, Any]]:
+    served = _shape(m, shape).get("served", {}).get(config, {})
+    return [p for p in served.get("points", [])
+            if p["target"] == target and (batch_size is None or p["batch_size"] == batch_size)]
+
+
+def best_point(points: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    points = list(points)
+    return max(points, key=lambda p: p["inferences_per_s"]) if points else None
+
+
+def _point_at(m: dict[str, Any], shape: str, config: str, batch_size: int, concurrency: int) -> dict[str, Any] | None:
+    points = [p for p in served_points(m, shape, config, "ensemble", batch_size) if p["concurrency"] == concurrency]
+    return best_point(points)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _rate(point: dict[str, Any] | None) -> float | None:
+    return float(point["inferences_per_s"]) if point else None
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------------------------
+
+
+def _target_ensemble_b32(m: dict[str, Any], shape: str) -> Target:
+    best = best_point(served_points(m, shape, "default", "ensemble", 32))
+    inproc = inprocess_rate(m, shape, "file")
+    ratio = _ratio(_rate(best), inproc)
+    where = f" (concurrency {best['concurrency']})" if best else ""
+    detail = (f"{shape}: ensemble at 32 texts/request {_fmt(_rate(best))} texts/s{where} vs in-process ONNX Runtime, file order, "
+              f"batch 32: {_fmt(inproc)} texts/s")
+    return Target(f"ensemble_b32_vs_inprocess_ort[{shape}]", "Triton ensemble, 32 texts per request, vs in-process "
+                  "ONNX Runtime on the same model and texts", ratio, 0.95, ">=", "ratio", detail)
+
+
+def _target_single_text(m: dict[str, Any], shape: str) -> Target:
+    point = _point_at(m, shape, "default", 1, 32)
+    inproc = inprocess_rate(m, shape, "sorted")
+    ratio = _ratio(_rate(point), inproc)
+    per_run = point["stages"]["texts_per_model_execution"] if point else None
+    detail = (f"{shape}: single-text requests at concurrency 32 {_fmt(_rate(point))} texts/s "
+              f"({_fmt(per_run)} texts per model execution) vs in-process ONNX Runtime, length-sorted, batch 32: "
+              f"{_fmt(inproc)} texts/s")
+    return Target(f"single_text_c32_vs_inprocess_sorted[{shape}]", "Single-text requests at concurrency 32 vs "
+                  "in-process length-sorted batch-32 ONNX Runtime", ratio, 0.85, ">=", "ratio", detail)
+
+
+def _target_reference(m: dict[str, Any], shape: str, config: str, threshold: float, label: str) -> Target:
+    ours = best_point(served_points(m, shape, config, "ensemble", 32))
+    ref = best_point(served_points(m, shape, "reference", "ensemble", 32))
+    ratio = _ratio(_rate(ours), _rate(ref))
+    detail = (f"{shape}: {label} ensemble {_fmt(_rate(ours))} texts/s vs reference-style (pad to max_seq_length, "
+              f"PaddleNLP tokenizer, no dynamic batching, FP32) {_fmt(_rate(ref))} texts/s, both at 32 texts per "
+              f"request, best concurrency")
+    return Target(f"vs_reference_{config}[{shape}]", f"Throughput vs the reference-style deployment, {label}",
+                  ratio, threshold, ">=", "ratio", detail)
+
+
+def _target_int8_accuracy(m: dict[str, Any]) -> Target:
+    acc = m.get("accuracy", {})
+    fp32, int8 = acc.get("fp32"), acc.get("int8")
+    drop = (fp32 - int8) * 100 if fp32 is not None and int8 is not None else None
+    detail = (f"dev accuracy of the KUAKE-trained export ({acc.get('texts', 'n/a')} texts): FP32 {_fmt(fp32 and fp32 * 100, 2)}%, "
+              f"INT8 {_fmt(int8 and int8 * 100, 2)}%")
+    if fp32 is None:
+        detail = acc.get("note", "not measured: the --data file has no labels matching the export's")
+    return Target("int8_accuracy_drop", "INT8 dev accuracy within 1 point of FP32", drop, 1.0, "<=", "points", detail)
+
+
+def _target_tokenizer_share(m: dict[str, Any], shape: str) -> Target:
+    best = best_point(served_points(m, shape, "default", "ensemble", 32))
+    share = best["stages"]["shares"]["tokenizer"] if best else None
+    detail = (f"{shape}: tokenizer step's share of the mean request time inside the server at 32 texts per request "
+              f"(concurrency {best['concurrency'] if best else 'n/a'}), from Triton's statistics")
+    return Target(f"tokenizer_share_b32[{shape}]", "Tokenizer step <= 5% of end-to-end time at 32 texts per request",
+                  share, 0.05, "<=", "share", detail)
+
+
+def _target_flops(m: dict[str, Any], shape: str) -> Target:
+    point = _point_at(m, shape, "default", 1, 32)
+    per_text = _shape(m, shape).get("useful_flops_per_text")
+    sgemm = m.get("sgemm", {}).get("gflops")
+    useful = _rate(point) * per_text / 1e9 if point and per_text else None
+    ratio = _ratio(useful, sgemm)
+    mlas = m.get("sgemm_onnxruntime", {}).get("gflops")
+    detail = (f"{shape}: served single-text requests at concurrency 32 do {_fmt(useful)} useful GFLOP/s "
+              f"(real tokens only, {_fmt(per_text and per_text / 1e9, 3)} GFLOP per text) vs numpy FP32 SGEMM "
+              f"{m.get('sgemm', {}).get('size', 2048)}^3 {_fmt(sgemm)} GFLOP/s in the same run"
+              + (f" (ONNX Runtime's own MatMul: {_fmt(mlas)} GFLOP/s, ratio {_fmt(_ratio(useful, mlas), 2)})" if mlas else ""))
+    return Target(f"useful_flops_vs_sgemm[{shape}]", "Served useful FLOP/s vs the machine's SGEMM rate",
+                  ratio, 0.5, ">=", "ratio", detail)
+
+
+def _pick(m: dict[str, Any], wanted: str) -> str:
+    """``wanted`` if the run measured that shape, else the first shape it measured."""
+    shapes = list(m.get("shapes", {}))
+    return wanted if wanted in shapes else (shapes[0] if shapes else wanted)
+
+
+def compute_targets(m: dict[str, Any]) -> list[Target]:
+    """Issue 4's targets, one entry each (target 1 for medium and nano), from one run's measurements."""
+    medium, nano = _pick(m, "medium"), _pick(m, "nano")
+    ref_shape = m.get("reference_shape") or medium
+    builders: list[Callable[[], Target]] = [
+        lambda: _target_ensemble_b32(m, medium),
+        lambda: _target_ensemble_b32(m, nano),
+        lambda: _target_single_text(m, medium),
+        lambda: _target_reference(m, ref_shape, "default", 3.0, "FP32"),
+        lambda: _target_reference(m, ref_shape, "int8", 5.0, "INT8"),
+        lambda: _target_int8_accuracy(m),
+        lambda: _target_tokenizer_share(m, nano),
+        lambda: _target_flops(m, medium),
+    ]
+    targets = [build() for build in builders]
+    seen: set[str] = set()
+    return [t for t in targets if not (t.name in seen or seen.add(t.name))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def write_report(m: dict[str, Any], output: Path, plots: bool = True) -> dict[str, Any]:
+    """Write report.json, report.md and the plots into ``output``; returns the report dict."""
+    output.mkdir(parents=True, exist_ok=True)
+    report = dict(m)
+    report["targets"] = [t.to_dict() for t in compute_targets(m)]
+    report["plots"] = write_plots(m, output) if plots else []
+    (output / REPORT_JSON).write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
+                                      encoding="utf-8")
+    (output / REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
+    return report
+
+
+def targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    lines = ["| target | measured | threshold | met | detail |", "| --- | --- | --- | --- | --- |"]
+    for t in targets:
+        measured = "n/a" if t["measured"] is None else (f"{t['measured']:.3f}" if t["unit"] != "points" else f"{t['measured']:.2f}")
+        lines.append(f"| {t['name']} | {measured} | {t['direction']} {t['threshold']:g} | "
+                     f"{'yes' if t['met'] else '**no**'} | {t['detail']} |")
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    out = [f"# tritoncls benchmark report ({report.get('mode', 'full')})", ""]
+    machine = report.get("machine", {})
+    sgemm = report.get("sgemm", {})
+    out += [f"Run {report.get('started', '')}, {report.get('duration_s', 0):.0f} s. Data: "
+            f"`{report.get('data', {}).get('path', '')}`, {report.get('data', {}).get('texts', 0)} texts "
+            f"(mean {report.get('data', {}).get('mean_tokens', 0):.1f} tokens).", "",
+            f"Machine: {machine.get('cpu', '?')}, {machine.get('logical_cores', '?')} logical cores "
+            f"({', '.join(machine.get('cpu_flags', []))}), {machine.get('memory_gib', '?')} GiB; load average "
+            f"{_fmt(machine.get('load_average_1m'), 2)} at start. SGEMM {sgemm.get('size', 2048)}^3 FP32 (numpy, "
+            f"{sgemm.get('blas', '?')}): **{_fmt(sgemm.get('gflops'))} GFLOP/s**; the same product through ONNX "
+            f"Runtime's MatMul: {_fmt(report.get('sgemm_onnxruntime', {}).get('gflops'))} GFLOP/s.", ""]
+    if report.get("notes"):
+        out += ["Notes:", *[f"- {note}" for note in report["notes"]], ""]
+    out += ["## Targets", "", *targets_table(report.get("targets", [])), ""]
+    for shape, data in report.get("shapes", {}).items():
+        out += _shape_section(shape, data)
+    out += _accuracy_section(report)
+    out += _settings_section(report)
+    out += ["## Versions", "", "| package | version |", "| --- | --- |"]
+    out += [f"| {k} | {v} |" for k, v in machine.get("versions", {}).items()]
+    out += [""]
+    if report.get("plots"):
+        out += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in report["plots"]], ""]
+    return "\n".join(out)
+
+
+def _shape_section(shape: str, data: dict[str, Any]) -> list[str]:
+    arch = data.get("architecture", {})
+    out = [f"## Shape `{shape}`", "",
+           f"{arch.get('num_hidden_layers')} layers, hidden {arch.get('hidden_size')}, FFN {arch.get('intermediate_size')}, "
+           f"{arch.get('num_attention_heads')} heads; max_seq_length {data.get('max_seq_length')}; "
+           f"{_fmt((data.get('useful_flops_per_text') or 0) / 1e9, 3)} useful GFLOP per text on average over "
+           f"{data.get('texts', 'the')} texts (mean {_fmt(data.get('mean_tokens'))} tokens). "
+           f"Export: `{data.get('export', '')}`.", ""]
+    if data.get("inprocess"):
+        out += ["In-process (batch 32, dynamic padding; tokenization included):", "",
+                "| runtime | precision | order | texts/s | padded/real tokens |", "| --- | --- | --- | --- | --- |"]
+        out += [f"| {r['runtime']} | {r['precision']} | {r['order']} | {r['texts_per_s']:.1f} | {r['padding_ratio']:.2f} |"
+                for r in data["inprocess"]]
+        out += [""]
+    for item in data.get("skipped", []):
+        out += [f"- skipped: {item}"]
+    for name, served in data.get("served", {}).items():
+        cfg = served.get("build_config", {})
+        out += [f"Served `{name}` (profile {cfg.get('profile')}, padding {cfg.get('padding') or 'profile default'}, "
+                f"tokenizer {cfg.get('tokenizer') or 'profile default'}, {cfg.get('instances')} model instance(s), "
+                f"intra-op threads {cfg.get('intra_op_threads')}"
+                f"{'; model step computes every padded position (no trim)' if served.get('full_width') else ''}; "
+                f"startup {served.get('startup_s', 0):.1f} s):", "",
+                "| target | batch | concurrency | texts/s | p50 ms | p95 ms | p99 ms | tokenizer | model | postprocess | queue | texts/model run |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for p in served.get("points", []):
+            s = p["stages"]["shares"]
+            mark = "" if p.get("stable", True) else "*"
+            out.append(f"| {p['target']} | {p['batch_size']} | {p['concurrency']} | {p['inferences_per_s']:.1f}{mark} | "
+                       f"{p['p50_us'] / 1e3:.1f} | {p['p95_us'] / 1e3:.1f} | {p['p99_us'] / 1e3:.1f} | "
+                       f"{s['tokenizer']:.1%} | {s['model']:.1%} | {s['postprocess']:.1%} | {s['queue']:.1%} | "
+                       f"{p['stages']['texts_per_model_execution']:.1f} |")
+        if any(not p.get("stable", True) for p in served.get("points", [])):
+            out += ["", "\\* did not stabilize within perf_analyzer's stability limit (other load on the machine); "
+                        "measured without it."]
+        if served.get("memory"):
+            mem = ", ".join(f"{x['role']} {x['rss_mib']:.0f} MiB" for x in served["memory"])
+            out += ["", f"Server RSS per process: {mem}."]
+        for err in served.get("errors", []):
+            out += ["", f"- error: {err.splitlines()[0]}"]
+        out += [""]
+    if data.get("fusion"):
+        f = data["fusion"]
+        out += [f"ORT transformer fusions: {f.get('fused_operators')}; label agreement with FP32 "
+                f"{_fmt(f.get('label_agreement', 0) * 100, 2)}%, max |logit diff| {f.get('max_abs_diff', 0):.2e}; "
+                f"sorted batch-32 speed {_fmt(f.get('texts_per_s'))} vs {_fmt(f.get('baseline_texts_per_s'))} texts/s "
+                f"(x{_fmt(f.get('speedup'), 2)}).", ""]
+    if data.get("int8"):
+        q = data["int8"]
+        out += [f"INT8 dynamic quantization in-process (sorted, batch 32): {_fmt(q.get('texts_per_s'))} vs FP32 "
+                f"{_fmt(q.get('baseline_texts_per_s'))} texts/s (x{_fmt(q.get('speedup'), 2)}); label agreement with FP32 "
+                f"{_fmt(q.get('label_agreement', 0) * 100, 2)}%.", ""]
+    return out
+
+
+def _accuracy_section(report: dict[str, Any]) -> list[str]:
+    acc = report.get("accuracy")
+    if not acc:
+        return []
+    rows = [f"| {k} | {v * 100:.2f}% |" for k, v in acc.items() if isinstance(v, float)]
+    return ["## Accuracy (KUAKE-trained export)", "", acc.get("note", ""), "", "| measure | value |", "| --- | --- |",
+            *rows, ""]
+
+
+def _settings_section(report: dict[str, Any]) -> list[str]:
+    settings = report.get("settings")
+    if not settings:
+        return []
+    out = ["## Thread and instance settings", "", settings.get("note", ""), "",
+           "| shape | instances | intra-op threads | single-text c32 texts/s | 32/request best texts/s |",
+           "| --- | --- | --- | --- | --- |"]
+    for row in settings.get("rows", []):
+        out.append(f"| {row['shape']} | {row['instances']} | {row['intra_op_threads']} | {_fmt(row.get('single_c32'))} | "
+                   f"{_fmt(row.get('batch32_best'))} |")
+    if settings.get("chosen"):
+        out += ["", f"Chosen: {settings['chosen']}"]
+    return out + [""]
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
+
+
+def write_plots(m: dict[str, Any], output: Path) -> list[str]:
+    """Throughput vs latency per shape, stage shares, and ratios vs baselines; returns the PNG paths."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed: no plots")
+        return []
+    paths = []
+    for shape, data in m.get("shapes", {}).items():
+        if data.get("served"):
+            paths.append(_plot_latency(plt, shape, data, output))
+    stage = _plot_stages(plt, m, output)
+    if stage:
+        paths.append(stage)
+    ratios = _plot_ratios(plt, m, output)
+    if ratios:
+        paths.append(ratios)
+    return [str(p) for p in paths]
+
+
+def _plot_latency(plt, shape: str, data: dict[str, Any], output: Path) -> Path:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=False)
+    for ax, (key, title) in zip(axes, (("p50_us", "p50"), ("p95_us", "p95"), ("p99_us", "p99"))):
+        for name, served in data["served"].items():
+            for target in ("ensemble", "model"):
+                for batch in sorted({p["batch_size"] for p in served["points"] if p["target"] == target}):
+                    pts = sorted((p for p in served["points"] if p["target"] == target and p["batch_size"] == batch),
+                                 key=lambda p: p["concurrency"])
+                    if not pts:
+                        continue
+                    ax.plot([p["inferences_per_s"] for p in pts], [p[key] / 1e3 for p in pts], marker="o",
+                            label=f"{name} {target} b={batch}")
+                    for p in pts:
+                        ax.annotate(f"c{p['concurrency']}", (p["inferences_per_s"], p[key] / 1e3), fontsize=7)
+        for item in data.get("inprocess", []):
+            if item["runtime"] == "onnxruntime" and item["precision"] == "fp32":
+                ax.axvline(item["texts_per_s"], linestyle="--", linewidth=0.8, color="grey")
+        ax.set_title(f"{shape}: throughput vs {title} latency")
+        ax.set_xlabel("texts/s (dashed: in-process ORT file/sorted)")
+        ax.set_ylabel(f"{title} latency (ms)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = output / f"latency_{shape}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _plot_stages(plt, m: dict[str, Any], output: Path) -> Path | None:
+    bars = []
+    for shape, data in m.get("shapes", {}).items():
+        for name, served in data.get("served", {}).items():
+            for p in served.get("points", []):
+                if p["target"] == "ensemble":
+                    bars.append((f"{shape}/{name}\nb{p['batch_size']} c{p['concurrency']}", p["stages"]["shares"]))
+    if not bars:
+        return None
+    from tritoncls.benchmarks.triton_stats import STAGES
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(bars)), 4.5))
+    bottom = [0.0] * len(bars)
+    for stage in STAGES:
+        values = [shares[stage] for _, shares in bars]
+        ax.bar(range(len(bars)), values, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(bars)), [label for label, _ in bars], fontsize=7, rotation=45, ha="right")
+    ax.set_ylabel("share of mean request time in the server")
+    ax.set_title("Stage shares (Triton inference statistics)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = output / "stage_shares.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _plot_ratios(plt, m: dict[str, Any], output: Path) -> Path | None:
+    labels, values = [], []
+    for shape, data in m.get("shapes", {}).items():
+        for config in data.get("served", {}):
+            best = best_point(served_points(m, shape, config, "ensemble"))
+            if not best:
+                continue
+            for item in data.get("inprocess", []):
+                if item["precision"] == "fp32":
+                    labels.append(f"{shape} {config} best\nvs {item['runtime']} {item['order']}")
+                    values.append(best["inferences_per_s"] / item["texts_per_s"])
+            reference = best_point(served_points(m, shape, "reference", "ensemble", 32))
+            ours = best_point(served_points(m, shape, config, "ensemble", 32))
+            if reference and ours and config != "reference":
+                labels.append(f"{shape} {config} b32\nvs reference b32")
+                values.append(ours["inferences_per_s"] / reference["inferences_per_s"])
+    if not values:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(values)), 4.5))
+    ax.bar(range(len(values)), values)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(values)), labels, fontsize=6, rotation=60, ha="right")
+    ax.set_ylabel("served best throughput / in-process baseline")
+    ax.set_title("Ratios vs in-process baselines")
+    fig.tight_layout()
+    path = output / "ratios.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

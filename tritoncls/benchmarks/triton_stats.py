@@ -1,0 +1,112 @@
+"""Where served time goes, from Triton's own inference statistics.
+
+Statistics are cumulative, so a measurement takes a snapshot before and after and works on the
+difference. Per composing model Triton reports queue time and compute time (input, infer, output);
+the ensemble's steps map to the stages tokenizer, model and postprocess, and the queue times of all
+steps together form the ``queue`` stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+STAGES = ("tokenizer", "model", "postprocess", "queue")
+_DURATIONS = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Cumulative counters of one model (nanoseconds)."""
+
+    inference_count: int
+    execution_count: int
+    queue_ns: int
+    compute_input_ns: int
+    compute_infer_ns: int
+    compute_output_ns: int
+
+    @property
+    def compute_ns(self) -> int:
+        return self.compute_input_ns + self.compute_infer_ns + self.compute_output_ns
+
+    def minus(self, before: ModelStats) -> ModelStats:
+        return ModelStats(*(getattr(self, f) - getattr(before, f) for f in self.__dataclass_fields__))
+
+
+def parse_statistics(stats: Mapping[str, Any]) -> dict[str, ModelStats]:
+    """``get_inference_statistics(as_json=True)`` (gRPC or HTTP shape) -> name -> ModelStats.
+
+    Versions of one model are summed. Counters arrive as strings in gRPC's JSON.
+    """
+    out: dict[str, ModelStats] = {}
+    for entry in stats.get("model_stats", []):
+        inference = entry.get("inference_stats", {})
+        values = [int(entry.get("inference_count", 0) or 0), int(entry.get("execution_count", 0) or 0)]
+        values += [int(inference.get(name, {}).get("ns", 0) or 0) for name in _DURATIONS]
+        current = ModelStats(*values)
+        name = entry["name"]
+        if name in out:
+            current = ModelStats(*(a + b for a, b in zip(_tuple(out[name]), _tuple(current))))
+        out[name] = current
+    return out
+
+
+def _tuple(stats: ModelStats) -> tuple[int, ...]:
+    return tuple(getattr(stats, f) for f in stats.__dataclass_fields__)
+
+
+def delta(after: Mapping[str, ModelStats], before: Mapping[str, ModelStats]) -> dict[str, ModelStats]:
+    zero = ModelStats(0, 0, 0, 0, 0, 0)
+    return {name: stats.minus(before.get(name, zero)) for name, stats in after.items()}
+
+
+@dataclass(frozen=True)
+class StageShare:
+    """Seconds and shares of the served time per stage, plus batching facts of the model step."""
+
+    seconds: dict[str, float]
+    model_executions: int
+    model_inferences: int
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds.values())
+
+    @property
+    def shares(self) -> dict[str, float]:
+        total = self.total_s
+        return {stage: (value / total if total > 0 else 0.0) for stage, value in self.seconds.items()}
+
+    @property
+    def texts_per_model_execution(self) -> float:
+        return self.model_inferences / self.model_executions if self.model_executions else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "shares": self.shares, "model_executions": self.model_executions,
+                "model_inferences": self.model_inferences,
+                "texts_per_model_execution": self.texts_per_model_execution}
+
+
+def stage_share(stats: Mapping[str, ModelStats], steps: Mapping[str, str]) -> StageShare:
+    """Stage shares from a statistics delta; ``steps`` maps stage -> model name (tokenizer, model, postprocess)."""
+    seconds = {stage: 0.0 for stage in STAGES}
+    zero = ModelStats(0, 0, 0, 0, 0, 0)
+    for stage in ("tokenizer", "model", "postprocess"):
+        model = stats.get(steps.get(stage, ""), zero)
+        seconds[stage] = model.compute_ns / 1e9
+        seconds["queue"] += model.queue_ns / 1e9
+    model = stats.get(steps.get("model", ""), zero)
+    return StageShare(seconds, model.execution_count, model.inference_count)
+
+
+def fetch_statistics(grpc_url: str) -> dict[str, ModelStats]:
+    """Current cumulative statistics of every model on the server at ``grpc_url``."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(grpc_url)
+    try:
+        return parse_statistics(client.get_inference_statistics(as_json=True))
+    finally:
+        client.close()

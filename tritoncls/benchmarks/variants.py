@@ -1,0 +1,168 @@
+"""Exports the benchmark derives: architecture shapes with random weights, INT8 and fused ONNX graphs.
+
+* :func:`shape_export` builds ERNIE 3.0 ``medium``/``mini``/``nano`` from their configurations with
+  random weights (speed does not depend on weight values), saves a checkpoint like ``train`` does and
+  exports it with ``tritoncls export``. The vocabulary and labels are the trained export's, so the
+  same texts tokenize to the same ids.
+* :func:`derived_export` copies an export with its ``model.onnx`` replaced (INT8 dynamic quantization,
+  ORT transformer fusions) and the manifest updated, so the builder and the offline predictor use
+  it like any export. Large files are hard-linked where the filesystem allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tritoncls.benchmarks import BenchmarkError
+
+log = logging.getLogger(__name__)
+
+SHAPES = {"medium": "ernie-3.0-medium-zh", "mini": "ernie-3.0-mini-zh", "nano": "ernie-3.0-nano-zh"}
+SHAPE_MAX_SEQ_LENGTH = 128  # the reference application's default
+_STAMP = "tritoncls_bench_shape.json"
+
+
+def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length: int = SHAPE_MAX_SEQ_LENGTH,
+                 seed: int = 0) -> Path:
+    """Export of ``shape`` with random weights and ``vocab_export``'s vocabulary; reused when up to date."""
+    from tritoncls.training.export import ExportConfig, export, load_manifest
+
+    if shape not in SHAPES:
+        raise BenchmarkError(f"--shapes: unknown shape {shape!r}; choose from {', '.join(SHAPES)}.")
+    vocab_export = Path(vocab_export)
+    manifest = load_manifest(vocab_export)
+    stamp = {"shape": shape, "max_seq_length": max_seq_length, "seed": seed,
+             "vocab": _file_fingerprint(vocab_export / manifest["tokenizer"]["files"]["vocab"]),
+             "labels": list(manifest["labels"])}
+    out = work_dir / "exports" / shape
+    if (out / _STAMP).is_file() and json.loads((out / _STAMP).read_text(encoding="utf-8")) == stamp:
+        log.info("reusing the %s shape export in %s", shape, out)
+        return out
+    checkpoint = work_dir / "checkpoints" / shape
+    _random_checkpoint(shape, vocab_export, manifest, checkpoint, max_seq_length, seed)
+    export(ExportConfig(params_path=str(checkpoint), output_path=str(out), max_seq_length=max_seq_length))
+    (out / _STAMP).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
+    return out
+
+
+def _random_checkpoint(shape: str, vocab_export: Path, manifest: dict[str, Any], target: Path,
+                       max_seq_length: int, seed: int) -> Path:
+    """A checkpoint as ``train`` writes it: weights, tokenizer files, label.txt, training_config.json."""
+    import paddle
+
+    from tritoncls.training import checkpoint as ckpt
+    from tritoncls.training import modeling
+
+    paddle.set_device("cpu")
+    paddle.seed(seed)
+    tokenizer = modeling.load_tokenizer(vocab_export)
+    arch = modeling.named_architecture(SHAPES[shape])
+    labels = list(manifest["labels"])
+    model = modeling.scratch_model(arch, len(labels), len(tokenizer.vocab), int(tokenizer.pad_token_id))
+    model.eval()
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        ckpt.write_json(tmp / "training_config.json", {
+            "model_name": SHAPES[shape], "from_scratch": True, "max_seq_length": max_seq_length,
+            "num_labels": len(labels), "note": "random weights, written by tritoncls bench for speed measurements"})
+
+    return ckpt.write_checkpoint(target, fill)
+
+
+def _file_fingerprint(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived exports: INT8, fused
+# ---------------------------------------------------------------------------------------------
+
+
+def derived_export(source: Path, target: Path, make_onnx: Callable[[Path, Path], dict[str, Any]],
+                   precision: str, variant: str) -> Path:
+    """Copy ``source`` to ``target`` with ``model.onnx`` written by ``make_onnx(source_onnx, target_onnx)``.
+
+    ``make_onnx`` returns facts for the manifest's ``benchmark_variant`` field.
+    """
+    from tritoncls.training.export import MANIFEST_NAME, load_manifest, onnx_io
+
+    manifest = load_manifest(source)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    onnx_name = manifest["onnx"]["file"]
+    for item in source.iterdir():
+        if item.is_file() and item.name not in (onnx_name, MANIFEST_NAME) and not item.name.endswith(".onnx"):
+            _link_or_copy(item, target / item.name)
+    facts = make_onnx(source / onnx_name, target / onnx_name)
+    manifest = dict(manifest)
+    manifest["precision"] = precision
+    manifest["onnx"] = {**manifest["onnx"], **onnx_io(target / onnx_name)}
+    manifest["benchmark_variant"] = {"variant": variant, "derived_from": str(source.resolve()), **facts}
+    (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def int8_export(source: Path, target: Path) -> Path:
+    """ONNX Runtime dynamic INT8 quantization (weights int8 per tensor, activations at run time)."""
+    from tritoncls.training.offline import quantized_onnx
+
+    def make(src: Path, dst: Path) -> dict[str, Any]:
+        with _quiet_root_logger():  # quantize_dynamic logs every tensor through the root logger
+            shutil.copy2(quantized_onnx(src.parent), dst)
+        return {"quantization": "onnxruntime quantize_dynamic, QInt8 weights, per-tensor"}
+
+    return derived_export(source, target, make, "int8", "int8")
+
+
+def fused_export(source: Path, target: Path) -> Path:
+    """ONNX Runtime transformer fusions (``optimize_model(model_type="bert", opt_level=0)``).
+
+    opt_level 0 runs only the Python fusion passes: higher levels need torch here, and ORT applies its
+    own level-99 optimizations when the session loads anyway.
+    """
+    from tritoncls.training.export import load_manifest
+
+    arch = load_manifest(source)["architecture"]
+
+    def make(src: Path, dst: Path) -> dict[str, Any]:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(str(src), model_type="bert", num_heads=int(arch["num_attention_heads"]),
+                                   hidden_size=int(arch["hidden_size"]), opt_level=0, use_gpu=False)
+        optimized.save_model_to_file(str(dst))
+        fused = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+        return {"fusion": "onnxruntime.transformers optimize_model(model_type='bert', opt_level=0)",
+                "fused_operators": fused}
+
+    return derived_export(source, target, make, "fp32", "fused")
