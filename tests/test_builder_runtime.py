@@ -195,3 +195,45 @@ def test_repository_python_never_imports_tritoncls(path):
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert modules <= ALLOWED_IMPORTS, f"{path.name} imports {sorted(modules - ALLOWED_IMPORTS)}"
+
+
+def test_length_groups_cover_every_row_once_and_bound_padding():
+    import numpy as np
+
+    from tritoncls.builder.runtime import length_groups
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 120, size=500)
+    groups = length_groups(lengths, max_padding=1.2, max_rows=64)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(500))
+    for rows in groups:
+        assert len(rows) <= 64
+        if len(rows) > 1:
+            assert len(rows) * lengths[rows].max() <= 1.2 * lengths[rows].sum()
+    padded = sum(len(r) * lengths[r].max() for r in groups)
+    assert padded <= 1.2 * lengths.sum() < 500 * lengths.max()
+
+
+def test_model_step_grouped_run_returns_each_requests_rows_in_order():
+    import numpy as np
+
+    from tritoncls.builder.runtime import ModelStep
+
+    class EchoRunner:
+        """Logits = [row length, first id]: any mix-up of rows shows."""
+
+        def run(self, ids, types):
+            return np.stack([(ids != 0).sum(1), ids[:, 0]], axis=1).astype(np.float32)
+
+    def request(lengths, first):
+        ids = np.zeros((len(lengths), max(lengths)), dtype=np.int64)
+        for i, n in enumerate(lengths):
+            ids[i, :n] = first + i
+        return ids, np.zeros_like(ids)
+
+    inputs = [request([5, 40, 7], 10), ValueError("bad"), request([90], 20), request([6, 6, 33, 2], 30)]
+    out = ModelStep(EchoRunner(), pad_token_id=0)(inputs)
+    assert isinstance(out[1], ValueError)
+    assert out[0].tolist() == [[5, 10], [40, 11], [7, 12]]
+    assert out[2].tolist() == [[90, 20]]
+    assert out[3].tolist() == [[6, 30], [6, 31], [33, 32], [2, 33]]
