@@ -30,6 +30,7 @@ from pathlib import Path
 from tritoncls.clients.base import Prediction
 from tritoncls.clients.classify import BatchSender, check_sizes
 from tritoncls.errors import ClientError, TritonclsError
+from tritoncls.training.checkpoint import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: Path, text: str) -> None:
     """``text`` at ``path``, whole or not at all: written aside, fsynced, renamed, directory fsynced."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -102,7 +95,7 @@ def write_atomically(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class ChunkJournal:
@@ -159,7 +152,7 @@ class ChunkJournal:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.output)
-        _fsync_dir(self.output.parent)
+        fsync_dir(self.output.parent)
         shutil.rmtree(self.folder)
 
 
