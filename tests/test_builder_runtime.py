@@ -237,3 +237,34 @@ def test_model_step_grouped_run_returns_each_requests_rows_in_order():
     assert out[0].tolist() == [[5, 10], [40, 11], [7, 12]]
     assert out[2].tolist() == [[90, 20]]
     assert out[3].tolist() == [[6, 30], [6, 31], [33, 32], [2, 33]]
+
+
+def test_model_step_without_trim_runs_every_padded_position_in_one_run():
+    import numpy as np
+
+    from tritoncls.builder.runtime import ModelStep
+
+    class WidthRunner:
+        """Records the shape of every run; logits = [run width, row length]."""
+
+        def __init__(self):
+            self.shapes = []
+
+        def run(self, ids, types):
+            self.shapes.append(ids.shape)
+            return np.stack([np.full(len(ids), ids.shape[1]), (ids != 0).sum(1)], axis=1).astype(np.float32)
+
+    def request(lengths, width):
+        ids = np.zeros((len(lengths), width), dtype=np.int64)
+        for i, n in enumerate(lengths):
+            ids[i, :n] = 7
+        return ids, np.zeros_like(ids)
+
+    inputs = [request([5, 3], 128), request([90], 128), request([4], 64)]
+    full = WidthRunner()
+    out = ModelStep(full, pad_token_id=0, trim=False)(inputs)
+    assert full.shapes == [(4, 128)]  # one run, at the widest request's padding
+    assert [o[:, 1].tolist() for o in out] == [[5, 3], [90], [4]]
+    trimmed = WidthRunner()
+    ModelStep(trimmed, pad_token_id=0)(inputs)
+    assert max(width for _, width in trimmed.shapes) == 90 and len(trimmed.shapes) > 1

@@ -37,10 +37,9 @@ log = logging.getLogger(__name__)
 
 MODES = ("full", "quick", "tiny")
 #: The reference-style peer: the PaddleNLP library's Python tokenizer, every request padded to
-#: max_seq_length and computed at that width, no dynamic batching, FP32 (the builder's reference
-#: profile pads to the longest text of a request unless told otherwise, and its model step trims
-#: padding columns: ``full_width`` undoes that in the benchmark's copy).
-REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp", "full_width": True}
+#: max_seq_length and computed at that width (the reference profile turns padding trimming off),
+#: no dynamic batching, FP32.
+REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp"}
 TRAINED = "trained"  # the --model export itself, as a shape
 
 
@@ -187,7 +186,6 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     data = read_bench_texts(config.data)
     texts = data.head(plan.max_texts)
     analyzer = PerfAnalyzer.find()
-    python_library_path()
     run = _Run(config, plan, work)
     started = time.perf_counter()
     run.m.update({
@@ -214,26 +212,6 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     report = write_report(run.m, output, plots=config.plots)
     log.info("report written to %s (%.0f s)", output, run.m["duration_s"])
     return report
-
-
-def python_library_path() -> None:
-    """Put this Python's libpython folder first on LD_LIBRARY_PATH, for the servers this run starts.
-
-    nvidia-pytriton's python-backend stub links ``libpython3.11.so.1.0`` by name. Without this the
-    system's copy (Debian: 3.11.2) is loaded while the stub imports this Python's (pyenv: 3.11.7)
-    extension modules; ``_ssl`` then fails with ``undefined symbol: _PyModule_Add``, and every model
-    that imports paddlenlp (the reference-style tokenizer) fails to load.
-    """
-    import os
-    import sysconfig
-
-    libdir = sysconfig.get_config_var("LIBDIR")
-    soname = sysconfig.get_config_var("INSTSONAME") or ""
-    if not libdir or not (Path(libdir) / soname).is_file():
-        return
-    current = os.environ.get("LD_LIBRARY_PATH", "")
-    if libdir not in current.split(os.pathsep):
-        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, current) if p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,7 +319,7 @@ def _serve(run: _Run, shape: str, name: str, export_dir: Path, texts: BenchTexts
     repo = served.build(export_dir, workdir / "repository", **options)
     result, labels = served.measure(f"{shape}/{name}", repo, texts.texts, rows, sweep, workdir / "perf", analyzer,
                                     run.plan.min_requests, run.plan.max_trials, run.plan.stability_pct, label_texts)
-    run.m["shapes"][shape]["served"][name] = result.to_dict() | {"full_width": bool(options.get("full_width"))}
+    run.m["shapes"][shape]["served"][name] = result.to_dict() | {"full_width": result.build_config.get("trim_padding") is False}
     if result.errors:
         run.failures += [f"{shape}/{name}: {e.splitlines()[0]}" for e in result.errors]
     return result, labels

@@ -76,44 +76,11 @@ class ServedResult:
                 "memory": self.memory, "errors": self.errors, "startup_s": self.startup_s}
 
 
-def build(export_dir: Path, repo: Path, full_width: bool = False, **options: Any) -> Path:
-    """``build-repo`` with ``options`` (BuildConfig fields), replacing an earlier benchmark build.
-
-    ``full_width``: make the model step run every padded position (see :func:`run_full_width`).
-    """
+def build(export_dir: Path, repo: Path, **options: Any) -> Path:
+    """``build-repo`` with ``options`` (BuildConfig fields), replacing an earlier benchmark build."""
     from tritoncls.builder import BuildConfig, build_repository
 
-    path = build_repository(BuildConfig(model=str(export_dir), output=str(repo), force=True, **options))
-    if full_width:
-        run_full_width(path)
-    return path
-
-
-#: Appended to the model step's copy of the runtime in a benchmark-only repository.
-FULL_WIDTH_PATCH = """
-
-# --- added by tritoncls bench: the reference-style peer runs every padded position --------------------
-# The reference deployments feed the model what their tokenizer padded (to max_seq_length); our model
-# step trims all-padding columns first, which would quietly give the peer our optimization.
-ModelStep._run = lambda self, input_ids, token_type_ids: self.runner.run(input_ids, token_type_ids)
-"""
-
-
-def run_full_width(repo: Path) -> None:
-    """Stop the model step of ``repo`` from trimming padding columns, so a request padded to
-    ``max_seq_length`` is computed at that width, as the reference deployments do.
-
-    The builder has no option for this; the patch touches only this benchmark's rendered copy of
-    ``tritoncls_runtime.py`` and is recorded in the repository's README.
-    """
-    record = json.loads((repo / "tritoncls_build.json").read_text(encoding="utf-8"))
-    runtime = repo / record["models"]["model"] / "1" / "tritoncls_runtime.py"
-    text = runtime.read_text(encoding="utf-8")
-    if "ModelStep._run = lambda" not in text:
-        runtime.write_text(text + FULL_WIDTH_PATCH, encoding="utf-8")
-    readme = repo / "README.md"
-    readme.write_text(readme.read_text(encoding="utf-8") + "\n\nBenchmark copy: the model step runs every padded "
-                      "position (no padding trim), as the reference deployments do.\n", encoding="utf-8")
+    return build_repository(BuildConfig(model=str(export_dir), output=str(repo), force=True, **options))
 
 
 def input_files(info: RepoInfo, texts: Sequence[str], rows: Sequence[Sequence[int]], sweep: Sequence[SweepPoint],

@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flag(model, "inter_op_threads", type=int, default=0, help="threads across operators (0: the runtime decides)")
     flag(model, "no_merge_requests", action="store_true",
          help="python backend: run each request of a dynamic batch separately instead of as one merged batch")
+    flag(model, "no_trim_padding", action="store_true",
+         help="python backend: run every position a request is padded to, instead of dropping all-padding "
+              "columns and running a merged batch in groups of similar length (the reference profile's choice)")
     batching = p.add_argument_group("batching")
     flag(batching, "max_batch_size", type=int, default=64, help="texts per batch, for every model")
     flag(batching, "no_dynamic_batching", action="store_true", help="turn dynamic batching off")
@@ -78,7 +81,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         max_queue_delay_us=args.max_queue_delay_us, preferred_batch_sizes=tuple(args.preferred_batch_sizes),
         intra_op_threads=args.intra_op_threads, inter_op_threads=args.inter_op_threads, buckets=tuple(args.buckets),
         padding=args.padding, tokenizer=args.tokenizer, merge_requests=not args.no_merge_requests,
-        top_k=args.top_k, force=args.force,
+        trim_padding=False if args.no_trim_padding else None, top_k=args.top_k, force=args.force,
     )
 
 

@@ -31,10 +31,11 @@ ACCELERATORS: dict[tuple[str, str], tuple[str, ...]] = {
 #: Options a profile sets when the user leaves them unset (None).
 PROFILES: dict[str, dict[str, Any]] = {
     # Length buckets + dynamic batching at every step + the fast tokenizer.
-    "default": {"padding": "buckets", "tokenizer": "wordpiece", "dynamic_batching": True},
+    "default": {"padding": "buckets", "tokenizer": "wordpiece", "dynamic_batching": True, "trim_padding": True},
     # What the PaddleNLP/FastDeploy deployments do, for benchmarking as a peer: PaddleNLP's Python
-    # tokenizer algorithm, each request padded to its own longest text, no dynamic batching.
-    "reference": {"padding": "longest", "tokenizer": "python", "dynamic_batching": False},
+    # tokenizer algorithm, each request padded to its own longest text, no dynamic batching, and the
+    # model computes every position it is given.
+    "reference": {"padding": "longest", "tokenizer": "python", "dynamic_batching": False, "trim_padding": False},
 }
 
 
@@ -64,6 +65,7 @@ class BuildConfig:
     padding: str | None = None
     tokenizer: str | None = None
     merge_requests: bool = True
+    trim_padding: bool | None = None
     top_k: int = 0
     force: bool = False
 

@@ -280,7 +280,8 @@ def _python_model_step(config: BuildConfig, export: ExportInfo, name: str) -> Mo
         parameters=_params(
             runtime=config.runtime, model_file=files[0][1], params_file=files[1][1] if paddle else "",
             device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
-            pad_token_id=export.tokenizer["pad_token_id"], merge_requests=config.merge_requests),
+            pad_token_id=export.tokenizer["pad_token_id"], merge_requests=config.merge_requests,
+            trim_padding=config.trim_padding),
     )
     return ModelDir(spec, files, "model.py")
 

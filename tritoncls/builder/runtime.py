@@ -564,12 +564,17 @@ def length_groups(lengths: np.ndarray, max_padding: float = 1.2, max_rows: int =
 
 class ModelStep:
     """All requests of a dynamic batch together: rows stacked, then run in groups of similar length
-    (padding trimmed per group), logits split back per request."""
+    (padding trimmed per group), logits split back per request.
 
-    def __init__(self, runner, pad_token_id: int, merge: bool = True) -> None:
+    ``trim=False`` runs every position a request was padded to, and a merged batch as one run padded
+    to its longest request: what the reference deployments compute, for benchmarking them as a peer.
+    """
+
+    def __init__(self, runner, pad_token_id: int, merge: bool = True, trim: bool = True) -> None:
         self.runner = runner
         self.pad_token_id = pad_token_id
         self.merge = merge
+        self.trim = trim
 
     @classmethod
     def from_parameters(cls, params: dict[str, str], version_dir: str | Path, input_names: Sequence[str],
@@ -582,7 +587,8 @@ class ModelStep:
         else:
             runner = OnnxRunner(directory / params["model_file"], input_names, output_name, threads,
                                 int(params["inter_op_threads"]), params["device"])
-        return cls(runner, int(params["pad_token_id"]), params["merge_requests"] == "true")
+        return cls(runner, int(params["pad_token_id"]), params["merge_requests"] == "true",
+                   params.get("trim_padding", "true") == "true")
 
     def __call__(self, inputs: Sequence[tuple[np.ndarray, np.ndarray] | Exception]) -> list[np.ndarray | Exception]:
         results: list = list(inputs)
@@ -601,11 +607,15 @@ class ModelStep:
         return results
 
     def _run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        if not self.trim:
+            return self.runner.run(input_ids, token_type_ids)
         return self.runner.run(*trim_padding(input_ids, token_type_ids, self.pad_token_id))
 
     def _run_merged(self, inputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         ids = merge_requests([item[0] for item in inputs], self.pad_token_id)
         types = merge_requests([item[1] for item in inputs], 0)
+        if not self.trim:
+            return split_rows(self._run(ids, types), [item[0].shape[0] for item in inputs])
         lengths = (ids != self.pad_token_id).sum(axis=1)
         out: np.ndarray | None = None
         for rows in length_groups(lengths):
