@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,20 @@ def test_server_command_binds_localhost_and_sizes_python_shared_memory(tiny_repo
                  "--grpc-port=1", "--backend-config=python,shm-default-byte-size=8388608"):
         assert flag in command
     assert server.environment(install)["PATH"].startswith(str(Path(os.sys.executable).parent))
+
+
+def test_bundled_server_loads_this_pythons_libpython_before_the_systems(tiny_repo, monkeypatch):
+    from tritoncls.server.triton import python_library_dir
+
+    install = find_tritonserver()
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu")
+    paths = TritonServer(tiny_repo).environment(install)["LD_LIBRARY_PATH"].split(os.pathsep)
+    libdir = python_library_dir()
+    if install.bundled:
+        assert paths[0] == str(install.library_path)
+        if libdir is not None:  # a Python built without a shared libpython has nothing to put first
+            assert paths[1] == str(libdir) and (libdir / sysconfig.get_config_var("INSTSONAME")).is_file()
+    assert paths[-1] == "/usr/lib/x86_64-linux-gnu" and len(paths) == len(set(paths))
 
 
 @pytest.mark.triton

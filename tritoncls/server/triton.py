@@ -4,7 +4,8 @@ The binary is ``tritonserver`` from PATH when there is one (NVIDIA's container),
 in the ``nvidia-pytriton`` wheel. The bundled server needs three things (see docs/serving.md):
 its python-backend stub for this Python placed in ``backends/python/`` (we link it into a cache
 folder rather than writing into site-packages), the wheel's ``nvidia_pytriton.libs`` on
-LD_LIBRARY_PATH, and this Python's ``bin`` first on PATH so the python models import numpy,
+LD_LIBRARY_PATH followed by this Python's own libpython folder (so the stub runs this interpreter's
+library, not the system's), and this Python's ``bin`` first on PATH so the python models import numpy,
 tokenizers and onnxruntime from the same environment.
 """
 
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -90,6 +92,21 @@ def find_tritonserver(backend_directory: str | Path | None = None) -> ServerInst
         raise ServeError(f"{binary}: not found; the nvidia-pytriton install looks incomplete. Reinstall it.")
     backends = Path(backend_directory) if backend_directory else bundled_backend_directory(dist)
     return ServerInstall(binary, backends, dist.parent.parent / "nvidia_pytriton.libs", True)
+
+
+def python_library_dir() -> Path | None:
+    """This Python's ``libpython`` folder, when it has a shared libpython there.
+
+    The bundled python-backend stub links ``libpython3.X.so.1.0`` by name. Without this folder first
+    on LD_LIBRARY_PATH the system's copy (Debian: 3.11.2) can load while the stub imports this
+    Python's (e.g. pyenv 3.11.7) extension modules; ``_ssl`` then fails with ``undefined symbol``, and
+    any model that imports ssl (paddlenlp, requests) fails to load.
+    """
+    libdir = sysconfig.get_config_var("LIBDIR")
+    soname = sysconfig.get_config_var("INSTSONAME") or ""
+    if not libdir or not soname or not (Path(libdir) / soname).is_file():
+        return None
+    return Path(libdir)
 
 
 def _cache_root() -> Path:
@@ -292,8 +309,10 @@ class TritonServer:
     def environment(self, install: ServerInstall) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        if install.library_path:
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(install.library_path), env.get("LD_LIBRARY_PATH")) if p)
+        first = [str(p) for p in (install.library_path, python_library_dir() if install.bundled else None) if p]
+        current = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and p not in first]
+        if first:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(first + current)
         return env
 
     def start(self, timeout_s: float = 180.0) -> TritonServer:
