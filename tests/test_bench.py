@@ -120,6 +120,21 @@ def test_layer_flops_counts_projections_attention_on_real_length_and_ffn():
     assert layer_flops(length, hidden, ffn) == qkv + scores + context + out + mlp
 
 
+def test_a_width_pruned_shape_counts_only_its_kept_heads():
+    full = {"num_hidden_layers": 6, "hidden_size": 384, "intermediate_size": 1536, "num_attention_heads": 12,
+            "attention_head_dim": 32, "num_labels": 11}
+    assert EncoderShape.from_architecture(full).attention_width is None  # 12 x 32 = hidden: ordinary model
+    half = EncoderShape.from_architecture(full | {"num_attention_heads": 6, "intermediate_size": 768})
+    assert half.attention_width == 192
+    length, hidden, attention, ffn = 20, 384, 192, 768
+    expected = 8 * length * hidden * attention + 4 * length * length * attention + 4 * length * hidden * ffn
+    assert layer_flops(length, hidden, ffn, attention) == expected
+    assert text_flops(length, half) == 6 * expected + 2 * hidden * hidden + 2 * hidden * 11
+    # about half the encoder work of the unpruned shape
+    ratio = text_flops(length, half) / text_flops(length, EncoderShape.from_architecture(full))
+    assert 0.5 < ratio < 0.55
+
+
 def test_text_flops_of_the_medium_shape_is_about_85_mflop_per_token_plus_the_quadratic_attention_term():
     per_token = text_flops(1, MEDIUM) / 1e6
     assert 84 < per_token < 87
