@@ -245,3 +245,38 @@ def test_build_repo_console_script_builds(tiny_export, tmp_path, capsys):
     assert "tritoncls serve --model-repository" in capsys.readouterr().out
     tokenizer = parse_config(tmp_path / "repo" / "tokenizer" / "config.pbtxt")
     assert tokenizer.parameters["buckets"].string_value == "8,16,64"
+
+
+def test_int8_precision_quantizes_the_repositorys_onnx_and_leaves_the_export_alone(tiny_export, tmp_path):
+    import numpy as np
+    import onnx
+
+    before = sorted(p.name for p in tiny_export.iterdir())
+    fp32 = build(tiny_export, tmp_path / "fp32")
+    int8 = build(tiny_export, tmp_path / "int8", precision="int8")
+    ops = {node.op_type for node in onnx.load(int8 / "seqcls_model" / "1" / "model.onnx").graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    assert sorted(p.name for p in tiny_export.iterdir()) == before  # nothing written beside the export
+    assert not list((int8 / "seqcls_model" / "1").glob("*.partial*"))
+
+    def logits(repo: Path) -> np.ndarray:
+        version = repo / "seqcls_model" / "1"
+        config = parse_config(repo / "seqcls_model" / "config.pbtxt")
+        params = {key: value.string_value for key, value in config.parameters.items()}
+        step = rt.ModelStep.from_parameters(params, version, ("input_ids", "token_type_ids"), "logits")
+        ids = np.array([[1, 5, 6, 7, 2, 0], [1, 8, 2, 0, 0, 0]], dtype=np.int64)
+        return step([(ids, np.zeros_like(ids))])[0]
+
+    reference, quantized = logits(fp32), logits(int8)
+    assert reference.shape == quantized.shape == (2, 3)
+    np.testing.assert_allclose(quantized, reference, atol=0.1 * np.abs(reference).max())
+    assert (quantized.argmax(1) == reference.argmax(1)).all()
+
+
+@pytest.mark.parametrize("options", [{"precision": "int8", "runtime": "paddle_inference"},
+                                     {"precision": "int8", "backend": "paddle"},
+                                     {"precision": "int8", "device": "gpu"},
+                                     {"precision": "int8", "backend": "onnxruntime", "accelerator": "openvino"}])
+def test_int8_precision_is_refused_where_onnx_runtime_cpu_does_not_run_the_model(options, tmp_path):
+    with pytest.raises(ConfigError, match="--precision: int8 is ONNX Runtime dynamic quantization on CPU"):
+        BuildConfig(model="m", output=str(tmp_path), **options)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -122,24 +121,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-@contextlib.contextmanager
-def _quiet_root_logger():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def int8_export(source: Path, target: Path) -> Path:
     """ONNX Runtime dynamic INT8 quantization (weights int8 per tensor, activations at run time)."""
     from tritoncls.training.offline import quantized_onnx
 
     def make(src: Path, dst: Path) -> dict[str, Any]:
-        with _quiet_root_logger():  # quantize_dynamic logs every tensor through the root logger
-            shutil.copy2(quantized_onnx(src.parent), dst)
+        shutil.copy2(quantized_onnx(src.parent), dst)
         return {"quantization": "onnxruntime quantize_dynamic, QInt8 weights, per-tensor"}
 
     return derived_export(source, target, make, "int8", "int8")

@@ -94,7 +94,13 @@ def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
     version_dir.mkdir(parents=True)
     (folder / CONFIG).write_text(renderer.render(model.spec.template, spec=model.spec), encoding="utf-8")
     for source, name in model.files:
-        shutil.copy2(source, version_dir / name)
+        if name in model.quantize:
+            from tritoncls.training.offline import quantize_int8
+
+            log.info("Quantizing %s to INT8 (ONNX Runtime dynamic quantization) for %s", source, model.spec.name)
+            quantize_int8(source, version_dir / name)
+        else:
+            shutil.copy2(source, version_dir / name)
     if model.python_model:
         shutil.copy2(PYTHON_MODELS_DIR / model.python_model, version_dir / "model.py")
         shutil.copy2(Path(rt.__file__), version_dir / rt.FILE_NAME)

@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     accelerators = sorted({a for choices in ACCELERATORS.values() for a in choices})
     flag(model, "accelerator", default="none", choices=accelerators,
          help="onnxruntime: openvino (cpu), cuda or tensorrt (gpu); paddle: mkldnn (cpu) or tensorrt (gpu)")
-    flag(model, "precision", default="fp32", choices=PRECISIONS, help="fp16 with --accelerator tensorrt")
+    flag(model, "precision", default="fp32", choices=PRECISIONS, help="fp16 with --accelerator tensorrt; int8: ONNX Runtime dynamic quantization "
+              "on CPU, done in the repository (the export is not changed)")
     flag(model, "trt_cache_dir", default="/tmp/tritoncls_trt_cache", help="TensorRT engine cache folder on the server")
     flag(model, "instances", type=int, default=1, help="model step instances")
     flag(model, "instance_kind", default="auto", choices=tuple(INSTANCE_KINDS), help="auto: gpu with --device gpu, else cpu")

@@ -13,7 +13,7 @@ from tritoncls.errors import ConfigError
 BACKENDS = ("python", "onnxruntime", "paddle")
 RUNTIMES = ("onnxruntime", "paddle_inference")  # inside --backend python
 DEVICES = ("cpu", "gpu")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 TOKENIZERS = ("wordpiece", "python", "paddlenlp")
 INSTANCE_KINDS = {"auto": None, "cpu": "KIND_CPU", "gpu": "KIND_GPU", "model": "KIND_MODEL"}
 DEFAULT_BUCKETS = (16, 32, 64, 128)
@@ -85,8 +85,12 @@ class BuildConfig:
             check.choice("padding", self.padding, PADDINGS)
         if self.tokenizer is not None:
             check.choice("tokenizer", self.tokenizer, TOKENIZERS)
-        check.require(self.precision == "fp32" or self.accelerator == "tensorrt", "precision",
+        check.require(self.precision != "fp16" or self.accelerator == "tensorrt", "precision",
                       "fp16 needs --accelerator tensorrt (with --device gpu)")
+        check.require(self.precision != "int8" or (self.onnx_model_step and self.device == "cpu"
+                                                   and self.accelerator == "none"), "precision",
+                      "int8 is ONNX Runtime dynamic quantization on CPU: use it with --device cpu, no --accelerator, "
+                      "and --backend onnxruntime or --backend python with the onnxruntime runtime")
         check.require(self.instance_kind != "gpu" or self.device == "gpu", "instance_kind",
                       "gpu needs --device gpu")
         check.at_least("instances", self.instances, 1)
@@ -102,6 +106,11 @@ class BuildConfig:
                       "preferred_batch_sizes", f"{list(self.preferred_batch_sizes)} must lie in 1..--max_batch_size")
         check_name(self.name, "--name")
         check.raise_if_any()
+
+    @property
+    def onnx_model_step(self) -> bool:
+        """The model step runs the export's ONNX graph (not its Paddle graph)."""
+        return self.backend == "onnxruntime" or (self.backend == "python" and self.runtime in (None, "onnxruntime"))
 
     def resolved(self) -> BuildConfig:
         """This config with the profile's choices filled in where the user set nothing."""

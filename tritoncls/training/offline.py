@@ -97,21 +97,34 @@ class OfflineConfig:
             raise ConfigError("--precision fp16 needs a GPU (--device gpu); on CPU use fp32 or int8.")
 
 
+def quantize_int8(source: Path, target: Path) -> Path:
+    """ONNX Runtime dynamic INT8 quantization of ``source`` into ``target`` (weights int8 per tensor,
+    activations quantized at run time; CPU). Written aside and renamed, so ``target`` is whole or absent."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.stem}.partial.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # quantize_dynamic logs every tensor through the root logger
+    try:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=False)
+        os.replace(tmp, target)
+    finally:
+        root.setLevel(level)
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 def quantized_onnx(export_dir: Path) -> Path:
-    """INT8 dynamic quantization of the export's ONNX (weights int8, activations quantized at run time).
+    """INT8 dynamic quantization of the export's ONNX (see :func:`quantize_int8`).
 
     Cached beside the export as ``model.int8.onnx``; rebuilt when the FP32 model is newer.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     source = export_dir / ONNX_FILE
     target = export_dir / "model.int8.onnx"
     if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
         return target
-    tmp = target.with_suffix(".partial.onnx")
-    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=False)
-    os.replace(tmp, target)
-    return target
+    return quantize_int8(source, target)
 
 
 class ExportedModel:
