@@ -105,7 +105,7 @@ def quantize_int8(source: Path, target: Path) -> Path:
     tmp = target.with_name(f".{target.stem}.partial.onnx")
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))  # quantize_dynamic logs every tensor through the root logger
+    root.setLevel(max(level, logging.ERROR))  # quantize_dynamic logs every tensor (and advice) through the root logger
     try:
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=False)
         os.replace(tmp, target)
