@@ -180,6 +180,20 @@ def test_prune_cli_exits_nonzero_and_names_the_bad_width(teacher_checkpoint, toy
     assert "--width_mult_list 2/3" in caplog.text
 
 
+def test_prune_cli_without_dataset_dir_says_it_is_required(tmp_path, caplog):
+    from tritoncls.cli import main
+
+    assert main(["prune", "--output_dir", str(tmp_path / "out")]) == 1
+    assert "--dataset_dir is required" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_remeasure_without_an_earlier_run_names_the_missing_report(tmp_path, caplog):
+    from tritoncls.cli import main
+
+    assert main(["prune", "--remeasure", "--output_dir", str(tmp_path)]) == 1
+    assert f"{tmp_path / 'prune_report.json'}: not found" in caplog.text
+
+
 def test_prune_help_lists_the_reference_flags_with_defaults(capsys):
     from tritoncls.cli import main
 
@@ -278,6 +292,32 @@ def test_prune_report_lists_every_width_with_ratios_to_the_unpruned_model(pruned
     assert report["setup"]["latency"]["batch_size"] == 8
     text = result.report_md.read_text(encoding="utf-8")
     assert "| width | heads x dim |" in text and "| 1/2 | 2 x 16 | 64 |" in text
+
+
+@pytest.mark.slow
+def test_remeasure_adds_a_timing_session_and_keeps_the_rows(pruned, tmp_path):
+    import shutil
+
+    from tritoncls.cli import main
+
+    out, _ = pruned
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(out / "prune_report.json", again)  # the rows point at the exports in `out`; they are only read
+    first = json.loads((again / "prune_report.json").read_text())
+    assert len(first["timing_sessions"]) == 1
+    assert main(["prune", "--remeasure", "--output_dir", str(again), "--latency_repeats", "2"]) == 0
+    report = json.loads((again / "prune_report.json").read_text())
+    sessions = report["timing_sessions"]
+    assert len(sessions) == 2 and sessions[1]["repeats"] == 2
+    assert set(sessions[1]["latency_ratio"]) == {"unpruned", "width_mult_0.5", "width_mult_0.75"}
+    assert sessions[1]["latency_ratio"]["unpruned"] == 1.0
+    for before, after in zip(first["rows"], report["rows"]):
+        assert after["dev_accuracy"] == before["dev_accuracy"] and after["parameters"] == before["parameters"]
+        assert after["dev_accuracy_truncated"] == before["dev_accuracy_truncated"]
+        assert len(after["ms_per_text_runs"]) == 2
+    text = (again / "prune_report.md").read_text(encoding="utf-8")
+    assert "in every timing session" in text and "| mean of 2 |" in text
 
 
 @pytest.mark.slow

@@ -26,10 +26,12 @@ Layout of ``output_dir``::
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ import numpy as np
 from tritoncls.errors import ConfigError
 from tritoncls.training import checkpoint as ckpt
 from tritoncls.training import data, modeling
-from tritoncls.training.export import ONNX_FILE, ExportConfig, export
+from tritoncls.training.export import ONNX_FILE, ExportConfig, export, load_manifest
 from tritoncls.training.inference import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
 from tritoncls.training.train import DEVICES, _set_device, _set_seed, epoch_batches, versions
 
@@ -432,6 +434,20 @@ def measure(results: list[WidthResult], texts: list[str], y: np.ndarray, batch_s
         result.ms_per_text_best = float(np.min(result.ms_per_text_runs))
 
 
+def timing_session(rows: list[WidthResult], repeats: int, load_before: float) -> dict[str, Any]:
+    """One timing session's figures, kept in the report so sessions on a noisy machine can be compared."""
+    import datetime
+
+    base = rows[0].ms_per_text
+    return {
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "repeats": repeats,
+        "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "ms_per_text": {r.name: r.ms_per_text for r in rows},
+        "latency_ratio": {r.name: r.ms_per_text / base for r in rows},
+    }
+
+
 def _ratios(row: WidthResult, base: WidthResult) -> dict[str, float]:
     return {
         "accuracy_delta_points": 100.0 * (row.dev_accuracy - base.dev_accuracy),
@@ -442,9 +458,9 @@ def _ratios(row: WidthResult, base: WidthResult) -> dict[str, float]:
     }
 
 
-def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source: Path, dev_size: int) -> tuple[Path, Path]:
-    import os
-
+def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source: Path, dev_size: int,
+                 sessions: Sequence[dict[str, Any]] = ()) -> tuple[Path, Path]:
+    """prune_report.json and .md; ``sessions``: every timing session so far, this one last."""
     base = rows[0]
     setup = {
         "teacher": str(source),
@@ -455,7 +471,7 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
                     "runs": config.latency_repeats},
     }
     payload = {"setup": setup, "config": asdict(config), "versions": versions(),
-               "rows": [asdict(r) | _ratios(r, base) for r in rows]}
+               "rows": [asdict(r) | _ratios(r, base) for r in rows], "timing_sessions": list(sessions)}
     json_path = out / f"{REPORT_NAME}.json"
     ckpt.write_json(json_path, payload)
     lines = [
@@ -481,9 +497,28 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
     if pruned:
         lines += ["", "Dev accuracy right after truncation (before distillation): "
                   + ", ".join(f"{r.width}: {100 * r.dev_accuracy_truncated:.2f}%" for r in pruned) + "."]
+    if len(sessions) > 1:
+        lines += _session_lines(rows, sessions)
     md_path = out / f"{REPORT_NAME}.md"
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return md_path, json_path
+
+
+def _session_lines(rows: list[WidthResult], sessions: Sequence[dict[str, Any]]) -> list[str]:
+    """Latency ratios of every timing session (the table above shows the last), and their mean."""
+    names = [r.name for r in rows[1:]]
+    lines = ["", "Latency ratio to the unpruned model in every timing session (`tritoncls prune --remeasure` adds one):", "",
+             "| session finished | runs | load avg (1 min) | unpruned ms/text | " + " | ".join(r.width for r in rows[1:]) + " |",
+             "|---|---|---|---|" + "---|" * len(names)]
+    for item in sessions:
+        load = item.get("load_average_1m", {})
+        ratios = item["latency_ratio"]
+        lines.append(f"| {item.get('finished', '?')} | {item.get('repeats', '?')} | {load.get('before', '?')} -> "
+                     f"{load.get('after', '?')} | {item['ms_per_text'][rows[0].name]:.2f} | "
+                     + " | ".join(f"{ratios[n]:.3f}" if n in ratios else "-" for n in names) + " |")
+    means = [np.mean([s["latency_ratio"][n] for s in sessions if n in s["latency_ratio"]]) for n in names]
+    lines.append(f"| mean of {len(sessions)} | | | | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,7 +631,58 @@ def prune(config: PruneConfig) -> PruneResult:
         row.distil_seconds = state["seconds"]
         results.append(row)
 
+    load_before = os.getloadavg()[0]
     measure(results, d.dev_texts, dev_y, config.per_device_eval_batch_size, config.latency_repeats)
-    md, js = write_report(out, results, config, source, len(dev_set))
+    session = timing_session(results, config.latency_repeats, load_before)
+    md, js = write_report(out, results, config, source, len(dev_set), [session])
     log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
     return PruneResult(results, md, js)
+
+
+def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: str | None = None) -> PruneResult:
+    """Time the exports of an earlier ``prune`` run again and rewrite its report.
+
+    Latency ratios on a shared machine move with other load; each call adds a timing session to the
+    report (the table shows the newest, and the mean over sessions), leaving checkpoints and exports as
+    they are. Dev accuracy is measured again and must match the report's: a mismatch means an export
+    changed since.
+    """
+    out = Path(output_dir)
+    report_path = out / f"{REPORT_NAME}.json"
+    if not report_path.is_file():
+        raise ConfigError(f"{report_path}: not found; --remeasure re-times the output of an earlier `tritoncls prune` "
+                          f"run: point --output_dir at it.")
+    old = json.loads(report_path.read_text(encoding="utf-8"))
+    config = PruneConfig(**old["config"])
+    config.latency_repeats = repeats or config.latency_repeats
+    if dataset_dir:
+        config.dataset_dir = dataset_dir
+    if not config.path(config.dev_file).is_file():
+        raise ConfigError(f"{config.path(config.dev_file)}: the dev file of the original run is not there; "
+                          f"pass --dataset_dir with the data set it was pruned on.")
+    kept = {f.name for f in fields(WidthResult)} - {"dev_accuracy", "ms_per_text", "ms_per_text_best", "ms_per_text_runs"}
+    rows = [WidthResult(**{k: v for k, v in row.items() if k in kept}) for row in old["rows"]]
+    for row in rows:
+        load_manifest(row.export_dir)  # a clear error if an export was moved or damaged
+    labels = data.read_labels(config.path(config.label_file))
+    dev = data.read_examples(config.path(config.dev_file), labels)
+    load_before = os.getloadavg()[0]
+    measure(rows, [e.text for e in dev], np.array([e.label_id for e in dev]), config.per_device_eval_batch_size,
+            config.latency_repeats)
+    for row, before in zip(rows, old["rows"]):
+        if abs(row.dev_accuracy - before["dev_accuracy"]) > 1e-9:
+            log.warning("%s: dev accuracy %.4f now, %.4f in the report: the export or the dev file changed since.",
+                        row.name, row.dev_accuracy, before["dev_accuracy"])
+    sessions = old.get("timing_sessions") or [_legacy_session(old)]
+    sessions.append(timing_session(rows, config.latency_repeats, load_before))
+    md, js = write_report(out, rows, config, Path(old["setup"]["teacher"]), len(dev), sessions)
+    log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
+    return PruneResult(rows, md, js)
+
+
+def _legacy_session(report: dict[str, Any]) -> dict[str, Any]:
+    """The timing of a report written before sessions were recorded."""
+    rows = report["rows"]
+    return {"finished": "first run", "repeats": report["setup"]["latency"]["runs"], "load_average_1m": {},
+            "ms_per_text": {r["name"]: r["ms_per_text"] for r in rows},
+            "latency_ratio": {r["name"]: r["latency_ratio"] for r in rows}}

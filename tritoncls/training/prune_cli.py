@@ -32,7 +32,7 @@ def register(sub) -> None:
     flag(p, "save_steps", type=int, default=50,
          help="evaluate on dev every this many steps (and at each epoch end); the best checkpoint is kept")
     flag(p, "seed", type=int, default=3, help="random seed")
-    flag(p, "dataset_dir", required=True, default=None, help="directory holding train.txt, dev.txt and label.txt")
+    flag(p, "dataset_dir", default=None, help="directory holding train.txt, dev.txt and label.txt (required)")
     flag(p, "max_seq_length", type=int, default=128, help="tokens per text after truncation, [CLS]/[SEP] included")
     flag(p, "params_dir", default="./checkpoint", help="the fine-tuned (unpruned) checkpoint; also the teacher")
     flag(p, "width_mult_list", nargs="+", default=["3/4", "2/3", "1/2"], metavar="W",
@@ -50,6 +50,10 @@ def register(sub) -> None:
     flag(g, "importance_max_examples", type=int, default=2048, help="at most this many texts (a seeded random sample)")
     flag(g, "latency_repeats", type=int, default=5,
          help="interleaved timing runs per model over the dev texts (the report gives the median and the fastest)")
+    flag(g, "remeasure", action="store_true",
+         help="only time the exports in --output_dir again (an earlier prune run) and rewrite its report with "
+              "this timing session added (--latency_repeats runs per model); --dataset_dir only if the data "
+              "moved, the rest is read from the report")
     flag(g, "train_file", default="train.txt", help="training file name inside --dataset_dir")
     flag(g, "dev_file", default="dev.txt", help="dev file name inside --dataset_dir")
     flag(g, "label_file", default="label.txt", help="label file name inside --dataset_dir")
@@ -58,7 +62,15 @@ def register(sub) -> None:
 
 def run_prune(args) -> int:
     quiet_paddlenlp()
-    from tritoncls.training.prune import PruneConfig, prune
+    from tritoncls.errors import ConfigError
+    from tritoncls.training.prune import PruneConfig, prune, remeasure
+
+    if args.remeasure:
+        result = remeasure(args.output_dir, args.latency_repeats, args.dataset_dir)
+        log.info("Timed %d export(s) again; report in %s", len(result.rows), result.report_md)
+        return 0
+    if not args.dataset_dir:
+        raise ConfigError("--dataset_dir is required: the directory with train.txt, dev.txt and label.txt.")
 
     result = prune(PruneConfig(
         dataset_dir=args.dataset_dir, params_dir=args.params_dir, output_dir=args.output_dir,
@@ -75,3 +87,4 @@ def run_prune(args) -> int:
     ))
     log.info("Pruned %d width(s); report in %s", len(result.rows) - 1, result.report_md)
     return 0
+
