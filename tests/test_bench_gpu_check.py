@@ -74,6 +74,7 @@ def test_strip_to_keeps_small_tensors_and_drops_big_weights_which_load_model_ref
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider' is not in available provider names")
 def test_check_export_runs_cpu_and_fp16_graphs_and_reports_a_cuda_variant_that_cannot_load(kuake_export, kuake_dir):
     texts = gpu_check.read_texts(kuake_dir / "dev.txt", 64)
     result = gpu_check.check_export(kuake_export, texts, ["cpu_fp32", "cuda_fp32"], 32, 1, time.monotonic() + 120,
