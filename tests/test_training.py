@@ -141,8 +141,11 @@ def test_two_process_gloo_launch_trains_and_saves_once(toy_dir, tmp_path):
            "--learning_rate", "1e-3", "--save_dir", str(tmp_path / "ck"), "--device", "cpu"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PADDLE_")}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    logs = "\n".join(p.read_text(errors="replace") for p in sorted((tmp_path / "log").glob("workerlog.*")))
-    assert done.returncode == 0, done.stderr[-2000:] + logs[-3000:]
+    workers = {p.name: p.read_text(errors="replace") for p in sorted((tmp_path / "log").glob("workerlog.*"))}
+    logs = "\n".join(workers.values())
+    ends = "".join(f"\n--- end of {name} ---\n{text[-1500:]}" for name, text in workers.items())
+    assert done.returncode == 0, done.stderr[-1500:] + ends
+    assert all("Best dev accuracy" in text for text in workers.values()), ends  # every rank ran to the end
     config = json.loads((tmp_path / "ck" / "training_config.json").read_text())
     assert config["world_size"] == 2
     assert "step 3/3" in logs  # 40 texts / batch 8 = 5 batches -> 3 per rank (padded to equal counts)

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     set_cpu_threads()
     setup_logging(args.verbose)
+    _enable_faulthandler()
     try:
         return int(args.handler(args) or 0)
     except TritonclsError as exc:
@@ -63,6 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+
+
+def _enable_faulthandler() -> None:
+    """Python tracebacks on a native crash (Paddle, ONNX Runtime, gloo), instead of a bare exit status."""
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        return
+    try:
+        faulthandler.enable()
+    except (AttributeError, ValueError, OSError):  # stderr without a file descriptor (e.g. captured)
+        pass
 
 
 if __name__ == "__main__":

@@ -118,7 +118,33 @@ def run_train(args) -> int:
     result = train(config)
     log.info("Best dev accuracy %.4f at epoch %d (%d epochs, %.1f s/epoch) -> %s",
              result.best_accuracy, result.best_epoch, result.epochs_run, result.seconds_per_epoch, result.save_dir)
+    if _launched_worker():
+        _exit_worker()
     return 0
+
+
+def _launched_worker() -> bool:
+    """This process is one of several started by ``paddle.distributed.launch``."""
+    import os
+
+    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1") or 1) > 1
+
+
+def _exit_worker() -> None:
+    """End a finished multi-process worker at once, skipping interpreter teardown.
+
+    Every rank has passed the final barrier and rank 0's checkpoint is on disk (fsynced and renamed)
+    by now. What is left is the C++ teardown of the gloo/NCCL communicators and the TCP store, which
+    races between ranks (one rank's sockets close while another still tears down) and can abort a
+    worker whose training succeeded, failing the whole launch. So flush and leave with status 0.
+    """
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _register_evaluate(sub) -> None:
