@@ -130,6 +130,24 @@ def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_mo
     assert np.isfinite(logits_only) and both > logits_only
 
 
+def test_distillation_evaluates_every_save_steps_counted_from_the_last_evaluation(tiny_model_and_batch, tmp_path):
+    from tritoncls.training.inference import Encoded
+    from tritoncls.training.prune import _Data, distil, plan_widths
+
+    teacher, enc, labels = tiny_model_and_batch
+    train = Encoded(enc.input_ids[:40], enc.token_type_ids[:40])  # 40 texts / batch 8 = 5 steps an epoch
+    d = _Data(["food", "sport"], train, labels[:40], enc, labels, [], None)
+    config = PruneConfig(dataset_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2, save_steps=3,
+                         hidden_loss_weight=1.0, learning_rate=1e-3)
+    saved = []
+    state = distil(truncated_copy(teacher, 2, 64), teacher, plan_widths(["1/2"], 4, 128)[0], d, config,
+                   lambda model, st: saved.append(st["global_step"]))
+    # epoch 1: 3, 5 (its end); epoch 2: 8, 10 (its end). Counting global steps (every 3rd) gave 3, 5, 6, 9, 10:
+    # step 6 came one step after the epoch-end evaluation at 5.
+    assert [e["step"] for e in state["evaluations"]] == [3, 5, 8, 10]
+    assert saved and saved[0] == 3 and set(saved) <= {3, 5, 8, 10}
+
+
 def test_keeping_every_head_and_neuron_reproduces_the_model(tiny_model_and_batch):
     model, enc, _ = tiny_model_and_batch
     np.testing.assert_allclose(predict_logits(truncated_copy(model, 4, 128), enc, 16), predict_logits(model, enc, 16), atol=1e-6)

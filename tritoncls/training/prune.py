@@ -347,8 +347,11 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
     teacher.eval()
     state = {"global_step": 0, "epoch": 0, "best_dev_accuracy": -1.0, "best_step": 0, "evaluations": []}
     started = time.perf_counter()
+    since_evaluation = 0  # steps; --save_steps counts from the last evaluation, epoch ends included
 
     def evaluate() -> None:
+        nonlocal since_evaluation
+        since_evaluation = 0
         accuracy = _dev_accuracy(student, d, config.per_device_eval_batch_size)
         state["evaluations"].append({"step": state["global_step"], "dev_accuracy": accuracy})
         if accuracy > state["best_dev_accuracy"]:
@@ -369,15 +372,16 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
             lr.step()
             optimizer.clear_grad()
             state["global_step"] += 1
+            since_evaluation += 1
             losses.append(float(loss))
             if state["global_step"] % config.logging_steps == 0:
                 log.info("%s epoch %d step %d/%d: loss %.4f, lr %.3g", plan.name, epoch, state["global_step"],
                          steps_per_epoch * config.num_train_epochs, float(np.mean(losses[-config.logging_steps:])),
                          optimizer.get_lr())
-            if state["global_step"] % config.save_steps == 0:
+            if since_evaluation >= config.save_steps:
                 evaluate()
         state["epoch"] = epoch
-        if state["global_step"] % config.save_steps:
+        if since_evaluation:
             evaluate()
     state["seconds"] = time.perf_counter() - started
     return state

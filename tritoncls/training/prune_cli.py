@@ -30,7 +30,8 @@ def register(sub) -> None:
     flag(p, "num_train_epochs", type=int, default=10, help="distillation epochs per width")
     flag(p, "logging_steps", type=int, default=5, help="log the loss every this many steps")
     flag(p, "save_steps", type=int, default=50,
-         help="evaluate on dev every this many steps (and at each epoch end); the best checkpoint is kept")
+         help="evaluate on dev this many steps after the last evaluation (and at each epoch end); the best "
+              "checkpoint is kept")
     flag(p, "seed", type=int, default=3, help="random seed")
     flag(p, "dataset_dir", default=None, help="directory holding train.txt, dev.txt and label.txt (required)")
     flag(p, "max_seq_length", type=int, default=128, help="tokens per text after truncation, [CLS]/[SEP] included")
