@@ -33,8 +33,13 @@ def set_cpu_threads() -> None:
     """
     if "OMP_NUM_THREADS" in os.environ:
         return
-    local = int(os.environ.get("PADDLE_LOCAL_SIZE") or os.environ.get("PADDLE_TRAINERS_NUM") or 1)
+    local = int(os.environ.get("PADDLE_LOCAL_SIZE") or launched_processes())
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(local, 1)))
+
+
+def launched_processes() -> int:
+    """How many processes ``paddle.distributed.launch`` started for this job (1 without it)."""
+    return int(os.environ.get("PADDLE_TRAINERS_NUM") or 1)
 
 
 def setup_logging(verbose: bool = False) -> None:

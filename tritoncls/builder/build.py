@@ -27,7 +27,7 @@ from typing import Any
 from tritoncls import __version__
 from tritoncls.builder import runtime as rt
 from tritoncls.builder.config import BuildConfig
-from tritoncls.builder.plan import VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
+from tritoncls.builder.plan import ONNX_FILE, VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
 from tritoncls.errors import BuildError
@@ -94,7 +94,7 @@ def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
     version_dir.mkdir(parents=True)
     (folder / CONFIG).write_text(renderer.render(model.spec.template, spec=model.spec), encoding="utf-8")
     for source, name in model.files:
-        if name in model.quantize:
+        if model.quantize and name == ONNX_FILE:
             from tritoncls.training.offline import quantize_int8
 
             log.info("Quantizing %s to INT8 (ONNX Runtime dynamic quantization) for %s", source, model.spec.name)

@@ -169,7 +169,7 @@ class ModelDir:
     spec: ModelSpec | EnsembleSpec
     files: tuple[tuple[Path, str], ...] = ()  # (source, name inside <model>/1/)
     python_model: str = ""  # python_models/<file> copied as <model>/1/model.py, with the runtime beside it
-    quantize: tuple[str, ...] = ()  # files (names inside <model>/1/) replaced by their INT8 quantization
+    quantize: bool = False  # --precision int8: the model.onnx copied in is replaced by its INT8 quantization
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def _python_model_step(config: BuildConfig, export: ExportInfo, name: str) -> Mo
             pad_token_id=export.tokenizer["pad_token_id"], merge_requests=config.merge_requests,
             trim_padding=config.trim_padding),
     )
-    return ModelDir(spec, files, "model.py", _quantized(config, files))
+    return ModelDir(spec, files, "model.py", config.precision == "int8")
 
 
 def _shape_list(inputs: tuple[Tensor, ...], rows: int, width: int) -> str:
@@ -332,12 +332,7 @@ def _onnxruntime_model_step(config: BuildConfig, export: ExportInfo, name: str) 
         parameters=_params(intra_op_thread_count=config.intra_op_threads, inter_op_thread_count=config.inter_op_threads),
     )
     files = ((export.path(export.graph("onnx")["file"]), ONNX_FILE),)
-    return ModelDir(spec, files, quantize=_quantized(config, files))
-
-
-def _quantized(config: BuildConfig, files: tuple[tuple[Path, str], ...]) -> tuple[str, ...]:
-    """--precision int8: the ONNX graph is quantized in the repository; the export is left as it is."""
-    return tuple(name for _, name in files if name == ONNX_FILE) if config.precision == "int8" else ()
+    return ModelDir(spec, files, quantize=config.precision == "int8")
 
 
 def _paddle_accelerators(config: BuildConfig, export: ExportInfo, inputs: tuple[Tensor, ...]) -> tuple[AcceleratorGroup, ...]:

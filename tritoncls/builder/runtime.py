@@ -614,16 +614,10 @@ class ModelStep:
     def _run_merged(self, inputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         ids = merge_requests([item[0] for item in inputs], self.pad_token_id)
         types = merge_requests([item[1] for item in inputs], 0)
-        if not self.trim:
-            return split_rows(self._run(ids, types), [item[0].shape[0] for item in inputs])
-        lengths = (ids != self.pad_token_id).sum(axis=1)
-        out: np.ndarray | None = None
-        for rows in length_groups(lengths):
-            logits = self._run(ids[rows], types[rows])
-            if out is None:
-                out = np.empty((ids.shape[0], logits.shape[-1]), dtype=logits.dtype)
-            out[rows] = logits
-        assert out is not None
+        groups = length_groups((ids != self.pad_token_id).sum(axis=1)) if self.trim else [np.arange(len(ids))]
+        logits = np.concatenate([self._run(ids[rows], types[rows]) for rows in groups])
+        out = np.empty_like(logits)
+        out[np.concatenate(groups)] = logits
         return split_rows(out, [item[0].shape[0] for item in inputs])
 
 

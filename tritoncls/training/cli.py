@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from tritoncls.cli_common import flag, quiet_paddlenlp, resolve_device
+from tritoncls.cli_common import flag, launched_processes, quiet_paddlenlp, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +118,9 @@ def run_train(args) -> int:
     result = train(config)
     log.info("Best dev accuracy %.4f at epoch %d (%d epochs, %.1f s/epoch) -> %s",
              result.best_accuracy, result.best_epoch, result.epochs_run, result.seconds_per_epoch, result.save_dir)
-    if _launched_worker():
+    if launched_processes() > 1:
         _exit_worker()
     return 0
-
-
-def _launched_worker() -> bool:
-    """This process is one of several started by ``paddle.distributed.launch``."""
-    import os
-
-    return int(os.environ.get("PADDLE_TRAINERS_NUM", "1") or 1) > 1
 
 
 def _exit_worker() -> None:

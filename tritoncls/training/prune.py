@@ -43,7 +43,7 @@ from tritoncls.training import checkpoint as ckpt
 from tritoncls.training import data, modeling
 from tritoncls.training.export import ONNX_FILE, ExportConfig, export, load_manifest
 from tritoncls.training.inference import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
-from tritoncls.training.train import DEVICES, _set_device, _set_seed, epoch_batches, versions
+from tritoncls.training.train import DEVICES, _set_device, _set_seed, adamw, epoch_batches, versions
 
 log = logging.getLogger(__name__)
 
@@ -299,17 +299,6 @@ class _Data:
     teacher_logits: np.ndarray | None  # precomputed on train when no hidden-state loss is used
 
 
-def _optimizer(model, config: PruneConfig, total_steps: int):
-    import paddle
-    from paddlenlp.transformers import LinearDecayWithWarmup
-
-    lr = LinearDecayWithWarmup(config.learning_rate, total_steps, config.warmup_proportion)
-    no_decay = {p.name for n, p in model.named_parameters() if "bias" in n or "norm" in n}
-    opt = paddle.optimizer.AdamW(learning_rate=lr, parameters=model.parameters(), weight_decay=config.weight_decay,
-                                 apply_decay_param_fun=lambda name: name not in no_decay)
-    return opt, lr
-
-
 def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneConfig):
     """Soft-label + hard-label (+ hidden-state) loss of one batch."""
     import paddle
@@ -343,7 +332,8 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
     lengths = d.train.lengths()
     bs = config.per_device_train_batch_size
     steps_per_epoch = len(epoch_batches(lengths, bs, 0, 0, 1))
-    optimizer, lr = _optimizer(student, config, steps_per_epoch * config.num_train_epochs)
+    optimizer, lr = adamw(student, config.learning_rate, config.weight_decay,
+                          steps_per_epoch * config.num_train_epochs, config.warmup_proportion)
     teacher.eval()
     state = {"global_step": 0, "epoch": 0, "best_dev_accuracy": -1.0, "best_step": 0, "evaluations": []}
     started = time.perf_counter()
@@ -542,11 +532,10 @@ def _read_data(config: PruneConfig, source: Path, num_labels: int) -> tuple[list
     return labels, data.read_examples(config.path(config.train_file), labels), data.read_examples(config.path(config.dev_file), labels)
 
 
-def _importance_rows(config: PruneConfig, train_size: int, dev_size: int) -> tuple[str, np.ndarray]:
-    size = train_size if config.importance_split == "train" else dev_size
+def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
+    """A seeded sample of at most --importance_max_examples row numbers out of ``size``."""
     rng = np.random.default_rng(config.seed)
-    rows = np.sort(rng.permutation(size)[:config.importance_max_examples])
-    return config.importance_split, rows
+    return np.sort(rng.permutation(size)[:config.importance_max_examples])
 
 
 def _saver(target: Path, tokenizer, labels: list[str], config: PruneConfig, plan: WidthPlan, source: Path):
@@ -558,7 +547,7 @@ def _saver(target: Path, tokenizer, labels: list[str], config: PruneConfig, plan
             resolved = asdict(config) | {
                 "stage": "prune", "teacher": str(source), "width_mult": plan.text,
                 "num_attention_heads": plan.num_heads, "intermediate_size": plan.intermediate_size,
-                "max_seq_length": config.max_seq_length, "num_labels": len(labels), "versions": versions(),
+                "num_labels": len(labels), "versions": versions(),
             }
             ckpt.write_json(tmp / "training_config.json", resolved)
             ckpt.write_json(tmp / "training_state.json", {k: v for k, v in state.items() if k != "evaluations"})
@@ -602,8 +591,9 @@ def prune(config: PruneConfig) -> PruneResult:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    split, rows = _importance_rows(config, len(train_set), len(dev_set))
+    split = config.importance_split
     enc, y = (train_enc, train_y) if split == "train" else (dev_enc, dev_y)
+    rows = _importance_rows(config, len(y))
     picked = Encoded([enc.input_ids[i] for i in rows], [enc.token_type_ids[i] for i in rows])
     started = time.perf_counter()
     head_scores, neuron_scores = importance(teacher, picked, y[rows], config.per_device_eval_batch_size)

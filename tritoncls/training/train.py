@@ -169,18 +169,22 @@ def _check_labels_match(directory: Path, labels: list[str]) -> None:
 
 
 def _optimizer(model, config: TrainConfig, total_steps: int):
+    return adamw(model, config.learning_rate, config.weight_decay, total_steps,
+                 config.warmup_steps if config.warmup else None)
+
+
+def adamw(model, learning_rate: float, weight_decay: float, total_steps: int, warmup: int | float | None):
+    """AdamW without decay on biases and norms; with ``warmup`` (steps, or a share of ``total_steps``) the
+    rate rises linearly, then decays linearly to 0. Returns (optimizer, rate or schedule)."""
     import paddle
     from paddlenlp.transformers import LinearDecayWithWarmup
 
-    if config.warmup:
-        lr = LinearDecayWithWarmup(config.learning_rate, total_steps, config.warmup_steps)
-    else:
-        lr = config.learning_rate
+    lr = learning_rate if warmup is None else LinearDecayWithWarmup(learning_rate, total_steps, warmup)
     no_decay = {p.name for n, p in model.named_parameters() if "bias" in n or "norm" in n}
     opt = paddle.optimizer.AdamW(
         learning_rate=lr,
         parameters=model.parameters(),
-        weight_decay=config.weight_decay,
+        weight_decay=weight_decay,
         apply_decay_param_fun=lambda name: name not in no_decay,
     )
     return opt, lr
