@@ -206,7 +206,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     if plan.settings:
         run.step("settings", lambda: _settings_sweep(run, trained, texts, analyzer))
     run.m["data"] = {"path": str(data.path), "texts": len(texts), "texts_in_file": len(data),
-                     "mean_tokens": float(inprocess.token_lengths(trained, texts.texts).mean())}
+                     "mean_tokens": float(np.mean([len(r) for r in inprocess.token_rows(trained, texts.texts)]))}
     run.m["duration_s"] = time.perf_counter() - started
     run.m["failures"] = run.failures
     report = write_report(run.m, output, plots=config.plots)

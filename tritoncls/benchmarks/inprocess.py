@@ -109,10 +109,11 @@ def run_baseline(export_dir: Path, texts: Sequence[str], runtime: str, order: st
         raise BenchmarkError(f"runtime {runtime!r} is not one of {RUNTIMES}")
     threads = threads or os.cpu_count() or 1
     runner = _Runner(Path(export_dir), runtime, precision, threads)
-    tokenizer = fast_tokenizer(export_dir)
     from tritoncls.training.export import load_manifest
 
-    pad_id = int(load_manifest(export_dir)["tokenizer"]["pad_token_id"])
+    manifest = load_manifest(export_dir)
+    tokenizer = fast_tokenizer(export_dir, manifest)
+    pad_id = int(manifest["tokenizer"]["pad_token_id"])
     warm = tokenizer.encode_batch(list(texts[:batch_size]))
     runner(*pad_ids(warm, pad_id))
     best = float("inf")
@@ -138,15 +139,8 @@ def run_baseline(export_dir: Path, texts: Sequence[str], runtime: str, order: st
     return result, logits
 
 
-def token_lengths(export_dir: Path, texts: Sequence[str]) -> np.ndarray:
-    """Real token counts ([CLS] and [SEP] included, truncated to max_seq_length) with the export's tokenizer."""
-    from tritoncls.training.offline import fast_tokenizer
-
-    encodings = fast_tokenizer(export_dir).encode_batch(list(texts))
-    return np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-
-
 def token_rows(export_dir: Path, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids ([CLS] and [SEP] included, truncated to max_seq_length) with the export's tokenizer."""
     from tritoncls.training.offline import fast_tokenizer
 
     return [list(e.ids) for e in fast_tokenizer(export_dir).encode_batch(list(texts))]

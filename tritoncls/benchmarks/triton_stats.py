@@ -9,7 +9,7 @@ steps together form the ``queue`` stage.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 STAGES = ("tokenizer", "model", "postprocess", "queue")
@@ -32,7 +32,10 @@ class ModelStats:
         return self.compute_input_ns + self.compute_infer_ns + self.compute_output_ns
 
     def minus(self, before: ModelStats) -> ModelStats:
-        return ModelStats(*(getattr(self, f) - getattr(before, f) for f in self.__dataclass_fields__))
+        return ModelStats(*(a - b for a, b in zip(astuple(self), astuple(before))))
+
+
+_ZERO = ModelStats(0, 0, 0, 0, 0, 0)
 
 
 def parse_statistics(stats: Mapping[str, Any]) -> dict[str, ModelStats]:
@@ -48,18 +51,13 @@ def parse_statistics(stats: Mapping[str, Any]) -> dict[str, ModelStats]:
         current = ModelStats(*values)
         name = entry["name"]
         if name in out:
-            current = ModelStats(*(a + b for a, b in zip(_tuple(out[name]), _tuple(current))))
+            current = ModelStats(*(a + b for a, b in zip(astuple(out[name]), astuple(current))))
         out[name] = current
     return out
 
 
-def _tuple(stats: ModelStats) -> tuple[int, ...]:
-    return tuple(getattr(stats, f) for f in stats.__dataclass_fields__)
-
-
 def delta(after: Mapping[str, ModelStats], before: Mapping[str, ModelStats]) -> dict[str, ModelStats]:
-    zero = ModelStats(0, 0, 0, 0, 0, 0)
-    return {name: stats.minus(before.get(name, zero)) for name, stats in after.items()}
+    return {name: stats.minus(before.get(name, _ZERO)) for name, stats in after.items()}
 
 
 @dataclass(frozen=True)
@@ -92,12 +90,11 @@ class StageShare:
 def stage_share(stats: Mapping[str, ModelStats], steps: Mapping[str, str]) -> StageShare:
     """Stage shares from a statistics delta; ``steps`` maps stage -> model name (tokenizer, model, postprocess)."""
     seconds = {stage: 0.0 for stage in STAGES}
-    zero = ModelStats(0, 0, 0, 0, 0, 0)
     for stage in ("tokenizer", "model", "postprocess"):
-        model = stats.get(steps.get(stage, ""), zero)
+        model = stats.get(steps.get(stage, ""), _ZERO)
         seconds[stage] = model.compute_ns / 1e9
         seconds["queue"] += model.queue_ns / 1e9
-    model = stats.get(steps.get("model", ""), zero)
+    model = stats.get(steps.get("model", ""), _ZERO)
     return StageShare(seconds, model.execution_count, model.inference_count)
 
 

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from tritoncls.clients.base import Prediction
+from tritoncls.clients.base import Prediction, chunks
 from tritoncls.clients.classify import BatchSender, check_sizes
 from tritoncls.errors import ClientError, TritonclsError
 from tritoncls.training.checkpoint import fsync_dir
@@ -141,12 +141,12 @@ class ChunkJournal:
     def write_chunk(self, chunk: int, rows: Sequence[str]) -> None:
         write_atomically(self.chunk_path(chunk), "".join(row + "\n" for row in rows))
 
-    def join(self, chunks: int, header: str) -> None:
+    def join(self, n_chunks: int, header: str) -> None:
         """Write the output from every chunk, in order, then remove the folder."""
         tmp = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
         with tmp.open("w", encoding="utf-8", newline="\n") as out:
             out.write(header + "\n")
-            for chunk in range(chunks):
+            for chunk in range(n_chunks):
                 with self.chunk_path(chunk).open(encoding="utf-8", newline="") as part:
                     shutil.copyfileobj(part, out)
             out.flush()
@@ -156,23 +156,28 @@ class ChunkJournal:
         shutil.rmtree(self.folder)
 
 
-def _rows_match(path: Path, texts: Sequence[str]) -> bool:
+def _lines(path: Path) -> list[str] | None:
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        return path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError):
-        return False
+        return None
+
+
+def _lines_match(lines: Sequence[str], texts: Sequence[str]) -> bool:
+    """One ``text<TAB>label<TAB>confidence`` line per text, in order, and a final newline."""
     if lines[-1] != "" or len(lines) - 1 != len(texts):
         return False
     return all(line.rsplit("\t", 2)[0] == text and line.count("\t") >= 2 for line, text in zip(lines, texts))
 
 
+def _rows_match(path: Path, texts: Sequence[str]) -> bool:
+    lines = _lines(path)
+    return lines is not None and _lines_match(lines, texts)
+
+
 def _output_is_complete(output: Path, texts: Sequence[str], header: str) -> bool:
-    try:
-        lines = output.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return lines[0] == header and lines[-1] == "" and len(lines) == len(texts) + 2 and all(
-        line.rsplit("\t", 2)[0] == text for line, text in zip(lines[1:], texts))
+    lines = _lines(output)
+    return lines is not None and lines[0] == header and _lines_match(lines[1:], texts)
 
 
 def _check_paths(config: ClassifyFileConfig, journal: ChunkJournal) -> None:
@@ -203,13 +208,13 @@ def classify_file(config: ClassifyFileConfig) -> ClassifyFileResult:
     if chunk_size is None:
         log.info("%s already holds all %d results; nothing to do.", output, len(texts))
         return ClassifyFileResult(output, len(texts), len(texts), time.perf_counter() - started)
-    chunks = -(-len(texts) // chunk_size)
+    n_chunks = -(-len(texts) // chunk_size)
     resumed = sum(len(texts[c * chunk_size:(c + 1) * chunk_size]) for c in finished)
     if finished:
         log.info("Resuming: %d of %d texts were done by an earlier run (%d of %d chunks in %s).",
-                 resumed, len(texts), len(finished), chunks, journal.folder)
+                 resumed, len(texts), len(finished), n_chunks, journal.folder)
     _Run(config, journal, texts, chunk_size, finished, resumed).classify()
-    journal.join(chunks, OUTPUT_HEADER)
+    journal.join(n_chunks, OUTPUT_HEADER)
     return ClassifyFileResult(output, len(texts), resumed, time.perf_counter() - started)
 
 
@@ -268,8 +273,8 @@ class _Run:
             self.remaining[chunk] = len(rows)
             self.results[chunk] = {}
             rows.sort(key=lambda i: len(self.texts[i]))
-            for start in range(0, len(rows), size):
-                yield chunk, rows[start:start + size]
+            for batch in chunks(rows, size):
+                yield chunk, list(batch)
 
     def classify(self) -> None:
         from tqdm import tqdm
