@@ -46,7 +46,7 @@ def train_tiny(dataset_dir: Path, save_dir: Path, epochs: int = 2, **overrides):
 
 
 def export_dir_for(checkpoint: Path, out: Path) -> Path:
-    from tritoncls.training.export import ExportConfig, export
+    from tritoncls.modeling.export import ExportConfig, export
 
     return export(ExportConfig(params_path=str(checkpoint), output_path=str(out)))
 

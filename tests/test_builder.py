@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.serving_fixtures import edit_manifest, write_tiny_export
+from tritoncls import runtime as rt
 from tritoncls.builder import MARKER, BuildConfig, build_repository
-from tritoncls.builder import runtime as rt
 from tritoncls.builder.cli import main as build_repo_main
 from tritoncls.builder.plan import ExportInfo, clip_buckets, plan_repository
 from tritoncls.builder.render import Renderer, pbtxt_string
@@ -91,8 +91,11 @@ def test_repository_is_self_contained_with_runtime_beside_every_python_model(tin
     repo = build(tiny_export, tmp_path / "repo")
     for model in ("tokenizer", "seqcls_model", "seqcls_postprocess"):
         version = repo / model / "1"
-        assert (version / "model.py").is_file() and (version / rt.FILE_NAME).is_file()
-        assert (version / rt.FILE_NAME).read_bytes() == Path(rt.__file__).read_bytes()
+        copied = version / rt.RUNTIME_PACKAGE
+        assert (version / "model.py").is_file() and (copied / "__init__.py").is_file()
+        source = Path(rt.__file__).parent
+        assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in source.glob("*.py"))
+        assert all((copied / p.name).read_bytes() == p.read_bytes() for p in source.glob("*.py"))
     assert (repo / "tokenizer" / "1" / "vocab.txt").read_bytes() == (tiny_export / "vocab.txt").read_bytes()
     assert (repo / "seqcls_model" / "1" / "model.onnx").read_bytes() == (tiny_export / "model.onnx").read_bytes()
     assert (repo / MARKER).is_file() and (repo / "README.md").is_file()

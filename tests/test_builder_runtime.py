@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.serving_fixtures import SPECIAL_TOKENS, write_tiny_export
-from tritoncls.builder import runtime as rt
+from tritoncls import runtime as rt
 from tritoncls.builder.render import PYTHON_MODELS_DIR
 
 TRICKY_TEXTS = [
@@ -28,7 +28,7 @@ def paddlenlp_tokenizer(directory: Path, vocab: list[str], lowercase: bool):
     """The training tokenizer, saved and reloaded the way the export and predict load it."""
     from paddlenlp.transformers import ErnieTokenizer
 
-    from tritoncls.training.modeling import load_tokenizer, write_vocab
+    from tritoncls.modeling import load_tokenizer, write_vocab
 
     directory.mkdir(parents=True, exist_ok=True)
     write_vocab(vocab, directory)
@@ -48,7 +48,7 @@ def random_texts(rng: random.Random, count: int) -> list[str]:
 @pytest.mark.parametrize("kind", [rt.WordPieceTokenizer, rt.PythonWordPieceTokenizer], ids=lambda k: k.__name__)
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_tokenizers_give_paddlenlp_ids_on_tricky_and_random_unicode(kind, lowercase, tmp_path):
-    from tritoncls.training.modeling import build_vocab
+    from tritoncls.modeling import build_vocab
 
     rng = random.Random(0)
     vocab = build_vocab(random_texts(rng, 2000) + ["unaffable running ΟΔΟΣ café"], lowercase=lowercase, max_size=6000)
@@ -64,16 +64,17 @@ def test_tokenizers_give_paddlenlp_ids_on_tricky_and_random_unicode(kind, lowerc
 @pytest.mark.slow
 @pytest.mark.kuake
 def test_wordpiece_tokenizer_gives_the_exported_tokenizers_ids_on_every_kuake_dev_text(kuake_export, kuake_dir):
-    from tritoncls.training import data, modeling
-    from tritoncls.training.export import load_manifest
+    from tritoncls import modeling
+    from tritoncls.common import data
+    from tritoncls.common.offline import load_manifest
 
     manifest = load_manifest(kuake_export)
     texts = [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
     texts += TRICKY_TEXTS
-    reference = modeling.load_tokenizer(kuake_export)(texts, max_length=manifest["max_seq_length"], truncation=True)
-    tok = manifest["tokenizer"]
-    ours = rt.WordPieceTokenizer(kuake_export / tok["files"]["vocab"], tok["do_lower_case"], tok["special_tokens"],
-                                 manifest["max_seq_length"])
+    reference = modeling.load_tokenizer(kuake_export)(texts, max_length=manifest.max_seq_length, truncation=True)
+    tok = manifest.tokenizer
+    ours = rt.WordPieceTokenizer(kuake_export / tok.vocab_file, tok.do_lower_case, tok.special_tokens,
+                                 manifest.max_seq_length)
     assert len(texts) == 1955 + len(TRICKY_TEXTS)
     assert ours.encode(texts) == reference["input_ids"]
 
@@ -179,92 +180,21 @@ def test_postprocess_refuses_a_label_file_that_does_not_match_the_logits(tmp_pat
 def test_read_labels_reads_like_training_bom_crlf_and_blank_lines(tmp_path):
     path = tmp_path / "label.txt"
     path.write_bytes('\ufeffsay "hi"\r\n\r\n{{ x }}\r\n中文\n'.encode())
-    from tritoncls.training.data import read_labels
+    from tritoncls.common.data import read_labels
 
     assert rt.read_labels(path) == read_labels(path) == ['say "hi"', "{{ x }}", "中文"]
 
 
-ALLOWED_IMPORTS = {"__future__", "functools", "json", "re", "unicodedata", "collections.abc", "dataclasses", "pathlib",
-                   "numpy", "tokenizers", "tokenizers.models", "onnxruntime", "paddle", "paddlenlp.transformers",
-                   "triton_python_backend_utils", "tritoncls_runtime"}
+ALLOWED_IMPORTS = {"__future__", "functools", "json", "os", "re", "time", "typing", "unicodedata", "collections.abc",
+                   "dataclasses", "pathlib", "numpy", "tokenizers", "tokenizers.models", "onnxruntime", "paddle",
+                   "paddlenlp.transformers", "triton_python_backend_utils", "tritoncls_runtime"}
+RUNTIME_FILES = sorted(Path(rt.__file__).parent.glob("*.py"))
 
 
-@pytest.mark.parametrize("path", [Path(rt.__file__), *sorted(PYTHON_MODELS_DIR.glob("*.py"))], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*RUNTIME_FILES, *sorted(PYTHON_MODELS_DIR.glob("*.py"))], ids=lambda p: p.name)
 def test_repository_python_never_imports_tritoncls(path):
+    """What build-repo copies into a repository imports the runtime (relatively) and libraries only."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
     assert modules <= ALLOWED_IMPORTS, f"{path.name} imports {sorted(modules - ALLOWED_IMPORTS)}"
-
-
-def test_length_groups_cover_every_row_once_and_bound_padding():
-    import numpy as np
-
-    from tritoncls.builder.runtime import length_groups
-
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(3, 120, size=500)
-    groups = length_groups(lengths, max_padding=1.2, max_rows=64)
-    assert sorted(np.concatenate(groups).tolist()) == list(range(500))
-    for rows in groups:
-        assert len(rows) <= 64
-        if len(rows) > 1:
-            assert len(rows) * lengths[rows].max() <= 1.2 * lengths[rows].sum()
-    padded = sum(len(r) * lengths[r].max() for r in groups)
-    assert padded <= 1.2 * lengths.sum() < 500 * lengths.max()
-
-
-def test_model_step_grouped_run_returns_each_requests_rows_in_order():
-    import numpy as np
-
-    from tritoncls.builder.runtime import ModelStep
-
-    class EchoRunner:
-        """Logits = [row length, first id]: any mix-up of rows shows."""
-
-        def run(self, ids, types):
-            return np.stack([(ids != 0).sum(1), ids[:, 0]], axis=1).astype(np.float32)
-
-    def request(lengths, first):
-        ids = np.zeros((len(lengths), max(lengths)), dtype=np.int64)
-        for i, n in enumerate(lengths):
-            ids[i, :n] = first + i
-        return ids, np.zeros_like(ids)
-
-    inputs = [request([5, 40, 7], 10), ValueError("bad"), request([90], 20), request([6, 6, 33, 2], 30)]
-    out = ModelStep(EchoRunner(), pad_token_id=0)(inputs)
-    assert isinstance(out[1], ValueError)
-    assert out[0].tolist() == [[5, 10], [40, 11], [7, 12]]
-    assert out[2].tolist() == [[90, 20]]
-    assert out[3].tolist() == [[6, 30], [6, 31], [33, 32], [2, 33]]
-
-
-def test_model_step_without_trim_runs_every_padded_position_in_one_run():
-    import numpy as np
-
-    from tritoncls.builder.runtime import ModelStep
-
-    class WidthRunner:
-        """Records the shape of every run; logits = [run width, row length]."""
-
-        def __init__(self):
-            self.shapes = []
-
-        def run(self, ids, types):
-            self.shapes.append(ids.shape)
-            return np.stack([np.full(len(ids), ids.shape[1]), (ids != 0).sum(1)], axis=1).astype(np.float32)
-
-    def request(lengths, width):
-        ids = np.zeros((len(lengths), width), dtype=np.int64)
-        for i, n in enumerate(lengths):
-            ids[i, :n] = 7
-        return ids, np.zeros_like(ids)
-
-    inputs = [request([5, 3], 128), request([90], 128), request([4], 64)]
-    full = WidthRunner()
-    out = ModelStep(full, pad_token_id=0, trim=False)(inputs)
-    assert full.shapes == [(4, 128)]  # one run, at the widest request's padding
-    assert [o[:, 1].tolist() for o in out] == [[5, 3], [90], [4]]
-    trimmed = WidthRunner()
-    ModelStep(trimmed, pad_token_id=0)(inputs)
-    assert max(width for _, width in trimmed.shapes) == 90 and len(trimmed.shapes) > 1

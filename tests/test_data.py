@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tritoncls.common.data import read_examples, read_labels, read_texts
 from tritoncls.errors import DataError
-from tritoncls.training.data import read_examples, read_labels, read_texts
 
 LABELS = ["pos", "neg"]
 

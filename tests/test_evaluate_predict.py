@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tritoncls.cli import main
-from tritoncls.training import data
+from tritoncls.common import data
 
 pytestmark = pytest.mark.slow
 

@@ -7,44 +7,48 @@ import json
 import numpy as np
 import pytest
 
+from tritoncls import modeling
+from tritoncls.common import data
+from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+from tritoncls.common.onnx import onnx_io
 from tritoncls.errors import ModelError
-from tritoncls.training import data, modeling
-from tritoncls.training.export import load_manifest, onnx_io
-from tritoncls.training.inference import encode, predict_logits, softmax
-from tritoncls.training.offline import OfflineConfig, OfflinePredictor, fast_tokenizer
+from tritoncls.modeling.dynamic import encode, predict_logits
+from tritoncls.runtime import Manifest, TensorSpec, export_tokenizer, softmax
 
 pytestmark = pytest.mark.slow
 
 
 def test_manifest_records_labels_tokenizer_architecture_and_tensors(kuake_export, kuake_dir):
     manifest = load_manifest(kuake_export)
-    assert manifest["labels"] == data.read_labels(kuake_dir / "label.txt")
-    assert (kuake_export / manifest["label_file"]).read_text(encoding="utf-8").split("\n")[:-1] == manifest["labels"]
-    assert manifest["max_seq_length"] == 64
-    assert manifest["precision"] == "fp32"
-    tokenizer = manifest["tokenizer"]
-    assert tokenizer["kind"] == "wordpiece" and tokenizer["do_lower_case"] is True
-    assert all((kuake_export / name).is_file() for name in tokenizer["files"].values())
-    arch = manifest["architecture"]
+    assert list(manifest.labels) == data.read_labels(kuake_dir / "label.txt")
+    assert (kuake_export / manifest.label_file).read_text(encoding="utf-8").split("\n")[:-1] == list(manifest.labels)
+    assert manifest.max_seq_length == 64
+    assert manifest.precision == "fp32"
+    tokenizer = manifest.tokenizer
+    assert tokenizer.kind == "wordpiece" and tokenizer.do_lower_case is True
+    assert all((kuake_export / name).is_file() for name in tokenizer.files.values())
+    arch = manifest.architecture
     assert (arch["num_hidden_layers"], arch["hidden_size"], arch["num_attention_heads"]) == (2, 64, 4)
     assert arch["num_labels"] == 11
-    onnx = manifest["onnx"]
-    assert [i["name"] for i in onnx["inputs"]] == ["input_ids", "token_type_ids"]
-    assert onnx["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 11]}]
-    assert onnx_io(kuake_export / onnx["file"]) == {"inputs": onnx["inputs"], "outputs": onnx["outputs"]}
-    paddle = manifest["paddle"]
-    assert (kuake_export / paddle["model_file"]).is_file() and (kuake_export / paddle["params_file"]).is_file()
-    assert [i["name"] for i in paddle["inputs"]] == ["input_ids", "token_type_ids"]
-    assert paddle["outputs"][0]["shape"] == [-1, 11]
-    assert max(manifest["export_check"].values()) < 1e-4
-    assert {"paddlepaddle", "paddlenlp", "paddle2onnx", "onnxruntime"} <= set(manifest["versions"])
+    onnx = manifest.onnx
+    assert onnx.input_names == ("input_ids", "token_type_ids")
+    assert onnx.outputs == (TensorSpec("logits", "float32", (-1, 11)),)
+    graph = onnx_io(kuake_export / onnx.file)
+    assert (graph.inputs, graph.outputs) == (onnx.inputs, onnx.outputs)
+    paddle = manifest.paddle
+    assert (kuake_export / paddle.model_file).is_file() and (kuake_export / paddle.params_file).is_file()
+    assert paddle.input_names == ("input_ids", "token_type_ids")
+    assert paddle.outputs[0].shape == (-1, 11)
+    assert max(manifest.export_check.values()) < 1e-4
+    assert {"paddlepaddle", "paddlenlp", "paddle2onnx", "onnxruntime"} <= set(manifest.versions)
+    assert Manifest.from_dict(json.loads(manifest.to_json())) == manifest
 
 
 def test_fast_tokenizer_matches_training_tokenizer_on_kuake_dev(kuake_export, kuake_dir):
     texts = [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
     texts += ["Ünïcödé ÀCCENTS", "emoji 😀 ok", "tab\u200bzero width", "x" * 500, "  spaced   out  "]
     slow = encode(modeling.load_tokenizer(kuake_export), texts, 64)
-    fast = fast_tokenizer(kuake_export).encode(texts)
+    fast = export_tokenizer(kuake_export, load_manifest(kuake_export)).encode(texts)
     mismatches = [t for t, a, b in zip(texts, slow.input_ids, fast) if a != b]
     assert mismatches == []
 
@@ -56,7 +60,7 @@ def test_dynamic_static_and_onnx_agree_on_every_kuake_dev_text(kuake_checkpoint,
     dynamic = softmax(predict_logits(model, encode(modeling.load_tokenizer(kuake_checkpoint), texts, 64), 32))
     results = {"dynamic": dynamic}
     for backend in ("paddle_inference", "onnxruntime"):
-        predictor = OfflinePredictor(OfflineConfig(model=str(kuake_export), backend=backend))
+        predictor = open_predictor(OfflineConfig(model=str(kuake_export), backend=backend))
         results[backend] = predictor.predict_probs(texts).probs
     for name, probs in results.items():
         assert np.array_equal(probs.argmax(1), dynamic.argmax(1)), name
@@ -65,14 +69,14 @@ def test_dynamic_static_and_onnx_agree_on_every_kuake_dev_text(kuake_checkpoint,
 
 def test_offline_predictor_file_order_and_sorted_give_same_results(kuake_export, kuake_dir):
     texts = data.read_texts(kuake_dir / "data.txt")[:200]
-    sorted_run = OfflinePredictor(OfflineConfig(model=str(kuake_export))).predict_probs(texts)
-    file_order = OfflinePredictor(OfflineConfig(model=str(kuake_export), sort_by_length=False)).predict_probs(texts)
+    sorted_run = open_predictor(OfflineConfig(model=str(kuake_export))).predict_probs(texts)
+    file_order = open_predictor(OfflineConfig(model=str(kuake_export), sort_by_length=False)).predict_probs(texts)
     assert np.abs(sorted_run.probs - file_order.probs).max() < 1e-5
     assert sorted_run.padded_tokens < file_order.padded_tokens
 
 
 def test_export_refuses_to_overwrite_a_foreign_directory(kuake_checkpoint, tmp_path):
-    from tritoncls.training.export import ExportConfig, export
+    from tritoncls.modeling.export import ExportConfig, export
 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_ARCH, train_tiny
+from tritoncls import modeling
 from tritoncls.errors import ConfigError
-from tritoncls.training import modeling
-from tritoncls.training.inference import encode, predict_logits
-from tritoncls.training.prune import (
+from tritoncls.modeling.dynamic import encode, predict_logits
+from tritoncls.prune.prune import (
     PruneConfig,
     importance,
     parse_width,
@@ -115,8 +115,8 @@ def test_truncation_keeps_head_size_and_gives_an_ernie_with_fewer_heads_and_neur
 def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_model_and_batch, tmp_path):
     import paddle
 
-    from tritoncls.training.inference import pad_batch
-    from tritoncls.training.prune import _distil_loss
+    from tritoncls.modeling.dynamic import pad_batch
+    from tritoncls.prune.prune import _distil_loss
 
     teacher, enc, labels = tiny_model_and_batch
     student = truncated_copy(teacher, 2, 64)
@@ -131,8 +131,8 @@ def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_mo
 
 
 def test_distillation_evaluates_every_save_steps_counted_from_the_last_evaluation(tiny_model_and_batch, tmp_path):
-    from tritoncls.training.inference import Encoded
-    from tritoncls.training.prune import _Data, distil, plan_widths
+    from tritoncls.modeling.dynamic import Encoded
+    from tritoncls.prune.prune import _Data, distil, plan_widths
 
     teacher, enc, labels = tiny_model_and_batch
     train = Encoded(enc.input_ids[:40], enc.token_type_ids[:40])  # 40 texts / batch 8 = 5 steps an epoch
@@ -247,19 +247,20 @@ def pruned(tmp_path_factory, toy_dir, teacher_checkpoint):
 def test_pruned_export_manifest_records_fewer_heads_of_the_same_size_and_a_smaller_ffn(pruned):
     import onnxruntime as ort
 
-    from tritoncls.training.export import load_manifest
+    from tritoncls.common.offline import load_manifest
+    from tritoncls.runtime import TensorSpec
 
     out, _ = pruned
     export_dir = out / "width_mult_0.5" / "export"
     manifest = load_manifest(export_dir)
-    arch = manifest["architecture"]
+    arch = manifest.architecture
     assert (arch["num_attention_heads"], arch["attention_head_dim"], arch["intermediate_size"]) == (2, 16, 64)
     assert (arch["hidden_size"], arch["num_hidden_layers"], arch["num_labels"]) == (64, 2, 2)
-    assert load_manifest(out / "unpruned" / "export")["architecture"]["num_attention_heads"] == 4
-    assert [i["name"] for i in manifest["onnx"]["inputs"]] == ["input_ids", "token_type_ids"]
-    assert manifest["onnx"]["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 2]}]
-    assert manifest["paddle"]["outputs"][0]["shape"] == [-1, 2]
-    assert max(manifest["export_check"].values()) < 1e-4
+    assert load_manifest(out / "unpruned" / "export").architecture["num_attention_heads"] == 4
+    assert manifest.onnx.input_names == ("input_ids", "token_type_ids")
+    assert manifest.onnx.outputs == (TensorSpec("logits", "float32", (-1, 2)),)
+    assert manifest.paddle.outputs[0].shape == (-1, 2)
+    assert max(manifest.export_check.values()) < 1e-4
     assert manifest["max_seq_length"] == 32
     session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     ids = np.array([[1, 5, 6, 2], [1, 7, 2, 0], [1, 8, 9, 2]], dtype=np.int64)
@@ -269,7 +270,7 @@ def test_pruned_export_manifest_records_fewer_heads_of_the_same_size_and_a_small
 
 @pytest.mark.slow
 def test_pruned_checkpoint_is_complete_and_loads_like_any_checkpoint(pruned, toy_dir):
-    from tritoncls.training import checkpoint as ckpt
+    from tritoncls.modeling import checkpoint as ckpt
 
     out, _ = pruned
     directory = out / "width_mult_0.75" / "checkpoint"
@@ -286,10 +287,10 @@ def test_pruned_checkpoint_is_complete_and_loads_like_any_checkpoint(pruned, toy
 
 @pytest.mark.slow
 def test_pruned_export_classifies_texts_in_the_offline_predictor(pruned):
-    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+    from tritoncls.common.offline import OfflineConfig, open_predictor
 
     out, _ = pruned
-    predictor = OfflinePredictor(OfflineConfig(model=str(out / "width_mult_0.5" / "export")))
+    predictor = open_predictor(OfflineConfig(model=str(out / "width_mult_0.5" / "export")))
     labels, confidences = predictor.predict(["the goal and team today", "soup and bread", "cake"])
     assert len(labels) == 3 and set(labels) <= {"food", "sport"}
     assert all(0.5 <= c <= 1.0 for c in confidences)
@@ -343,8 +344,8 @@ def test_remeasure_adds_a_timing_session_and_keeps_the_rows(pruned, tmp_path):
 def test_pruned_export_builds_a_repository_and_classifies_through_triton_like_its_checkpoint(pruned, tmp_path):
     from tritoncls.builder import BuildConfig, build_repository
     from tritoncls.clients import make_client
+    from tritoncls.runtime import softmax
     from tritoncls.server import TritonServer
-    from tritoncls.training.inference import softmax
 
     out, _ = pruned
     width_dir = out / "width_mult_0.5"

@@ -3,7 +3,7 @@ server keeps serving (health probe plus a correct answer after each case).
 
 The repository's labels are hostile too (quotes, braces, ``{{ }}``, non-ASCII, shell and HTML text), and
 it returns the top k = all labels, so every label must come back from the server byte for byte.
-"Correct" means what the in-process OfflinePredictor gives on the same export. Loopback only; the
+"Correct" means what the in-process runtime Predictor gives on the same export. Loopback only; the
 thousand connections are opened and dropped once per port, with bounded waits.
 """
 
@@ -22,8 +22,8 @@ import pytest
 
 from tests.robust_support import HOSTILE_LABELS, raise_open_files_limit, wait_for
 from tests.serving_fixtures import SPECIAL_TOKENS, write_tiny_export
+from tritoncls import runtime as rt
 from tritoncls.builder import BuildConfig, build_repository
-from tritoncls.builder import runtime as rt
 from tritoncls.clients import make_client
 from tritoncls.errors import ClientError
 from tritoncls.server import TritonServer
@@ -35,12 +35,12 @@ CONNECTIONS = 1000
 
 class Hostile:
     def __init__(self, root: Path) -> None:
-        from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+        from tritoncls.common.offline import OfflineConfig, open_predictor
 
         self.export = write_tiny_export(root / "export", labels=HOSTILE_LABELS)
         self.repo = build_repository(BuildConfig(model=str(self.export), output=str(root / "repo"),
                                                  top_k=len(HOSTILE_LABELS)))
-        self.reference = OfflinePredictor(OfflineConfig(model=str(self.export)))
+        self.reference = open_predictor(OfflineConfig(model=str(self.export)))
         self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
 
     def expected(self, texts: list[str]) -> tuple[list[str], list[float]]:
@@ -152,7 +152,7 @@ def test_tokenizing_from_the_head_of_long_texts_gives_the_full_texts_ids(tmp_pat
     """The tokenizer reads a long text only up to a word boundary past its head; the ids must be those of
     tokenizing all of it (PaddleNLP's training tokenizer), whatever the head length."""
     from tests.test_builder_runtime import TRICKY_TEXTS, paddlenlp_tokenizer, random_texts
-    from tritoncls.training.modeling import build_vocab
+    from tritoncls.modeling import build_vocab
 
     rng = random.Random(1)
     vocab = build_vocab(random_texts(rng, 2000), lowercase=True, max_size=6000)

@@ -25,7 +25,7 @@ from tests.serving_fixtures import write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.clients.chunked import ChunkJournal
 from tritoncls.server import TritonServer
-from tritoncls.training.predict import OUTPUT_HEADER
+from tritoncls.common.predictions import OUTPUT_HEADER
 
 pytestmark = [pytest.mark.triton]
 
@@ -38,7 +38,7 @@ class Faults:
     """The served repository, the input and its reference predictions."""
 
     def __init__(self, root: Path) -> None:
-        from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+        from tritoncls.common.offline import OfflineConfig, open_predictor
 
         self.root = root
         self.export = write_tiny_export(root / "export")
@@ -46,7 +46,7 @@ class Faults:
         self.texts = mixed_texts(TEXTS)
         self.input = root / "input.txt"
         self.input.write_text("\n".join(self.texts) + "\n", encoding="utf-8")
-        self.labels, self.confidences = OfflinePredictor(OfflineConfig(model=str(self.export))).predict(self.texts)
+        self.labels, self.confidences = open_predictor(OfflineConfig(model=str(self.export))).predict(self.texts)
         self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
 
 

@@ -1,5 +1,5 @@
 """Load and soak: a served ensemble (2 model instances) at concurrency 16, single KUAKE-QIC texts of mixed
-lengths, no retries. Passes with zero errors, every label equal to the in-process OfflinePredictor on the
+lengths, no retries. Passes with zero errors, every label equal to the in-process runtime Predictor on the
 same export, and server RSS (tritonserver + python-backend stubs) growing at most SOAK_RSS_BOUND_MIB
 after the warm-up.
 

@@ -154,7 +154,7 @@ def test_classify_refuses_to_overwrite_or_to_mix_runs_without_being_told(tmp_pat
 
 
 def test_classify_resume_of_a_complete_output_does_nothing(tmp_path):
-    from tritoncls.training.predict import write_predictions
+    from tritoncls.common.predictions import write_predictions
 
     source = tmp_path / "input.txt"
     source.write_text("good\nbad\n", encoding="utf-8")

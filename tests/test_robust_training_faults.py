@@ -3,7 +3,7 @@
 The last good checkpoint must load (same weights as before the kill), ``--init_from_ckpt`` must resume
 from it, and nothing half-written may ever be taken for a checkpoint. To kill inside checkpoint writing
 at a known point, the run goes through a small wrapper (written below) that patches
-``tritoncls.training.checkpoint`` to pause there: nothing in the package knows about it.
+``tritoncls.modeling.checkpoint`` to pause there: nothing in the package knows about it.
 
 Runs are subprocesses on a tiny two-class dataset and architecture; every wait is bounded.
 """
@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import REPO_ROOT, TINY_ARCH, train_tiny
 from tests.robust_support import wait_for
 from tritoncls.errors import ModelError
-from tritoncls.training import checkpoint as ckpt
+from tritoncls.modeling import checkpoint as ckpt
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,7 +37,7 @@ RUN_TIMEOUT_S = 240
 PAUSE_WRAPPER = '''
 import os, sys, time
 from pathlib import Path
-import tritoncls.training.checkpoint as ckpt
+import tritoncls.modeling.checkpoint as ckpt
 
 point, flag = os.environ["PAUSE_AT"], Path(os.environ["PAUSE_FLAG"])
 
@@ -106,7 +106,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 def assert_loads(save_dir: Path) -> Path:
     """The checkpoint resolves, is complete and its model loads; returns the directory read."""
-    from tritoncls.training import modeling
+    from tritoncls import modeling
 
     directory = ckpt.resolve_checkpoint(save_dir)
     assert ckpt.is_complete(directory)

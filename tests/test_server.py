@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tests.serving_fixtures import SPECIAL_TOKENS, ServeProcess, write_tiny_export
+from tritoncls import runtime as rt
 from tritoncls.builder import BuildConfig, build_repository
-from tritoncls.builder import runtime as rt
 from tritoncls.clients import GrpcClient, HttpClient
 from tritoncls.errors import ServeError
 from tritoncls.server import TritonServer, find_tritonserver

@@ -28,7 +28,7 @@ MAX_CONFIDENCE_DIFF = 1e-4
 
 @pytest.fixture(scope="module")
 def dev_texts(kuake_dir) -> list[str]:
-    from tritoncls.training import data
+    from tritoncls.common import data
 
     return [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
 
@@ -37,17 +37,18 @@ class DynamicGraph:
     """The trained checkpoint in Paddle's dynamic graph: the reference every served answer must match."""
 
     def __init__(self, checkpoint: Path, export: Path) -> None:
-        from tritoncls.training import modeling
-        from tritoncls.training.export import load_manifest
+        from tritoncls import modeling
+        from tritoncls.common.offline import load_manifest
 
         manifest = load_manifest(export)
-        self.labels = manifest["labels"]
-        self.max_seq_length = manifest["max_seq_length"]
+        self.labels = manifest.labels
+        self.max_seq_length = manifest.max_seq_length
         self.model = modeling.load_checkpoint_model(checkpoint)
         self.tokenizer = modeling.load_tokenizer(checkpoint)
 
     def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        from tritoncls.training.inference import encode, predict_logits, softmax
+        from tritoncls.modeling.dynamic import encode, predict_logits
+        from tritoncls.runtime import softmax
 
         probs = softmax(predict_logits(self.model, encode(self.tokenizer, texts, self.max_seq_length), 64))
         return [self.labels[i] for i in probs.argmax(1)], probs.max(1)
@@ -158,7 +159,7 @@ def test_concurrent_single_text_requests_are_batched_at_the_model_step(server, d
 
 def test_classify_command_writes_what_predict_writes_spreading_requests_over_urls(server, dev_texts, reference, tmp_path):
     from tritoncls.cli import main
-    from tritoncls.training.predict import OUTPUT_HEADER
+    from tritoncls.common.predictions import OUTPUT_HEADER
 
     texts = dev_texts[:120]
     (tmp_path / "data.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")

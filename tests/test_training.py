@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TINY_ARCH, train_tiny
 from tritoncls.errors import ConfigError, ModelError
-from tritoncls.training import checkpoint as ckpt
+from tritoncls.modeling import checkpoint as ckpt
 
 WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
 
@@ -121,7 +121,7 @@ def test_unknown_model_name_lists_the_choices(toy_dir, tmp_path):
 
 
 def test_pretrained_name_offline_explains_local_directory_option(toy_dir, tmp_path, monkeypatch):
-    from tritoncls.training import modeling
+    from tritoncls import modeling
 
     def offline(*_args, **_kwargs):
         raise ConnectionError("hub unreachable")

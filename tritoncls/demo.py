@@ -29,8 +29,8 @@ SAMPLE_TEXTS = (
 
 
 def run_demo(output: Path, epochs: int = 10, serve: bool = True) -> dict:
+    from tritoncls.modeling.export import ExportConfig, export
     from tritoncls.training.evaluate import EvaluateConfig, evaluate
-    from tritoncls.training.export import ExportConfig, export
     from tritoncls.training.train import TrainConfig, train
 
     output.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ The run, in order (each step's failure is recorded and the run goes on, so a rep
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import time
 import traceback
@@ -31,7 +30,9 @@ from tritoncls.benchmarks import BenchmarkError
 from tritoncls.benchmarks.flops import EncoderShape, total_flops
 from tritoncls.benchmarks.served import SweepPoint
 from tritoncls.benchmarks.texts import BenchTexts, read_bench_texts
+from tritoncls.common.offline import load_manifest
 from tritoncls.errors import ConfigError, TritonclsError
+from tritoncls.runtime import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,6 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     from tritoncls.benchmarks.machine import machine_info, onnxruntime_sgemm_rate, sgemm_rate
     from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
     from tritoncls.benchmarks.report import write_report
-    from tritoncls.training.export import load_manifest
 
     plan = config.plan()
     output = Path(config.output)
@@ -231,7 +231,6 @@ def _runtimes(plan: Plan, shape: str) -> tuple[str, ...]:
 
 def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, analyzer) -> None:
     from tritoncls.benchmarks import inprocess
-    from tritoncls.training.export import load_manifest
 
     plan = run.plan.for_shape(shape)
     texts = texts.head(plan.max_texts)
@@ -239,9 +238,9 @@ def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, anal
     manifest = load_manifest(export_dir)
     rows = inprocess.token_rows(export_dir, texts.texts)
     lengths = np.array([len(r) for r in rows])
-    arch = manifest["architecture"]
+    arch = manifest.architecture
     flops = total_flops(lengths, EncoderShape.from_architecture(arch))
-    entry: dict[str, Any] = {"export": str(export_dir), "architecture": arch, "max_seq_length": manifest["max_seq_length"],
+    entry: dict[str, Any] = {"export": str(export_dir), "architecture": arch, "max_seq_length": manifest.max_seq_length,
                              "texts": len(texts),
                              "useful_flops_per_text": flops / len(lengths), "mean_tokens": float(lengths.mean()),
                              "inprocess": [], "served": {}, "skipped": []}
@@ -340,8 +339,8 @@ def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts,
     if reference is not None:
         out["label_agreement"] = float((logits.argmax(-1) == reference.argmax(-1)).mean())
         out["max_abs_diff"] = float(np.abs(logits - reference).max())
-    manifest = json.loads((derived / "manifest.json").read_text(encoding="utf-8"))
-    out["fused_operators"] = manifest.get("benchmark_variant", {}).get("fused_operators")
+    variant = load_manifest(derived).variant or {}
+    out["fused_operators"] = variant.get("fused_operators")
     return out
 
 
@@ -349,9 +348,8 @@ def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
     """Dev accuracy of the trained export, FP32 vs INT8 (and the fused graph), in-process ORT."""
     from tritoncls.benchmarks import inprocess
     from tritoncls.benchmarks.variants import fused_export
-    from tritoncls.training.export import load_manifest
 
-    labels = list(load_manifest(trained)["labels"])
+    labels = list(load_manifest(trained).labels)
     if data.labels is None or any(label not in labels for label in data.labels):
         run.m["accuracy"] = {"note": f"{data.path} has no labels from the export's label set: accuracy not measured."}
         return
@@ -373,7 +371,6 @@ def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
 def _served_label_check(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
     """Serve the trained export (default profile) and compare its labels with in-process ORT."""
     from tritoncls.benchmarks import inprocess, served
-    from tritoncls.training.export import load_manifest
 
     check = texts.head(run.plan.label_check_texts)
     workdir = run.work / "served" / "trained-labels"
@@ -384,9 +381,9 @@ def _served_label_check(run: _Run, trained: Path, texts: BenchTexts, analyzer) -
     _record_label_agreement(run, load_manifest(trained), labels or [], logits, check)
 
 
-def _record_label_agreement(run: _Run, manifest: dict[str, Any], served_labels: Sequence[str], logits: np.ndarray,
+def _record_label_agreement(run: _Run, manifest: Manifest, served_labels: Sequence[str], logits: np.ndarray,
                             texts: BenchTexts) -> None:
-    names = list(manifest["labels"])
+    names = list(manifest.labels)
     local = [names[i] for i in logits.argmax(-1)]
     agree = float(np.mean([a == b for a, b in zip(served_labels, local)])) if served_labels else 0.0
     run.m["served_label_check"] = {"texts": len(served_labels), "agreement_with_inprocess": agree}

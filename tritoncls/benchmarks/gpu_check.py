@@ -2,12 +2,12 @@
 """GPU check: ONNX Runtime CUDA FP32/FP16 and TensorRT-EP variants of an export, on real texts.
 
 Self-contained: it needs an export directory (``model.onnx``, ``manifest.json``, ``vocab.txt``) and a
-text file, plus ``numpy``, ``onnx``, ``tokenizers`` and ``onnxruntime-gpu``. It loads tritoncls's
-serving tokenizer (``tritoncls/builder/runtime.py``, standalone by design) when the repository is
-beside it, and falls back to HF's BERT WordPiece.
-Run it on a machine with an NVIDIA GPU::
+text file, plus ``numpy``, ``onnx``, ``tokenizers`` and ``onnxruntime-gpu``. It tokenizes, pads
+and runs with the tritoncls runtime (the serving tokenizer and the one inference loop), imported as
+``tritoncls_runtime`` from beside it or from an installed tritoncls. To carry it to a GPU machine::
 
-    python tritoncls/benchmarks/gpu_check.py --model EXPORT_DIR --data dev.txt --output gpu_check.json
+    python tritoncls/benchmarks/gpu_check.py --bundle gpu_bundle        # the script + tritoncls_runtime/
+    python gpu_bundle/gpu_check.py --model EXPORT_DIR --data dev.txt --output gpu_check.json
 
 Every variant classifies the same texts in batches of 32 (dynamic padding, file order and sorted by
 length); labels are compared with ONNX Runtime FP32 on the CPU. A variant that cannot run (no
@@ -129,48 +129,44 @@ def read_texts(path: Path, limit: int | None) -> list[str]:
     return texts[:limit] if limit else texts
 
 
-class _IdsTokenizer:
-    """``encode(texts) -> ids per text`` over either tokenizer."""
+def runtime():
+    """The tritoncls runtime: the copy beside this script (``--bundle``), else the installed package.
 
-    def __init__(self, encode) -> None:
-        self.encode = encode
-
-
-def load_tokenizer(export: Path, manifest: dict[str, Any]) -> tuple[_IdsTokenizer, str]:
-    """The export's tokenizer: tritoncls's serving tokenizer (ids identical to PaddleNLP's) when the
-    repository is beside this script, else HF's BERT WordPiece (same ids on plain CJK/ASCII text)."""
-    spec = manifest["tokenizer"]
-    vocab = export / spec["files"]["vocab"]
-    max_len = int(manifest["max_seq_length"])
-    runtime = Path(__file__).resolve().parents[1] / "builder" / "runtime.py"
-    if runtime.is_file():
-        import importlib.util
-
-        module_spec = importlib.util.spec_from_file_location("tritoncls_runtime", runtime)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules["tritoncls_runtime"] = module
-        module_spec.loader.exec_module(module)  # standalone by design: numpy and tokenizers only
-        inner = module.WordPieceTokenizer(vocab, bool(spec["do_lower_case"]), dict(spec["special_tokens"]), max_len)
-        return _IdsTokenizer(inner.encode), "tritoncls builder runtime WordPieceTokenizer"
-    from tokenizers import BertWordPieceTokenizer
-
-    tokenizer = BertWordPieceTokenizer(str(vocab), lowercase=bool(spec["do_lower_case"]))
-    tokenizer.enable_truncation(max_len)
-    return _IdsTokenizer(lambda texts: [list(e.ids) for e in tokenizer.encode_batch(list(texts))]), \
-        "tokenizers.BertWordPieceTokenizer"
+    No fallback to another tokenizer: that would give other ids and make the check measure another thing.
+    """
+    try:
+        import tritoncls_runtime as rt  # copied beside this script by --bundle
+    except ImportError:
+        try:
+            from tritoncls import runtime as rt
+        except ImportError:
+            raise CheckError("the tritoncls runtime is not importable: run this check from a folder made by "
+                             "`gpu_check.py --bundle DIR` (it holds tritoncls_runtime/), or with tritoncls "
+                             "installed.") from None
+    return rt
 
 
-def batches(lengths: np.ndarray, batch_size: int, order: str) -> list[np.ndarray]:
-    rows = np.argsort(lengths, kind="stable") if order == "sorted" else np.arange(len(lengths))
-    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+def bundle(target: Path) -> Path:
+    """Copy this script and the runtime package (as ``tritoncls_runtime/``) into ``target``: a folder
+    that runs the check on a machine without tritoncls."""
+    rt = runtime()
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(__file__), target / Path(__file__).name)
+    package = target / rt.RUNTIME_PACKAGE
+    if package.exists():
+        shutil.rmtree(package)
+    shutil.copytree(Path(rt.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
 
 
-def padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = row
-    return ids, np.zeros_like(ids)
+class SessionRunner:
+    """An ONNX Runtime session of a variant behind the runtime's ``run(ids, types)`` interface."""
+
+    def __init__(self, session, input_names: tuple[str, ...], output_name: str) -> None:
+        self.session, self.input_names, self.output_name = session, input_names, output_name
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], dict(zip(self.input_names, (input_ids, token_type_ids))))[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,39 +273,20 @@ def _missing_library(name: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_all(session, encoded: list[list[int]], pad_id: int, batch_size: int, order: str,
-            input_names: list[str], output_name: str) -> tuple[float, np.ndarray]:
-    lengths = np.array([len(r) for r in encoded])
-    out = None
-    started = time.perf_counter()
-    for rows in batches(lengths, batch_size, order):
-        ids, types = padded([encoded[r] for r in rows], pad_id)
-        logits = session.run([output_name], dict(zip(input_names, (ids, types))))[0]
-        if out is None:
-            out = np.zeros((len(encoded), logits.shape[-1]), dtype=np.float32)
-        out[rows] = logits
-    return time.perf_counter() - started, out
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def check_export(export: Path, texts: list[str], variants: list[str], batch_size: int, repeats: int,
                  deadline: float, cache_dir: Path) -> dict[str, Any]:
     import onnx
 
-    manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
-    tokenizer, tokenizer_kind = load_tokenizer(export, manifest)
-    encoded = tokenizer.encode(texts)
-    pad_id = int(manifest["tokenizer"]["pad_token_id"])
-    input_names = [i["name"] for i in manifest["onnx"]["inputs"]]
-    output_name = manifest["onnx"]["outputs"][0]["name"]
-    arch = manifest["architecture"]
-    base_model, refilled = load_model(export / manifest["onnx"]["file"])
+    rt = runtime()
+    manifest = rt.Manifest.load(export)
+    encoded = rt.export_tokenizer(export, manifest).encode(texts)
+    pad_id = manifest.tokenizer.pad_token_id
+    graph = manifest.onnx
+    arch = manifest.architecture
+    base_model, refilled = load_model(export / graph.file)
     result: dict[str, Any] = {"export": str(export), "architecture": arch, "texts": len(texts),
-                              "mean_tokens": float(np.mean([len(r) for r in encoded])), "tokenizer": tokenizer_kind,
+                              "mean_tokens": float(np.mean([len(r) for r in encoded])),
+                              "tokenizer": "tritoncls runtime WordPieceTokenizer",
                               "random_weights_refilled": refilled, "variants": {}}
     reference: np.ndarray | None = None
     for variant in variants:
@@ -324,16 +301,17 @@ def check_export(export: Path, texts: list[str], variants: list[str], batch_size
             if "fp16" in variant and not variant.startswith("tensorrt"):
                 model, fused = to_fp16(onnx.load_from_string(base_model.SerializeToString()), "fused" in variant, arch)
             session = session_for(variant, model.SerializeToString(), os.cpu_count() or 1,
-                                  int(manifest["max_seq_length"]), cache_dir / export.name / variant)
+                                  manifest.max_seq_length, cache_dir / export.name / variant)
             entry["providers"] = session.get_providers()
             entry["fused_operators"] = fused
-            run_all(session, encoded[:batch_size * 2], pad_id, batch_size, "sorted", input_names, output_name)
+            runner = SessionRunner(session, graph.input_names, graph.output_name)
+            rt.run_batched(encoded[:batch_size * 2], runner, pad_id, batch_size)
             entry["session_and_warmup_s"] = time.perf_counter() - started
             for order in ("sorted", "file"):
                 best, logits = float("inf"), None
                 for _ in range(max(1, repeats)):
-                    seconds, logits = run_all(session, encoded, pad_id, batch_size, order, input_names, output_name)
-                    best = min(best, seconds)
+                    run = rt.run_batched(encoded, runner, pad_id, batch_size, sort=order == "sorted")
+                    best, logits = min(best, run.seconds), run.logits
                 entry[f"texts_per_s_{order}"] = len(texts) / best
                 entry[f"ms_per_batch_{order}"] = 1000 * best / -(-len(texts) // batch_size)
                 if order == "sorted":
@@ -342,7 +320,7 @@ def check_export(export: Path, texts: list[str], variants: list[str], batch_size
                 reference = sorted_logits
             if reference is not None:
                 entry["label_agreement_vs_cpu_fp32"] = float((sorted_logits.argmax(-1) == reference.argmax(-1)).mean())
-                entry["max_abs_prob_diff_vs_cpu_fp32"] = float(np.abs(softmax(sorted_logits) - softmax(reference)).max())
+                entry["max_abs_prob_diff_vs_cpu_fp32"] = float(np.abs(rt.softmax(sorted_logits) - rt.softmax(reference)).max())
             entry["ok"] = True
         except Exception as exc:  # noqa: BLE001 - one variant failing must not stop the others
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip()[:800]}"
@@ -368,7 +346,7 @@ def versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="export directory (repeat for several)")
+    parser.add_argument("--model", action="append", default=[], help="export directory (repeat for several)")
     parser.add_argument("--data", help="text file, one text a line (text<TAB>label is fine)")
     parser.add_argument("--output", default="gpu_check.json", help="JSON result file")
     parser.add_argument("--max_texts", type=int, default=1024, help="use the first N texts")
@@ -380,13 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install_venv", default=None, help="make this venv, install onnxruntime-gpu, re-run there")
     parser.add_argument("--wheel", default=None, help="with --install_venv: install this onnxruntime-gpu wheel file")
     parser.add_argument("--strip_to", default=None, help="write a skeleton of the (single) --model here and exit")
+    parser.add_argument("--bundle", default=None,
+                        help="copy this script and the tritoncls runtime into this folder (to carry to a GPU machine) and exit")
     args = parser.parse_args(argv)
 
+    if args.bundle:
+        print(bundle(Path(args.bundle)))
+        return 0
     if args.strip_to:
         print(strip_export(Path(args.model[0]), Path(args.strip_to)))
         return 0
-    if not args.data:
-        parser.error("--data is required")
+    if not args.model or not args.data:
+        parser.error("--model and --data are required")
     output = Path(args.output)
     report: dict[str, Any] = {"ok": False, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node()}
     try:

@@ -6,9 +6,10 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from tritoncls.common.versions import versions as common_versions
 
 SGEMM_SIZE = 2048
 VERSIONED_PACKAGES = ("tritoncls", "numpy", "onnxruntime", "onnx", "paddlepaddle", "paddlenlp", "paddle2onnx",
@@ -109,13 +110,7 @@ def cpu_flags() -> list[str]:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return common_versions(VERSIONED_PACKAGES)
 
 
 def machine_info() -> dict[str, Any]:

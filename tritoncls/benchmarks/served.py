@@ -176,7 +176,7 @@ def classify(grpc_url: str, ensemble: str, texts: Sequence[str], input_name: str
     import numpy as np
     import tritonclient.grpc as grpcclient
 
-    from tritoncls.builder.runtime import LABEL
+    from tritoncls.runtime import LABEL
 
     client = grpcclient.InferenceServerClient(grpc_url)
     labels: list[str] = []

@@ -16,10 +16,14 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tritoncls.benchmarks import BenchmarkError
+from tritoncls.common.offline import load_manifest
+from tritoncls.runtime import Manifest
+from tritoncls.runtime.contract import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +35,15 @@ _STAMP = "tritoncls_bench_shape.json"
 def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length: int = SHAPE_MAX_SEQ_LENGTH,
                  seed: int = 0) -> Path:
     """Export of ``shape`` with random weights and ``vocab_export``'s vocabulary; reused when up to date."""
-    from tritoncls.training.export import ExportConfig, export, load_manifest
+    from tritoncls.modeling.export import ExportConfig, export
 
     if shape not in SHAPES:
         raise BenchmarkError(f"--shapes: unknown shape {shape!r}; choose from {', '.join(SHAPES)}.")
     vocab_export = Path(vocab_export)
     manifest = load_manifest(vocab_export)
     stamp = {"shape": shape, "max_seq_length": max_seq_length, "seed": seed,
-             "vocab": _file_fingerprint(vocab_export / manifest["tokenizer"]["files"]["vocab"]),
-             "labels": list(manifest["labels"])}
+             "vocab": _file_fingerprint(vocab_export / manifest.tokenizer.vocab_file),
+             "labels": list(manifest.labels)}
     out = work_dir / "exports" / shape
     if (out / _STAMP).is_file() and json.loads((out / _STAMP).read_text(encoding="utf-8")) == stamp:
         log.info("reusing the %s shape export in %s", shape, out)
@@ -51,19 +55,19 @@ def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length:
     return out
 
 
-def _random_checkpoint(shape: str, vocab_export: Path, manifest: dict[str, Any], target: Path,
+def _random_checkpoint(shape: str, vocab_export: Path, manifest: Manifest, target: Path,
                        max_seq_length: int, seed: int) -> Path:
     """A checkpoint as ``train`` writes it: weights, tokenizer files, label.txt, training_config.json."""
     import paddle
 
-    from tritoncls.training import checkpoint as ckpt
-    from tritoncls.training import modeling
+    from tritoncls import modeling
+    from tritoncls.modeling import checkpoint as ckpt
 
     paddle.set_device("cpu")
     paddle.seed(seed)
     tokenizer = modeling.load_tokenizer(vocab_export)
     arch = modeling.named_architecture(SHAPES[shape])
-    labels = list(manifest["labels"])
+    labels = list(manifest.labels)
     model = modeling.scratch_model(arch, len(labels), len(tokenizer.vocab), int(tokenizer.pad_token_id))
     model.eval()
 
@@ -93,24 +97,25 @@ def derived_export(source: Path, target: Path, make_onnx: Callable[[Path, Path],
                    precision: str, variant: str) -> Path:
     """Copy ``source`` to ``target`` with ``model.onnx`` written by ``make_onnx(source_onnx, target_onnx)``.
 
-    ``make_onnx`` returns facts for the manifest's ``benchmark_variant`` field.
+    ``make_onnx`` returns facts for the manifest's ``variant`` section.
     """
-    from tritoncls.training.export import MANIFEST_NAME, load_manifest, onnx_io
+    from tritoncls.common.files import write_text
+    from tritoncls.common.onnx import onnx_io
 
     manifest = load_manifest(source)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    onnx_name = manifest["onnx"]["file"]
+    onnx_name = manifest.onnx.file
     for item in source.iterdir():
-        if item.is_file() and item.name not in (onnx_name, MANIFEST_NAME) and not item.name.endswith(".onnx"):
+        if item.is_file() and item.name not in (onnx_name, MANIFEST_FILE) and not item.name.endswith(".onnx"):
             _link_or_copy(item, target / item.name)
     facts = make_onnx(source / onnx_name, target / onnx_name)
-    manifest = dict(manifest)
-    manifest["precision"] = precision
-    manifest["onnx"] = {**manifest["onnx"], **onnx_io(target / onnx_name)}
-    manifest["benchmark_variant"] = {"variant": variant, "derived_from": str(source.resolve()), **facts}
-    (target / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    graph = onnx_io(target / onnx_name)
+    derived = manifest.replace(
+        precision=precision, onnx=replace(manifest.onnx, inputs=graph.inputs, outputs=graph.outputs),
+        variant={"variant": variant, "derived_from": str(source.resolve()), **facts})
+    write_text(target / MANIFEST_FILE, derived.to_json())
     return target
 
 
@@ -123,7 +128,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def int8_export(source: Path, target: Path) -> Path:
     """ONNX Runtime dynamic INT8 quantization (weights int8 per tensor, activations at run time)."""
-    from tritoncls.training.offline import quantized_onnx
+    from tritoncls.common.onnx import quantized_onnx
 
     def make(src: Path, dst: Path) -> dict[str, Any]:
         shutil.copy2(quantized_onnx(src.parent), dst)
@@ -138,9 +143,7 @@ def fused_export(source: Path, target: Path) -> Path:
     opt_level 0 runs only the Python fusion passes: higher levels need torch here, and ORT applies its
     own level-99 optimizations when the session loads anyway.
     """
-    from tritoncls.training.export import load_manifest
-
-    arch = load_manifest(source)["architecture"]
+    arch = load_manifest(source).architecture
 
     def make(src: Path, dst: Path) -> dict[str, Any]:
         from onnxruntime.transformers.optimizer import optimize_model

@@ -7,9 +7,9 @@ Layout written (default names)::
       README.md                   how to serve and query it
       seqcls/1/                   ensemble: text -> label, confidence [, top_k_labels, top_k_probs]
       seqcls/config.pbtxt
-      tokenizer/1/{model.py, tritoncls_runtime.py, vocab.txt, tokenizer_config.json, ...}
-      seqcls_model/1/{model.py, tritoncls_runtime.py, model.onnx}     (--backend python)
-      seqcls_postprocess/1/{model.py, tritoncls_runtime.py, label.txt}
+      tokenizer/1/{model.py, tritoncls_runtime/, vocab.txt, tokenizer_config.json, ...}
+      seqcls_model/1/{model.py, tritoncls_runtime/, model.onnx}     (--backend python)
+      seqcls_postprocess/1/{model.py, tritoncls_runtime/, label.txt}
 
 The repository is rendered into a temporary folder beside REPO, validated, and only then moved
 into place, so a failed build never leaves a half-written repository behind.
@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from tritoncls import __version__
-from tritoncls.builder import runtime as rt
+from tritoncls import runtime as rt
 from tritoncls.builder.config import BuildConfig
 from tritoncls.builder.plan import ONNX_FILE, VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
+from tritoncls.common.onnx import quantize_int8
 from tritoncls.errors import BuildError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> P
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
     try:
         write_repository(plan, staging, renderer or Renderer())
-        validate_repository(staging, export.graph("paddle"))
+        validate_repository(staging, export.manifest.paddle)
         _replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -95,15 +96,19 @@ def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
     (folder / CONFIG).write_text(renderer.render(model.spec.template, spec=model.spec), encoding="utf-8")
     for source, name in model.files:
         if model.quantize and name == ONNX_FILE:
-            from tritoncls.training.offline import quantize_int8
-
             log.info("Quantizing %s to INT8 (ONNX Runtime dynamic quantization) for %s", source, model.spec.name)
             quantize_int8(source, version_dir / name)
         else:
             shutil.copy2(source, version_dir / name)
     if model.python_model:
         shutil.copy2(PYTHON_MODELS_DIR / model.python_model, version_dir / "model.py")
-        shutil.copy2(Path(rt.__file__), version_dir / rt.FILE_NAME)
+        copy_runtime(version_dir)
+
+
+def copy_runtime(folder: Path) -> Path:
+    """Copy the runtime package whole into ``folder`` as ``tritoncls_runtime/`` (python models import it)."""
+    source = Path(rt.__file__).parent
+    return Path(shutil.copytree(source, folder / rt.RUNTIME_PACKAGE, ignore=shutil.ignore_patterns("__pycache__")))
 
 
 def build_record(plan: RepositoryPlan) -> dict[str, Any]:
@@ -118,7 +123,7 @@ def build_record(plan: RepositoryPlan) -> dict[str, Any]:
                    "model": plan.names.model, "postprocess": plan.names.postprocess},
         "buckets": list(plan.buckets),
         "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
-                   "max_seq_length": plan.export.max_seq_length, "versions": manifest.get("versions", {})},
+                   "max_seq_length": plan.export.max_seq_length, "versions": manifest.versions},
     }
 
 

@@ -18,9 +18,9 @@ from tritoncls.builder.config import (
     TOKENIZERS,
     BuildConfig,
 )
-from tritoncls.builder.runtime import PADDINGS
 from tritoncls.cli_common import flag, setup_logging
 from tritoncls.errors import TritonclsError
+from tritoncls.runtime import PADDINGS
 
 log = logging.getLogger(__name__)
 

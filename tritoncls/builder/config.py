@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from tritoncls.builder.runtime import PADDINGS
 from tritoncls.builder.specs import check_name
 from tritoncls.errors import ConfigError
+from tritoncls.runtime import PADDINGS
 
 BACKENDS = ("python", "onnxruntime", "paddle")
 RUNTIMES = ("onnxruntime", "paddle_inference")  # inside --backend python

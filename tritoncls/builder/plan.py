@@ -6,13 +6,12 @@ Input: the resolved :class:`BuildConfig` and the export (its manifest). Output: 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tritoncls.builder import runtime as rt
+from tritoncls import runtime as rt
 from tritoncls.builder.config import INSTANCE_KINDS, BuildConfig
 from tritoncls.builder.specs import (
     TRITON_DTYPES,
@@ -28,12 +27,13 @@ from tritoncls.builder.specs import (
     Tensor,
 )
 from tritoncls.errors import BuildError
+from tritoncls.runtime.manifest import Manifest, OnnxGraph, PaddleGraph, TensorSpec, TokenizerSpec
 
 DEFAULT_NAME = "seqcls"
 VERSION = "1"
-ONNX_FILE = "model.onnx"
-PADDLE_MODEL_FILE = "model.json"  # Paddle 3 (PIR) program
-PADDLE_PARAMS_FILE = "model.pdiparams"
+ONNX_FILE = rt.contract.REPO_ONNX_FILE
+PADDLE_MODEL_FILE = rt.contract.REPO_PADDLE_MODEL_FILE  # Paddle 3 (PIR) program
+PADDLE_PARAMS_FILE = rt.contract.REPO_PADDLE_PARAMS_FILE
 TRT_WORKSPACE_BYTES = 1 << 30
 
 
@@ -47,22 +47,22 @@ class ExportInfo:
     """An export directory and its manifest, checked for what the repository needs."""
 
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     labels: tuple[str, ...]
 
     @classmethod
     def load(cls, directory: str | Path) -> ExportInfo:
-        from tritoncls.training.export import load_manifest
-
         directory = Path(directory)
-        manifest = load_manifest(directory)
-        _check_file_names(manifest, directory / "manifest.json")
-        label_file = directory / manifest["label_file"]
-        for i, label in enumerate(manifest["labels"]):
+        try:
+            manifest = Manifest.load(directory)
+        except rt.ManifestError as exc:
+            raise BuildError(str(exc)) from None
+        for i, label in enumerate(manifest.labels):
             if "\n" in label or "\r" in label:
-                raise BuildError(f"{directory / 'manifest.json'}: labels[{i}] {label!r} contains a line break; "
+                raise BuildError(f"{directory / rt.MANIFEST_FILE}: labels[{i}] {label!r} contains a line break; "
                                  f"label.txt holds one label a line, so it cannot be served. Rename the label, "
                                  f"then retrain or re-export.")
+        label_file = directory / manifest.label_file
         try:
             labels = tuple(rt.read_labels(label_file))
         except FileNotFoundError:
@@ -75,56 +75,41 @@ class ExportInfo:
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.manifest["max_seq_length"])
+        return self.manifest.max_seq_length
 
     @property
     def num_labels(self) -> int:
-        return int(self.manifest["architecture"]["num_labels"])
+        return self.manifest.num_labels
 
     @property
-    def tokenizer(self) -> dict[str, Any]:
-        return self.manifest["tokenizer"]
+    def tokenizer(self) -> TokenizerSpec:
+        return self.manifest.tokenizer
 
     def path(self, name: str) -> Path:
         return self.directory / name
 
-    def graph(self, section: str) -> dict[str, Any]:
-        """The ``onnx`` or ``paddle`` section: file names and input/output names, dtypes, shapes."""
-        return self.manifest[section]
+    def graph(self, section: str) -> OnnxGraph | PaddleGraph:
+        """The ``onnx`` or ``paddle`` graph: file names and input/output names, dtypes, shapes."""
+        return {"onnx": self.manifest.onnx, "paddle": self.manifest.paddle}[section]
 
     def _check(self) -> None:
-        where = self.path("manifest.json")
-        if list(self.labels) != list(self.manifest["labels"]):
-            raise BuildError(f"{self.path(self.manifest['label_file'])}: labels differ from {where} field 'labels'; re-export the model.")
-        if len(self.labels) != self.num_labels:
-            raise BuildError(f"{where}: {len(self.labels)} labels but architecture.num_labels is {self.num_labels}; re-export the model.")
-        files = [self.graph("onnx")["file"], self.graph("paddle")["model_file"], self.graph("paddle")["params_file"],
-                 *self.tokenizer["files"].values()]
-        missing = [name for name in files if not self.path(name).is_file()]
+        where = self.path(rt.MANIFEST_FILE)
+        if self.labels != self.manifest.labels:
+            raise BuildError(f"{self.path(self.manifest.label_file)}: labels differ from {where} field 'labels'; re-export the model.")
+        missing = [name for name in self.manifest.files if not self.path(name).is_file()]
         if missing:
             raise BuildError(f"{self.directory}: files {missing} named in {where} are missing; re-run `tritoncls export`.")
-        _check_onnx(self.path(self.graph("onnx")["file"]))
+        _check_onnx(self.path(self.manifest.onnx.file))
+        vocab_path = self.path(self.tokenizer.vocab_file)
         try:
-            vocab = rt.read_vocab(self.path(self.tokenizer["files"]["vocab"]))
+            vocab = rt.read_vocab(vocab_path)
         except UnicodeDecodeError as exc:
-            raise BuildError(f"{self.path(self.tokenizer['files']['vocab'])}: not UTF-8 text ({exc.reason} at byte "
-                             f"{exc.start}); the file is corrupt: re-run `tritoncls export`.") from None
-        absent = [t for t in self.tokenizer["special_tokens"].values() if t not in vocab]
+            raise BuildError(f"{vocab_path}: not UTF-8 text ({exc.reason} at byte {exc.start}); the file is corrupt: "
+                             f"re-run `tritoncls export`.") from None
+        absent = [t for t in self.tokenizer.special_tokens.values() if t not in vocab]
         if absent:
-            raise BuildError(f"{self.path(self.tokenizer['files']['vocab'])}: special tokens {absent} (manifest field "
-                             f"tokenizer.special_tokens) are not in the vocabulary; re-export the model.")
-
-
-def _check_file_names(manifest: dict[str, Any], where: Path) -> None:
-    """Every file the manifest names is a plain name inside the export: the build copies it under that
-    name, so ``../`` or an absolute path would read and write outside the export and the repository."""
-    named = {"label_file": manifest["label_file"], "onnx.file": manifest["onnx"]["file"],
-             "paddle.model_file": manifest["paddle"]["model_file"], "paddle.params_file": manifest["paddle"]["params_file"],
-             **{f"tokenizer.files.{key}": value for key, value in manifest["tokenizer"]["files"].items()}}
-    for field_name, name in named.items():
-        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
-            raise BuildError(f"{where}: field {field_name!r} is {name!r}; it must be a plain file name inside the "
-                             f"export directory (no folders, no '..'). Re-run `tritoncls export`.")
+            raise BuildError(f"{vocab_path}: special tokens {absent} (manifest field tokenizer.special_tokens) are not "
+                             f"in the vocabulary; re-export the model.")
 
 
 def _check_onnx(path: Path) -> None:
@@ -205,7 +190,13 @@ def clip_buckets(buckets: tuple[int, ...], max_seq_length: int) -> tuple[int, ..
     return tuple(sorted({b for b in buckets if b < max_seq_length} | {max_seq_length}))
 
 
-def _params(**values: Any) -> tuple[Parameter, ...]:
+def _params(typed: rt.TokenizerParameters | rt.ModelParameters | rt.PostprocessParameters) -> tuple[Parameter, ...]:
+    """A python step's typed parameters as config entries (the runtime reads them back with the same class)."""
+    return tuple(Parameter(key, value) for key, value in typed.to_strings().items())
+
+
+def _backend_params(**values: Any) -> tuple[Parameter, ...]:
+    """Parameters of Triton's own backends and accelerators (their keys are Triton's, not ours)."""
     return tuple(Parameter(key, _param_text(value)) for key, value in values.items())
 
 
@@ -227,18 +218,17 @@ def _cpu_instance() -> InstanceGroup:
 
 def _tokenizer(config: BuildConfig, export: ExportInfo, name: str, buckets: tuple[int, ...]) -> ModelDir:
     tok = export.tokenizer
-    files = tuple((export.path(f), f) for f in tok["files"].values())
+    files = tuple((export.path(f), f) for f in tok.files.values())
     # No queue delay: the tokenizer batches what queued while it was busy and adds no latency.
     spec = ModelSpec(
         name=name, backend="python", max_batch_size=config.max_batch_size,
         inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),),
         outputs=(Tensor(rt.INPUT_IDS, "TYPE_INT64", (-1,)), Tensor(rt.TOKEN_TYPE_IDS, "TYPE_INT64", (-1,))),
         instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
-        parameters=_params(
-            implementation=config.tokenizer, vocab_file=tok["files"]["vocab"], do_lower_case=bool(tok["do_lower_case"]),
-            special_tokens=json.dumps(tok["special_tokens"], sort_keys=True), max_seq_length=export.max_seq_length,
-            padding=config.padding, buckets=buckets, pad_token_id=tok["pad_token_id"],
-            pad_token_type_id=tok["pad_token_type_id"]),
+        parameters=_params(rt.TokenizerParameters(
+            implementation=config.tokenizer, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
+            special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
+            buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id)),
     )
     return ModelDir(spec, files, "tokenizer.py")
 
@@ -247,17 +237,17 @@ def _graph_tensors(export: ExportInfo, section: str, ragged: bool) -> tuple[tupl
     """The model step's tensors as the graph names them; the batch dimension is Triton's."""
     graph = export.graph(section)
 
-    def tensor(item: dict[str, Any], allow_ragged: bool) -> Tensor:
-        dtype = TRITON_DTYPES.get(item["dtype"])
+    def tensor(item: TensorSpec, allow_ragged: bool) -> Tensor:
+        dtype = TRITON_DTYPES.get(item.dtype)
         if dtype is None:
-            raise BuildError(f"{export.path('manifest.json')}: {section} tensor {item['name']!r} has dtype "
-                             f"{item['dtype']!r}, which Triton configs cannot express; re-export the model.")
-        return Tensor(item["name"], dtype, tuple(item["shape"][1:]), allow_ragged)
+            raise BuildError(f"{export.path(rt.MANIFEST_FILE)}: {section} tensor {item.name!r} has dtype "
+                             f"{item.dtype!r}, which Triton configs cannot express; re-export the model.")
+        return Tensor(item.name, dtype, tuple(item.shape[1:]), allow_ragged)
 
-    if len(graph["inputs"]) != 2 or len(graph["outputs"]) != 1:
-        raise BuildError(f"{export.path('manifest.json')}: field '{section}' lists {len(graph['inputs'])} inputs and "
-                         f"{len(graph['outputs'])} outputs; a classifier export has 2 (input_ids, token_type_ids) and 1.")
-    return (tuple(tensor(i, ragged) for i in graph["inputs"]), tuple(tensor(o, False) for o in graph["outputs"]))
+    if len(graph.inputs) != 2 or len(graph.outputs) != 1:
+        raise BuildError(f"{export.path(rt.MANIFEST_FILE)}: field '{section}' lists {len(graph.inputs)} inputs and "
+                         f"{len(graph.outputs)} outputs; a classifier export has 2 (input_ids, token_type_ids) and 1.")
+    return (tuple(tensor(i, ragged) for i in graph.inputs), tuple(tensor(o, False) for o in graph.outputs))
 
 
 def _instance_group(config: BuildConfig) -> InstanceGroup:
@@ -269,20 +259,17 @@ def _python_model_step(config: BuildConfig, export: ExportInfo, name: str) -> Mo
     paddle = config.runtime == "paddle_inference"
     section = "paddle" if paddle else "onnx"
     inputs, outputs = _graph_tensors(export, section, ragged=True)
-    graph = export.graph(section)
-    if paddle:
-        files = ((export.path(graph["model_file"]), PADDLE_MODEL_FILE), (export.path(graph["params_file"]), PADDLE_PARAMS_FILE))
-    else:
-        files = ((export.path(graph["file"]), ONNX_FILE),)
+    names = (PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE) if paddle else (ONNX_FILE,)
+    files = tuple((export.path(source), name) for source, name in zip(export.graph(section).files, names))
     spec = ModelSpec(
         name=name, backend="python", max_batch_size=config.max_batch_size, inputs=inputs, outputs=outputs,
         instance_group=_instance_group(config),
         dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
-        parameters=_params(
-            runtime=config.runtime, model_file=files[0][1], params_file=files[1][1] if paddle else "",
+        parameters=_params(rt.ModelParameters(
+            runtime=config.runtime, model_file=names[0], params_file=names[1] if paddle else "",
             device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
-            pad_token_id=export.tokenizer["pad_token_id"], merge_requests=config.merge_requests,
-            trim_padding=config.trim_padding),
+            pad_token_id=export.tokenizer.pad_token_id, merge_requests=config.merge_requests,
+            trim_padding=config.trim_padding)),
     )
     return ModelDir(spec, files, "model.py", config.precision == "int8")
 
@@ -314,7 +301,7 @@ def _ort_accelerators(config: BuildConfig, export: ExportInfo, name: str, inputs
     if config.accelerator == "cuda":
         return (AcceleratorGroup("gpu_execution_accelerator", (Accelerator("cuda"),)),)
     if config.accelerator == "tensorrt":
-        params = _params(
+        params = _backend_params(
             precision_mode=config.precision.upper(), max_workspace_size_bytes=TRT_WORKSPACE_BYTES,
             trt_engine_cache_enable=True, trt_engine_cache_path=f"{config.trt_cache_dir.rstrip('/')}/{name}",
             **_trt_profile(config, export, inputs))
@@ -329,19 +316,19 @@ def _onnxruntime_model_step(config: BuildConfig, export: ExportInfo, name: str) 
         instance_group=_instance_group(config), default_model_filename=ONNX_FILE,
         dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
         execution_accelerators=_ort_accelerators(config, export, name, inputs),
-        parameters=_params(intra_op_thread_count=config.intra_op_threads, inter_op_thread_count=config.inter_op_threads),
+        parameters=_backend_params(intra_op_thread_count=config.intra_op_threads, inter_op_thread_count=config.inter_op_threads),
     )
-    files = ((export.path(export.graph("onnx")["file"]), ONNX_FILE),)
+    files = ((export.path(export.manifest.onnx.file), ONNX_FILE),)
     return ModelDir(spec, files, quantize=config.precision == "int8")
 
 
 def _paddle_accelerators(config: BuildConfig, export: ExportInfo, inputs: tuple[Tensor, ...]) -> tuple[AcceleratorGroup, ...]:
     if config.accelerator == "mkldnn":
-        params = _params(cpu_threads=config.intra_op_threads or 1)
+        params = _backend_params(cpu_threads=config.intra_op_threads or 1)
         return (AcceleratorGroup("cpu_execution_accelerator", (Accelerator("mkldnn", params),)),)
     if config.accelerator == "tensorrt":
         mbs, max_len, opt = config.max_batch_size, export.max_seq_length, _opt_width(config, export)
-        engine = Accelerator("tensorrt", _params(
+        engine = Accelerator("tensorrt", _backend_params(
             precision=f"trt_{config.precision}", min_graph_size=5, workspace_size=TRT_WORKSPACE_BYTES,
             max_batch_size=mbs, is_dynamic=1))
         shapes = tuple(Accelerator(kind, tuple(Parameter(t.name, f"{rows} {width}") for t in inputs))
@@ -359,7 +346,7 @@ def _paddle_model_step(config: BuildConfig, export: ExportInfo, name: str) -> Mo
         dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
         execution_accelerators=_paddle_accelerators(config, export, inputs),
     )
-    files = ((export.path(graph["model_file"]), PADDLE_MODEL_FILE), (export.path(graph["params_file"]), PADDLE_PARAMS_FILE))
+    files = ((export.path(graph.model_file), PADDLE_MODEL_FILE), (export.path(graph.params_file), PADDLE_PARAMS_FILE))
     return ModelDir(spec, files)
 
 
@@ -379,12 +366,12 @@ def _postprocess_outputs(top_k: int) -> tuple[Tensor, ...]:
 
 
 def _postprocess(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
-    label_file = export.manifest["label_file"]
+    label_file = export.manifest.label_file
     spec = ModelSpec(
         name=name, backend="python", max_batch_size=config.max_batch_size,
         inputs=(Tensor(rt.LOGITS, "TYPE_FP32", (export.num_labels,)),), outputs=_postprocess_outputs(config.top_k),
         instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
-        parameters=_params(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k),
+        parameters=_params(rt.PostprocessParameters(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k)),
     )
     return ModelDir(spec, ((export.path(label_file), label_file),), "postprocess.py")
 

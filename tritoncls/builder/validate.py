@@ -14,6 +14,7 @@ from typing import Any
 
 from tritoncls.builder.specs import TRITON_DTYPES
 from tritoncls.errors import BuildError
+from tritoncls.runtime.manifest import Graph
 
 CONFIG = "config.pbtxt"
 
@@ -47,7 +48,7 @@ def load_configs(root: Path) -> dict[str, Any]:
     return configs
 
 
-def validate_repository(root: str | Path, paddle_graph: dict[str, Any] | None = None) -> dict[str, Any]:
+def validate_repository(root: str | Path, paddle_graph: Graph | None = None) -> dict[str, Any]:
     """Parse and cross-check every config under ``root``; returns the parsed configs by name.
 
     ``paddle_graph`` (the manifest's ``paddle`` section) checks models that serve model.json.
@@ -153,23 +154,23 @@ def _add_outputs(path: Path, field: str, step, outputs: dict[str, TensorInfo], t
 # ---------------------------------------------------------------------------------------------
 
 
-def onnx_graph(path: Path) -> dict[str, Any]:
-    from tritoncls.training.export import onnx_io
+def onnx_graph(path: Path) -> Graph:
+    from tritoncls.common.onnx import onnx_io
 
     return onnx_io(path)
 
 
-def check_against_graph(path: Path, config, graph: dict[str, Any], graph_file: Path) -> None:
+def check_against_graph(path: Path, config, graph: Graph, graph_file: Path) -> None:
     """Config inputs/outputs == the graph's, by name, dtype and dims (batch dimension excluded)."""
-    for kind, tensors, items in (("input", config.input, graph["inputs"]), ("output", config.output, graph["outputs"])):
+    for kind, tensors, items in (("input", config.input, graph.inputs), ("output", config.output, graph.outputs)):
         declared = _io(tensors)
-        actual = {item["name"]: item for item in items}
+        actual = {item.name: item for item in items}
         if set(declared) != set(actual):
             raise BuildError(f"{path}: {kind} names {sorted(declared)} differ from {graph_file}'s {sorted(actual)}; "
                              f"the manifest and the graph disagree: re-export the model, then rebuild.")
         for name, info in declared.items():
-            shape = tuple(actual[name]["shape"])
-            dtype = TRITON_DTYPES.get(actual[name]["dtype"], actual[name]["dtype"])
+            shape = actual[name].shape
+            dtype = TRITON_DTYPES.get(actual[name].dtype, actual[name].dtype)
             if shape[:1] != (-1,):
                 raise BuildError(f"{graph_file}: {kind} {name!r} has a fixed batch dimension {shape[0]}; export with a "
                                  f"dynamic batch dimension so Triton can batch.")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -29,8 +28,8 @@ from pathlib import Path
 
 from tritoncls.clients.base import Prediction, chunks
 from tritoncls.clients.classify import BatchSender, check_sizes
+from tritoncls.common import files
 from tritoncls.errors import ClientError, TritonclsError
-from tritoncls.training.checkpoint import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +86,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """``text`` at ``path``, whole or not at all: written aside, fsynced, renamed, directory fsynced."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 class ChunkJournal:
     """The ``<output>.parts`` folder: the journal, one file per finished chunk, and the final join."""
 
@@ -114,7 +102,7 @@ class ChunkJournal:
 
     def start(self, record: dict) -> None:
         self.folder.mkdir(parents=True)
-        write_atomically(self.journal, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        files.write_json(self.journal, record)
 
     def record(self) -> dict:
         try:
@@ -139,20 +127,11 @@ class ChunkJournal:
         return finished
 
     def write_chunk(self, chunk: int, rows: Sequence[str]) -> None:
-        write_atomically(self.chunk_path(chunk), "".join(row + "\n" for row in rows))
+        files.write_text(self.chunk_path(chunk), "".join(row + "\n" for row in rows))
 
     def join(self, n_chunks: int, header: str) -> None:
         """Write the output from every chunk, in order, then remove the folder."""
-        tmp = self.output.with_name(f".{self.output.name}.tmp-{os.getpid()}")
-        with tmp.open("w", encoding="utf-8", newline="\n") as out:
-            out.write(header + "\n")
-            for chunk in range(n_chunks):
-                with self.chunk_path(chunk).open(encoding="utf-8", newline="") as part:
-                    shutil.copyfileobj(part, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.output)
-        fsync_dir(self.output.parent)
+        files.concatenate(self.output, header, (self.chunk_path(chunk) for chunk in range(n_chunks)))
         shutil.rmtree(self.folder)
 
 
@@ -193,8 +172,8 @@ def _check_paths(config: ClassifyFileConfig, journal: ChunkJournal) -> None:
 def classify_file(config: ClassifyFileConfig) -> ClassifyFileResult:
     """Classify ``config.input`` into ``config.output`` (the TSV ``tritoncls predict`` writes),
     chunk by chunk; raises :class:`ClassifyStopped` naming how many texts are done when it stops."""
-    from tritoncls.training.data import read_texts
-    from tritoncls.training.predict import OUTPUT_HEADER
+    from tritoncls.common.data import read_texts
+    from tritoncls.common.predictions import OUTPUT_HEADER
 
     started = time.perf_counter()
     output = Path(config.output)
@@ -322,7 +301,7 @@ class _Run:
             raise self._stopped(failure)
 
     def _collect(self, chunk: int, rows: list[int], predictions: list[Prediction]) -> None:
-        from tritoncls.training.predict import format_row
+        from tritoncls.common.predictions import format_row
 
         if len(predictions) != len(rows):
             raise ClientError(f"the server answered {len(predictions)} results for {len(rows)} texts.")

@@ -4,7 +4,7 @@ It sends ``requests`` single-text requests (texts drawn, shuffled, from a file o
 lengths are mixed) from ``concurrency`` threads, each request with no retries, and reports errors,
 latency percentiles, throughput and the server's memory (RSS of tritonserver and its python-backend
 stubs) at the start, after a warm-up and at the end. With ``reference_export`` every answer is
-compared with the in-process :class:`~tritoncls.training.offline.OfflinePredictor` on the same export.
+compared with the in-process :class:`~tritoncls.runtime.Predictor` on the same export.
 
 It passes when every request was answered, no answer is an error, every label equals the reference
 (confidence within ``max_confidence_diff``) and RSS grew by at most ``max_rss_growth_mib`` after the
@@ -219,10 +219,10 @@ def soak(config: SoakConfig) -> SoakReport:
 def _reference(export: str | None, sequence: list[str]) -> dict[str, tuple[str, float]] | None:
     if export is None:
         return None
-    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+    from tritoncls.common.offline import OfflineConfig, open_predictor
 
     unique = sorted(set(sequence))
-    labels, confidences = OfflinePredictor(OfflineConfig(model=export)).predict(unique)
+    labels, confidences = open_predictor(OfflineConfig(model=export)).predict(unique)
     return {text: (label, conf) for text, label, conf in zip(unique, labels, confidences)}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.training import data
+from tritoncls.common import data
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ class AnalyzeConfig:
 
 
 def _token_lengths(texts: list[str], vocab_file: Path) -> np.ndarray:
-    from tritoncls.builder.runtime import WordPieceTokenizer
-    from tritoncls.training.modeling import SPECIAL_TOKENS
+    from tritoncls.modeling import SPECIAL_TOKENS
+    from tritoncls.runtime import WordPieceTokenizer
 
     tokenizer = WordPieceTokenizer(vocab_file, True, dict(SPECIAL_TOKENS), max_seq_length=1_000_000)
     return np.array([len(ids) for ids in tokenizer.encode(texts)])
@@ -71,7 +71,7 @@ def suggest_max_seq_length(lengths: np.ndarray) -> int:
 def analyze(config: AnalyzeConfig) -> dict[str, Any]:
     import tempfile
 
-    from tritoncls.training.modeling import build_vocab, write_vocab
+    from tritoncls.modeling import build_vocab, write_vocab
 
     root = Path(config.dataset_dir)
     labels = data.read_labels(root / config.label_file)

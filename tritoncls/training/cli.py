@@ -215,22 +215,25 @@ def run_predict(args) -> int:
 
 
 def _run_offline(args) -> int:
+    from functools import partial
     from pathlib import Path
 
+    from tqdm import tqdm
+
+    from tritoncls.common.data import read_texts
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.common.predictions import write_predictions
     from tritoncls.errors import ConfigError
-    from tritoncls.training.data import read_texts
-    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
-    from tritoncls.training.predict import write_predictions
 
     source = args.input or (str(Path(args.dataset_dir) / args.data_file) if args.dataset_dir else None)
     if not source:
         raise ConfigError("predict --model needs --input FILE (or --dataset_dir with data.txt).")
     device = resolve_device(args.device) if args.device != "auto" else "cpu"
-    predictor = OfflinePredictor(OfflineConfig(
+    predictor = open_predictor(OfflineConfig(
         model=args.model, backend=args.backend, precision=args.precision, num_threads=args.num_threads,
         batch_size=args.batch_size, sort_by_length=not args.keep_order, device=device))
     texts = read_texts(source)
-    result = predictor.predict_probs(texts, progress=True)
+    result = predictor.predict_probs(texts, progress=partial(tqdm, desc="predict", unit="batch", leave=False))
     best = result.probs.argmax(1)
     out = Path(args.output or args.output_file)
     write_predictions(out, texts, [predictor.labels[i] for i in best],
@@ -254,7 +257,7 @@ def _register_export(sub) -> None:
 
 def run_export(args) -> int:
     quiet_paddlenlp()
-    from tritoncls.training.export import ExportConfig, export
+    from tritoncls.modeling.export import ExportConfig, export
 
     export(ExportConfig(params_path=args.params_path, output_path=args.output_path, max_seq_length=args.max_seq_length))
     return 0

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.training import checkpoint as ckpt
-from tritoncls.training import data, modeling
-from tritoncls.training.inference import encode, predict_logits, softmax
+from tritoncls import modeling
+from tritoncls.common import data
+from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling.dynamic import encode, predict_logits
+from tritoncls.runtime import softmax
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tritoncls.training import checkpoint as ckpt
-from tritoncls.training import data, modeling
-from tritoncls.training.inference import encode, predict_logits, softmax
+from tritoncls import modeling
+from tritoncls.common import data
+from tritoncls.common.predictions import write_predictions
+from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling.dynamic import encode, predict_logits
+from tritoncls.runtime import softmax
 
 log = logging.getLogger(__name__)
-
-OUTPUT_HEADER = "text\tlabel\tconfidence"
-
 
 @dataclass
 class PredictConfig:
@@ -25,21 +25,6 @@ class PredictConfig:
     batch_size: int = 32
     data_file: str = "data.txt"
     label_file: str = "label.txt"
-
-
-def format_row(text: str, label: str, confidence: float) -> str:
-    """One output line; shared by every predictor and client so their files compare equal."""
-    return f"{text}\t{label}\t{confidence:.6f}"
-
-
-def write_predictions(path: Path, texts: list[str], labels: list[str], confidences: list[float]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write(OUTPUT_HEADER + "\n")
-        for row in zip(texts, labels, confidences):
-            out.write(format_row(*row) + "\n")
-    tmp.replace(path)
 
 
 def predict(config: PredictConfig) -> Path:

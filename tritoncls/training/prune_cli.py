@@ -64,7 +64,7 @@ def register(sub) -> None:
 def run_prune(args) -> int:
     quiet_paddlenlp()
     from tritoncls.errors import ConfigError
-    from tritoncls.training.prune import PruneConfig, prune, remeasure
+    from tritoncls.prune.prune import PruneConfig, prune, remeasure
 
     if args.remeasure:
         result = remeasure(args.output_dir, args.latency_repeats, args.dataset_dir)

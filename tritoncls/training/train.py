@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from tritoncls import modeling
+from tritoncls.common import data
+from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError, ModelError
-from tritoncls.training import checkpoint as ckpt
-from tritoncls.training import data, modeling
-from tritoncls.training.inference import Encoded, encode, pad_batch, predict_logits
+from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling.dynamic import Encoded, encode, pad_batch, predict_logits
+from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("cpu", "gpu", "xpu", "npu")
 
 
 @dataclass
@@ -100,27 +100,6 @@ class _State:
 # ---------------------------------------------------------------------------------------------
 
 
-def _set_seed(seed: int) -> None:
-    import paddle
-
-    random.seed(seed)
-    np.random.seed(seed)
-    paddle.seed(seed)
-
-
-def _set_device(device: str) -> None:
-    import paddle
-
-    compiled = {"gpu": paddle.is_compiled_with_cuda, "xpu": paddle.is_compiled_with_xpu}
-    check = compiled.get(device)
-    if check is not None and not check():
-        raise ConfigError(
-            f"--device {device}: this Paddle build ({paddle.__version__}) has no {device.upper()} "
-            f"support. Install the matching paddlepaddle build (see README, GPU) or use --device cpu."
-        )
-    paddle.set_device(device)
-
-
 def _world() -> tuple[int, int]:
     import paddle.distributed as dist
 
@@ -173,62 +152,13 @@ def _optimizer(model, config: TrainConfig, total_steps: int):
                  config.warmup_steps if config.warmup else None)
 
 
-def adamw(model, learning_rate: float, weight_decay: float, total_steps: int, warmup: int | float | None):
-    """AdamW without decay on biases and norms; with ``warmup`` (steps, or a share of ``total_steps``) the
-    rate rises linearly, then decays linearly to 0. Returns (optimizer, rate or schedule)."""
-    import paddle
-    from paddlenlp.transformers import LinearDecayWithWarmup
-
-    lr = learning_rate if warmup is None else LinearDecayWithWarmup(learning_rate, total_steps, warmup)
-    no_decay = {p.name for n, p in model.named_parameters() if "bias" in n or "norm" in n}
-    opt = paddle.optimizer.AdamW(
-        learning_rate=lr,
-        parameters=model.parameters(),
-        weight_decay=weight_decay,
-        apply_decay_param_fun=lambda name: name not in no_decay,
-    )
-    return opt, lr
-
-
-# ---------------------------------------------------------------------------------------------
-# Batching
-# ---------------------------------------------------------------------------------------------
-
-
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, rank: int, world: int) -> list[np.ndarray]:
-    """This rank's batches for one epoch.
-
-    Shuffles, then sorts within windows of 50 batches so each batch holds texts of similar length
-    (less padding, much faster on CPU), then shuffles the batches. Every rank computes the same
-    list and takes every ``world``-th batch; the list is padded so all ranks run equal steps.
-    """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    window = batch_size * 50
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), window):
-        chunk = order[start:start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    per_rank = math.ceil(len(batches) / world)
-    while len(batches) < per_rank * world:
-        batches.append(batches[len(batches) % max(1, per_rank)])
-    return batches[rank::world]
-
-
-# ---------------------------------------------------------------------------------------------
-# Loop
-# ---------------------------------------------------------------------------------------------
-
-
 def train(config: TrainConfig) -> TrainResult:
     """Train, evaluating on dev every epoch; the best model lands in ``config.save_dir``."""
     import paddle
 
-    _set_device(config.device)
+    set_device(config.device)
     rank, world = _world()
-    _set_seed(config.seed + rank)
+    set_seed(config.seed + rank)
     labels = data.read_labels(config.path(config.label_file))
     train_set = data.read_examples(config.path(config.train_file), labels)
     dev_set = data.read_examples(config.path(config.dev_file), labels)
@@ -414,19 +344,6 @@ def _cleanup(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape a checkpoint or export."""
-    from importlib import metadata
-
-    out = {}
-    for name in ("tritoncls", "paddlepaddle", "paddlenlp", "paddle2onnx", "onnxruntime", "tokenizers"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def dump_result(result: TrainResult) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import json
 import os
 import re
 import shutil
@@ -23,29 +22,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tritoncls.common import files
+from tritoncls.common.files import fsync_dir, fsync_tree
 from tritoncls.errors import ModelError
 
 COMPLETE_MARKER = "COMPLETE"
 _STAGING = re.compile(r"^\.(?P<name>.+)\.writing-(?:(?P<pid>\d+)-)?[^.]*$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    fsync_dir(root)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (renames, new files) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -69,7 +53,7 @@ def write_checkpoint(target: str | Path, fill: Callable[[Path], None]) -> Path:
     try:
         fill(staging)
         (staging / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
-        _fsync_tree(staging)
+        fsync_tree(staging)
         _install(staging, target)
     finally:
         if staging.exists():
@@ -150,13 +134,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: file not found in the checkpoint.") from None
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from None
+    return files.read_json(path, ModelError)
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    files.write_json(path, data)

@@ -10,7 +10,7 @@ PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on pl
 3. **Truncate**: width ``w`` keeps ``w x heads`` heads of unchanged head size and ``round(w x
    intermediate_size)`` neurons per layer. The hidden size stays, so embeddings, layer norms and the
    classifier are reused as they are. The result is an ordinary ``ErnieForSequenceClassification``
-   whose ``config.json`` records ``attention_head_dim`` (see :mod:`tritoncls.training.modeling`).
+   whose ``config.json`` records ``attention_head_dim`` (see :mod:`tritoncls.modeling.ernie`).
 4. **Distil** from the unpruned model: soft logits at a temperature plus the hard labels (and,
    optionally, every layer's hidden states). The best checkpoint on dev is kept.
 
@@ -38,12 +38,16 @@ from typing import Any
 
 import numpy as np
 
+from tritoncls import modeling
+from tritoncls.common import data
+from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError
-from tritoncls.training import checkpoint as ckpt
-from tritoncls.training import data, modeling
-from tritoncls.training.export import ONNX_FILE, ExportConfig, export, load_manifest
-from tritoncls.training.inference import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
-from tritoncls.training.train import DEVICES, _set_device, _set_seed, adamw, epoch_batches, versions
+from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling.dynamic import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
+from tritoncls.modeling.export import ExportConfig, export
+from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
+from tritoncls.runtime.contract import ONNX_FILE
 
 log = logging.getLogger(__name__)
 
@@ -413,9 +417,7 @@ class PruneResult:
 
 def measure(results: list[WidthResult], texts: list[str], y: np.ndarray, batch_size: int, repeats: int) -> None:
     """Dev accuracy and in-process latency of every export, runs interleaved so load drift hits all alike."""
-    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
-
-    predictors = [OfflinePredictor(OfflineConfig(model=r.export_dir, batch_size=batch_size)) for r in results]
+    predictors = [open_predictor(OfflineConfig(model=r.export_dir, batch_size=batch_size)) for r in results]
     for predictor in predictors:
         predictor.predict_probs(texts[:batch_size])  # warm-up: session and allocator setup
     for _ in range(repeats):
@@ -460,7 +462,7 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
         "teacher": str(source),
         "dev_file": str(config.path(config.dev_file)),
         "dev_texts": dev_size,
-        "latency": {"runtime": "onnxruntime (OfflinePredictor)", "batch_size": config.per_device_eval_batch_size,
+        "latency": {"runtime": "onnxruntime (runtime.Predictor)", "batch_size": config.per_device_eval_batch_size,
                     "sorted_by_length": True, "threads": os.cpu_count(), "statistic": "median",
                     "runs": config.latency_repeats},
     }
@@ -473,7 +475,7 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
         f"Teacher `{source}`; dev `{setup['dev_file']}` ({dev_size} texts); max_seq_length {config.max_seq_length}; "
         f"distillation {config.num_train_epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
         f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}.", "",
-        f"Latency: in-process ONNX Runtime (`OfflinePredictor`), batch {config.per_device_eval_batch_size}, texts sorted "
+        f"Latency: in-process ONNX Runtime (`tritoncls.runtime.Predictor`), batch {config.per_device_eval_batch_size}, texts sorted "
         f"by length, {os.cpu_count()} threads; median of {config.latency_repeats} interleaved runs over the dev texts, "
         f"tokenization included (every run, and the fastest, are in the JSON). Ratios are to the unpruned model "
         f"measured in the same run.", "",
@@ -579,8 +581,8 @@ def prune(config: PruneConfig) -> PruneResult:
     if config.max_seq_length > limit:
         raise ConfigError(f"--max_seq_length {config.max_seq_length} exceeds the model's max_position_embeddings ({limit}).")
 
-    _set_device(config.device)
-    _set_seed(config.seed)
+    set_device(config.device)
+    set_seed(config.seed)
     teacher = modeling.load_checkpoint_model(source)
     tokenizer = modeling.load_tokenizer(source)
     labels, train_set, dev_set = _read_data(config, source, int(teacher.config.num_labels))

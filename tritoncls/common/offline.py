@@ -1,0 +1,61 @@
+"""The offline predictor: classify texts in-process on an export, with no Paddle dynamic graph and
+no server (the reference's ``deploy/predictor``).
+
+The loop itself is :class:`tritoncls.runtime.Predictor` (the serving tokenizer, texts sorted by
+length, ONNX Runtime or Paddle Inference); this module adds what only a user-facing command needs:
+validated options and the INT8 graph, quantized once and cached beside the export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tritoncls.common.onnx import quantized_onnx
+from tritoncls.errors import ConfigError, ModelError
+from tritoncls.runtime import Manifest, ManifestError, ModelLoadError, Predictor
+from tritoncls.runtime.predictor import BACKENDS
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class OfflineConfig:
+    model: str
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    num_threads: int | None = None
+    batch_size: int = 32
+    sort_by_length: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        if self.batch_size <= 0:
+            raise ConfigError(f"--batch_size must be positive, got {self.batch_size}.")
+        if self.precision == "int8" and self.backend != "onnxruntime":
+            raise ConfigError("--precision int8 is implemented with ONNX Runtime dynamic quantization; use --backend onnxruntime.")
+        if self.precision == "fp16" and self.device != "gpu":
+            raise ConfigError("--precision fp16 needs a GPU (--device gpu); on CPU use fp32 or int8.")
+
+
+def load_manifest(export_dir: str | Path) -> Manifest:
+    """The export's manifest; a missing or invalid one is a :class:`ModelError` (the CLI's root)."""
+    try:
+        return Manifest.load(export_dir)
+    except ManifestError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def open_predictor(config: OfflineConfig) -> Predictor:
+    """A :class:`~tritoncls.runtime.Predictor` over ``config.model`` with the options it names."""
+    manifest = load_manifest(config.model)
+    onnx_file = quantized_onnx(config.model, manifest) if config.precision == "int8" else None
+    try:
+        return Predictor.from_export(config.model, manifest, config.backend, onnx_file, config.num_threads,
+                                     config.device, config.batch_size, config.sort_by_length)
+    except ModelLoadError as exc:
+        raise ModelError(str(exc)) from None

@@ -1,0 +1,73 @@
+"""The serving runtime: everything that runs inside Triton's python models and in every
+in-process prediction path.
+
+It imports numpy, and tokenizers / onnxruntime / paddle / paddlenlp only where a class needs them,
+never the rest of tritoncls: ``build-repo`` copies this package whole into each python model's
+version folder as ``tritoncls_runtime/``, so a repository serves the same predictions on a machine
+without tritoncls. Modules import each other relatively for the same reason.
+
+- :mod:`.contract`: file names, tensor names, the python models' typed Triton parameters
+- :mod:`.manifest`: :class:`Manifest`, the typed ``manifest.json`` of an export
+- :mod:`.text`, :mod:`.wordpiece`: text decoding and the tokenizers
+- :mod:`.batching`: padding, buckets, merged dynamic batches, length groups
+- :mod:`.runners`: ONNX Runtime and Paddle Inference behind one ``run(ids, types)`` interface
+- :mod:`.postprocess`: softmax, top-k, label names
+- :mod:`.steps`: the three python models' work (tokenize, model, postprocess)
+- :mod:`.predictor`: the one in-process loop (tokenize -> sort -> pad -> run -> scatter back)
+"""
+
+from .batching import (
+    bucket_width,
+    length_groups,
+    merge_requests,
+    pad_rows,
+    padded_width,
+    split_rows,
+    trim_padding,
+)
+from .contract import (
+    CONFIDENCE,
+    INPUT_IDS,
+    INPUT_NAMES,
+    LABEL,
+    LABEL_FILE,
+    MANIFEST_FILE,
+    ONNX_FILE,
+    LOGITS,
+    PADDINGS,
+    RUNTIME_PACKAGE,
+    TEXT,
+    TOKEN_TYPE_IDS,
+    TOP_K_LABELS,
+    TOP_K_PROBS,
+    ModelParameters,
+    PostprocessParameters,
+    TokenizerParameters,
+    parse_ints,
+    string_parameters,
+)
+from .errors import ManifestError, ModelLoadError, ParameterError, RequestError, TritonclsRuntimeError
+from .manifest import Manifest, OnnxGraph, PaddleGraph, TensorSpec, TokenizerSpec
+from .postprocess import Classified, classify, label_bytes, softmax, top_k
+from .predictor import (
+    BatchedRun,
+    Predictor,
+    Probabilities,
+    export_runner,
+    export_tokenizer,
+    length_batches,
+    run_batched,
+)
+from .runners import OnnxRunner, PaddleRunner, Runner
+from .steps import ModelStep, PostprocessStep, TokenizeStep
+from .text import decode_texts, read_labels, read_vocab
+from .wordpiece import (
+    CharTables,
+    PaddleNLPTokenizer,
+    PythonWordPieceTokenizer,
+    WordPieceTokenizer,
+    char_tables,
+    clean_text,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,24 @@
+"""The runtime's exception root. The runtime is copied into model repositories, where tritoncls
+may not be installed, so it cannot share :mod:`tritoncls.errors`; the CLI catches both roots."""
+
+from __future__ import annotations
+
+
+class TritonclsRuntimeError(Exception):
+    """Root of every error the runtime raises on purpose."""
+
+
+class RequestError(TritonclsRuntimeError, ValueError):
+    """One request's data is bad; that request alone gets an error response."""
+
+
+class ManifestError(TritonclsRuntimeError, ValueError):
+    """An export's manifest.json is missing, malformed, or names files that are not there."""
+
+
+class ModelLoadError(TritonclsRuntimeError):
+    """A runtime (ONNX Runtime, Paddle Inference) cannot load a model file."""
+
+
+class ParameterError(TritonclsRuntimeError, ValueError):
+    """A Triton model config's ``parameters`` lack a key, carry an unknown one, or hold a bad value."""

@@ -1,0 +1,76 @@
+"""Runners: int64 ``input_ids`` and ``token_type_ids`` in, float32 logits out.
+
+Every in-process path (the Triton model step, the offline predictor, the benchmarks' baselines,
+the GPU check) runs a model through this one small interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ModelLoadError
+
+
+class Runner(Protocol):
+    """What a model step needs from a runtime."""
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxRunner:
+    """An ONNX Runtime session over an ONNX graph (an export's or a repository's model.onnx)."""
+
+    def __init__(self, model_file: str | Path, input_names: Sequence[str], output_name: str,
+                 intra_op_threads: int = 0, inter_op_threads: int = 0, device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
+        try:
+            self._session = ort.InferenceSession(str(model_file), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises many types for a bad file
+            raise ModelLoadError(f"{model_file}: ONNX Runtime cannot load the model ({exc}). "
+                                 f"Re-run `tritoncls export`.") from exc
+        self._inputs = list(input_names)
+        self._output = output_name
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers ONNX Runtime actually uses (CUDA may fall back to CPU)."""
+        return self._session.get_providers()
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        feed = dict(zip(self._inputs, (input_ids, token_type_ids)))
+        return self._session.run([self._output], feed)[0]
+
+
+class PaddleRunner:
+    """A Paddle Inference predictor over a Paddle 3 static graph (program .json + .pdiparams)."""
+
+    def __init__(self, model_file: str | Path, params_file: str | Path, input_names: Sequence[str],
+                 output_name: str, intra_op_threads: int = 0, device: str = "cpu") -> None:
+        from paddle import inference
+
+        config = inference.Config(str(model_file), str(params_file))
+        if device == "gpu":
+            config.enable_use_gpu(256, 0)
+        else:
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(intra_op_threads or 1)
+        config.disable_glog_info()
+        self._predictor = inference.create_predictor(config)
+        self._inputs = list(input_names)
+        self._output = output_name
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        for name, array in zip(self._inputs, (input_ids, token_type_ids)):
+            self._predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(array))
+        self._predictor.run()
+        return self._predictor.get_output_handle(self._output).copy_to_cpu()
+

@@ -1,0 +1,163 @@
+"""The three python models' work: one call per dynamic batch, one result or exception per request.
+
+Each ``model.py`` of a repository only moves tensors between Triton and these classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .batching import length_groups, merge_requests, pad_rows, padded_width, split_rows, trim_padding
+from .contract import PADDINGS, ModelParameters, PostprocessParameters, TokenizerParameters
+from .errors import RequestError
+from .postprocess import Classified, classify
+from .runners import OnnxRunner, PaddleRunner, Runner
+from .text import decode_texts, read_labels
+from .wordpiece import PaddleNLPTokenizer, PythonWordPieceTokenizer, WordPieceTokenizer
+
+
+class TokenizeStep:
+    """Texts of every request in one tokenizer call; each request padded to its own width."""
+
+    def __init__(self, tokenizer, padding: str, buckets: Sequence[int], max_seq_length: int,
+                 pad_token_id: int, pad_token_type_id: int = 0) -> None:
+        if padding not in PADDINGS:
+            raise ValueError(f"padding {padding!r} is not one of {PADDINGS}")
+        self.tokenizer = tokenizer
+        self.padding = padding
+        self.buckets = tuple(buckets) or (max_seq_length,)
+        self.max_seq_length = max_seq_length
+        self.pad_token_id = pad_token_id
+        self.pad_token_type_id = pad_token_type_id
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> TokenizeStep:
+        """The step a repository's tokenizer config describes; its files are in ``version_dir``."""
+        p = TokenizerParameters.from_strings(params)
+        directory = Path(version_dir)
+        if p.implementation == "paddlenlp":
+            tokenizer = PaddleNLPTokenizer(directory, p.max_seq_length)
+        else:
+            kind = {"wordpiece": WordPieceTokenizer, "python": PythonWordPieceTokenizer}[p.implementation]
+            tokenizer = kind(directory / p.vocab_file, p.do_lower_case, p.special_tokens, p.max_seq_length)
+        return cls(tokenizer, p.padding, p.buckets, p.max_seq_length, p.pad_token_id, p.pad_token_type_id)
+
+    def __call__(self, columns: Sequence[np.ndarray | Exception]) -> list[tuple[np.ndarray, np.ndarray] | Exception]:
+        results: list = list(columns)
+        texts: dict[int, list[str]] = {}
+        for i, column in enumerate(columns):
+            if isinstance(column, Exception):
+                continue
+            try:
+                texts[i] = decode_texts(column)
+            except RequestError as exc:
+                results[i] = exc
+        try:
+            rows = self.tokenizer.encode([t for i in texts for t in texts[i]])
+        except Exception as exc:  # noqa: BLE001 - every request of the call gets the error
+            return [exc if i in texts else r for i, r in enumerate(results)]
+        start = 0
+        for i, mine in texts.items():
+            batch = rows[start:start + len(mine)]
+            start += len(mine)
+            width = padded_width(batch, self.padding, self.buckets, self.max_seq_length)
+            results[i] = pad_rows(batch, width, self.pad_token_id, self.pad_token_type_id)
+        return results
+
+
+class ModelStep:
+    """All requests of a dynamic batch together: rows stacked, then run in groups of similar length
+    (padding trimmed per group), logits split back per request.
+
+    ``trim=False`` runs every position a request was padded to, and a merged batch as one run padded
+    to its longest request: what the reference deployments compute, for benchmarking them as a peer.
+    """
+
+    def __init__(self, runner, pad_token_id: int, merge: bool = True, trim: bool = True) -> None:
+        self.runner = runner
+        self.pad_token_id = pad_token_id
+        self.merge = merge
+        self.trim = trim
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path, input_names: Sequence[str],
+                        output_name: str) -> ModelStep:
+        """The step a repository's model config describes; its graph files are in ``version_dir``."""
+        p = ModelParameters.from_strings(params)
+        directory = Path(version_dir)
+        runner: Runner
+        if p.runtime == "paddle_inference":
+            runner = PaddleRunner(directory / p.model_file, directory / p.params_file, input_names, output_name,
+                                  p.intra_op_threads, p.device)
+        else:
+            runner = OnnxRunner(directory / p.model_file, input_names, output_name, p.intra_op_threads,
+                                p.inter_op_threads, p.device)
+        return cls(runner, p.pad_token_id, p.merge_requests, p.trim_padding)
+
+    def __call__(self, inputs: Sequence[tuple[np.ndarray, np.ndarray] | Exception]) -> list[np.ndarray | Exception]:
+        results: list = list(inputs)
+        good = [i for i, item in enumerate(inputs) if not isinstance(item, Exception)]
+        if not good:
+            return results
+        try:
+            if self.merge:
+                logits = self._run_merged([inputs[i] for i in good])
+            else:
+                logits = [self._run(*inputs[i]) for i in good]
+        except Exception as exc:  # noqa: BLE001 - a failed run fails the requests in it
+            logits = [exc] * len(good)
+        for i, value in zip(good, logits):
+            results[i] = value
+        return results
+
+    def _run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        if not self.trim:
+            return self.runner.run(input_ids, token_type_ids)
+        return self.runner.run(*trim_padding(input_ids, token_type_ids, self.pad_token_id))
+
+    def _run_merged(self, inputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        ids = merge_requests([item[0] for item in inputs], self.pad_token_id)
+        types = merge_requests([item[1] for item in inputs], 0)
+        groups = length_groups((ids != self.pad_token_id).sum(axis=1)) if self.trim else [np.arange(len(ids))]
+        logits = np.concatenate([self._run(ids[rows], types[rows]) for rows in groups])
+        out = np.empty_like(logits)
+        out[np.concatenate(groups)] = logits
+        return split_rows(out, [item[0].shape[0] for item in inputs])
+
+
+class PostprocessStep:
+    """Logits of every request in one softmax; label names from the repository's label file."""
+
+    def __init__(self, labels: Sequence[str], top_k: int) -> None:
+        self.labels = list(labels)
+        self.top_k = top_k
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> PostprocessStep:
+        """The step a repository's postprocess config describes; its label file is in ``version_dir``."""
+        p = PostprocessParameters.from_strings(params)
+        path = Path(version_dir) / p.label_file
+        labels = read_labels(path)
+        if len(labels) != p.num_labels:
+            raise ValueError(f"{path}: {len(labels)} labels, but the model gives {p.num_labels} logits")
+        return cls(labels, p.top_k)
+
+    def __call__(self, inputs: Sequence[np.ndarray | Exception]) -> list[Classified | Exception]:
+        results: list = list(inputs)
+        good = [i for i, item in enumerate(inputs) if not isinstance(item, Exception)]
+        if not good:
+            return results
+        try:
+            merged = classify(np.concatenate([inputs[i] for i in good]), self.labels, self.top_k)
+        except Exception as exc:  # noqa: BLE001
+            return [exc if i in good else r for i, r in enumerate(results)]
+        start = 0
+        for i in good:
+            n = inputs[i].shape[0]
+            results[i] = Classified(*(array[start:start + n] for array in (
+                merged.label, merged.confidence, merged.top_k_labels, merged.top_k_probs)))
+            start += n
+        return results
