@@ -24,8 +24,8 @@ from tests.robust_support import kill_server, mixed_texts, wait_for
 from tests.serving_fixtures import write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.clients.chunked import ChunkJournal
-from tritoncls.server import TritonServer
 from tritoncls.common.predictions import OUTPUT_HEADER
+from tritoncls.server import TritonServer
 
 pytestmark = [pytest.mark.triton]
 

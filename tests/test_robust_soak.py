@@ -14,8 +14,8 @@ import os
 
 import pytest
 
+from tritoncls.benchmarks.soak import SoakConfig, SoakReport, _judge, read_texts_column, soak
 from tritoncls.builder import BuildConfig, build_repository
-from tritoncls.clients.soak import SoakConfig, SoakReport, _judge, read_texts_column, soak
 from tritoncls.errors import ConfigError, DataError
 
 SOAK_REQUESTS = int(os.environ.get("TRITONCLS_SOAK_REQUESTS", "8000"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,53 +125,3 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": versions(),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Server memory
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcessMemory:
-    pid: int
-    role: str  # "tritonserver" or the model instance a python-backend stub serves
-    rss_mib: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def server_memory(pid: int, model_repository: Path | None = None) -> list[ProcessMemory]:
-    """RSS of tritonserver and of each python-backend stub (one per model instance) under it."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-    out = []
-    for proc in processes:
-        try:
-            rss = proc.memory_info().rss / 2**20
-            role = _role(proc.cmdline(), model_repository) if proc.pid != pid else "tritonserver"
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        out.append(ProcessMemory(proc.pid, role, round(rss, 1)))
-    return out
-
-
-def _role(cmdline: list[str], repo: Path | None) -> str:
-    """``<model>`` (instance name when given) for a python-backend stub; else the program name.
-
-    The stub is started as ``triton_python_backend_stub <repo>/<model>/<version>/model.py <shm region> ...
-    <instance name> ...``; the region name ends with the instance name, e.g. ``..._seqcls_model_0_0``.
-    """
-    if not cmdline:
-        return "unknown"
-    for arg in cmdline[1:]:
-        if arg.endswith("model.py"):
-            model = Path(arg).parent.parent.name
-            return model
-    return Path(cmdline[0]).name

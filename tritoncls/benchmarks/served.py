@@ -108,8 +108,8 @@ def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence
             workdir: Path, analyzer: PerfAnalyzer, min_requests: int = 8, max_trials: int = 6,
             stability_pct: int = 20, label_texts: Sequence[str] = ()) -> tuple[ServedResult, list[str] | None]:
     """Serve ``repo`` and run the sweep; with ``label_texts`` also classify them (served labels returned)."""
-    from tritoncls.benchmarks.machine import server_memory
     from tritoncls.server import TritonServer
+    from tritoncls.server.memory import server_memory
 
     info = RepoInfo.load(repo)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tritoncls.errors import DataError
+from tritoncls.common.data import read_text_column
 
 
 @dataclass(frozen=True)
@@ -32,23 +32,6 @@ def read_bench_texts(path: str | Path) -> BenchTexts:
 
     Labels are kept only when every line has one, so an unlabeled file still benchmarks.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found; pass --data with a file of texts, one a line "
-                        f"(e.g. KUAKE-QIC dev.txt).")
-    texts: list[str] = []
-    labels: list[str | None] = []
-    raw = path.read_bytes().decode("utf-8-sig", errors="strict")
-    for number, line in enumerate(raw.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue
-        text, tab, label = line.partition("\t")
-        if not text.strip():
-            raise DataError(f"{path}:{number}: the text is empty; remove the line or add its text.")
-        texts.append(text)
-        labels.append(label.strip() if tab else None)
-    if not texts:
-        raise DataError(f"{path}: no texts found; the file is empty.")
+    texts, labels = read_text_column(path)
     keep = all(label for label in labels)
-    return BenchTexts(path, tuple(texts), tuple(labels) if keep else None)  # type: ignore[arg-type]
+    return BenchTexts(Path(path), tuple(texts), tuple(labels) if keep else None)  # type: ignore[arg-type]

@@ -89,7 +89,7 @@ def _register_soak(sub) -> None:
 
 
 def run_soak(args: argparse.Namespace) -> int:
-    from tritoncls.clients.soak import SoakConfig, soak, write_report
+    from tritoncls.benchmarks.soak import SoakConfig, soak, write_report
 
     report = soak(SoakConfig(
         texts=args.texts, requests=args.requests, concurrency=args.concurrency, url=args.url,

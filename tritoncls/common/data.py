@@ -154,6 +154,23 @@ def read_texts(path: str | Path) -> list[str]:
     return [line.text for line in lines]
 
 
+def read_text_column(path: str | Path) -> tuple[list[str], list[str | None]]:
+    """Texts of a file of ``text`` or ``text<TAB>label`` lines (data.txt or dev.txt alike), and each
+    line's label (None where a line has none): what the benchmarks and the soak test read."""
+    path = Path(path)
+    lines, blank = _read_lines(path, "texts file")
+    texts: list[str] = []
+    labels: list[str | None] = []
+    for line in lines:
+        text, tab, label = line.text.partition("\t")
+        if not text.strip():
+            raise DataError(f"{path}:{line.number}: the text is empty; remove the line or add its text.")
+        texts.append(text)
+        labels.append(label.strip() if tab else None)
+    log.info("Read %d texts from %s (%d blank lines skipped)", len(texts), path, blank)
+    return texts, labels
+
+
 def iter_batches(items: list, batch_size: int) -> Iterator[list]:
     """Yield consecutive slices of ``items`` of at most ``batch_size``."""
     for start in range(0, len(items), batch_size):

@@ -35,20 +35,29 @@ def fsync_tree(root: Path) -> None:
     fsync_dir(root)
 
 
-def write_with(path: str | Path, write: Callable[[IO[str]], None]) -> Path:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then put it at ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def produce_file(target: str | Path, produce: Callable[[Path], Any]) -> Path:
+    """``produce(tmp)`` writes a file beside ``target`` (same suffix), which is then fsynced and renamed
+    to ``target``: nothing is at ``target`` until it is whole, e.g. a converted model."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
     try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-            write(handle)
-            handle.flush()
+        produce(tmp)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-    return path
+    fsync_dir(target.parent)
+    return target
+
+
+def write_with(path: str | Path, write: Callable[[IO[str]], None]) -> Path:
+    """Call ``write(handle)`` on a temporary text file beside ``path``, then put it at ``path`` atomically."""
+    def produce(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+            write(handle)
+
+    return produce_file(path, produce)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -70,21 +79,6 @@ def concatenate(path: str | Path, header: str, parts: Iterable[Path]) -> Path:
                 shutil.copyfileobj(handle, out)
 
     return write_with(path, write)
-
-
-def replace_file(source: Path, target: Path, produce: Callable[[Path, Path], Any]) -> Path:
-    """``produce(source, tmp)`` writes a file, which is then put at ``target`` atomically (e.g. a
-    converted model: nothing at ``target`` until the conversion finished)."""
-    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
-    try:
-        produce(source, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(target.parent)
-    return target
 
 
 def read_json(path: Path, error: type[TritonclsError] = TritonclsError) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tritoncls.common.files import replace_file
+from tritoncls.common.files import produce_file
 from tritoncls.runtime.contract import INT8_ONNX_FILE
 from tritoncls.runtime.manifest import Graph, Manifest, TensorSpec
 
@@ -36,14 +36,14 @@ def quantize_int8(source: Path, target: Path) -> Path:
     activations quantized at run time; CPU). ``target`` is whole or absent."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def quantize(src: Path, tmp: Path) -> None:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=False)
+    def quantize(tmp: Path) -> None:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=False)
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # quantize_dynamic logs every tensor (and advice) through the root logger
     try:
-        return replace_file(Path(source), Path(target), quantize)
+        return produce_file(target, quantize)
     finally:
         root.setLevel(level)
 

@@ -6,6 +6,7 @@ artifact (:mod:`.export`). Training, pruning and the benchmarks use it; serving 
 from tritoncls.modeling.ernie import (
     HEAD_DIM_FIELD,
     NAMED_MODELS,
+    SPECIAL_TOKENS,
     architecture,
     attention_head_dim,
     build_vocab,
@@ -23,7 +24,7 @@ from tritoncls.modeling.ernie import (
 )
 
 __all__ = [
-    "HEAD_DIM_FIELD", "NAMED_MODELS", "architecture", "attention_head_dim", "build_vocab", "check_label_count",
+    "HEAD_DIM_FIELD", "NAMED_MODELS", "SPECIAL_TOKENS", "architecture", "attention_head_dim", "build_vocab", "check_label_count",
     "hub_tokenizer", "load_checkpoint_model", "load_tokenizer", "model_architecture_summary", "named_architecture",
     "pretrained_model", "scratch_model", "scratch_tokenizer", "set_attention_width", "write_vocab",
 ]

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.errors import ClientError, ConfigError, DataError
+from tritoncls.common.data import read_text_column
+from tritoncls.errors import ClientError, ConfigError
+from tritoncls.server.memory import ServerMemory, find_listener
 
 log = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,62 +107,7 @@ class SoakReport:
 
 def read_texts_column(path: str | Path) -> list[str]:
     """Texts of a file with one text a line, or ``text<TAB>label`` lines (the text is taken)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: texts file not found; pass a file with one text a line (e.g. KUAKE-QIC dev.txt).")
-    texts = []
-    for number, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{number}: bytes at column {exc.start + 1} are not valid UTF-8.") from None
-        text = line.split("\t", 1)[0]
-        if text.strip():
-            texts.append(text)
-    if not texts:
-        raise DataError(f"{path}: no text found.")
-    return texts
-
-
-# ---------------------------------------------------------------------------------------------
-# Server memory
-# ---------------------------------------------------------------------------------------------
-
-
-def find_listener(port: int) -> int | None:
-    """The pid listening on TCP ``port`` on this machine, where the OS lets us see it."""
-    import psutil
-
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return conn.pid
-    except (psutil.AccessDenied, PermissionError):
-        return None
-    return None
-
-
-class ServerMemory:
-    """RSS of a server process and all its descendants (tritonserver and its python-backend stubs)."""
-
-    def __init__(self, pid: int) -> None:
-        import psutil
-
-        self._root = psutil.Process(pid)
-
-    def processes(self) -> list:
-        return [self._root, *self._root.children(recursive=True)]
-
-    def rss_mib(self) -> float:
-        import psutil
-
-        total = 0
-        for process in self.processes():
-            try:
-                total += process.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return total / MIB
+    return read_text_column(path)[0]
 
 
 class _Sampler(threading.Thread):
