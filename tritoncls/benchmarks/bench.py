@@ -1,4 +1,4 @@
-"""``tritoncls bench``: every measurement of issue 4 in one run, and the report with its targets.
+"""``tritoncls bench``: every measurement behind the speed targets (docs/benchmarks.md) in one run, and the report with its targets.
 
 The run, in order (each step's failure is recorded and the run goes on, so a report is always written):
 

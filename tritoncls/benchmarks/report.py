@@ -22,7 +22,7 @@ REPORT_MD = "report.md"
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 4's targets: ``met`` is ``measured >= threshold`` (or ``<=`` where lower is better)."""
+    """One of the speed targets (docs/benchmarks.md, "Targets"): ``met`` is ``measured >= threshold`` (or ``<=`` where lower is better)."""
 
     name: str
     description: str
@@ -171,7 +171,7 @@ def _pick(m: dict[str, Any], wanted: str) -> str:
 
 
 def compute_targets(m: dict[str, Any]) -> list[Target]:
-    """Issue 4's targets, one entry each (target 1 for medium and nano), from one run's measurements."""
+    """The speed targets (docs/benchmarks.md, "Targets"), one entry each (target 1 for medium and nano), from one run's measurements."""
     medium, nano = _pick(m, "medium"), _pick(m, "nano")
     ref_shape = m.get("reference_shape") or medium
     builders: list[Callable[[], Target]] = [

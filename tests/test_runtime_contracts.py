@@ -1,0 +1,125 @@
+"""The runtime's contracts: the typed manifest, the typed Triton parameters, and the one
+sort-pad-run-scatter loop every in-process path uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.serving_fixtures import edit_manifest, write_tiny_export
+from tritoncls import runtime as rt
+from tritoncls.runtime.manifest import FORMAT_VERSION, Manifest
+
+
+@pytest.fixture()
+def export(tmp_path) -> Path:
+    return write_tiny_export(tmp_path / "export")
+
+
+def test_manifest_round_trips_through_its_json(export):
+    manifest = Manifest.load(export)
+    assert Manifest.from_dict(json.loads(manifest.to_json())) == manifest
+    assert manifest.format_version == FORMAT_VERSION
+    assert manifest.onnx.input_names == rt.INPUT_NAMES and manifest.onnx.output_name == rt.LOGITS
+    assert manifest.num_labels == len(manifest.labels) == manifest.architecture["num_labels"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m.pop("max_seq_length"), r"field 'max_seq_length' is missing"),
+    (lambda m: m.update(max_seq_length="64"), r"field 'max_seq_length' is '64', expected int"),
+    (lambda m: m["tokenizer"].update(pad_token_id=True), r"field 'tokenizer.pad_token_id' is True, expected int"),
+    (lambda m: m["onnx"].update(file="../model.onnx"), r"field 'onnx.file' is '../model.onnx'; it must be a plain file name"),
+    (lambda m: m["tokenizer"]["files"].update(vocab="/etc/passwd"), r"'tokenizer.files.vocab' is '/etc/passwd'"),
+    (lambda m: m["onnx"]["outputs"][0].update(shape=[-1, "x"]), r"'onnx.outputs\[0\].shape' must list integers"),
+    (lambda m: m.update(format_version=FORMAT_VERSION + 1), r"newer than this tritoncls supports"),
+    (lambda m: m.update(format="something-else"), r"field 'format' is 'something-else'"),
+    (lambda m: m["architecture"].update(num_labels=7), r"3 labels but architecture.num_labels is 7"),
+    (lambda m: m["tokenizer"]["special_tokens"].pop("unk_token"), r"'tokenizer.special_tokens.unk_token' is missing"),
+])
+def test_manifest_names_the_file_and_field_of_every_defect(export, edit, message):
+    edit_manifest(export, edit)
+    with pytest.raises(rt.ManifestError, match=message) as caught:
+        Manifest.load(export)
+    assert str(export / "manifest.json") in str(caught.value)
+
+
+def test_manifest_version_1_with_a_benchmark_variant_loads_as_variant(export):
+    edit_manifest(export, lambda m: m.update(format_version=1, benchmark_variant={"variant": "int8"}))
+    assert Manifest.load(export).variant == {"variant": "int8"}
+
+
+def test_missing_manifest_says_how_to_make_one(tmp_path):
+    with pytest.raises(rt.ManifestError, match="tritoncls export"):
+        Manifest.load(tmp_path)
+
+
+@pytest.mark.parametrize("params", [
+    rt.TokenizerParameters(vocab_file="vocab.txt", special_tokens={"unk_token": "[UNK]"}, max_seq_length=64,
+                           buckets=(16, 32, 64), pad_token_id=0, do_lower_case=False),
+    rt.ModelParameters(pad_token_id=1, runtime="paddle_inference", params_file="model.pdiparams", trim_padding=False),
+    rt.PostprocessParameters(num_labels=3, top_k=2),
+], ids=lambda p: p.step)
+def test_triton_parameters_round_trip_through_config_strings(params):
+    strings = params.to_strings()
+    assert all(isinstance(v, str) for v in strings.values())
+    assert type(params).from_strings(strings) == params
+
+
+def test_triton_parameters_refuse_a_missing_or_unknown_key_naming_both():
+    strings = rt.PostprocessParameters(num_labels=3).to_strings()
+    del strings["top_k"]
+    strings["colour"] = "blue"
+    with pytest.raises(rt.ParameterError, match=r"missing \['top_k'\], unknown \['colour'\].*build-repo"):
+        rt.PostprocessParameters.from_strings(strings)
+    with pytest.raises(rt.ParameterError, match="parameter 'merge_requests': 'yes'"):
+        rt.ModelParameters.from_strings({**rt.ModelParameters(pad_token_id=0).to_strings(), "merge_requests": "yes"})
+
+
+class RecordingRunner:
+    """Logits that encode each row (its length and first id), and the batches it saw."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, int]] = []
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        self.shapes.append(input_ids.shape)
+        assert not token_type_ids.any()
+        lengths = (input_ids != 0).sum(axis=1)
+        return np.stack([lengths, input_ids[:, 0]], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("sort", [True, False])
+def test_run_batched_scatters_logits_back_to_input_order(sort):
+    rows = [[5] * n for n in (7, 1, 4, 9, 2, 3, 8)]
+    runner = RecordingRunner()
+    run = rt.run_batched(rows, runner, pad_token_id=0, batch_size=3, sort=sort)
+    assert run.logits[:, 0].tolist() == [len(r) for r in rows]
+    assert run.real_tokens == sum(len(r) for r in rows)
+    assert run.padded_tokens == sum(a * b for a, b in runner.shapes) >= run.real_tokens
+    assert max(a for a, _ in runner.shapes) <= 3
+
+
+def test_sorting_by_length_pads_less_than_input_order():
+    rows = [[5] * n for n in (30, 1, 29, 2, 28, 3)]
+    sorted_run = rt.run_batched(rows, RecordingRunner(), 0, 2, sort=True)
+    file_run = rt.run_batched(rows, RecordingRunner(), 0, 2, sort=False)
+    assert sorted_run.padded_tokens < file_run.padded_tokens
+    np.testing.assert_array_equal(sorted_run.logits, file_run.logits)
+
+
+def test_predictor_from_export_gives_the_served_model_steps_logits(export):
+    manifest = Manifest.load(export)
+    predictor = rt.Predictor.from_export(export, batch_size=2)
+    texts = ["good movie", "bad", "neutral words here and more", "good"]
+    run = predictor.logits(texts)
+    step = rt.ModelStep(rt.OnnxRunner(export / manifest.onnx.file, manifest.onnx.input_names, manifest.onnx.output_name),
+                        manifest.tokenizer.pad_token_id)
+    rows = predictor.encode(texts)
+    expected = np.concatenate(step([rt.pad_rows([r], len(r), 0) for r in rows]))
+    np.testing.assert_allclose(run.logits, expected, atol=1e-6)
+    labels, confidences = predictor.predict(texts)
+    assert labels == [manifest.labels[i] for i in expected.argmax(1)]
+    assert all(0 < c <= 1 for c in confidences)
