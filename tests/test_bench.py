@@ -318,7 +318,7 @@ def test_bench_help_lists_the_options(capsys):
 
 
 def test_server_memory_names_python_stubs_by_their_model():
-    from tritoncls.benchmarks.machine import _role
+    from tritoncls.server.memory import _role
 
     stub = ["/x/triton_python_backend_stub", "/repo/seqcls_model/1/model.py", "triton_python_backend_shm_region_3",
             "1048576", "1048576", "123", "/x/backends/python", "336", "seqcls_model_0_0", "DEFAULT"]

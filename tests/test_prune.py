@@ -261,7 +261,7 @@ def test_pruned_export_manifest_records_fewer_heads_of_the_same_size_and_a_small
     assert manifest.onnx.outputs == (TensorSpec("logits", "float32", (-1, 2)),)
     assert manifest.paddle.outputs[0].shape == (-1, 2)
     assert max(manifest.export_check.values()) < 1e-4
-    assert manifest["max_seq_length"] == 32
+    assert manifest.max_seq_length == 32
     session = ort.InferenceSession(str(export_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     ids = np.array([[1, 5, 6, 2], [1, 7, 2, 0], [1, 8, 9, 2]], dtype=np.int64)
     logits = session.run(["logits"], {"input_ids": ids, "token_type_ids": np.zeros_like(ids)})[0]

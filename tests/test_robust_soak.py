@@ -89,5 +89,5 @@ def test_soak_texts_take_the_text_column_and_name_bad_lines(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfhead ache\tlabel_a\r\n\n  \nfever\n")
     assert read_texts_column(path) == ["head ache", "fever"]
     path.write_bytes(b"ok\nbad \xff\n")
-    with pytest.raises(DataError, match=r"dev.txt:2: bytes at column 5 are not valid UTF-8"):
+    with pytest.raises(DataError, match=r"dev.txt:2: bytes .* at column 5 are not valid UTF-8"):
         read_texts_column(path)
