@@ -56,12 +56,12 @@ def run(args: argparse.Namespace) -> int:
     """Predict with a checkpoint, or with an export when ``--model`` is given."""
     from tritoncls.cli_common import quiet_paddlenlp, resolve_device
 
-    quiet_paddlenlp()
     if args.model:
         return _run_offline(args)
     if not args.dataset_dir:
         raise UsageError("--dataset_dir is required with --checkpoint (it holds data.txt and label.txt); "
                          "or pass --model EXPORT_DIR")
+    quiet_paddlenlp()
     from tritoncls.training.predict import PredictConfig, predict
 
     predict(config_from_args(PredictConfig, args, device=resolve_device(args.device)))
@@ -70,14 +70,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_offline(args: argparse.Namespace) -> int:
     """Classify ``--input`` with the export in ``--model``, in-process."""
-    from tritoncls.cli_common import resolve_device
-    from tritoncls.training.data import read_texts
-    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
-    from tritoncls.training.predict import write_predictions
-
     source = args.input or (str(Path(args.dataset_dir) / args.data_file) if args.dataset_dir else None)
     if not source:
         raise UsageError("--input is required with --model (or --dataset_dir holding data.txt)")
+    from tritoncls.cli_common import quiet_paddlenlp, resolve_device
+
+    quiet_paddlenlp()
+    from tritoncls.training.data import read_texts
+    from tritoncls.training.offline import OfflineConfig, OfflinePredictor
+    from tritoncls.training.predict import write_predictions
     device = resolve_device(args.device) if args.device != "auto" else "cpu"
     predictor = OfflinePredictor(config_from_args(OfflineConfig, args, sort_by_length=not args.keep_order,
                                                   device=device))

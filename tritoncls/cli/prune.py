@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prune (or, with ``--remeasure``, re-time an earlier prune run)."""
+    if not args.dataset_dir and not args.remeasure:
+        raise UsageError("--dataset_dir is required (the directory with train.txt, dev.txt and label.txt), "
+                         "unless --remeasure")
     from tritoncls.cli_common import quiet_paddlenlp, resolve_device
 
     quiet_paddlenlp()
@@ -79,9 +82,6 @@ def run(args: argparse.Namespace) -> int:
         result = remeasure(args.output, args.latency_repeats, args.dataset_dir)
         log.info("Timed %d export(s) again; report in %s", len(result.rows), result.report_md)
         return 0
-    if not args.dataset_dir:
-        raise UsageError("--dataset_dir is required (the directory with train.txt, dev.txt and label.txt), "
-                         "unless --remeasure")
     result = prune(config_from_args(PruneConfig, args, device=resolve_device(args.device)))
     log.info("Pruned %d width(s); report in %s", len(result.rows) - 1, result.report_md)
     return 0
