@@ -34,7 +34,7 @@ def read_bench_texts(path: str | Path) -> BenchTexts:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: data file not found; pass --data with a file of texts, one a line "
+        raise DataError(f"{path}: data file not found; pass --input with a file of texts, one a line "
                         f"(e.g. KUAKE-QIC dev.txt).")
     texts: list[str] = []
     labels: list[str | None] = []
