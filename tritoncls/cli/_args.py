@@ -37,6 +37,7 @@ CONCEPTS: dict[str, str] = {
     "data_file": "file of texts to classify inside --dataset_dir",
     "max_seq_length": "tokens per text after truncation, [CLS]/[SEP] included",
     "batch_size": "texts per batch",
+    "epochs": "training epochs",
     "learning_rate": "peak AdamW learning rate",
     "weight_decay": "AdamW weight decay (not on biases and norms)",
     "logging_steps": "log the loss every this many steps",
@@ -136,8 +137,7 @@ def add_optimizer(parser: Parser, *, epochs_aliases: tuple[str, ...] = (), epoch
     """Learning rate, weight decay, epochs, logging and seed of the commands that train (train, prune)."""
     shared(parser, "learning_rate", type=float, default=3e-5)
     shared(parser, "weight_decay", type=float, default=0.0)
-    flag(parser, "epochs", *epochs_aliases, type=int, default=10,
-         help="epochs" + (f"; {epochs_detail}" if epochs_detail else ""))
+    shared(parser, "epochs", *epochs_aliases, detail=epochs_detail, type=int, default=10)
     shared(parser, "logging_steps", type=int, default=5)
     shared(parser, "seed", type=int, default=3)
 

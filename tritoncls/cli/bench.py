@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from tritoncls.cli._args import add_input, add_model, add_output, config_from_args, flag, shared
+
+if TYPE_CHECKING:
+    from tritoncls.benchmarks.bench import BenchConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "no_plots", action="store_true", help="skip the PNG plots")
 
 
-def bench_config(args: argparse.Namespace):
+def bench_config(args: argparse.Namespace) -> BenchConfig:
     """The :class:`BenchConfig` of ``args`` (mode from --quick/--tiny, shapes split on commas)."""
     from tritoncls.benchmarks.bench import BenchConfig
 

@@ -16,6 +16,7 @@ from tritoncls.builder.config import (
     PROFILES,
     RUNTIMES,
     TOKENIZERS,
+    BuildConfig,
 )
 from tritoncls.builder.runtime import PADDINGS
 from tritoncls.cli._args import add_model, add_output, config_from_args, flag, shared
@@ -90,10 +91,8 @@ def _add_tokenizer(group: argparse._ArgumentGroup) -> None:
     flag(group, "top_k", type=int, default=0, help="also return the k most probable labels and probabilities")
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> BuildConfig:
     """The :class:`BuildConfig` of ``args`` (the ``--no_*`` switches inverted, lists as tuples)."""
-    from tritoncls.builder.config import BuildConfig
-
     return config_from_args(
         BuildConfig, args, dynamic_batching=False if args.no_dynamic_batching else None,
         preferred_batch_sizes=tuple(args.preferred_batch_sizes), buckets=tuple(args.buckets),

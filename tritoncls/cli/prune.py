@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_batch_size(parser, "per distillation step", "per_device_train_batch_size")
     flag(parser, "eval_batch_size", "per_device_eval_batch_size", type=int, default=32,
          help="texts per forward pass for importance, evaluation and the latency measurement")
-    add_optimizer(parser, epochs_aliases=("num_train_epochs",), epochs_detail="distillation epochs per width")
+    add_optimizer(parser, epochs_aliases=("num_train_epochs",), epochs_detail="of distillation, per width")
     flag(parser, "save_steps", type=int, default=50,
          help="evaluate on dev this many steps after the last evaluation (and at each epoch end); the best "
               "checkpoint is kept")

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "arch", nargs="*", default=[], metavar="KEY=VALUE",
          help="with --from_scratch: override architecture fields, e.g. num_hidden_layers=2 hidden_size=128")
     add_batch_size(parser, "per training step, per process")
-    add_optimizer(parser, epochs_detail="the most to run")
+    add_optimizer(parser, epochs_detail="at most (see --early_stop)")
     flag(parser, "early_stop", action="store_true",
          help="stop when dev accuracy has not improved for --early_stop_nums epochs")
     flag(parser, "early_stop_nums", type=int, default=4, help="patience of --early_stop, in epochs")
