@@ -50,7 +50,7 @@ setup(
     entry_points={
         "console_scripts": [
             "tritoncls=tritoncls.cli:main",
-            "build-repo=tritoncls.builder.cli:main",
+            "build-repo=tritoncls.cli.build_repo:main",
         ],
     },
 )

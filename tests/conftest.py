@@ -38,7 +38,7 @@ def train_tiny(dataset_dir: Path, save_dir: Path, epochs: int = 2, **overrides):
     """Train the tiny architecture from scratch; returns the TrainResult."""
     from tritoncls.training.train import TrainConfig, train
 
-    options = dict(dataset_dir=str(dataset_dir), save_dir=str(save_dir), model_name="ernie-3.0-nano-zh",
+    options = dict(dataset_dir=str(dataset_dir), output=str(save_dir), model_name="ernie-3.0-nano-zh",
                    from_scratch=True, arch_overrides=dict(TINY_ARCH), epochs=epochs, learning_rate=2e-3,
                    batch_size=32, logging_steps=50, max_seq_length=64, seed=3)
     options.update(overrides)
@@ -48,7 +48,7 @@ def train_tiny(dataset_dir: Path, save_dir: Path, epochs: int = 2, **overrides):
 def export_dir_for(checkpoint: Path, out: Path) -> Path:
     from tritoncls.modeling.export import ExportConfig, export
 
-    return export(ExportConfig(params_path=str(checkpoint), output_path=str(out)))
+    return export(ExportConfig(checkpoint=str(checkpoint), output=str(out)))
 
 
 @pytest.fixture(scope="session")

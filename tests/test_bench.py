@@ -299,10 +299,10 @@ def test_bench_config_rejects_unknown_shapes_and_too_few_texts():
     from tritoncls.benchmarks.bench import BenchConfig
 
     with pytest.raises(ConfigError, match="--shapes large"):
-        BenchConfig(model="m", data="d", output="o", shapes=("large",))
+        BenchConfig(model="m", input="d", output="o", shapes=("large",))
     with pytest.raises(ConfigError, match="--max_texts"):
-        BenchConfig(model="m", data="d", output="o", max_texts=4)
-    plan = BenchConfig(model="m", data="d", output="o", mode="quick", shapes=("nano",)).plan()
+        BenchConfig(model="m", input="d", output="o", max_texts=4)
+    plan = BenchConfig(model="m", input="d", output="o", mode="quick", shapes=("nano",)).plan()
     assert plan.shapes == ("nano",) and plan.reference_shape == "nano" and plan.max_texts == 256
 
 

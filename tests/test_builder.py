@@ -15,10 +15,10 @@ import pytest
 from tests.serving_fixtures import edit_manifest, write_tiny_export
 from tritoncls import runtime as rt
 from tritoncls.builder import MARKER, BuildConfig, build_repository
-from tritoncls.builder.cli import main as build_repo_main
 from tritoncls.builder.plan import ExportInfo, clip_buckets, plan_repository
 from tritoncls.builder.render import Renderer, pbtxt_string
 from tritoncls.builder.validate import parse_config, validate_repository
+from tritoncls.cli.build_repo import main as build_repo_main
 from tritoncls.errors import BuildError, ConfigError
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -56,7 +56,7 @@ def test_predict_refuses_a_label_file_of_another_size(demo_checkpoint, demo_dir,
 def test_analyze_reports_lengths_balance_and_a_suggested_length(demo_dir, tmp_path):
     from tritoncls.training.analysis import AnalyzeConfig, analyze
 
-    report = analyze(AnalyzeConfig(dataset_dir=str(demo_dir), report_json=str(tmp_path / "a.json")))
+    report = analyze(AnalyzeConfig(dataset_dir=str(demo_dir), report=str(tmp_path / "a.json")))
     assert report["train"]["size"] == 400 and set(report["train"]["label_counts"].values()) == {80}
     assert report["train"]["truncated_share"] == 0.0
     assert report["suggested_max_seq_length"] in (16, 32)

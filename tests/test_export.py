@@ -81,7 +81,7 @@ def test_export_refuses_to_overwrite_a_foreign_directory(kuake_checkpoint, tmp_p
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
     with pytest.raises(ModelError, match="refusing to replace"):
-        export(ExportConfig(params_path=str(kuake_checkpoint), output_path=str(tmp_path / "out")))
+        export(ExportConfig(checkpoint=str(kuake_checkpoint), output=str(tmp_path / "out")))
 
 
 def test_load_manifest_explains_a_missing_or_foreign_manifest(tmp_path):

@@ -137,7 +137,7 @@ def test_distillation_evaluates_every_save_steps_counted_from_the_last_evaluatio
     teacher, enc, labels = tiny_model_and_batch
     train = Encoded(enc.input_ids[:40], enc.token_type_ids[:40])  # 40 texts / batch 8 = 5 steps an epoch
     d = _Data(["food", "sport"], train, labels[:40], enc, labels, [], None)
-    config = PruneConfig(dataset_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2, save_steps=3,
+    config = PruneConfig(dataset_dir=str(tmp_path), batch_size=8, epochs=2, save_steps=3,
                          hidden_loss_weight=1.0, learning_rate=1e-3)
     saved = []
     state = distil(truncated_copy(teacher, 2, 64), teacher, plan_widths(["1/2"], 4, 128)[0], d, config,
@@ -182,8 +182,8 @@ def test_config_refuses_widths_that_share_an_output_directory(tmp_path):
 
 def test_prune_refuses_a_fractional_head_count_before_reading_data_or_training(teacher_checkpoint, tmp_path):
     out = tmp_path / "out"
-    config = PruneConfig(dataset_dir=str(tmp_path / "no_such_dataset"), params_dir=str(teacher_checkpoint),
-                         output_dir=str(out), width_mult_list=["1/2", "2/3"])
+    config = PruneConfig(dataset_dir=str(tmp_path / "no_such_dataset"), checkpoint=str(teacher_checkpoint),
+                         output=str(out), width_mult_list=["1/2", "2/3"])
     with pytest.raises(ConfigError, match="2/3 x 4 attention heads"):
         prune(config)  # the missing dataset would raise DataError had anything been read
     assert not out.exists()
@@ -198,11 +198,13 @@ def test_prune_cli_exits_nonzero_and_names_the_bad_width(teacher_checkpoint, toy
     assert "--width_mult_list 2/3" in caplog.text
 
 
-def test_prune_cli_without_dataset_dir_says_it_is_required(tmp_path, caplog):
+def test_prune_cli_without_dataset_dir_says_it_is_required(tmp_path, capsys):
     from tritoncls.cli import main
 
-    assert main(["prune", "--output_dir", str(tmp_path / "out")]) == 1
-    assert "--dataset_dir is required" in caplog.text and not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["prune", "--output_dir", str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert "--dataset_dir is required" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_remeasure_without_an_earlier_run_names_the_missing_report(tmp_path, caplog):
@@ -235,9 +237,9 @@ def test_prune_help_lists_the_reference_flags_with_defaults(capsys):
 def pruned(tmp_path_factory, toy_dir, teacher_checkpoint):
     out = tmp_path_factory.mktemp("pruned") / "prune"
     result = prune(PruneConfig(
-        dataset_dir=str(toy_dir), params_dir=str(teacher_checkpoint), output_dir=str(out), device="cpu",
-        width_mult_list=["1/2", "3/4"], per_device_train_batch_size=16, per_device_eval_batch_size=8,
-        learning_rate=1e-3, num_train_epochs=1, logging_steps=1, save_steps=2, max_seq_length=32,
+        dataset_dir=str(toy_dir), checkpoint=str(teacher_checkpoint), output=str(out), device="cpu",
+        width_mult_list=["1/2", "3/4"], batch_size=16, eval_batch_size=8,
+        learning_rate=1e-3, epochs=1, logging_steps=1, save_steps=2, max_seq_length=32,
         importance_max_examples=24, latency_repeats=1,
     ))
     return out, result

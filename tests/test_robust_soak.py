@@ -34,8 +34,8 @@ def soak_repo(kuake_export, tmp_path_factory):
 @pytest.mark.kuake
 def test_soak_single_texts_above_instance_count_no_errors_exact_labels_bounded_rss(soak_repo, kuake_export, kuake_dir,
                                                                                    tmp_path):
-    report = soak(SoakConfig(texts=str(kuake_dir / "train.txt"), requests=SOAK_REQUESTS, concurrency=SOAK_CONCURRENCY,
-                             model_repository=str(soak_repo), reference_export=str(kuake_export),
+    report = soak(SoakConfig(input=str(kuake_dir / "train.txt"), requests=SOAK_REQUESTS, concurrency=SOAK_CONCURRENCY,
+                             model_repository=str(soak_repo), reference_model=str(kuake_export),
                              warmup_requests=min(500, SOAK_REQUESTS // 4), max_rss_growth_mib=SOAK_RSS_BOUND_MIB,
                              max_seconds=600))
     print("\n" + report.summary())
@@ -68,7 +68,7 @@ def test_soak_command_over_http_against_a_running_server_finds_its_pid_and_exits
 def test_soak_fails_and_says_why_on_errors_mismatches_and_rss_growth():
     report = SoakReport(requests=10, concurrency=2, answered=8, errors=2, error_kinds={"boom": 2}, label_mismatches=1,
                         max_confidence_diff=0.5, rss_growth_mib=100.0)
-    _judge(report, SoakConfig(texts="x", url="127.0.0.1:1", requests=10, warmup_requests=0))
+    _judge(report, SoakConfig(input="x", url="127.0.0.1:1", requests=10, warmup_requests=0))
     assert not report.passed
     text = " | ".join(report.failures)
     for needle in ("2 errors, e.g. 'boom'", "1 labels differ", "confidence differs", "RSS grew 100.0 MiB"):
@@ -77,11 +77,11 @@ def test_soak_fails_and_says_why_on_errors_mismatches_and_rss_growth():
 
 def test_soak_config_needs_exactly_one_target_and_sane_counts():
     with pytest.raises(ConfigError, match="either --url .* or --model_repository"):
-        SoakConfig(texts="x")
+        SoakConfig(input="x")
     with pytest.raises(ConfigError, match="--requests must be >= 1"):
-        SoakConfig(texts="x", url="h:1", requests=0)
+        SoakConfig(input="x", url="h:1", requests=0)
     with pytest.raises(ConfigError, match="--warmup_requests"):
-        SoakConfig(texts="x", url="h:1", requests=10, warmup_requests=10)
+        SoakConfig(input="x", url="h:1", requests=10, warmup_requests=10)
 
 
 def test_soak_texts_take_the_text_column_and_name_bad_lines(tmp_path):

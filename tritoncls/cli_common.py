@@ -1,28 +1,9 @@
-"""Small helpers shared by every subcommand's argument parser."""
+"""Process setup shared by the commands: CPU threads, logging, device (argparse helpers: ``tritoncls.cli._args``)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-from typing import Any
-
-DEFAULT_HELP = " (default: %(default)s)"
-
-
-def flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
-    """Add ``--name`` and, where it has underscores, its dashed alias ``--na-me``.
-
-    The reference's flags use underscores (``--dataset_dir``); dashes are the CLI convention. Both work.
-    """
-    names = [f"--{name}"]
-    dashed = name.replace("_", "-")
-    if dashed != name:
-        names.append(f"--{dashed}")
-    if "help" in kwargs and "default" in kwargs and kwargs.get("action") not in ("store_true", "store_false"):
-        kwargs["help"] += DEFAULT_HELP
-    kwargs.setdefault("dest", name)
-    parser.add_argument(*names, **kwargs)
 
 
 def set_cpu_threads() -> None:

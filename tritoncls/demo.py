@@ -36,18 +36,18 @@ def run_demo(output: Path, epochs: int = 10, serve: bool = True) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     log.info("== 1/4 train (ernie-3.0-nano-zh shape, 2 layers, from scratch) on %s", DEMO_DATA)
     result = train(TrainConfig(
-        dataset_dir=str(DEMO_DATA), save_dir=str(output / "checkpoint"), model_name="ernie-3.0-nano-zh",
+        dataset_dir=str(DEMO_DATA), output=str(output / "checkpoint"), model_name="ernie-3.0-nano-zh",
         from_scratch=True, arch_overrides=dict(DEMO_ARCH), epochs=epochs, learning_rate=5e-4, batch_size=16,
         warmup=True, warmup_steps=20, max_seq_length=32, logging_steps=25, early_stop=True,
     ))
     log.info("== 2/4 evaluate")
     report = evaluate(EvaluateConfig(
-        dataset_dir=str(DEMO_DATA), params_path=str(result.save_dir), max_seq_length=32,
+        dataset_dir=str(DEMO_DATA), checkpoint=str(result.save_dir), max_seq_length=32,
         bad_case_path=str(output / "bad_case.txt"), confusion_matrix_path=str(output / "confusion_matrix.png"),
-        report_json=str(output / "evaluation.json"),
+        report=str(output / "evaluation.json"),
     ))
     log.info("== 3/4 export")
-    export_dir = export(ExportConfig(params_path=str(result.save_dir), output_path=str(output / "export")))
+    export_dir = export(ExportConfig(checkpoint=str(result.save_dir), output=str(output / "export")))
     summary = {"dev_accuracy": report["splits"]["dev"]["accuracy"], "export": str(export_dir)}
     if serve:
         log.info("== 4/4 build the Triton repository, serve it, classify")

@@ -33,3 +33,10 @@ class ServeError(TritonclsError):
 
 class ClientError(TritonclsError):
     """A request to a Triton server failed."""
+
+
+class UsageError(ConfigError):
+    """Options that argparse cannot check alone (one is needed unless another is given).
+
+    The CLI reports it like an argparse error: usage, the message, exit status 2.
+    """

@@ -103,7 +103,7 @@ class BenchConfig:
     """Options of ``tritoncls bench``; None fields take the mode's plan."""
 
     model: str
-    data: str
+    input: str
     output: str
     mode: str = "full"
     shapes: tuple[str, ...] | None = None
@@ -183,7 +183,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     trained = Path(config.model)
     load_manifest(trained)  # fail early on a bad export
-    data = read_bench_texts(config.data)
+    data = read_bench_texts(config.input)
     texts = data.head(plan.max_texts)
     analyzer = PerfAnalyzer.find()
     run = _Run(config, plan, work)

@@ -116,7 +116,7 @@ def parse_csv(text: str, model: str, batch_size: int) -> list[PerfPoint]:
 def usable_steps(count: int, batch_size: int) -> int:
     """The largest multiple of ``batch_size`` not above ``count`` (at least one batch)."""
     if count < batch_size:
-        raise BenchmarkError(f"{count} texts are fewer than one request of {batch_size}; use a larger --data file "
+        raise BenchmarkError(f"{count} texts are fewer than one request of {batch_size}; use a larger --input file "
                              f"or smaller batch sizes.")
     return count - count % batch_size
 

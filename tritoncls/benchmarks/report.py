@@ -136,7 +136,7 @@ def _target_int8_accuracy(m: dict[str, Any]) -> Target:
     detail = (f"dev accuracy of the KUAKE-trained export ({acc.get('texts', 'n/a')} texts): FP32 {_fmt(fp32 and fp32 * 100, 2)}%, "
               f"INT8 {_fmt(int8 and int8 * 100, 2)}%")
     if fp32 is None:
-        detail = acc.get("note", "not measured: the --data file has no labels matching the export's")
+        detail = acc.get("note", "not measured: the --input file has no labels matching the export's")
     return Target("int8_accuracy_drop", "INT8 dev accuracy within 1 point of FP32", drop, 1.0, "<=", "points", detail)
 
 

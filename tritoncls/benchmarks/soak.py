@@ -3,7 +3,7 @@
 It sends ``requests`` single-text requests (texts drawn, shuffled, from a file of real texts, so
 lengths are mixed) from ``concurrency`` threads, each request with no retries, and reports errors,
 latency percentiles, throughput and the server's memory (RSS of tritonserver and its python-backend
-stubs) at the start, after a warm-up and at the end. With ``reference_export`` every answer is
+stubs) at the start, after a warm-up and at the end. With ``reference_model`` every answer is
 compared with the in-process :class:`~tritoncls.runtime.Predictor` on the same export.
 
 It passes when every request was answered, no answer is an error, every label equals the reference
@@ -38,14 +38,14 @@ log = logging.getLogger(__name__)
 class SoakConfig:
     """Options of ``tritoncls soak``; give ``url`` (a running server) or ``model_repository`` (start one)."""
 
-    texts: str
+    input: str
     requests: int = 20000
     concurrency: int = 16
     url: str | None = None
     model_repository: str | None = None
     protocol: str = "grpc"
-    model_name: str = "seqcls"
-    reference_export: str | None = None
+    name: str = "seqcls"
+    reference_model: str | None = None
     server_pid: int | None = None
     warmup_requests: int = 500
     max_rss_growth_mib: float = 32.0
@@ -146,7 +146,7 @@ class _Outcomes:
 
 def soak(config: SoakConfig) -> SoakReport:
     """Run the soak described by ``config``; starts and stops a server when given a repository."""
-    texts = read_texts_column(config.texts)
+    texts = read_texts_column(config.input)
     rng = np.random.default_rng(config.seed)
     order = np.concatenate([rng.permutation(len(texts)) for _ in range(-(-config.requests // len(texts)))])
     sequence = [texts[i] for i in order[:config.requests]]
@@ -155,11 +155,11 @@ def soak(config: SoakConfig) -> SoakReport:
 
         with TritonServer(config.model_repository) as server:  # before the reference: no fork after tokenizers ran
             url = server.grpc_url if config.protocol == "grpc" else server.http_url
-            return _run(config, url, sequence, _reference(config.reference_export, sequence), server.process.pid)
+            return _run(config, url, sequence, _reference(config.reference_model, sequence), server.process.pid)
     pid = config.server_pid or find_listener(int(config.url.rsplit(":", 1)[1]))
     if pid is None:
         log.warning("cannot tell which process serves %s; pass --server_pid to measure its memory", config.url)
-    return _run(config, config.url, sequence, _reference(config.reference_export, sequence), pid)
+    return _run(config, config.url, sequence, _reference(config.reference_model, sequence), pid)
 
 
 def _reference(export: str | None, sequence: list[str]) -> dict[str, tuple[str, float]] | None:
@@ -175,7 +175,7 @@ def _reference(export: str | None, sequence: list[str]) -> dict[str, tuple[str, 
 def _run(config: SoakConfig, url: str, sequence: list[str], reference, pid: int | None) -> SoakReport:
     from tritoncls.clients.classify import make_client
 
-    with make_client(url, config.protocol, model_name=config.model_name, timeout_s=config.timeout_s) as probe:
+    with make_client(url, config.protocol, model_name=config.name, timeout_s=config.timeout_s) as probe:
         probe.wait_until_ready(timeout_s=min(config.timeout_s, 60.0))
         probe.classify(sequence[:1])  # the server answers at all, before any clock starts
     memory = ServerMemory(pid) if pid is not None else None
@@ -214,7 +214,7 @@ def _drive(config: SoakConfig, url: str, sequence: list[str], outcomes: _Outcome
     finished = [0]
 
     def worker() -> None:
-        client = make_client(url, config.protocol, model_name=config.model_name, timeout_s=config.timeout_s,
+        client = make_client(url, config.protocol, model_name=config.name, timeout_s=config.timeout_s,
                              retries=0)
         try:
             while time.monotonic() < deadline:

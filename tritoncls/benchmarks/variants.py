@@ -50,7 +50,7 @@ def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length:
         return out
     checkpoint = work_dir / "checkpoints" / shape
     _random_checkpoint(shape, vocab_export, manifest, checkpoint, max_seq_length, seed)
-    export(ExportConfig(params_path=str(checkpoint), output_path=str(out), max_seq_length=max_seq_length))
+    export(ExportConfig(checkpoint=str(checkpoint), output=str(out), max_seq_length=max_seq_length))
     (out / _STAMP).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
     return out
 

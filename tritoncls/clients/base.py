@@ -72,12 +72,12 @@ def signature_from(metadata: dict[str, Any], config: dict[str, Any], model: str,
     inputs = metadata.get("inputs", [])
     if len(inputs) != 1 or inputs[0].get("datatype") != "BYTES":
         raise ClientError(f"{url}: model {model!r} has inputs {inputs}; a tritoncls ensemble has one BYTES input. "
-                          f"Is --model_name the ensemble built by `tritoncls build-repo`?")
+                          f"Is --name the ensemble built by `tritoncls build-repo`?")
     outputs = tuple(o["name"] for o in metadata.get("outputs", []))
     missing = [name for name in (LABEL, CONFIDENCE) if name not in outputs]
     if missing:
         raise ClientError(f"{url}: model {model!r} has no outputs {missing} (it has {list(outputs)}); "
-                          f"point --model_name at the ensemble built by `tritoncls build-repo`.")
+                          f"point --name at the ensemble built by `tritoncls build-repo`.")
     return Signature(inputs[0]["name"], outputs, int(config.get("max_batch_size", 0) or 0))
 
 

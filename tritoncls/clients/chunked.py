@@ -45,7 +45,7 @@ class ClassifyFileConfig:
     output: str
     urls: tuple[str, ...]
     protocol: str = "grpc"
-    model_name: str = "seqcls"
+    name: str = "seqcls"
     concurrency: int = 4
     batch_size: int = 32
     chunk_size: int = 1000
@@ -182,7 +182,7 @@ def classify_file(config: ClassifyFileConfig) -> ClassifyFileResult:
     texts = read_texts(config.input)
     record = {"format": JOURNAL_FORMAT, "format_version": JOURNAL_VERSION, "input": str(Path(config.input).resolve()),
               "input_sha256": sha256_of(Path(config.input)), "texts": len(texts), "chunk_size": config.chunk_size,
-              "model_name": config.model_name}
+              "model_name": config.name}
     chunk_size, finished = _prepare(config, journal, record, texts, OUTPUT_HEADER)
     if chunk_size is None:
         log.info("%s already holds all %d results; nothing to do.", output, len(texts))
@@ -259,7 +259,7 @@ class _Run:
         from tqdm import tqdm
 
         config = self.config
-        sender = BatchSender(config.urls, config.protocol, model_name=config.model_name, timeout_s=config.timeout_s,
+        sender = BatchSender(config.urls, config.protocol, model_name=config.name, timeout_s=config.timeout_s,
                              retries=config.retries)
         jobs = enumerate(self.batches())
         in_flight: dict[Future, tuple[int, list[int]]] = {}

@@ -128,7 +128,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
             )
         return directory  # a plain PaddleNLP checkpoint, written by other tools
     raise ModelError(
-        f"{path}: no checkpoint found. Pass the directory that `tritoncls train --save_dir` wrote "
+        f"{path}: no checkpoint found. Pass the directory that `tritoncls train --output` wrote "
         f"(it holds model_state.pdparams, config.json and vocab.txt)."
     )
 

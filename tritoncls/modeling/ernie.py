@@ -193,7 +193,7 @@ def load_checkpoint_model(checkpoint_dir: str | Path):
 
     directory = Path(checkpoint_dir)
     if not directory.is_dir():
-        raise ModelError(f"{directory}: checkpoint directory not found. Pass --params_path to a directory written by `tritoncls train`.")
+        raise ModelError(f"{directory}: checkpoint directory not found. Pass --checkpoint with a directory written by `tritoncls train`.")
     weights = directory / "model_state.pdparams"
     if not weights.is_file():
         raise ModelError(f"{directory}: no model_state.pdparams. Is this a checkpoint written by `tritoncls train`?")

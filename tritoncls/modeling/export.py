@@ -50,8 +50,8 @@ _SAMPLE_TEXTS = ("a short text", "一个中文的例子", "x" * 300)
 
 @dataclass
 class ExportConfig:
-    params_path: str = "./checkpoint"
-    output_path: str = "./export"
+    checkpoint: str = "./checkpoint"
+    output: str = "./export"
     max_seq_length: int | None = None  # default: the checkpoint's training max_seq_length
     force: bool = True  # the reference overwrites; kept for parity
 
@@ -171,11 +171,11 @@ def _parity(model, tokenizer, out: Path, max_len: int, paddle: PaddleGraph) -> d
 
 
 def export(config: ExportConfig) -> Path:
-    """Write the static graph, ONNX, tokenizer, labels and manifest into ``config.output_path``."""
+    """Write the static graph, ONNX, tokenizer, labels and manifest into ``config.output``."""
     import paddle
 
     paddle.set_device("cpu")
-    source = ckpt.resolve_checkpoint(config.params_path)
+    source = ckpt.resolve_checkpoint(config.checkpoint)
     model = modeling.load_checkpoint_model(source)
     tokenizer = modeling.load_tokenizer(source)
     labels = _checkpoint_labels(source, int(model.config.num_labels))
@@ -193,11 +193,11 @@ def export(config: ExportConfig) -> Path:
         manifest = build_manifest(model, tokenizer, labels, max_len, out, source, paddle, parity)
         write_text(out / MANIFEST_FILE, manifest.to_json())
 
-    target = Path(config.output_path)
+    target = Path(config.output)
     if target.exists() and not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
         raise ModelError(
             f"{target}: exists, is not empty and holds no {MANIFEST_FILE}; refusing to replace it. "
-            f"Choose another --output_path or empty the directory."
+            f"Choose another --output or empty the directory."
         )
     ckpt.write_checkpoint(target, fill)
     log.info("Exported %s to %s", source, target)

@@ -14,7 +14,7 @@ PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on pl
 4. **Distil** from the unpruned model: soft logits at a temperature plus the hard labels (and,
    optionally, every layer's hidden states). The best checkpoint on dev is kept.
 
-Layout of ``output_dir``::
+Layout of ``output``::
 
     unpruned/export/            the unpruned model, exported the same way (the baseline of the report)
     width_mult_0.75/checkpoint/ best distilled checkpoint on dev (config.json, weights, tokenizer, labels)
@@ -56,19 +56,26 @@ BASELINE_NAME = "unpruned"
 IMPORTANCE_SPLITS = ("train", "dev")
 
 
+#: The reference's (and older reports') names of :class:`PruneConfig` fields; prune reports written
+#: with them still load in :func:`remeasure`.
+RENAMED_FIELDS = {"params_dir": "checkpoint", "output_dir": "output", "per_device_train_batch_size": "batch_size",
+                  "per_device_eval_batch_size": "eval_batch_size", "num_train_epochs": "epochs"}
+
+
 @dataclass
 class PruneConfig:
-    """The reference ``prune.py`` options (same defaults), plus the distillation and report knobs."""
+    """The reference ``prune.py`` options (same defaults; fields named like tritoncls' canonical flags, the
+    reference's names are CLI aliases, see :data:`RENAMED_FIELDS`), plus the distillation and report knobs."""
 
     dataset_dir: str
-    params_dir: str = "./checkpoint"
-    output_dir: str = "./prune"
+    checkpoint: str = "./checkpoint"
+    output: str = "./prune"
     device: str = "cpu"
     width_mult_list: list[str] = field(default_factory=lambda: ["3/4", "2/3", "1/2"])
-    per_device_train_batch_size: int = 32
-    per_device_eval_batch_size: int = 32
+    batch_size: int = 32
+    eval_batch_size: int = 32
     learning_rate: float = 3e-5
-    num_train_epochs: int = 10
+    epochs: int = 10
     logging_steps: int = 5
     save_steps: int = 50
     seed: int = 3
@@ -94,7 +101,7 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ConfigError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}.")
-        positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "num_train_epochs",
+        positive = ("batch_size", "eval_batch_size", "epochs",
                     "logging_steps", "save_steps", "max_seq_length", "importance_max_examples", "latency_repeats")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -334,10 +341,10 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
     import paddle
 
     lengths = d.train.lengths()
-    bs = config.per_device_train_batch_size
+    bs = config.batch_size
     steps_per_epoch = len(epoch_batches(lengths, bs, 0, 0, 1))
     optimizer, lr = adamw(student, config.learning_rate, config.weight_decay,
-                          steps_per_epoch * config.num_train_epochs, config.warmup_proportion)
+                          steps_per_epoch * config.epochs, config.warmup_proportion)
     teacher.eval()
     state = {"global_step": 0, "epoch": 0, "best_dev_accuracy": -1.0, "best_step": 0, "evaluations": []}
     started = time.perf_counter()
@@ -346,7 +353,7 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
     def evaluate() -> None:
         nonlocal since_evaluation
         since_evaluation = 0
-        accuracy = _dev_accuracy(student, d, config.per_device_eval_batch_size)
+        accuracy = _dev_accuracy(student, d, config.eval_batch_size)
         state["evaluations"].append({"step": state["global_step"], "dev_accuracy": accuracy})
         if accuracy > state["best_dev_accuracy"]:
             state.update(best_dev_accuracy=accuracy, best_step=state["global_step"])
@@ -354,7 +361,7 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
         log.info("%s step %d: dev accuracy %.4f (best %.4f at step %d)", plan.name, state["global_step"],
                  accuracy, state["best_dev_accuracy"], state["best_step"])
 
-    for epoch in range(1, config.num_train_epochs + 1):
+    for epoch in range(1, config.epochs + 1):
         student.train()
         losses: list[float] = []
         for rows in epoch_batches(lengths, bs, config.seed + epoch, 0, 1):
@@ -370,7 +377,7 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
             losses.append(float(loss))
             if state["global_step"] % config.logging_steps == 0:
                 log.info("%s epoch %d step %d/%d: loss %.4f, lr %.3g", plan.name, epoch, state["global_step"],
-                         steps_per_epoch * config.num_train_epochs, float(np.mean(losses[-config.logging_steps:])),
+                         steps_per_epoch * config.epochs, float(np.mean(losses[-config.logging_steps:])),
                          optimizer.get_lr())
             if since_evaluation >= config.save_steps:
                 evaluate()
@@ -462,7 +469,7 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
         "teacher": str(source),
         "dev_file": str(config.path(config.dev_file)),
         "dev_texts": dev_size,
-        "latency": {"runtime": "onnxruntime (runtime.Predictor)", "batch_size": config.per_device_eval_batch_size,
+        "latency": {"runtime": "onnxruntime (runtime.Predictor)", "batch_size": config.eval_batch_size,
                     "sorted_by_length": True, "threads": os.cpu_count(), "statistic": "median",
                     "runs": config.latency_repeats},
     }
@@ -473,9 +480,9 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
     lines = [
         "# Width pruning report", "",
         f"Teacher `{source}`; dev `{setup['dev_file']}` ({dev_size} texts); max_seq_length {config.max_seq_length}; "
-        f"distillation {config.num_train_epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
+        f"distillation {config.epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
         f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}.", "",
-        f"Latency: in-process ONNX Runtime (`tritoncls.runtime.Predictor`), batch {config.per_device_eval_batch_size}, texts sorted "
+        f"Latency: in-process ONNX Runtime (`tritoncls.runtime.Predictor`), batch {config.eval_batch_size}, texts sorted "
         f"by length, {os.cpu_count()} threads; median of {config.latency_repeats} interleaved runs over the dev texts, "
         f"tokenization included (every run, and the fastest, are in the JSON). Ratios are to the unpruned model "
         f"measured in the same run.", "",
@@ -527,7 +534,7 @@ def _read_data(config: PruneConfig, source: Path, num_labels: int) -> tuple[list
     saved = source / "label.txt"
     if (saved.is_file() and data.read_labels(saved) != labels) or len(labels) != num_labels:
         raise ConfigError(
-            f"--params_dir {source}: the checkpoint predicts {num_labels} labels "
+            f"--checkpoint {source}: the checkpoint predicts {num_labels} labels "
             f"{data.read_labels(saved) if saved.is_file() else ''} but {config.path(config.label_file)} lists {labels}. "
             f"Prune with the label file the model was trained with."
         )
@@ -560,7 +567,7 @@ def _saver(target: Path, tokenizer, labels: list[str], config: PruneConfig, plan
 
 
 def _export(checkpoint_dir: Path, out: Path, max_seq_length: int) -> Path:
-    return export(ExportConfig(params_path=str(checkpoint_dir), output_path=str(out), max_seq_length=max_seq_length))
+    return export(ExportConfig(checkpoint=str(checkpoint_dir), output=str(out), max_seq_length=max_seq_length))
 
 
 def _row(name: str, width: str, model, export_dir: Path) -> WidthResult:
@@ -573,8 +580,8 @@ def _row(name: str, width: str, model, export_dir: Path) -> WidthResult:
 
 
 def prune(config: PruneConfig) -> PruneResult:
-    """Prune the checkpoint in ``config.params_dir`` to every width, distil, export, and report."""
-    source = ckpt.resolve_checkpoint(config.params_dir)
+    """Prune the checkpoint in ``config.checkpoint`` to every width, distil, export, and report."""
+    source = ckpt.resolve_checkpoint(config.checkpoint)
     arch = modeling.architecture(str(source))
     plans = plan_widths(config.width_mult_list, int(arch["num_attention_heads"]), int(arch["intermediate_size"]))
     limit = int(arch.get("max_position_embeddings", config.max_seq_length))
@@ -590,7 +597,7 @@ def prune(config: PruneConfig) -> PruneResult:
     dev_enc = encode(tokenizer, [e.text for e in dev_set], config.max_seq_length)
     train_y = np.array([e.label_id for e in train_set], dtype=np.int64)
     dev_y = np.array([e.label_id for e in dev_set], dtype=np.int64)
-    out = Path(config.output_dir)
+    out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
 
     split = config.importance_split
@@ -598,7 +605,7 @@ def prune(config: PruneConfig) -> PruneResult:
     rows = _importance_rows(config, len(y))
     picked = Encoded([enc.input_ids[i] for i in rows], [enc.token_type_ids[i] for i in rows])
     started = time.perf_counter()
-    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.per_device_eval_batch_size)
+    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.eval_batch_size)
     reorder(teacher, head_scores, neuron_scores)
     log.info("Ranked %d heads and %d FFN neurons per layer on %d %s texts in %.1f s", head_scores.shape[1],
              neuron_scores.shape[1], len(rows), split, time.perf_counter() - started)
@@ -606,7 +613,7 @@ def prune(config: PruneConfig) -> PruneResult:
 
     teacher_logits = None
     if config.hidden_loss_weight == 0:
-        teacher_logits = predict_logits(teacher, train_enc, config.per_device_eval_batch_size, desc="teacher logits")
+        teacher_logits = predict_logits(teacher, train_enc, config.eval_batch_size, desc="teacher logits")
     d = _Data(labels, train_enc, train_y, dev_enc, dev_y, [e.text for e in dev_set], teacher_logits)
 
     baseline_export = _export(source, out / BASELINE_NAME / "export", config.max_seq_length)
@@ -614,7 +621,7 @@ def prune(config: PruneConfig) -> PruneResult:
     for plan in plans:
         width_dir = out / plan.name
         student = truncated_copy(teacher, plan.num_heads, plan.intermediate_size)
-        truncated_accuracy = _dev_accuracy(student, d, config.per_device_eval_batch_size)
+        truncated_accuracy = _dev_accuracy(student, d, config.eval_batch_size)
         log.info("%s: %d heads, %d FFN neurons per layer; dev accuracy %.4f before distillation",
                  plan.name, plan.num_heads, plan.intermediate_size, truncated_accuracy)
         save = _saver(width_dir / "checkpoint", tokenizer, labels, config, plan, source)
@@ -628,7 +635,7 @@ def prune(config: PruneConfig) -> PruneResult:
         results.append(row)
 
     load_before = os.getloadavg()[0]
-    measure(results, d.dev_texts, dev_y, config.per_device_eval_batch_size, config.latency_repeats)
+    measure(results, d.dev_texts, dev_y, config.eval_batch_size, config.latency_repeats)
     session = timing_session(results, config.latency_repeats, load_before)
     md, js = write_report(out, results, config, source, len(dev_set), [session])
     log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
@@ -647,9 +654,9 @@ def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: s
     report_path = out / f"{REPORT_NAME}.json"
     if not report_path.is_file():
         raise ConfigError(f"{report_path}: not found; --remeasure re-times the output of an earlier `tritoncls prune` "
-                          f"run: point --output_dir at it.")
+                          f"run: point --output at it.")
     old = json.loads(report_path.read_text(encoding="utf-8"))
-    config = PruneConfig(**old["config"])
+    config = PruneConfig(**{RENAMED_FIELDS.get(key, key): value for key, value in old["config"].items()})
     config.latency_repeats = repeats or config.latency_repeats
     if dataset_dir:
         config.dataset_dir = dataset_dir
@@ -663,7 +670,7 @@ def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: s
     labels = data.read_labels(config.path(config.label_file))
     dev = data.read_examples(config.path(config.dev_file), labels)
     load_before = os.getloadavg()[0]
-    measure(rows, [e.text for e in dev], np.array([e.label_id for e in dev]), config.per_device_eval_batch_size,
+    measure(rows, [e.text for e in dev], np.array([e.label_id for e in dev]), config.eval_batch_size,
             config.latency_repeats)
     for row, before in zip(rows, old["rows"]):
         if abs(row.dev_accuracy - before["dev_accuracy"]) > 1e-9:

@@ -25,7 +25,7 @@ class AnalyzeConfig:
     dev_file: str = "dev.txt"
     label_file: str = "label.txt"
     vocab_file: str | None = None  # token lengths with this vocab; default: a vocab built from train
-    report_json: str | None = None
+    report: str | None = None
 
 
 def _token_lengths(texts: list[str], vocab_file: Path) -> np.ndarray:
@@ -88,8 +88,8 @@ def analyze(config: AnalyzeConfig) -> dict[str, Any]:
         report["dev_texts_in_train"] = len({e.text for e in dev} & {e.text for e in train})
     report["suggested_max_seq_length"] = suggest_max_seq_length(train_len)
     _log(report)
-    if config.report_json:
-        Path(config.report_json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if config.report:
+        Path(config.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 
 

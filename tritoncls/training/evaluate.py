@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class EvaluateConfig:
     dataset_dir: str
-    params_path: str = "./checkpoint"
+    checkpoint: str = "./checkpoint"
     device: str = "cpu"
     max_seq_length: int = 128
     batch_size: int = 32
@@ -31,7 +31,7 @@ class EvaluateConfig:
     label_file: str = "label.txt"
     bad_case_path: str = "./bad_case.txt"
     confusion_matrix_path: str | None = "./confusion_matrix.png"
-    report_json: str | None = None
+    report: str | None = None
 
 
 def topk_accuracy(probs: np.ndarray, y: np.ndarray, k: int) -> float:
@@ -65,7 +65,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     import paddle
 
     paddle.set_device(config.device)
-    directory = ckpt.resolve_checkpoint(config.params_path)
+    directory = ckpt.resolve_checkpoint(config.checkpoint)
     labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
     model = modeling.load_checkpoint_model(directory)
     modeling.check_label_count(model, labels, directory, Path(config.dataset_dir) / config.label_file)
@@ -86,8 +86,8 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
             if config.confusion_matrix_path:
                 plot_confusion(confusion(probs.argmax(1), y, len(labels)), labels, Path(config.confusion_matrix_path))
     _log_report(report)
-    if config.report_json:
-        Path(config.report_json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if config.report:
+        Path(config.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 
 

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class PredictConfig:
     dataset_dir: str
-    params_path: str = "./checkpoint"
-    output_file: str = "output.txt"
+    checkpoint: str = "./checkpoint"
+    output: str = "output.txt"
     device: str = "cpu"
     max_seq_length: int = 128
     batch_size: int = 32
@@ -31,7 +31,7 @@ def predict(config: PredictConfig) -> Path:
     import paddle
 
     paddle.set_device(config.device)
-    directory = ckpt.resolve_checkpoint(config.params_path)
+    directory = ckpt.resolve_checkpoint(config.checkpoint)
     labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
     texts = data.read_texts(Path(config.dataset_dir) / config.data_file)
     model = modeling.load_checkpoint_model(directory)
@@ -40,7 +40,7 @@ def predict(config: PredictConfig) -> Path:
     probs = softmax(predict_logits(model, encode(tokenizer, texts, config.max_seq_length), config.batch_size,
                                    progress=True, desc="predict"))
     best = probs.argmax(1)
-    out = Path(config.output_file)
+    out = Path(config.output)
     write_predictions(out, texts, [labels[i] for i in best], [float(probs[i, j]) for i, j in enumerate(best)])
     log.info("Wrote %d predictions to %s", len(texts), out)
     return out

@@ -34,7 +34,7 @@ class TrainConfig:
 
     dataset_dir: str
     device: str = "cpu"
-    save_dir: str = "./checkpoint"
+    output: str = "./checkpoint"
     max_seq_length: int = 128
     model_name: str = "ernie-3.0-medium-zh"
     from_scratch: bool = False
@@ -153,7 +153,7 @@ def _optimizer(model, config: TrainConfig, total_steps: int):
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train, evaluating on dev every epoch; the best model lands in ``config.save_dir``."""
+    """Train, evaluating on dev every epoch; the best model lands in ``config.output``."""
     import paddle
 
     set_device(config.device)
@@ -163,7 +163,7 @@ def train(config: TrainConfig) -> TrainResult:
     train_set = data.read_examples(config.path(config.train_file), labels)
     dev_set = data.read_examples(config.path(config.dev_file), labels)
 
-    save_dir = Path(config.save_dir)
+    save_dir = Path(config.output)
     scratch_dir = save_dir.with_name(f".{save_dir.name}.vocab-{rank}")
     tokenizer, model, source = _make_tokenizer_and_model(config, labels, [e.text for e in train_set], scratch_dir)
     max_len = _effective_max_len(config, model)

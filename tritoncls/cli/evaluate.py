@@ -1,0 +1,48 @@
+"""``tritoncls evaluate``: accuracy, top-k, per-class P/R/F1, bad cases and a confusion matrix of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from tritoncls.cli._args import (
+    add_batch_size,
+    add_checkpoint,
+    add_dataset,
+    add_device,
+    add_max_seq_length,
+    add_report,
+    config_from_args,
+    flag,
+)
+
+NAME = "evaluate"
+STAGE = "tritoncls.training"
+HELP = "accuracy, top-k, per-class P/R/F1, bad cases, confusion matrix"
+DESCRIPTION = (
+    "Evaluate a checkpoint on train and dev: accuracy, top-2/top-3 accuracy, per-class counts, precision, "
+    "recall and F1; writes bad cases and a confusion-matrix PNG."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Evaluate's options; the reference's ``--params_path`` names the checkpoint too."""
+    add_device(parser)
+    add_dataset(parser)
+    add_checkpoint(parser, "params_path")
+    add_max_seq_length(parser)
+    add_batch_size(parser, "per forward pass")
+    flag(parser, "bad_case_path", default="./bad_case.txt", help="where misclassified dev texts are written")
+    flag(parser, "confusion_matrix", default="./confusion_matrix.png", help="confusion-matrix PNG path ('' to skip)")
+    add_report(parser, "report_json", detail="every number")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate with the options in ``args``."""
+    from tritoncls.cli_common import quiet_paddlenlp, resolve_device
+
+    quiet_paddlenlp()
+    from tritoncls.training.evaluate import EvaluateConfig, evaluate
+
+    evaluate(config_from_args(EvaluateConfig, args, device=resolve_device(args.device),
+                              confusion_matrix_path=args.confusion_matrix or None))
+    return 0

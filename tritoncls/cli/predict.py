@@ -1,0 +1,97 @@
+"""``tritoncls predict``: classify a texts file with a checkpoint (dynamic graph) or an export (in-process)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from functools import partial
+from pathlib import Path
+
+from tritoncls.cli._args import (
+    add_batch_size,
+    add_checkpoint,
+    add_dataset,
+    add_device,
+    add_input,
+    add_max_seq_length,
+    add_model,
+    add_output,
+    config_from_args,
+    flag,
+)
+from tritoncls.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+NAME = "predict"
+STAGE = "tritoncls.training"
+HELP = "classify data.txt with a checkpoint, or an export with --model"
+DESCRIPTION = (
+    "Classify one text per line. With --checkpoint it runs the Paddle dynamic graph on --dataset_dir's "
+    "data.txt (--dataset_dir is then required); with --model EXPORT_DIR it runs the exported model "
+    "in-process (ONNX Runtime or Paddle Inference), with no server, on --input."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Predict's options; the reference's ``--params_path`` and ``--output_file`` work too."""
+    add_device(parser)
+    add_dataset(parser, required=False, files=("data",), holds="data.txt and label.txt")
+    add_checkpoint(parser, "params_path")
+    add_output(parser, "text<TAB>label<TAB>confidence lines", "output_file", default="output.txt")
+    add_max_seq_length(parser)
+    add_batch_size(parser, "per forward pass")
+    group = parser.add_argument_group("exported model (in-process, no server)")
+    add_model(group, detail="switches to the offline predictor", default=None)
+    flag(group, "backend", default="onnxruntime", choices=("onnxruntime", "paddle_inference"),
+         help="runtime for --model")
+    flag(group, "precision", default="fp32", choices=("fp32", "fp16", "int8"),
+         help="fp32; int8 = ONNX Runtime dynamic quantization (CPU); fp16 needs a GPU")
+    flag(group, "num_threads", type=int, default=None, help="CPU threads for the runtime (default: all cores)")
+    add_input(group, detail="with --model (default: --dataset_dir/--data_file)", default=None)
+    flag(group, "keep_order", action="store_true",
+         help="batch texts in file order instead of sorted by length (results are in input order either way)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict with a checkpoint, or with an export when ``--model`` is given."""
+    from tritoncls.cli_common import quiet_paddlenlp, resolve_device
+
+    if args.model:
+        return _run_offline(args)
+    if not args.dataset_dir:
+        raise UsageError("--dataset_dir is required with --checkpoint (it holds data.txt and label.txt); "
+                         "or pass --model EXPORT_DIR")
+    quiet_paddlenlp()
+    from tritoncls.training.predict import PredictConfig, predict
+
+    predict(config_from_args(PredictConfig, args, device=resolve_device(args.device)))
+    return 0
+
+
+def _run_offline(args: argparse.Namespace) -> int:
+    """Classify ``--input`` with the export in ``--model``, in-process."""
+    source = args.input or (str(Path(args.dataset_dir) / args.data_file) if args.dataset_dir else None)
+    if not source:
+        raise UsageError("--input is required with --model (or --dataset_dir holding data.txt)")
+    from tritoncls.cli_common import quiet_paddlenlp, resolve_device
+
+    quiet_paddlenlp()
+    from tqdm import tqdm
+
+    from tritoncls.common.data import read_texts
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.common.predictions import write_predictions
+
+    device = resolve_device(args.device) if args.device != "auto" else "cpu"
+    predictor = open_predictor(config_from_args(OfflineConfig, args, sort_by_length=not args.keep_order,
+                                                device=device))
+    texts = read_texts(source)
+    result = predictor.predict_probs(texts, progress=partial(tqdm, desc="predict", unit="batch", leave=False))
+    best = result.probs.argmax(1)
+    out = Path(args.output)
+    write_predictions(out, texts, [predictor.labels[i] for i in best],
+                      [float(result.probs[i, j]) for i, j in enumerate(best)])
+    log.info("Wrote %d predictions to %s in %.2f s (%.1f texts/s; %s, %s)", len(texts), out, result.seconds,
+             len(texts) / max(result.seconds, 1e-9), args.backend, args.precision)
+    return 0

@@ -1,0 +1,87 @@
+"""``tritoncls prune``: width-prune a fine-tuned checkpoint, distil each width, export and report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from tritoncls.cli._args import (
+    add_batch_size,
+    add_checkpoint,
+    add_dataset,
+    add_device,
+    add_max_seq_length,
+    add_optimizer,
+    add_output,
+    config_from_args,
+    flag,
+)
+from tritoncls.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+NAME = "prune"
+STAGE = "tritoncls.training"
+HELP = "width pruning: drop the least important heads and FFN neurons, distil, export"
+DESCRIPTION = (
+    "DynaBERT-style width pruning of a checkpoint written by `tritoncls train`: rank attention heads and FFN "
+    "neurons by gradient importance, keep the most important share at each width, distil from the unpruned "
+    "model, then export each width (static graph + ONNX + manifest) and write prune_report.md/.json with "
+    "accuracy, size and latency against the unpruned model. Layout: OUTPUT/width_mult_<w rounded to 2 "
+    "decimals>/{checkpoint,export}/, OUTPUT/unpruned/export/. --dataset_dir is required unless --remeasure."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Prune's options; the reference's names (``--params_dir``, ``--output_dir``, ...) work too."""
+    add_device(parser)
+    add_dataset(parser, required=False)
+    add_checkpoint(parser, "params_dir", detail="the fine-tuned (unpruned) model; also the teacher")
+    add_output(parser, "pruned checkpoints, exports and the report", "output_dir", default="./prune")
+    add_max_seq_length(parser)
+    add_batch_size(parser, "per distillation step", "per_device_train_batch_size")
+    flag(parser, "eval_batch_size", "per_device_eval_batch_size", type=int, default=32,
+         help="texts per forward pass for importance, evaluation and the latency measurement")
+    add_optimizer(parser, epochs_aliases=("num_train_epochs",), epochs_detail="of distillation, per width")
+    flag(parser, "save_steps", type=int, default=50,
+         help="evaluate on dev this many steps after the last evaluation (and at each epoch end); the best "
+              "checkpoint is kept")
+    flag(parser, "width_mult_list", nargs="+", default=["3/4", "2/3", "1/2"], metavar="W",
+         help="widths to keep, as fractions or decimals; each times the number of heads must be an integer")
+    group = parser.add_argument_group("distillation, importance and report")
+    flag(group, "temperature", type=float, default=2.0, help="softmax temperature of the teacher's soft labels")
+    flag(group, "soft_label_weight", type=float, default=0.5,
+         help="loss = w * T^2 * soft-label cross-entropy + (1 - w) * hard-label cross-entropy")
+    flag(group, "hidden_loss_weight", type=float, default=0.0,
+         help="weight of the hidden-state MSE to the teacher, summed over layers (0: off, and faster)")
+    flag(group, "warmup_proportion", type=float, default=0.1,
+         help="share of the steps with linear warmup, then linear decay")
+    flag(group, "importance_split", default="train", choices=("train", "dev"),
+         help="labelled texts that rank heads and neurons; train keeps dev unseen until evaluation")
+    flag(group, "importance_max_examples", type=int, default=2048,
+         help="at most this many texts (a seeded random sample)")
+    flag(group, "latency_repeats", type=int, default=5,
+         help="interleaved timing runs per model over the dev texts (the report gives the median and the fastest)")
+    flag(group, "remeasure", action="store_true",
+         help="only time the exports in --output (an earlier prune run) again and rewrite its report with this "
+              "timing session added (--latency_repeats runs per model); --dataset_dir only if the data moved, "
+              "the rest is read from the report")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prune (or, with ``--remeasure``, re-time an earlier prune run)."""
+    if not args.dataset_dir and not args.remeasure:
+        raise UsageError("--dataset_dir is required (the directory with train.txt, dev.txt and label.txt), "
+                         "unless --remeasure")
+    from tritoncls.cli_common import quiet_paddlenlp, resolve_device
+
+    quiet_paddlenlp()
+    from tritoncls.prune.prune import PruneConfig, prune, remeasure
+
+    if args.remeasure:
+        result = remeasure(args.output, args.latency_repeats, args.dataset_dir)
+        log.info("Timed %d export(s) again; report in %s", len(result.rows), result.report_md)
+        return 0
+    result = prune(config_from_args(PruneConfig, args, device=resolve_device(args.device)))
+    log.info("Pruned %d width(s); report in %s", len(result.rows) - 1, result.report_md)
+    return 0
