@@ -16,7 +16,7 @@ from tritoncls.benchmarks import gpu_check
 def test_gpu_check_exits_2_and_says_why_without_a_gpu(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(gpu_check, "gpu_devices", lambda: [])
     out = tmp_path / "gpu.json"
-    code = gpu_check.main(["--model", str(tmp_path), "--data", str(tmp_path / "dev.txt"), "--output", str(out)])
+    code = gpu_check.main(["--model", str(tmp_path), "--input", str(tmp_path / "dev.txt"), "--output", str(out)])
     assert code == gpu_check.EXIT_NO_GPU
     assert "no NVIDIA GPU is visible" in capsys.readouterr().err
     report = json.loads(out.read_text())
@@ -30,7 +30,7 @@ def test_gpu_check_exits_3_with_a_cpu_only_onnxruntime(tmp_path, monkeypatch, ca
         pytest.skip("this onnxruntime has the CUDA provider")
     monkeypatch.setattr(gpu_check, "gpu_devices", lambda: ["GPU 0: pretend"])
     monkeypatch.setattr(gpu_check, "preload_cuda_libraries", lambda ort: [])
-    code = gpu_check.main(["--model", str(tmp_path), "--data", str(tmp_path / "dev.txt"), "--output", str(tmp_path / "g.json")])
+    code = gpu_check.main(["--model", str(tmp_path), "--input", str(tmp_path / "dev.txt"), "--output", str(tmp_path / "g.json")])
     assert code == gpu_check.EXIT_NO_CUDA_EP
     assert "install onnxruntime-gpu" in capsys.readouterr().err
 
@@ -85,3 +85,16 @@ def test_check_export_runs_cpu_and_fp16_graphs_and_reports_a_cuda_variant_that_c
     model, _ = gpu_check.load_model(kuake_export / "model.onnx")
     fp16, _ = gpu_check.to_fp16(model, fused=False, arch={"num_attention_heads": 4, "hidden_size": 64})
     assert any(i.data_type == 10 for i in fp16.graph.initializer)  # FLOAT16 weights
+
+
+def test_gpu_check_bundle_carries_the_runtime_and_runs_without_tritoncls(tmp_path):
+    """The bundle imports the runtime from beside the script, not from the installed package."""
+    import subprocess
+    import sys
+
+    bundle = gpu_check.bundle(tmp_path / "bundle")
+    assert (bundle / "gpu_check.py").is_file() and (bundle / "tritoncls_runtime" / "predictor.py").is_file()
+    probe = ("import sys; sys.modules['tritoncls'] = None; import gpu_check; rt = gpu_check.runtime(); "
+             "print(rt.__name__, rt.Predictor.__name__)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=bundle, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["tritoncls_runtime", "Predictor"]

@@ -7,7 +7,7 @@ and runs with the tritoncls runtime (the serving tokenizer and the one inference
 ``tritoncls_runtime`` from beside it or from an installed tritoncls. To carry it to a GPU machine::
 
     python tritoncls/benchmarks/gpu_check.py --bundle gpu_bundle        # the script + tritoncls_runtime/
-    python gpu_bundle/gpu_check.py --model EXPORT_DIR --data dev.txt --output gpu_check.json
+    python gpu_bundle/gpu_check.py --model EXPORT_DIR --input dev.txt --output gpu_check.json
 
 Every variant classifies the same texts in batches of 32 (dynamic padding, file order and sorted by
 length); labels are compared with ONNX Runtime FP32 on the CPU. A variant that cannot run (no
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="export directory (repeat for several)")
-    parser.add_argument("--data", help="text file, one text a line (text<TAB>label is fine)")
+    parser.add_argument("--input", "--data", dest="input", help="text file, one text a line (text<TAB>label is fine)")
     parser.add_argument("--output", default="gpu_check.json", help="JSON result file")
     parser.add_argument("--max_texts", type=int, default=1024, help="use the first N texts")
     parser.add_argument("--batch_size", type=int, default=32)
@@ -368,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.strip_to:
         print(strip_export(Path(args.model[0]), Path(args.strip_to)))
         return 0
-    if not args.model or not args.data:
-        parser.error("--model and --data are required")
+    if not args.model or not args.input:
+        parser.error("--model and --input are required")
     output = Path(args.output)
     report: dict[str, Any] = {"ok": False, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node()}
     try:
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckError(f"--variants {unknown}: choose from {', '.join(VARIANTS)}")
         if variants[0] != "cpu_fp32":
             variants = ["cpu_fp32", *[v for v in variants if v != "cpu_fp32"]]
-        texts = read_texts(Path(args.data), args.max_texts)
+        texts = read_texts(Path(args.input), args.max_texts)
         deadline = time.monotonic() + args.time_budget_s
         report["exports"] = [check_export(Path(m), texts, variants, args.batch_size, args.repeats, deadline,
                                           Path(args.cache_dir)) for m in args.model]
