@@ -10,27 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_ARCH, train_tiny
+from tests.support import TINY_ARCH, train_tiny
 from tritoncls.errors import ConfigError, ModelError
 from tritoncls.training import checkpoint as ckpt
-
-WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
-
-
-@pytest.fixture()
-def toy_dir(tmp_path) -> Path:
-    """A tiny two-class dataset, separable by keyword."""
-    lines = []
-    for i in range(48):
-        label = "sport" if i % 2 else "food"
-        words = WORDS[label]
-        lines.append(f"the {words[i % 5]} and {words[(i + 2) % 5]} today {i}\t{label}")
-    root = tmp_path / "toy"
-    root.mkdir()
-    (root / "train.txt").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
-    (root / "dev.txt").write_text("\n".join(lines[40:]) + "\n", encoding="utf-8")
-    (root / "label.txt").write_text("food\nsport\n", encoding="utf-8")
-    return root
 
 
 def test_early_stop_ends_training_after_patience_epochs_without_improvement(toy_dir, tmp_path):
