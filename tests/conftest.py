@@ -1,9 +1,11 @@
-"""Every pytest fixture of the suite.
+"""Every pytest fixture of the suite, and the hooks that keep ``-m "not slow"`` free of training.
 
 Plain helpers (writers, processes, waits, the tiny model's training call) live in ``tests/support.py``;
 the fixtures here wrap them. Sections: data; models trained once per session (slow); the toy keyword
 set and its teacher; tiny exports and repositories written without training; served setups.
 
+Markers: a test that uses a fixture in support.TRAINING_FIXTURES is marked ``slow`` at collection; a test
+not marked ``slow`` fails if it creates a Paddle optimizer or saves a static graph (``forbid_training``).
 KUAKE-QIC is read from ../shared/data/kuake_qic; tests that need it skip when it is absent.
 """
 
@@ -20,6 +22,22 @@ from tritoncls.cli_common import set_cpu_threads
 
 set_cpu_threads()  # before anything imports paddle
 
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that uses a training fixture."""
+    for item in items:
+        if support.must_be_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Setup, call and teardown of a test not marked slow run under ``forbid_training``."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    with support.forbid_training(item.nodeid):
+        return (yield)
 
 # ---------------------------------------------------------------------------------------------
 # Data

@@ -1,7 +1,8 @@
 """Plain helpers shared by the test modules: constants, writers, processes, waits. No fixtures here:
 pytest fixtures live in ``tests/conftest.py`` and wrap what they need from this module.
 
-Sections: paths; the tiny trained model (``train_tiny``, ``export_dir_for``); the toy keyword data set; the tiny export written without
+Sections: paths; the tiny trained model (``train_tiny``, ``export_dir_for``) and the guard that keeps
+training out of tests not marked slow; the toy keyword data set; the tiny export written without
 training (``write_tiny_export``); tokenizer inputs; serving processes; robustness helpers; the objects
 that the serving fixtures set up (``Hostile``, ``Faults``, ``DynamicGraph``).
 
@@ -18,7 +19,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ KUAKE_DIR = Path(os.environ.get("TRITONCLS_KUAKE_DIR", REPO_ROOT.parent / "share
 DEMO_DIR = REPO_ROOT / "tritoncls" / "data" / "demo"
 
 # ---------------------------------------------------------------------------------------------
-# The tiny trained model
+# The tiny trained model, and the guard that keeps training out of tests not marked slow
 # ---------------------------------------------------------------------------------------------
 
 #: Tiny enough (2 layers, hidden 64) that a session-scoped fixture trains one in seconds.
@@ -56,6 +58,54 @@ def export_dir_for(checkpoint: Path, out: Path) -> Path:
     from tritoncls.training.export import ExportConfig, export
 
     return export(ExportConfig(params_path=str(checkpoint), output_path=str(out)))
+
+
+#: The fixtures (in conftest.py) that train or export a model with Paddle: every test that uses one,
+#: even through another fixture, is marked slow at collection.
+TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
+                     "pruned", "good_checkpoint")
+
+
+def must_be_slow(item: Any) -> bool:
+    """Whether the collected test ``item`` uses a training fixture."""
+    return bool(set(getattr(item, "fixturenames", ())) & set(TRAINING_FIXTURES))
+
+
+class TrainingOutsideSlowError(AssertionError):
+    """A test not marked ``slow`` created a Paddle optimizer (trains) or saved a static graph (exports)."""
+
+
+def _paddle_optimizers() -> list[type]:
+    """Every optimizer class paddle.optimizer offers (AdamW does not call Optimizer.__init__)."""
+    import paddle
+
+    return [c for c in vars(paddle.optimizer).values()
+            if isinstance(c, type) and issubclass(c, paddle.optimizer.Optimizer)]
+
+
+@contextmanager
+def forbid_training(test_id: str) -> Iterator[None]:
+    """Within the block, creating any Paddle optimizer (every training and distillation loop does) or
+    calling ``paddle.jit.save`` (every export does) raises TrainingOutsideSlowError naming ``test_id``.
+
+    Guards this process only: training in a subprocess is not seen (those tests are marked slow by hand).
+    """
+    import paddle
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise TrainingOutsideSlowError(
+            f"{test_id} trains or exports a model with Paddle but is not marked slow: mark it "
+            "@pytest.mark.slow, or add the fixture that trains to TRAINING_FIXTURES in tests/support.py")
+
+    originals = [(c, "__init__", c.__dict__["__init__"]) for c in _paddle_optimizers() if "__init__" in c.__dict__]
+    originals.append((paddle.jit, "save", paddle.jit.save))
+    for owner, name, _ in originals:
+        setattr(owner, name, refuse)
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_mo
     assert np.isfinite(logits_only) and both > logits_only
 
 
+@pytest.mark.slow  # distils (trains) the student for two epochs
 def test_distillation_evaluates_every_save_steps_counted_from_the_last_evaluation(tiny_model_and_batch, tmp_path):
     from tritoncls.training.inference import Encoded
     from tritoncls.training.prune import _Data, distil, plan_widths

@@ -24,8 +24,6 @@ from tests.support import REPO_ROOT, TINY_ARCH, train_tiny, wait_for
 from tritoncls.errors import ModelError
 from tritoncls.training import checkpoint as ckpt
 
-pytestmark = [pytest.mark.slow]
-
 TINY = ["--from_scratch", "--model_name", "ernie-3.0-nano-zh", "--arch", "num_hidden_layers=2", "hidden_size=64",
         "num_attention_heads=4", "intermediate_size=128", "--max_seq_length", "32", "--learning_rate", "2e-3",
         "--batch_size", "8", "--logging_steps", "1", "--device", "cpu"]
@@ -106,6 +104,7 @@ def assert_nothing_half_written_is_a_checkpoint(parent: Path, save_dir: Path) ->
                 ckpt.resolve_checkpoint(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["mid_fill", "before_swap", "between_renames"])
 def test_sigkill_while_writing_the_best_checkpoint_keeps_the_last_good_one(toy_dataset_64, good_checkpoint, tmp_path, point):
     import shutil
@@ -148,6 +147,7 @@ def under_way(log: Path, process: subprocess.Popen, save_dir: Path) -> bool:
     return "Saved best checkpoint" in text or (save_dir.exists() and " step " in text) or process.poll() is not None
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_of_training_never_leaves_a_bad_checkpoint(toy_dataset_64, tmp_path):
     """Kill a run at three random moments after its first checkpoint; each time what is on disk loads and
     the next run resumes from it; a last run finishes."""
