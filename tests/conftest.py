@@ -4,8 +4,9 @@ Plain helpers (writers, processes, waits, the tiny model's training call) live i
 the fixtures here wrap them. Sections: data; models trained once per session (slow); the toy keyword
 set and its teacher; tiny exports and repositories written without training; served setups.
 
-Markers: a test that uses a fixture in support.TRAINING_FIXTURES is marked ``slow`` at collection; a test
-not marked ``slow`` fails if it creates a Paddle optimizer or saves a static graph (``forbid_training``).
+Markers: a test that uses a fixture in support.TRAINING_FIXTURES, or is marked ``triton`` (a server start
+takes about 5 s), is marked ``slow`` at collection; a test not marked ``slow`` fails if it creates a Paddle
+optimizer or saves a static graph (``forbid_training``). So ``-m "not slow"`` neither trains nor serves.
 KUAKE-QIC is read from ../shared/data/kuake_qic; tests that need it skip when it is absent.
 """
 
@@ -25,7 +26,7 @@ set_cpu_threads()  # before anything imports paddle
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``slow`` every test that uses a training fixture."""
+    """Mark ``slow`` every test that uses a training fixture or starts tritonserver (marked ``triton``)."""
     for item in items:
         if support.must_be_slow(item):
             item.add_marker(pytest.mark.slow)

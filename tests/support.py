@@ -67,8 +67,9 @@ TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuak
 
 
 def must_be_slow(item: Any) -> bool:
-    """Whether the collected test ``item`` uses a training fixture."""
-    return bool(set(getattr(item, "fixturenames", ())) & set(TRAINING_FIXTURES))
+    """Whether the collected test ``item`` uses a training fixture or starts tritonserver (marked ``triton``)."""
+    uses_training = bool(set(getattr(item, "fixturenames", ())) & set(TRAINING_FIXTURES))
+    return uses_training or item.get_closest_marker("triton") is not None
 
 
 class TrainingOutsideSlowError(AssertionError):

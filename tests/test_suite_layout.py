@@ -1,5 +1,5 @@
 """The test suite's own rules: fixtures live in conftest.py, nothing imports conftest or another test
-module, and a test not marked slow neither uses a training fixture nor trains or exports with Paddle."""
+module, and a test not marked slow neither trains nor exports with Paddle nor starts tritonserver."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_no_module_imports_conftest_or_another_test_module():
     assert not offenders, "import helpers from tests.support instead: " + "; ".join(offenders)
 
 
-def test_every_collected_test_that_uses_a_training_fixture_is_marked_slow(request):
+def test_every_collected_test_that_trains_or_starts_tritonserver_is_marked_slow(request):
     unmarked = [item.nodeid for item in request.session.items
                 if must_be_slow(item) and item.get_closest_marker("slow") is None]
     assert not unmarked, unmarked
