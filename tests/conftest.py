@@ -1,75 +1,280 @@
-"""Shared fixtures: tiny models trained once per session on real data, and their exports.
+"""Every pytest fixture of the suite, and the hooks that keep ``-m "not slow"`` free of training.
 
-Models are tiny (2 layers, hidden 64) so that a session-scoped fixture trains one in seconds.
+Plain helpers (writers, processes, waits, the tiny model's training call) live in ``tests/support.py``;
+the fixtures here wrap them. Sections: data; models trained once per session (slow); the toy keyword
+set and its teacher; tiny exports and repositories written without training; served setups.
+
+Markers: a test that uses a fixture in support.TRAINING_FIXTURES, or is marked ``triton`` (a server start
+takes about 5 s), is marked ``slow`` at collection; a test not marked ``slow`` fails if it creates a Paddle
+optimizer or saves a static graph (``forbid_training``). So ``-m "not slow"`` neither trains nor serves.
 KUAKE-QIC is read from ../shared/data/kuake_qic; tests that need it skip when it is absent.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests import support
 from tritoncls.cli_common import set_cpu_threads
 
 set_cpu_threads()  # before anything imports paddle
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-KUAKE_DIR = Path(os.environ.get("TRITONCLS_KUAKE_DIR", REPO_ROOT.parent / "shared" / "data" / "kuake_qic"))
-DEMO_DIR = REPO_ROOT / "tritoncls" / "data" / "demo"
 
-TINY_ARCH = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that uses a training fixture or starts tritonserver (marked ``triton``)."""
+    for item in items:
+        if support.must_be_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Setup, call and teardown of a test not marked slow run under ``forbid_training``."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    with support.forbid_training(item.nodeid):
+        return (yield)
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def kuake_dir() -> Path:
-    if not (KUAKE_DIR / "dev.txt").is_file():
-        pytest.skip(f"KUAKE-QIC not found at {KUAKE_DIR} (set TRITONCLS_KUAKE_DIR or place ../shared beside the repo)")
-    return KUAKE_DIR
+    """KUAKE-QIC (train, dev, labels); skips the test when absent."""
+    if not (support.KUAKE_DIR / "dev.txt").is_file():
+        pytest.skip(f"KUAKE-QIC not found at {support.KUAKE_DIR} (set TRITONCLS_KUAKE_DIR or place ../shared "
+                    "beside the repo)")
+    return support.KUAKE_DIR
 
 
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
-    return DEMO_DIR
+    """The sample data set shipped with the package."""
+    return support.DEMO_DIR
 
 
-def train_tiny(dataset_dir: Path, save_dir: Path, epochs: int = 2, **overrides):
-    """Train the tiny architecture from scratch; returns the TrainResult."""
-    from tritoncls.training.train import TrainConfig, train
+@pytest.fixture(scope="module")
+def dev_texts(kuake_dir) -> list[str]:
+    """The 1955 KUAKE-QIC dev texts."""
+    from tritoncls.common import data
 
-    options = dict(dataset_dir=str(dataset_dir), output=str(save_dir), model_name="ernie-3.0-nano-zh",
-                   from_scratch=True, arch_overrides=dict(TINY_ARCH), epochs=epochs, learning_rate=2e-3,
-                   batch_size=32, logging_steps=50, max_seq_length=64, seed=3)
-    options.update(overrides)
-    return train(TrainConfig(**options))
+    return [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
 
-
-def export_dir_for(checkpoint: Path, out: Path) -> Path:
-    from tritoncls.modeling.export import ExportConfig, export
-
-    return export(ExportConfig(checkpoint=str(checkpoint), output=str(out)))
+# ---------------------------------------------------------------------------------------------
+# Models trained once per session (every test using these is slow)
+# ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def demo_checkpoint(tmp_path_factory, demo_dir) -> Path:
+    """The tiny architecture trained for three epochs on the demo data."""
     save = tmp_path_factory.mktemp("demo") / "checkpoint"
-    train_tiny(demo_dir, save, epochs=3)
+    support.train_tiny(demo_dir, save, epochs=3)
     return save
 
 
 @pytest.fixture(scope="session")
 def demo_export(tmp_path_factory, demo_checkpoint) -> Path:
-    return export_dir_for(demo_checkpoint, tmp_path_factory.mktemp("demo_export") / "export")
+    """The export of demo_checkpoint."""
+    return support.export_dir_for(demo_checkpoint, tmp_path_factory.mktemp("demo_export") / "export")
 
 
 @pytest.fixture(scope="session")
 def kuake_checkpoint(tmp_path_factory, kuake_dir) -> Path:
+    """The tiny architecture trained for two epochs on KUAKE-QIC."""
     save = tmp_path_factory.mktemp("kuake") / "checkpoint"
-    train_tiny(kuake_dir, save, epochs=2)
+    support.train_tiny(kuake_dir, save, epochs=2)
     return save
 
 
 @pytest.fixture(scope="session")
 def kuake_export(tmp_path_factory, kuake_checkpoint) -> Path:
-    return export_dir_for(kuake_checkpoint, tmp_path_factory.mktemp("kuake_export") / "export")
+    """The export of kuake_checkpoint."""
+    return support.export_dir_for(kuake_checkpoint, tmp_path_factory.mktemp("kuake_export") / "export")
+
+# ---------------------------------------------------------------------------------------------
+# The toy keyword data set, and models trained on it
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def toy_dir(tmp_path) -> Path:
+    """The toy set (40 train, 8 dev), a fresh copy a test may change."""
+    return support.write_toy_dataset(tmp_path / "toy")
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory) -> Path:
+    """The toy set (40 train, 8 dev), shared by the session's fixtures: read it, never write to it."""
+    return support.write_toy_dataset(tmp_path_factory.mktemp("toy_dataset") / "toy")
+
+
+@pytest.fixture(scope="session")
+def toy_dataset_64(tmp_path_factory) -> Path:
+    """The toy set with 64 texts (48 train, 16 dev): a few more steps an epoch for the training-fault kills."""
+    return support.write_toy_dataset(tmp_path_factory.mktemp("toy_dataset_64") / "toy", count=64, dev=16)
+
+
+@pytest.fixture(scope="session")
+def teacher_checkpoint(tmp_path_factory, toy_dataset) -> Path:
+    """The tiny architecture (2 layers, 4 heads of 16, FFN 128) trained for two epochs on the toy set."""
+    save = tmp_path_factory.mktemp("teacher") / "checkpoint"
+    support.train_tiny(toy_dataset, save, epochs=2)
+    return save
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory, toy_dataset, teacher_checkpoint):
+    """``prune`` of the teacher at widths 1/2 and 3/4: the output directory and the PruneResult."""
+    from tritoncls.prune.prune import PruneConfig, prune
+
+    out = tmp_path_factory.mktemp("pruned") / "prune"
+    result = prune(PruneConfig(
+        dataset_dir=str(toy_dataset), checkpoint=str(teacher_checkpoint), output=str(out), device="cpu",
+        width_mult_list=["1/2", "3/4"], batch_size=16, eval_batch_size=8,
+        learning_rate=1e-3, epochs=1, logging_steps=1, save_steps=2, max_seq_length=32,
+        importance_max_examples=24, latency_repeats=1,
+    ))
+    return out, result
+
+
+@pytest.fixture()
+def tiny_model_and_batch(tmp_path):
+    """A randomly initialised tiny classifier (eval mode) and the toy texts encoded for it (no training)."""
+    import paddle
+
+    from tritoncls import modeling
+    from tritoncls.modeling.dynamic import encode
+
+    paddle.seed(7)
+    lines = support.toy_lines()
+    texts = [line.split("\t")[0] for line in lines]
+    tokenizer = modeling.scratch_tokenizer(texts, tmp_path / "vocab")
+    model = modeling.scratch_model(dict(support.TINY_ARCH), 2, len(tokenizer.vocab), tokenizer.pad_token_id)
+    model.eval()
+    enc = encode(tokenizer, texts, 32)
+    labels = np.array([i % 2 for i in range(len(texts))], dtype=np.int64)
+    return model, enc, labels
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(toy_dataset_64, tmp_path_factory) -> Path:
+    """One epoch trained in-process: the last good checkpoint every kill of the training faults must leave."""
+    save_dir = tmp_path_factory.mktemp("good") / "ck"
+    support.train_tiny(toy_dataset_64, save_dir, epochs=1, max_seq_length=32, batch_size=8,
+                       arch_overrides=dict(support.TINY_ARCH))
+    return save_dir
+
+# ---------------------------------------------------------------------------------------------
+# Tiny exports and repositories, written without training
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """The tiny export (support.write_tiny_export), shared by the session: read it, never write to it."""
+    return support.write_tiny_export(tmp_path_factory.mktemp("tiny") / "export")
+
+
+@pytest.fixture()
+def own_tiny_export(tmp_path) -> Path:
+    """A tiny export of this test's own, to edit (``tiny_export`` is shared by the session)."""
+    return support.write_tiny_export(tmp_path / "export")
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory, tiny_export) -> Path:
+    """A python-backend repository of the tiny export, top k = 2."""
+    from tritoncls.builder import BuildConfig, build_repository
+
+    output = tmp_path_factory.mktemp("tiny_serve") / "repo"
+    return build_repository(BuildConfig(model=str(tiny_export), output=str(output), top_k=2))
+
+# ---------------------------------------------------------------------------------------------
+# Served setups (the tests using them are marked triton)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Iterator[support.Hostile]:
+    """A running server of an export with hostile labels, and its in-process reference."""
+    support.raise_open_files_limit(4 * support.Hostile.CONNECTIONS)  # before the server starts: it inherits it
+    setup = support.Hostile(tmp_path_factory.mktemp("hostile"))
+    setup.server.start()
+    yield setup
+    setup.server.stop()
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory) -> Iterator[support.Faults]:
+    """The server-fault setup, its server started once for the module."""
+    setup = support.Faults(tmp_path_factory.mktemp("faults"))
+    setup.server.start()
+    yield setup
+    setup.server.stop()
+
+
+@pytest.fixture()
+def faults_server(faults):
+    """The server of ``faults``, (re)started if an earlier test left it killed."""
+    if not faults.server.is_running():
+        faults.server.start()
+    return faults.server
+
+
+@pytest.fixture(scope="module")
+def dynamic_graph(kuake_checkpoint, kuake_export) -> support.DynamicGraph:
+    """kuake_checkpoint in Paddle's dynamic graph."""
+    return support.DynamicGraph(kuake_checkpoint, kuake_export)
+
+
+@pytest.fixture(scope="module")
+def reference(dynamic_graph, dev_texts) -> tuple[list[str], np.ndarray]:
+    """The dynamic graph's labels and confidences on every KUAKE-QIC dev text."""
+    return dynamic_graph.predict(dev_texts)
+
+
+@pytest.fixture(scope="module")
+def kuake_repo(kuake_export, tmp_path_factory) -> Path:
+    """A repository of kuake_export, top k = 3."""
+    from tritoncls.builder import BuildConfig, build_repository
+
+    output = tmp_path_factory.mktemp("serve") / "repo"
+    return build_repository(BuildConfig(model=str(kuake_export), output=str(output), top_k=3))
+
+
+@pytest.fixture(scope="module")
+def kuake_server(kuake_repo, tmp_path_factory):
+    """A running server of kuake_repo."""
+    from tritoncls.server import TritonServer
+
+    with TritonServer(kuake_repo, log_file=tmp_path_factory.mktemp("logs") / "tritonserver.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def soak_repo(kuake_export, tmp_path_factory) -> Path:
+    """A repository of kuake_export with two model instances."""
+    from tritoncls.builder import BuildConfig, build_repository
+
+    output = tmp_path_factory.mktemp("soak") / "repo"
+    return build_repository(BuildConfig(model=str(kuake_export), output=str(output), instances=2))
+
+
+@pytest.fixture(scope="module")
+def perf_analyzer_ready():
+    """perf_analyzer's path; skips the test when it is not installed."""
+    from tritoncls.benchmarks import BenchmarkError
+    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+
+    try:
+        return PerfAnalyzer.find()
+    except BenchmarkError as exc:
+        pytest.skip(str(exc))

@@ -35,7 +35,7 @@ def test_gpu_check_exits_3_with_a_cpu_only_onnxruntime(tmp_path, monkeypatch, ca
     assert "install onnxruntime-gpu" in capsys.readouterr().err
 
 
-def _tiny_export(directory: Path) -> Path:
+def _one_matmul_export(directory: Path) -> Path:
     """An 'export' whose graph is one MatMul (x[batch, seq] ids -> float) - enough for strip/refill."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -56,7 +56,7 @@ def _tiny_export(directory: Path) -> Path:
 def test_strip_to_keeps_small_tensors_and_drops_big_weights_which_load_model_refills(tmp_path):
     import onnx
 
-    export = _tiny_export(tmp_path / "export")
+    export = _one_matmul_export(tmp_path / "export")
     skeleton = gpu_check.strip_export(export, tmp_path / "skeleton")
     assert (skeleton / "vocab.txt").is_file() and (skeleton / "manifest.json").is_file()
     assert (skeleton / "model.onnx").stat().st_size < (export / "model.onnx").stat().st_size / 4

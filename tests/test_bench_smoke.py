@@ -9,17 +9,6 @@ import pytest
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def perf_analyzer_ready():
-    from tritoncls.benchmarks import BenchmarkError
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
-
-    try:
-        return PerfAnalyzer.find()
-    except BenchmarkError as exc:
-        pytest.skip(str(exc))
-
-
 def test_bench_tiny_serves_measures_and_writes_a_report_with_every_target(perf_analyzer_ready, kuake_export, kuake_dir,
                                                                           tmp_path):
     from tritoncls.cli import main

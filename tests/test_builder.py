@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving_fixtures import edit_manifest, write_tiny_export
+from tests.support import edit_manifest, write_tiny_export
 from tritoncls import runtime as rt
 from tritoncls.builder import MARKER, BuildConfig, build_repository
 from tritoncls.builder.plan import ExportInfo, clip_buckets, plan_repository
@@ -33,11 +33,6 @@ CASES = {
     "paddle_gpu": {"backend": "paddle", "device": "gpu", "accelerator": "tensorrt", "precision": "fp16"},
     "python_cpu_reference": {"profile": "reference"},
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory) -> Path:
-    return write_tiny_export(tmp_path_factory.mktemp("tiny") / "export")
 
 
 def build(export: Path, output: Path, **options) -> Path:

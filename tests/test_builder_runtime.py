@@ -10,39 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.serving_fixtures import SPECIAL_TOKENS, write_tiny_export
+from tests.support import SPECIAL_TOKENS, TRICKY_TEXTS, paddlenlp_tokenizer, random_texts
 from tritoncls import runtime as rt
 from tritoncls.builder.render import PYTHON_MODELS_DIR
-
-TRICKY_TEXTS = [
-    "Café Über naïve ÅNGSTRÖM", "ΟΔΟΣ. ΣΑΣ ΟΔΟΣ", "İstanbul ß straße ŉ ǅ", "emoji 😀👍🏽 test", "高烧39°对宝贝",
-    "ctrl\x00\x01\x07\x1b chars\t tab\r\n", "zero\u200bwidth\u200d joiner\ufeff bom \ufffd", "a\x85b a\x0bb",
-    "\u00a0nbsp\u3000ideographic\u2028line\u2029para", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "combining e\u0301 中\u0301",
-    "[CLS] [SEP] [PAD] [UNK] [MASK]", "a[MASK]b [mask] [MA\x00SK]", "\ud7ff\ue000\U000e0001 unassigned/private",
-    "x" * 300, "很" * 300, "word " * 100, "\U0001F600" * 80, "aaaaaaaaa" * 20 + " b", "\U0002B820\U0002B900x",
-    "hello,world!?... ²³ µ Ø ŋ Ʊ 〇", "   leading and trailing   ",
-]
-
-
-def paddlenlp_tokenizer(directory: Path, vocab: list[str], lowercase: bool):
-    """The training tokenizer, saved and reloaded the way the export and predict load it."""
-    from paddlenlp.transformers import ErnieTokenizer
-
-    from tritoncls.modeling import load_tokenizer, write_vocab
-
-    directory.mkdir(parents=True, exist_ok=True)
-    write_vocab(vocab, directory)
-    ErnieTokenizer(str(directory / "vocab.txt"), do_lower_case=lowercase, **SPECIAL_TOKENS).save_pretrained(str(directory))
-    return load_tokenizer(directory)
-
-
-def random_texts(rng: random.Random, count: int) -> list[str]:
-    pool = ([chr(c) for c in range(0x20, 0x250)] + list("ΑΒΓΣσςΟΔ İıŉǰßẞﬁ中文测试头痛怎么办") + [chr(c) for c in range(0x300, 0x370)]
-            + [chr(c) for c in range(0x2000, 0x2070)] + [chr(c) for c in range(0x3000, 0x3040)]
-            + [chr(c) for c in (0x0, 0xB, 0x85, 0xA0, 0xAD, 0x1680, 0x200B, 0x2028, 0xFEFF, 0xFFFD, 0xD7FF, 0xE000,
-                                0x2B820, 0x2B8FF, 0xF900, 0x1F600, 0x1F3FD, 0xE0001)]
-            + ["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[mask]", " ", "\t", "\n"])
-    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 40))) for _ in range(count)]
 
 
 @pytest.mark.parametrize("kind", [rt.WordPieceTokenizer, rt.PythonWordPieceTokenizer], ids=lambda k: k.__name__)
@@ -113,11 +83,6 @@ def test_merge_trim_and_split_round_trip_requests_of_different_widths():
     ids, _ = rt.trim_padding(merged, np.zeros_like(merged), pad_id=0)
     assert ids.shape == (3, 5) and ids.flags.c_contiguous
     assert [part.shape[0] for part in rt.split_rows(ids, [1, 2])] == [1, 2]
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory) -> Path:
-    return write_tiny_export(tmp_path_factory.mktemp("runtime") / "export")
 
 
 def tokenize_step(export: Path, padding: str = "buckets") -> rt.TokenizeStep:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_ARCH, train_tiny
 from tritoncls import modeling
 from tritoncls.errors import ConfigError
 from tritoncls.modeling.dynamic import encode, predict_logits
@@ -21,52 +19,6 @@ from tritoncls.prune.prune import (
     reorder,
     truncated_copy,
 )
-
-WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
-
-
-def _toy_lines() -> list[str]:
-    lines = []
-    for i in range(48):
-        label = "sport" if i % 2 else "food"
-        words = WORDS[label]
-        lines.append(f"the {words[i % 5]} and {words[(i + 2) % 5]} today {i}\t{label}")
-    return lines
-
-
-@pytest.fixture(scope="module")
-def toy_dir(tmp_path_factory) -> Path:
-    """A tiny two-class dataset, separable by keyword."""
-    root = tmp_path_factory.mktemp("toy")
-    lines = _toy_lines()
-    (root / "train.txt").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
-    (root / "dev.txt").write_text("\n".join(lines[40:]) + "\n", encoding="utf-8")
-    (root / "label.txt").write_text("food\nsport\n", encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def teacher_checkpoint(tmp_path_factory, toy_dir) -> Path:
-    """The tiny architecture (2 layers, 4 heads of 16, FFN 128) trained for two epochs on the toy set."""
-    save = tmp_path_factory.mktemp("teacher") / "checkpoint"
-    train_tiny(toy_dir, save, epochs=2)
-    return save
-
-
-@pytest.fixture()
-def tiny_model_and_batch(toy_dir):
-    """A randomly initialised tiny classifier (eval mode) and the toy texts encoded for it."""
-    import paddle
-
-    paddle.seed(7)
-    texts = [line.split("\t")[0] for line in _toy_lines()]
-    tokenizer = modeling.scratch_tokenizer(texts, toy_dir / "vocab")
-    model = modeling.scratch_model(dict(TINY_ARCH), 2, len(tokenizer.vocab), tokenizer.pad_token_id)
-    model.eval()
-    enc = encode(tokenizer, texts, 32)
-    labels = np.array([i % 2 for i in range(len(texts))], dtype=np.int64)
-    return model, enc, labels
-
 
 # ---------------------------------------------------------------------------------------------
 # Ranking, reordering, truncation (no training)
@@ -130,6 +82,7 @@ def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_mo
     assert np.isfinite(logits_only) and both > logits_only
 
 
+@pytest.mark.slow  # distils (trains) the student for two epochs
 def test_distillation_evaluates_every_save_steps_counted_from_the_last_evaluation(tiny_model_and_batch, tmp_path):
     from tritoncls.modeling.dynamic import Encoded
     from tritoncls.prune.prune import _Data, distil, plan_widths
@@ -231,18 +184,6 @@ def test_prune_help_lists_the_reference_flags_with_defaults(capsys):
 # ---------------------------------------------------------------------------------------------
 # End to end on the toy set: checkpoints, exports, report
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pruned(tmp_path_factory, toy_dir, teacher_checkpoint):
-    out = tmp_path_factory.mktemp("pruned") / "prune"
-    result = prune(PruneConfig(
-        dataset_dir=str(toy_dir), checkpoint=str(teacher_checkpoint), output=str(out), device="cpu",
-        width_mult_list=["1/2", "3/4"], batch_size=16, eval_batch_size=8,
-        learning_rate=1e-3, epochs=1, logging_steps=1, save_steps=2, max_seq_length=32,
-        importance_max_examples=24, latency_repeats=1,
-    ))
-    return out, result
 
 
 @pytest.mark.slow

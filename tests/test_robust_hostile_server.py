@@ -20,43 +20,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.robust_support import HOSTILE_LABELS, raise_open_files_limit, wait_for
-from tests.serving_fixtures import SPECIAL_TOKENS, write_tiny_export
+from tests.support import (
+    HOSTILE_LABELS,
+    SPECIAL_TOKENS,
+    TRICKY_TEXTS,
+    Hostile,
+    paddlenlp_tokenizer,
+    random_texts,
+    wait_for,
+)
 from tritoncls import runtime as rt
-from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.clients import make_client
 from tritoncls.errors import ClientError
-from tritoncls.server import TritonServer
 
 PROTOCOLS = ("grpc", "http")
 MB = 1 << 20
-CONNECTIONS = 1000
-
-
-class Hostile:
-    def __init__(self, root: Path) -> None:
-        from tritoncls.common.offline import OfflineConfig, open_predictor
-
-        self.export = write_tiny_export(root / "export", labels=HOSTILE_LABELS)
-        self.repo = build_repository(BuildConfig(model=str(self.export), output=str(root / "repo"),
-                                                 top_k=len(HOSTILE_LABELS)))
-        self.reference = open_predictor(OfflineConfig(model=str(self.export)))
-        self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
-
-    def expected(self, texts: list[str]) -> tuple[list[str], list[float]]:
-        return self.reference.predict(texts)
-
-    def url(self, protocol: str) -> str:
-        return self.server.grpc_url if protocol == "grpc" else self.server.http_url
-
-
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
-    raise_open_files_limit(4 * CONNECTIONS)  # before the server starts: it inherits the limit
-    setup = Hostile(tmp_path_factory.mktemp("hostile"))
-    setup.server.start()
-    yield setup
-    setup.server.stop()
+CONNECTIONS = Hostile.CONNECTIONS
 
 
 def assert_matches(hostile: Hostile, predictions, texts: list[str]) -> None:
@@ -151,7 +130,6 @@ def test_a_batch_of_64_one_megabyte_texts_is_answered_correctly_and_quickly(host
 def test_tokenizing_from_the_head_of_long_texts_gives_the_full_texts_ids(tmp_path):
     """The tokenizer reads a long text only up to a word boundary past its head; the ids must be those of
     tokenizing all of it (PaddleNLP's training tokenizer), whatever the head length."""
-    from tests.test_builder_runtime import TRICKY_TEXTS, paddlenlp_tokenizer, random_texts
     from tritoncls.modeling import build_vocab
 
     rng = random.Random(1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving_fixtures import ServeProcess, write_tiny_export
+from tests.support import ServeProcess, write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.server import TritonServer, find_tritonserver
 

@@ -20,49 +20,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.robust_support import kill_server, mixed_texts, wait_for
-from tests.serving_fixtures import write_tiny_export
-from tritoncls.builder import BuildConfig, build_repository
+from tests.support import Faults, kill_server, wait_for
 from tritoncls.clients.chunked import ChunkJournal
 from tritoncls.common.predictions import OUTPUT_HEADER
-from tritoncls.server import TritonServer
 
 pytestmark = [pytest.mark.triton]
 
-TEXTS = 12000
+TEXTS = Faults.TEXTS
 CHUNK = 400
 RUN_TIMEOUT_S = 240
-
-
-class Faults:
-    """The served repository, the input and its reference predictions."""
-
-    def __init__(self, root: Path) -> None:
-        from tritoncls.common.offline import OfflineConfig, open_predictor
-
-        self.root = root
-        self.export = write_tiny_export(root / "export")
-        self.repo = build_repository(BuildConfig(model=str(self.export), output=str(root / "repo")))
-        self.texts = mixed_texts(TEXTS)
-        self.input = root / "input.txt"
-        self.input.write_text("\n".join(self.texts) + "\n", encoding="utf-8")
-        self.labels, self.confidences = open_predictor(OfflineConfig(model=str(self.export))).predict(self.texts)
-        self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
-
-
-@pytest.fixture(scope="module")
-def faults(tmp_path_factory):
-    setup = Faults(tmp_path_factory.mktemp("faults"))
-    setup.server.start()
-    yield setup
-    setup.server.stop()
-
-
-@pytest.fixture()
-def server(faults):
-    if not faults.server.is_running():
-        faults.server.start()
-    return faults.server
 
 
 def start_classify(faults: Faults, output: Path, *extra: str, retries: int = 1) -> subprocess.Popen:
@@ -108,7 +74,7 @@ def assert_complete(faults: Faults, output: Path) -> None:
     assert not ChunkJournal(output).folder.exists(), "the chunk folder must be removed once the output is whole"
 
 
-def test_classify_rides_out_two_server_kills_and_restarts_by_retrying(faults, server, tmp_path):
+def test_classify_rides_out_two_server_kills_and_restarts_by_retrying(faults, faults_server, tmp_path):
     output = tmp_path / "results.tsv"
     process = start_classify(faults, output, retries=10)
     kills = []
@@ -117,9 +83,9 @@ def test_classify_rides_out_two_server_kills_and_restarts_by_retrying(faults, se
             before = len(chunk_files(output))
             wait_for(lambda n=before: len(chunk_files(output)) >= n + 2 or process.poll() is not None, 120, "chunks")
             assert process.poll() is None, "classify finished before the server could be killed; raise TEXTS"
-            kills.append(kill_server(server))
+            kills.append(kill_server(faults_server))
             assert process.poll() is None, "classify must keep retrying while the server is down"
-            server.start()
+            faults_server.start()
     finally:
         code = finish(process)
     assert code == 0, log_of(process)
@@ -129,13 +95,13 @@ def test_classify_rides_out_two_server_kills_and_restarts_by_retrying(faults, se
           f"{len(faults.texts)} texts, 0 lost")
 
 
-def test_classify_stops_naming_the_texts_done_and_resume_completes_the_output(faults, server, tmp_path):
+def test_classify_stops_naming_the_texts_done_and_resume_completes_the_output(faults, faults_server, tmp_path):
     output = tmp_path / "results.tsv"
     process = start_classify(faults, output, retries=1)
     try:
         wait_for(lambda: len(chunk_files(output)) >= 3 or process.poll() is not None, 120, "three chunks")
         assert process.poll() is None, "classify finished before the server could be killed; raise TEXTS"
-        kill_server(server)
+        kill_server(faults_server)
     finally:
         code = finish(process)
     message = log_of(process)
@@ -148,7 +114,7 @@ def test_classify_stops_naming_the_texts_done_and_resume_completes_the_output(fa
     assert "rerun the same command with --resume" in message and "server unavailable" in message
     assert not output.exists(), "the output appears only when it is whole"
 
-    server.start()
+    faults_server.start()
     resumed = start_classify(faults, output, "--resume")
     assert finish(resumed) == 0, log_of(resumed)
     assert f"Resuming: {done} of {TEXTS} texts were done by an earlier run" in log_of(resumed)
@@ -157,7 +123,7 @@ def test_classify_stops_naming_the_texts_done_and_resume_completes_the_output(fa
           f"{TEXTS - done}; 0 lost, 0 duplicated")
 
 
-def test_classify_killed_itself_loses_no_finished_chunk_and_resume_completes(faults, server, tmp_path):
+def test_classify_killed_itself_loses_no_finished_chunk_and_resume_completes(faults, faults_server, tmp_path):
     output = tmp_path / "results.tsv"
     process = start_classify(faults, output)
     try:
@@ -174,7 +140,7 @@ def test_classify_killed_itself_loses_no_finished_chunk_and_resume_completes(fau
     assert_complete(faults, output)
 
 
-def test_resume_redoes_a_damaged_chunk_and_keeps_the_good_ones(faults, server, tmp_path):
+def test_resume_redoes_a_damaged_chunk_and_keeps_the_good_ones(faults, faults_server, tmp_path):
     output = tmp_path / "results.tsv"
     process = start_classify(faults, output)
     try:

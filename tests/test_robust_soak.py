@@ -15,18 +15,11 @@ import os
 import pytest
 
 from tritoncls.benchmarks.soak import SoakConfig, SoakReport, _judge, read_texts_column, soak
-from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.errors import ConfigError, DataError
 
 SOAK_REQUESTS = int(os.environ.get("TRITONCLS_SOAK_REQUESTS", "8000"))
 SOAK_CONCURRENCY = 16
 SOAK_RSS_BOUND_MIB = 32.0
-
-
-@pytest.fixture(scope="module")
-def soak_repo(kuake_export, tmp_path_factory):
-    return build_repository(BuildConfig(model=str(kuake_export), output=str(tmp_path_factory.mktemp("soak") / "repo"),
-                                        instances=2))
 
 
 @pytest.mark.triton

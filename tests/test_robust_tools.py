@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.robust_support import HOSTILE_LABELS
-from tests.serving_fixtures import edit_manifest, write_tiny_export
+from tests.support import HOSTILE_LABELS, edit_manifest, write_tiny_export
 from tritoncls.builder import MARKER, BuildConfig, build_repository
 from tritoncls.cli.build_repo import main as build_repo_main
 from tritoncls.clients.chunked import ChunkJournal, ClassifyFileConfig, classify_file

@@ -20,14 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, TINY_ARCH, train_tiny
-from tests.robust_support import wait_for
+from tests.support import REPO_ROOT, TINY_ARCH, train_tiny, wait_for
 from tritoncls.errors import ModelError
 from tritoncls.modeling import checkpoint as ckpt
 
-pytestmark = [pytest.mark.slow]
-
-WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
 TINY = ["--from_scratch", "--model_name", "ernie-3.0-nano-zh", "--arch", "num_hidden_layers=2", "hidden_size=64",
         "num_attention_heads=4", "intermediate_size=128", "--max_seq_length", "32", "--learning_rate", "2e-3",
         "--batch_size", "8", "--logging_steps", "1", "--device", "cpu"]
@@ -71,21 +67,6 @@ sys.exit(main(sys.argv[1:]))
 '''
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> Path:
-    """A tiny two-class dataset, separable by keyword."""
-    root = tmp_path_factory.mktemp("toy")
-    lines = []
-    for i in range(64):
-        label = "sport" if i % 2 else "food"
-        words = WORDS[label]
-        lines.append(f"the {words[i % 5]} and {words[(i + 2) % 5]} today {i}\t{label}")
-    (root / "train.txt").write_text("\n".join(lines[:48]) + "\n", encoding="utf-8")
-    (root / "dev.txt").write_text("\n".join(lines[48:]) + "\n", encoding="utf-8")
-    (root / "label.txt").write_text("food\nsport\n", encoding="utf-8")
-    return root
-
-
 def train_command(toy: Path, save_dir: Path, epochs: int, *extra: str) -> list[str]:
     return ["train", "--dataset_dir", str(toy), "--save_dir", str(save_dir), "--epochs", str(epochs), *TINY, *extra]
 
@@ -123,16 +104,9 @@ def assert_nothing_half_written_is_a_checkpoint(parent: Path, save_dir: Path) ->
                 ckpt.resolve_checkpoint(path)
 
 
-@pytest.fixture(scope="module")
-def good_checkpoint(toy, tmp_path_factory) -> Path:
-    """One epoch trained in-process: the last good checkpoint every kill below must leave intact."""
-    save_dir = tmp_path_factory.mktemp("good") / "ck"
-    train_tiny(toy, save_dir, epochs=1, max_seq_length=32, batch_size=8, arch_overrides=dict(TINY_ARCH))
-    return save_dir
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["mid_fill", "before_swap", "between_renames"])
-def test_sigkill_while_writing_the_best_checkpoint_keeps_the_last_good_one(toy, good_checkpoint, tmp_path, point):
+def test_sigkill_while_writing_the_best_checkpoint_keeps_the_last_good_one(toy_dataset_64, good_checkpoint, tmp_path, point):
     import shutil
 
     save_dir = tmp_path / "ck"
@@ -142,7 +116,7 @@ def test_sigkill_while_writing_the_best_checkpoint_keeps_the_last_good_one(toy, 
     wrapper.write_text(PAUSE_WRAPPER, encoding="utf-8")
     env = environment() | {"PAUSE_AT": point, "PAUSE_FLAG": str(flag)}
     # A fresh run's first epoch always "improves" on nothing, so it writes the best checkpoint over the old one.
-    process = subprocess.Popen([sys.executable, str(wrapper), *train_command(toy, save_dir, 1)], env=env,
+    process = subprocess.Popen([sys.executable, str(wrapper), *train_command(toy_dataset_64, save_dir, 1)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: flag.exists() or process.poll() is not None, RUN_TIMEOUT_S, f"the pause at {point}", 0.1)
@@ -159,7 +133,7 @@ def test_sigkill_while_writing_the_best_checkpoint_keeps_the_last_good_one(toy, 
 
     # Resume from what survived (in-process: the same train() the CLI calls); a save removes the dead
     # writer's staging folder.
-    result = train_tiny(toy, save_dir, epochs=2, max_seq_length=32, batch_size=8, arch_overrides=dict(TINY_ARCH),
+    result = train_tiny(toy_dataset_64, save_dir, epochs=2, max_seq_length=32, batch_size=8, arch_overrides=dict(TINY_ARCH),
                         init_from_ckpt=str(save_dir))
     assert [h["epoch"] for h in result.history] == [2], "the run must resume after epoch 1"
     assert_loads(save_dir)
@@ -173,7 +147,8 @@ def under_way(log: Path, process: subprocess.Popen, save_dir: Path) -> bool:
     return "Saved best checkpoint" in text or (save_dir.exists() and " step " in text) or process.poll() is not None
 
 
-def test_sigkill_at_random_moments_of_training_never_leaves_a_bad_checkpoint(toy, tmp_path):
+@pytest.mark.slow
+def test_sigkill_at_random_moments_of_training_never_leaves_a_bad_checkpoint(toy_dataset_64, tmp_path):
     """Kill a run at three random moments after its first checkpoint; each time what is on disk loads and
     the next run resumes from it; a last run finishes."""
     rng = random.Random(6)
@@ -183,7 +158,7 @@ def test_sigkill_at_random_moments_of_training_never_leaves_a_bad_checkpoint(toy
         extra = ("--init_from_ckpt", str(save_dir)) if save_dir.exists() else ()
         log = tmp_path / f"run{round_}.log"
         with log.open("w") as sink:
-            process = subprocess.Popen([sys.executable, "-m", "tritoncls.cli", *train_command(toy, save_dir, 40, *extra)],
+            process = subprocess.Popen([sys.executable, "-m", "tritoncls.cli", *train_command(toy_dataset_64, save_dir, 40, *extra)],
                                        env=environment(), stdout=sink, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda log=log, process=process: under_way(log, process, save_dir), RUN_TIMEOUT_S, "training", 0.1)
@@ -195,7 +170,7 @@ def test_sigkill_at_random_moments_of_training_never_leaves_a_bad_checkpoint(toy
         assert_loads(save_dir)
         assert_nothing_half_written_is_a_checkpoint(tmp_path, save_dir)
     final = subprocess.run([sys.executable, "-m", "tritoncls.cli",
-                            *train_command(toy, save_dir, 4, "--init_from_ckpt", str(save_dir))],
+                            *train_command(toy_dataset_64, save_dir, 4, "--init_from_ckpt", str(save_dir))],
                            env=environment(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert final.returncode == 0, final.stderr[-3000:]
     assert len(kills) == 3

@@ -4,23 +4,17 @@ sort-pad-run-scatter loop every in-process path uses."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.serving_fixtures import edit_manifest, write_tiny_export
+from tests.support import edit_manifest
 from tritoncls import runtime as rt
 from tritoncls.runtime.manifest import FORMAT_VERSION, Manifest
 
 
-@pytest.fixture()
-def export(tmp_path) -> Path:
-    return write_tiny_export(tmp_path / "export")
-
-
-def test_manifest_round_trips_through_its_json(export):
-    manifest = Manifest.load(export)
+def test_manifest_round_trips_through_its_json(own_tiny_export):
+    manifest = Manifest.load(own_tiny_export)
     assert Manifest.from_dict(json.loads(manifest.to_json())) == manifest
     assert manifest.format_version == FORMAT_VERSION
     assert manifest.onnx.input_names == rt.INPUT_NAMES and manifest.onnx.output_name == rt.LOGITS
@@ -39,16 +33,16 @@ def test_manifest_round_trips_through_its_json(export):
     (lambda m: m["architecture"].update(num_labels=7), r"3 labels but architecture.num_labels is 7"),
     (lambda m: m["tokenizer"]["special_tokens"].pop("unk_token"), r"'tokenizer.special_tokens.unk_token' is missing"),
 ])
-def test_manifest_names_the_file_and_field_of_every_defect(export, edit, message):
-    edit_manifest(export, edit)
+def test_manifest_names_the_file_and_field_of_every_defect(own_tiny_export, edit, message):
+    edit_manifest(own_tiny_export, edit)
     with pytest.raises(rt.ManifestError, match=message) as caught:
-        Manifest.load(export)
-    assert str(export / "manifest.json") in str(caught.value)
+        Manifest.load(own_tiny_export)
+    assert str(own_tiny_export / "manifest.json") in str(caught.value)
 
 
-def test_manifest_version_1_with_a_benchmark_variant_loads_as_variant(export):
-    edit_manifest(export, lambda m: m.update(format_version=1, benchmark_variant={"variant": "int8"}))
-    assert Manifest.load(export).variant == {"variant": "int8"}
+def test_manifest_version_1_with_a_benchmark_variant_loads_as_variant(own_tiny_export):
+    edit_manifest(own_tiny_export, lambda m: m.update(format_version=1, benchmark_variant={"variant": "int8"}))
+    assert Manifest.load(own_tiny_export).variant == {"variant": "int8"}
 
 
 def test_missing_manifest_says_how_to_make_one(tmp_path):
@@ -110,12 +104,12 @@ def test_sorting_by_length_pads_less_than_input_order():
     np.testing.assert_array_equal(sorted_run.logits, file_run.logits)
 
 
-def test_predictor_from_export_gives_the_served_model_steps_logits(export):
-    manifest = Manifest.load(export)
-    predictor = rt.Predictor.from_export(export, batch_size=2)
+def test_predictor_from_export_gives_the_served_model_steps_logits(own_tiny_export):
+    manifest = Manifest.load(own_tiny_export)
+    predictor = rt.Predictor.from_export(own_tiny_export, batch_size=2)
     texts = ["good movie", "bad", "neutral words here and more", "good"]
     run = predictor.logits(texts)
-    step = rt.ModelStep(rt.OnnxRunner(export / manifest.onnx.file, manifest.onnx.input_names, manifest.onnx.output_name),
+    step = rt.ModelStep(rt.OnnxRunner(own_tiny_export / manifest.onnx.file, manifest.onnx.input_names, manifest.onnx.output_name),
                         manifest.tokenizer.pad_token_id)
     rows = predictor.encode(texts)
     expected = np.concatenate(step([rt.pad_rows([r], len(r), 0) for r in rows]))

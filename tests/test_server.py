@@ -9,20 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.serving_fixtures import SPECIAL_TOKENS, ServeProcess, write_tiny_export
+from tests.support import SPECIAL_TOKENS, ServeProcess
 from tritoncls import runtime as rt
-from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.clients import GrpcClient, HttpClient
 from tritoncls.errors import ServeError
 from tritoncls.server import TritonServer, find_tritonserver
 from tritoncls.server.triton import parse_size
-
-
-@pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny_serve")
-    export = write_tiny_export(root / "export")
-    return build_repository(BuildConfig(model=str(export), output=str(root / "repo"), top_k=2))
 
 
 def test_parse_size_understands_bytes_and_k_m_g_suffixes():

@@ -10,13 +10,12 @@ from __future__ import annotations
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.serving_fixtures import ServeProcess
-from tritoncls.builder import MARKER, BuildConfig, build_repository
+from tests.support import ServeProcess
+from tritoncls.builder import MARKER
 from tritoncls.clients import GrpcClient, classify_texts, make_client
 from tritoncls.errors import ClientError
 from tritoncls.server import TritonServer
@@ -24,56 +23,6 @@ from tritoncls.server import TritonServer
 pytestmark = [pytest.mark.triton, pytest.mark.slow, pytest.mark.kuake]
 
 MAX_CONFIDENCE_DIFF = 1e-4
-
-
-@pytest.fixture(scope="module")
-def dev_texts(kuake_dir) -> list[str]:
-    from tritoncls.common import data
-
-    return [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
-
-
-class DynamicGraph:
-    """The trained checkpoint in Paddle's dynamic graph: the reference every served answer must match."""
-
-    def __init__(self, checkpoint: Path, export: Path) -> None:
-        from tritoncls import modeling
-        from tritoncls.common.offline import load_manifest
-
-        manifest = load_manifest(export)
-        self.labels = manifest.labels
-        self.max_seq_length = manifest.max_seq_length
-        self.model = modeling.load_checkpoint_model(checkpoint)
-        self.tokenizer = modeling.load_tokenizer(checkpoint)
-
-    def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
-        from tritoncls.modeling.dynamic import encode, predict_logits
-        from tritoncls.runtime import softmax
-
-        probs = softmax(predict_logits(self.model, encode(self.tokenizer, texts, self.max_seq_length), 64))
-        return [self.labels[i] for i in probs.argmax(1)], probs.max(1)
-
-
-@pytest.fixture(scope="module")
-def dynamic_graph(kuake_checkpoint, kuake_export) -> DynamicGraph:
-    return DynamicGraph(kuake_checkpoint, kuake_export)
-
-
-@pytest.fixture(scope="module")
-def reference(dynamic_graph, dev_texts) -> tuple[list[str], np.ndarray]:
-    return dynamic_graph.predict(dev_texts)
-
-
-@pytest.fixture(scope="module")
-def kuake_repo(kuake_export, tmp_path_factory) -> Path:
-    return build_repository(BuildConfig(model=str(kuake_export), output=str(tmp_path_factory.mktemp("serve") / "repo"),
-                                        top_k=3))
-
-
-@pytest.fixture(scope="module")
-def server(kuake_repo, tmp_path_factory):
-    with TritonServer(kuake_repo, log_file=tmp_path_factory.mktemp("logs") / "tritonserver.log") as running:
-        yield running
 
 
 def url_for(server: TritonServer, protocol: str) -> str:
@@ -89,18 +38,18 @@ def assert_matches(predictions, labels: list[str], confidences: np.ndarray) -> N
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_all_kuake_dev_texts_get_the_dynamic_graphs_labels_and_confidences(protocol, server, dev_texts, reference):
-    predictions = classify_texts(dev_texts, [url_for(server, protocol)], protocol=protocol, concurrency=4, batch_size=32)
+def test_all_kuake_dev_texts_get_the_dynamic_graphs_labels_and_confidences(protocol, kuake_server, dev_texts, reference):
+    predictions = classify_texts(dev_texts, [url_for(kuake_server, protocol)], protocol=protocol, concurrency=4, batch_size=32)
     assert len(dev_texts) == 1955
     assert_matches(predictions, *reference)
     assert all(len(p.top_k) == 3 and p.top_k[0] == (p.label, pytest.approx(p.confidence)) for p in predictions)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_bad_requests_each_get_a_clear_error_and_the_server_keeps_serving(protocol, server, dev_texts, reference,
+def test_bad_requests_each_get_a_clear_error_and_the_server_keeps_serving(protocol, kuake_server, dev_texts, reference,
                                                                          dynamic_graph):
     labels, confidences = reference
-    with make_client(url_for(server, protocol), protocol) as client:
+    with make_client(url_for(kuake_server, protocol), protocol) as client:
         with pytest.raises(ClientError, match=r"text 0: bytes b'\\xff\\xfe n' at offset 0 are not valid UTF-8"):
             client.infer_raw([b"\xff\xfe not utf-8"])
         with pytest.raises(ClientError, match="text 0: the text is empty"):
@@ -113,10 +62,10 @@ def test_bad_requests_each_get_a_clear_error_and_the_server_keeps_serving(protoc
         expected_label, expected_confidence = dynamic_graph.predict([long_text])
         assert_matches(client.classify([long_text]), expected_label, expected_confidence)
         assert_matches(client.classify(dev_texts[:3]), labels[:3], confidences[:3])
-    assert server.is_running()
+    assert kuake_server.is_running()
 
 
-def test_a_bad_request_fails_alone_when_batched_with_good_ones(server, dev_texts, reference):
+def test_a_bad_request_fails_alone_when_batched_with_good_ones(kuake_server, dev_texts, reference):
     labels, confidences = reference
     jobs = [(i, dev_texts[i] if i % 3 else b"\xc3\x28") for i in range(60)]
     barrier = threading.Barrier(12)
@@ -130,7 +79,7 @@ def test_a_bad_request_fails_alone_when_batched_with_good_ones(server, dev_texts
         except ClientError as exc:
             return index, exc
 
-    with GrpcClient(server.grpc_url) as client, ThreadPoolExecutor(12) as pool:
+    with GrpcClient(kuake_server.grpc_url) as client, ThreadPoolExecutor(12) as pool:
         results = dict(pool.map(send, jobs))
     for index, result in results.items():
         if index % 3:
@@ -147,23 +96,23 @@ def model_step_counts(server: TritonServer) -> tuple[int, int]:
     return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
 
 
-def test_concurrent_single_text_requests_are_batched_at_the_model_step(server, dev_texts, reference):
-    inferences_before, executions_before = model_step_counts(server)
-    predictions = classify_texts(dev_texts[:600], [server.grpc_url], concurrency=16, batch_size=1)
-    inferences, executions = (a - b for a, b in zip(model_step_counts(server), (inferences_before, executions_before)))
+def test_concurrent_single_text_requests_are_batched_at_the_model_step(kuake_server, dev_texts, reference):
+    inferences_before, executions_before = model_step_counts(kuake_server)
+    predictions = classify_texts(dev_texts[:600], [kuake_server.grpc_url], concurrency=16, batch_size=1)
+    inferences, executions = (a - b for a, b in zip(model_step_counts(kuake_server), (inferences_before, executions_before)))
     assert inferences == 600
     assert executions < inferences, f"{executions} executions for {inferences} single-text requests: no batching"
     print(f"\nmodel step: {inferences} texts in {executions} executions ({inferences / executions:.1f} texts/execution)")
     assert_matches(predictions, reference[0][:600], reference[1][:600])
 
 
-def test_classify_command_writes_what_predict_writes_spreading_requests_over_urls(server, dev_texts, reference, tmp_path):
+def test_classify_command_writes_what_predict_writes_spreading_requests_over_urls(kuake_server, dev_texts, reference, tmp_path):
     from tritoncls.cli import main
     from tritoncls.common.predictions import OUTPUT_HEADER
 
     texts = dev_texts[:120]
     (tmp_path / "data.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    port = server.grpc_url.split(":")[1]
+    port = kuake_server.grpc_url.split(":")[1]
     code = main(["classify", "--url", f"127.0.0.1:{port}", "--url", f"localhost:{port}", "--input",
                  str(tmp_path / "data.txt"), "--output", str(tmp_path / "results.tsv"), "--concurrency", "3",
                  "--batch_size", "8"])
@@ -176,14 +125,14 @@ def test_classify_command_writes_what_predict_writes_spreading_requests_over_url
     assert np.abs(np.array([float(r[2]) for r in rows]) - reference[1][:120]).max() <= MAX_CONFIDENCE_DIFF
 
 
-def test_a_copied_repository_serves_the_same_predictions(server, kuake_repo, kuake_export, dev_texts, tmp_path):
+def test_a_copied_repository_serves_the_same_predictions(kuake_server, kuake_repo, kuake_export, dev_texts, tmp_path):
     copy = shutil.copytree(kuake_repo, tmp_path / "elsewhere" / "repo")
     for path in copy.rglob("*"):
         if path.is_file() and path.name != MARKER and path.suffix in (".pbtxt", ".py", ".json", ".txt"):
             text = path.read_text(encoding="utf-8")
             assert str(kuake_export) not in text and str(kuake_repo) not in text, f"{path} points outside the repository"
     texts = dev_texts[:200]
-    with GrpcClient(server.grpc_url) as client:
+    with GrpcClient(kuake_server.grpc_url) as client:
         original = client.classify(texts)
     serve = ServeProcess(copy, tmp_path / "copy.log")
     try:

@@ -10,29 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_ARCH, train_tiny
+from tests.support import TINY_ARCH, train_tiny
 from tritoncls.errors import ConfigError, ModelError
 from tritoncls.modeling import checkpoint as ckpt
 
-WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
 
-
-@pytest.fixture()
-def toy_dir(tmp_path) -> Path:
-    """A tiny two-class dataset, separable by keyword."""
-    lines = []
-    for i in range(48):
-        label = "sport" if i % 2 else "food"
-        words = WORDS[label]
-        lines.append(f"the {words[i % 5]} and {words[(i + 2) % 5]} today {i}\t{label}")
-    root = tmp_path / "toy"
-    root.mkdir()
-    (root / "train.txt").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
-    (root / "dev.txt").write_text("\n".join(lines[40:]) + "\n", encoding="utf-8")
-    (root / "label.txt").write_text("food\nsport\n", encoding="utf-8")
-    return root
-
-
+@pytest.mark.slow
 def test_early_stop_ends_training_after_patience_epochs_without_improvement(toy_dir, tmp_path):
     # A learning rate of 1e-12 cannot change dev accuracy: epoch 1 is the best, 2 and 3 are not.
     result = train_tiny(toy_dir, tmp_path / "ck", epochs=10, learning_rate=1e-12, early_stop=True, early_stop_nums=2)
@@ -41,11 +24,13 @@ def test_early_stop_ends_training_after_patience_epochs_without_improvement(toy_
     assert result.best_epoch == 1
 
 
+@pytest.mark.slow
 def test_without_early_stop_all_epochs_run(toy_dir, tmp_path):
     result = train_tiny(toy_dir, tmp_path / "ck", epochs=3, learning_rate=1e-12)
     assert not result.stopped_early and result.epochs_run == 3
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_everything_needed_to_rebuild_the_model(toy_dir, tmp_path):
     train_tiny(toy_dir, tmp_path / "ck", epochs=1)
     names = {p.name for p in (tmp_path / "ck").iterdir()}
@@ -55,6 +40,7 @@ def test_checkpoint_holds_everything_needed_to_rebuild_the_model(toy_dir, tmp_pa
     assert config["from_scratch"] and config["arch_overrides"] == TINY_ARCH and config["num_labels"] == 2
 
 
+@pytest.mark.slow
 def test_resume_continues_epochs_and_step_count_from_checkpoint(toy_dir, tmp_path):
     first = train_tiny(toy_dir, tmp_path / "a", epochs=2, learning_rate=5e-3)
     state_a = json.loads((tmp_path / "a" / "training_state.json").read_text())
@@ -66,12 +52,14 @@ def test_resume_continues_epochs_and_step_count_from_checkpoint(toy_dir, tmp_pat
         assert state_b["global_step"] > state_a["global_step"]
 
 
+@pytest.mark.slow
 def test_resume_accepts_the_pdparams_file_path_like_the_reference(toy_dir, tmp_path):
     train_tiny(toy_dir, tmp_path / "a", epochs=1)
     result = train_tiny(toy_dir, tmp_path / "b", epochs=2, init_from_ckpt=str(tmp_path / "a" / "model_state.pdparams"))
     assert [h["epoch"] for h in result.history] == [2]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_trained_with_other_labels(toy_dir, tmp_path):
     train_tiny(toy_dir, tmp_path / "a", epochs=1)
     (toy_dir / "label.txt").write_text("sport\nfood\n", encoding="utf-8")

@@ -1,0 +1,453 @@
+"""Plain helpers shared by the test modules: constants, writers, processes, waits. No fixtures here:
+pytest fixtures live in ``tests/conftest.py`` and wrap what they need from this module.
+
+Sections: paths; the tiny trained model (``train_tiny``, ``export_dir_for``) and the guard that keeps
+training out of tests not marked slow; the toy keyword data set; the tiny export written without
+training (``write_tiny_export``); tokenizer inputs; serving processes; robustness helpers; the objects
+that the serving fixtures set up (``Hostile``, ``Faults``, ``DynamicGraph``).
+
+Every loop here is bounded in count and time; every server is on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KUAKE_DIR = Path(os.environ.get("TRITONCLS_KUAKE_DIR", REPO_ROOT.parent / "shared" / "data" / "kuake_qic"))
+DEMO_DIR = REPO_ROOT / "tritoncls" / "data" / "demo"
+
+# ---------------------------------------------------------------------------------------------
+# The tiny trained model, and the guard that keeps training out of tests not marked slow
+# ---------------------------------------------------------------------------------------------
+
+#: Tiny enough (2 layers, hidden 64) that a session-scoped fixture trains one in seconds.
+TINY_ARCH = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}
+
+
+def train_tiny(dataset_dir: Path, save_dir: Path, epochs: int = 2, **overrides: Any):
+    """Train the tiny architecture from scratch; returns the TrainResult."""
+    from tritoncls.training.train import TrainConfig, train
+
+    options = dict(dataset_dir=str(dataset_dir), output=str(save_dir), model_name="ernie-3.0-nano-zh",
+                   from_scratch=True, arch_overrides=dict(TINY_ARCH), epochs=epochs, learning_rate=2e-3,
+                   batch_size=32, logging_steps=50, max_seq_length=64, seed=3)
+    options.update(overrides)
+    return train(TrainConfig(**options))
+
+
+def export_dir_for(checkpoint: Path, out: Path) -> Path:
+    """``tritoncls export`` of ``checkpoint`` into ``out``; returns the export directory."""
+    from tritoncls.modeling.export import ExportConfig, export
+
+    return export(ExportConfig(checkpoint=str(checkpoint), output=str(out)))
+
+
+#: The fixtures (in conftest.py) that train or export a model with Paddle: every test that uses one,
+#: even through another fixture, is marked slow at collection.
+TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
+                     "pruned", "good_checkpoint")
+
+
+def must_be_slow(item: Any) -> bool:
+    """Whether the collected test ``item`` uses a training fixture or starts tritonserver (marked ``triton``)."""
+    uses_training = bool(set(getattr(item, "fixturenames", ())) & set(TRAINING_FIXTURES))
+    return uses_training or item.get_closest_marker("triton") is not None
+
+
+class TrainingOutsideSlowError(AssertionError):
+    """A test not marked ``slow`` created a Paddle optimizer (trains) or saved a static graph (exports)."""
+
+
+def _paddle_optimizers() -> list[type]:
+    """Every optimizer class paddle.optimizer offers (AdamW does not call Optimizer.__init__)."""
+    import paddle
+
+    return [c for c in vars(paddle.optimizer).values()
+            if isinstance(c, type) and issubclass(c, paddle.optimizer.Optimizer)]
+
+
+@contextmanager
+def forbid_training(test_id: str) -> Iterator[None]:
+    """Within the block, creating any Paddle optimizer (every training and distillation loop does) or
+    calling ``paddle.jit.save`` (every export does) raises TrainingOutsideSlowError naming ``test_id``.
+
+    Guards this process only: training in a subprocess is not seen (those tests are marked slow by hand).
+    """
+    import paddle
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise TrainingOutsideSlowError(
+            f"{test_id} trains or exports a model with Paddle but is not marked slow: mark it "
+            "@pytest.mark.slow, or add the fixture that trains to TRAINING_FIXTURES in tests/support.py")
+
+    originals = [(c, "__init__", c.__dict__["__init__"]) for c in _paddle_optimizers() if "__init__" in c.__dict__]
+    originals.append((paddle.jit, "save", paddle.jit.save))
+    for owner, name, _ in originals:
+        setattr(owner, name, refuse)
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+# ---------------------------------------------------------------------------------------------
+# The toy keyword data set: two classes, separable by keyword
+# ---------------------------------------------------------------------------------------------
+
+TOY_WORDS = {"sport": ["goal", "match", "team", "score", "coach"], "food": ["soup", "bread", "salad", "cake", "rice"]}
+TOY_LABELS = ("food", "sport")
+
+
+def toy_lines(count: int = 48) -> list[str]:
+    """``count`` lines ``text<TAB>label``, alternating food and sport, each text naming two keywords."""
+    lines = []
+    for i in range(count):
+        label = "sport" if i % 2 else "food"
+        words = TOY_WORDS[label]
+        lines.append(f"the {words[i % 5]} and {words[(i + 2) % 5]} today {i}\t{label}")
+    return lines
+
+
+def write_toy_dataset(root: Path, count: int = 48, dev: int = 8) -> Path:
+    """The toy set as a dataset directory: the first ``count - dev`` lines train, the last ``dev`` are dev."""
+    lines = toy_lines(count)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text("\n".join(lines[:-dev]) + "\n", encoding="utf-8")
+    (root / "dev.txt").write_text("\n".join(lines[-dev:]) + "\n", encoding="utf-8")
+    (root / "label.txt").write_text("\n".join(TOY_LABELS) + "\n", encoding="utf-8")
+    return root
+
+# ---------------------------------------------------------------------------------------------
+# The tiny export, written without training
+# ---------------------------------------------------------------------------------------------
+#
+# ``write_tiny_export`` writes an export directory that looks exactly like ``tritoncls export``'s
+# (manifest, ONNX graph, tokenizer files, labels) without training anything: its ONNX graph is a
+# masked-mean bag of embeddings, so its logits, like ERNIE's, do not depend on trailing [PAD] columns.
+
+SPECIAL_TOKENS = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]",
+                  "mask_token": "[MASK]"}
+TINY_LABELS = ("positive", "negative", "neutral")
+TINY_WORDS = ("good", "bad", "ok", "fine", "great", "awful", "the", "movie", "is", "was", "very", "not", "中", "文",
+              "好", "坏", "##s", "##ly", "!", ",", ".", "?")
+
+
+def tiny_vocab() -> list[str]:
+    """Special tokens, the letters and TINY_WORDS."""
+    return list(SPECIAL_TOKENS.values()) + list("abcdefghijklmnopqrstuvwxyz") + list(TINY_WORDS)
+
+
+def write_tiny_onnx(path: Path, vocab_size: int, num_labels: int, hidden: int = 8, seed: int = 0) -> None:
+    """input_ids, token_type_ids [batch, sequence] int64 -> logits [batch, num_labels] float32."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(vocab_size, hidden)).astype(np.float32), "embedding"),
+        numpy_helper.from_array(rng.normal(size=(2, hidden)).astype(np.float32), "type_embedding"),
+        numpy_helper.from_array(rng.normal(size=(hidden, num_labels)).astype(np.float32), "classifier"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "pad_id"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["embedding", "input_ids"], ["words"]),
+        helper.make_node("Gather", ["type_embedding", "token_type_ids"], ["types"]),
+        helper.make_node("Add", ["words", "types"], ["tokens"]),
+        helper.make_node("Equal", ["input_ids", "pad_id"], ["is_pad"]),
+        helper.make_node("Not", ["is_pad"], ["is_real"]),
+        helper.make_node("Cast", ["is_real"], ["mask"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask", "axis2"], ["mask3"]),
+        helper.make_node("Mul", ["tokens", "mask3"], ["masked"]),
+        helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
+        helper.make_node("ReduceSum", ["mask", "axis1"], ["count"], keepdims=1),
+        helper.make_node("Div", ["summed", "count"], ["pooled"]),
+        helper.make_node("MatMul", ["pooled", "classifier"], ["logits"]),
+    ]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "token_type_ids")]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_labels])]
+    model = helper.make_model(helper.make_graph(nodes, "tiny", inputs, outputs, inits),
+                              opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def write_tiny_export(directory: Path, labels: Sequence[str] = TINY_LABELS, max_seq_length: int = 64,
+                      do_lower_case: bool = True) -> Path:
+    """An export directory with the layout and manifest of ``tritoncls export``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = tiny_vocab()
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"do_lower_case": do_lower_case, "tokenizer_class": "ErnieTokenizer", **SPECIAL_TOKENS}), encoding="utf-8")
+    (directory / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS), encoding="utf-8")
+    (directory / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    write_tiny_onnx(directory / "model.onnx", len(vocab), len(labels))
+    (directory / "float32.json").write_text('{"program": "placeholder: golden tests never load it"}', encoding="utf-8")
+    (directory / "float32.pdiparams").write_bytes(b"\0" * 16)
+    io_in = [{"name": n, "dtype": "int64", "shape": [-1, -1]} for n in ("input_ids", "token_type_ids")]
+    manifest = {
+        "format": "tritoncls-export", "format_version": 1, "task": "sequence_classification",
+        "labels": list(labels), "label_file": "label.txt", "max_seq_length": max_seq_length, "precision": "fp32",
+        "tokenizer": {"kind": "wordpiece", "class": "ErnieTokenizer",
+                      "files": {"vocab": "vocab.txt", "tokenizer_config": "tokenizer_config.json",
+                                "special_tokens_map": "special_tokens_map.json"},
+                      "do_lower_case": do_lower_case, "special_tokens": dict(SPECIAL_TOKENS),
+                      "pad_token_id": 0, "pad_token_type_id": 0},
+        "architecture": {"family": "ernie", "num_hidden_layers": 1, "hidden_size": 8, "num_attention_heads": 1,
+                         "intermediate_size": 8, "vocab_size": len(vocab), "max_position_embeddings": 512,
+                         "num_labels": len(labels), "hidden_act": "gelu"},
+        "onnx": {"file": "model.onnx", "opset": 14, "inputs": io_in,
+                 "outputs": [{"name": "logits", "dtype": "float32", "shape": [-1, len(labels)]}]},
+        "paddle": {"model_file": "float32.json", "params_file": "float32.pdiparams", "inputs": io_in,
+                   "outputs": [{"name": "fetch_name_0", "dtype": "float32", "shape": [-1, len(labels)]}]},
+        "versions": {"tritoncls": "test"},
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return directory
+
+
+def edit_manifest(export_dir: Path, edit: Callable[[dict], Any]) -> None:
+    """Apply ``edit`` to the export's manifest.json in place."""
+    path = export_dir / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """A copy of ``source`` (links copied as files) at ``target``."""
+    shutil.copytree(source, target, symlinks=False)
+    return target
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer inputs
+# ---------------------------------------------------------------------------------------------
+
+TRICKY_TEXTS = [
+    "Café Über naïve ÅNGSTRÖM", "ΟΔΟΣ. ΣΑΣ ΟΔΟΣ", "İstanbul ß straße ŉ ǅ", "emoji 😀👍🏽 test", "高烧39°对宝贝",
+    "ctrl\x00\x01\x07\x1b chars\t tab\r\n", "zero\u200bwidth\u200d joiner\ufeff bom \ufffd", "a\x85b a\x0bb",
+    "\u00a0nbsp\u3000ideographic\u2028line\u2029para", "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３", "combining e\u0301 中\u0301",
+    "[CLS] [SEP] [PAD] [UNK] [MASK]", "a[MASK]b [mask] [MA\x00SK]", "\ud7ff\ue000\U000e0001 unassigned/private",
+    "x" * 300, "很" * 300, "word " * 100, "\U0001F600" * 80, "aaaaaaaaa" * 20 + " b", "\U0002B820\U0002B900x",
+    "hello,world!?... ²³ µ Ø ŋ Ʊ 〇", "   leading and trailing   ",
+]
+
+
+def paddlenlp_tokenizer(directory: Path, vocab: list[str], lowercase: bool):
+    """The training tokenizer, saved and reloaded the way the export and predict load it."""
+    from paddlenlp.transformers import ErnieTokenizer
+
+    from tritoncls.modeling import load_tokenizer, write_vocab
+
+    directory.mkdir(parents=True, exist_ok=True)
+    write_vocab(vocab, directory)
+    ErnieTokenizer(str(directory / "vocab.txt"), do_lower_case=lowercase, **SPECIAL_TOKENS).save_pretrained(str(directory))
+    return load_tokenizer(directory)
+
+
+def random_texts(rng: random.Random, count: int) -> list[str]:
+    """``count`` texts of 1 to 40 characters drawn from scripts, controls and special tokens."""
+    pool = ([chr(c) for c in range(0x20, 0x250)] + list("ΑΒΓΣσςΟΔ İıŉǰßẞﬁ中文测试头痛怎么办") + [chr(c) for c in range(0x300, 0x370)]
+            + [chr(c) for c in range(0x2000, 0x2070)] + [chr(c) for c in range(0x3000, 0x3040)]
+            + [chr(c) for c in (0x0, 0xB, 0x85, 0xA0, 0xAD, 0x1680, 0x200B, 0x2028, 0xFEFF, 0xFFFD, 0xD7FF, 0xE000,
+                                0x2B820, 0x2B8FF, 0xF900, 0x1F600, 0x1F3FD, 0xE0001)]
+            + ["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[mask]", " ", "\t", "\n"])
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 40))) for _ in range(count)]
+
+
+def mixed_texts(count: int, seed: int = 0) -> list[str]:
+    """``count`` texts of 1 to 60 words from the tiny vocabulary (plus letters), so lengths mix."""
+    rng = np.random.default_rng(seed)
+    words = [*TINY_WORDS, *"abcdefghij"]
+    return [" ".join(rng.choice(words, size=int(rng.integers(1, 61)))) + f" {i}" for i in range(count)]
+
+# ---------------------------------------------------------------------------------------------
+# Serving processes
+# ---------------------------------------------------------------------------------------------
+
+
+class ServeProcess:
+    """``tritoncls serve`` as a subprocess on free ports; reads the endpoints it prints."""
+
+    def __init__(self, repository: Path, log_file: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tritoncls.cli", "serve", "--model-repository", str(repository),
+             "--grpc_port", "0", "--http_port", "0", "--metrics_port", "0", "--log_file", str(log_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.grpc_url = ""
+        self.output: list[str] = []
+
+    def wait_ready(self, timeout_s: float = 180.0) -> str:
+        """Read the output until the ready line; returns the gRPC URL."""
+        deadline = time.monotonic() + timeout_s
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self.output.append(line)
+            if line.startswith("Triton is ready:"):
+                self.grpc_url = line.split("gRPC ")[1].split()[0]
+                return self.grpc_url
+            if time.monotonic() > deadline:
+                break
+        raise RuntimeError("tritoncls serve did not become ready:\n" + "".join(self.output))
+
+    def interrupt(self, timeout_s: float = 60.0) -> int:
+        """Ctrl-C, then wait for the exit code (killing it after ``timeout_s``)."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+# ---------------------------------------------------------------------------------------------
+# Robustness helpers
+# ---------------------------------------------------------------------------------------------
+
+#: Label names that templating, quoting, escaping or encoding could damage (no line breaks: label.txt
+#: holds one label a line, and build-repo refuses those with a clear error).
+HOSTILE_LABELS = ('say "hi"', "it's", "{{ label }}", "{% raw %}x{% endraw %}", "{brace}", "back\\slash",
+                  "中文标签", "émoji 🙂", "tab-less\u200bzero-width", "$(echo pwned)", "<b>html</b>", "עברית")
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.05) -> None:
+    """Poll ``condition`` every ``every_s`` until it holds; AssertionError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(every_s)
+
+
+def alive(pids: Sequence[int]) -> list[int]:
+    """Those of ``pids`` that are still running (zombies count as gone)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            out.append(pid)
+    return out
+
+
+def kill_server(server) -> dict:
+    """SIGKILL tritonserver (not its stubs: a crash does not kill them), then ``stop()``, which must reap
+    the orphaned stubs and their shared memory. Returns what was checked, for the suite's figures."""
+    pids = server.pids()
+    regions = set(server._shm_regions)
+    os.kill(server.process.pid, signal.SIGKILL)
+    started = time.monotonic()
+    code = server.stop()
+    left = alive(pids)
+    leaked = [r for r in regions if (Path("/dev/shm") / r).exists()]
+    assert code == -signal.SIGKILL, code
+    assert not left, f"processes {left} of the killed server are still running"
+    assert not leaked, f"shared memory {leaked} of the killed server was not removed"
+    return {"processes": len(pids), "stop_s": time.monotonic() - started}
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Let this process (and servers it starts) hold ``wanted`` descriptors, within the hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+# ---------------------------------------------------------------------------------------------
+# What the serving fixtures set up
+# ---------------------------------------------------------------------------------------------
+
+
+class Hostile:
+    """A tiny export with hostile labels, its repository (top k = all labels), the in-process reference
+    and a server (not started)."""
+
+    #: Connections opened and dropped per port by the hostile-server suite.
+    CONNECTIONS = 1000
+
+    def __init__(self, root: Path) -> None:
+        from tritoncls.builder import BuildConfig, build_repository
+        from tritoncls.common.offline import OfflineConfig, open_predictor
+        from tritoncls.server import TritonServer
+
+        self.export = write_tiny_export(root / "export", labels=HOSTILE_LABELS)
+        self.repo = build_repository(BuildConfig(model=str(self.export), output=str(root / "repo"),
+                                                 top_k=len(HOSTILE_LABELS)))
+        self.reference = open_predictor(OfflineConfig(model=str(self.export)))
+        self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
+
+    def expected(self, texts: list[str]) -> tuple[list[str], list[float]]:
+        """The in-process runtime Predictor's labels and confidences."""
+        return self.reference.predict(texts)
+
+    def url(self, protocol: str) -> str:
+        """The running server's URL for ``protocol`` (grpc or http)."""
+        return self.server.grpc_url if protocol == "grpc" else self.server.http_url
+
+
+class Faults:
+    """The served repository of a tiny export, a large input and its reference predictions; a server
+    (not started) on ports fixed for its lifetime, so a restart comes back where a client points."""
+
+    #: Texts in the input: enough that classify is still running when the server is killed.
+    TEXTS = 12000
+
+    def __init__(self, root: Path) -> None:
+        from tritoncls.builder import BuildConfig, build_repository
+        from tritoncls.common.offline import OfflineConfig, open_predictor
+        from tritoncls.server import TritonServer
+
+        self.root = root
+        self.export = write_tiny_export(root / "export")
+        self.repo = build_repository(BuildConfig(model=str(self.export), output=str(root / "repo")))
+        self.texts = mixed_texts(self.TEXTS)
+        self.input = root / "input.txt"
+        self.input.write_text("\n".join(self.texts) + "\n", encoding="utf-8")
+        self.labels, self.confidences = open_predictor(OfflineConfig(model=str(self.export))).predict(self.texts)
+        self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
+
+
+class DynamicGraph:
+    """The trained checkpoint in Paddle's dynamic graph: the reference every served answer must match."""
+
+    def __init__(self, checkpoint: Path, export: Path) -> None:
+        from tritoncls import modeling
+        from tritoncls.common.offline import load_manifest
+
+        manifest = load_manifest(export)
+        self.labels = manifest.labels
+        self.max_seq_length = manifest.max_seq_length
+        self.model = modeling.load_checkpoint_model(checkpoint)
+        self.tokenizer = modeling.load_tokenizer(checkpoint)
+
+    def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """Labels and confidences of ``texts``."""
+        from tritoncls.modeling.dynamic import encode, predict_logits
+        from tritoncls.runtime import softmax
+
+        probs = softmax(predict_logits(self.model, encode(self.tokenizer, texts, self.max_seq_length), 64))
+        return [self.labels[i] for i in probs.argmax(1)], probs.max(1)
