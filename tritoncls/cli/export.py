@@ -7,7 +7,7 @@ import argparse
 from tritoncls.cli._args import add_checkpoint, add_max_seq_length, add_output, config_from_args
 
 NAME = "export"
-STAGE = "tritoncls.training"
+STAGE = "tritoncls.modeling"
 HELP = "static graph + ONNX + tokenizer + manifest.json for serving"
 DESCRIPTION = (
     "Export a checkpoint: Paddle static graph (float32.json/.pdiparams), ONNX (model.onnx), tokenizer files, "

@@ -21,7 +21,7 @@ from tritoncls.errors import UsageError
 log = logging.getLogger(__name__)
 
 NAME = "prune"
-STAGE = "tritoncls.training"
+STAGE = "tritoncls.prune"
 HELP = "width pruning: drop the least important heads and FFN neurons, distil, export"
 DESCRIPTION = (
     "DynaBERT-style width pruning of a checkpoint written by `tritoncls train`: rank attention heads and FFN "

@@ -7,7 +7,7 @@ import argparse
 from tritoncls.cli._args import CONCEPTS, add_client, add_input, add_report, config_from_args, flag, shared
 
 NAME = "soak"
-STAGE = "tritoncls.clients"
+STAGE = "tritoncls.benchmarks"
 HELP = "hold a served ensemble under load; check errors, labels, latency and server memory"
 DESCRIPTION = (
     "Send --requests single-text requests (texts drawn from --input, shuffled, so lengths mix) from "
