@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support import write_tiny_export
 from tritoncls.benchmarks import gpu_check
 
 
@@ -36,7 +37,7 @@ def test_gpu_check_exits_3_with_a_cpu_only_onnxruntime(tmp_path, monkeypatch, ca
 
 
 def _one_matmul_export(directory: Path) -> Path:
-    """An 'export' whose graph is one MatMul (x[batch, seq] ids -> float) - enough for strip/refill."""
+    """An export whose graph is one MatMul (x[batch, seq] ids -> float) - enough for strip/refill."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -46,10 +47,8 @@ def _one_matmul_export(directory: Path) -> Path:
              helper.make_node("MatMul", ["x", "big.w_0"], ["y"]), helper.make_node("Add", ["y", "small.b_0"], ["logits"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [None, 64])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 128])], [weight, bias])
-    directory.mkdir(parents=True)
+    write_tiny_export(directory)  # a valid manifest; its graph is replaced below
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), str(directory / "model.onnx"))
-    (directory / "manifest.json").write_text(json.dumps({"onnx": {"file": "model.onnx"}}))
-    (directory / "vocab.txt").write_text("[PAD]\n")
     return directory
 
 

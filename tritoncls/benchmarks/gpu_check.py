@@ -179,8 +179,7 @@ def strip_export(export: Path, target: Path) -> Path:
     import onnx
 
     target.mkdir(parents=True, exist_ok=True)
-    manifest = json.loads((export / "manifest.json").read_text(encoding="utf-8"))
-    onnx_name = manifest["onnx"]["file"]
+    onnx_name = runtime().Manifest.load(export).onnx.file
     for item in export.iterdir():
         if item.is_file() and item.suffix not in (".onnx", ".pdiparams") and not item.name.endswith(".pdmodel"):
             shutil.copy2(item, target / item.name)

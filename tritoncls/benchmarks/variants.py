@@ -74,7 +74,7 @@ def _random_checkpoint(shape: str, vocab_export: Path, manifest: Manifest, targe
     def fill(tmp: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        ckpt.write_labels(tmp, labels)
         ckpt.write_json(tmp / "training_config.json", {
             "model_name": SHAPES[shape], "from_scratch": True, "max_seq_length": max_seq_length,
             "num_labels": len(labels), "note": "random weights, written by tritoncls bench for speed measurements"})

@@ -14,6 +14,7 @@ from typing import Any
 
 from tritoncls.builder.specs import TRITON_DTYPES
 from tritoncls.errors import BuildError
+from tritoncls.runtime.contract import REPO_ONNX_FILE, REPO_PADDLE_MODEL_FILE
 from tritoncls.runtime.manifest import Graph
 
 CONFIG = "config.pbtxt"
@@ -60,9 +61,10 @@ def validate_repository(root: str | Path, paddle_graph: Graph | None = None) -> 
         if config.platform == "ensemble":
             check_ensemble(path, config, configs)
         version_dir = root / name / "1"
-        if (version_dir / "model.onnx").is_file():
-            check_against_graph(path, config, onnx_graph(version_dir / "model.onnx"), version_dir / "model.onnx")
-        elif (version_dir / "model.json").is_file() and paddle_graph is not None:
+        onnx_file = version_dir / REPO_ONNX_FILE
+        if onnx_file.is_file():
+            check_against_graph(path, config, onnx_graph(onnx_file), onnx_file)
+        elif (version_dir / REPO_PADDLE_MODEL_FILE).is_file() and paddle_graph is not None:
             check_against_graph(path, config, paddle_graph, Path("manifest.json (paddle section)"))
     return configs
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from tritoncls.common import files
 from tritoncls.common.files import fsync_dir, fsync_tree
 from tritoncls.errors import ModelError
+from tritoncls.runtime.contract import LABEL_FILE
 
 COMPLETE_MARKER = "COMPLETE"
 _STAGING = re.compile(r"^\.(?P<name>.+)\.writing-(?:(?P<pid>\d+)-)?[^.]*$")
@@ -131,6 +132,21 @@ def resolve_checkpoint(path: str | Path) -> Path:
         f"{path}: no checkpoint found. Pass the directory that `tritoncls train --output` wrote "
         f"(it holds model_state.pdparams, config.json and vocab.txt)."
     )
+
+
+def write_labels(directory: Path, labels: list[str]) -> Path:
+    """The checkpoint's (or export's) ``label.txt``: one label a line, in logit order."""
+    path = directory / LABEL_FILE
+    path.write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return path
+
+
+def saved_labels(directory: Path) -> list[str] | None:
+    """The labels a checkpoint was trained with, or None where it has no ``label.txt``."""
+    from tritoncls.common.data import read_labels
+
+    path = directory / LABEL_FILE
+    return read_labels(path) if path.is_file() else None
 
 
 def read_json(path: Path) -> dict:

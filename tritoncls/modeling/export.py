@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tritoncls.common import data
 from tritoncls.common.files import write_text
 from tritoncls.common.onnx import onnx_io
 from tritoncls.common.versions import versions
@@ -187,7 +186,7 @@ def export(config: ExportConfig) -> Path:
         for name in TOKENIZER_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, out / name)
-        (out / LABEL_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
+        ckpt.write_labels(out, labels)
         paddle = _paddle_graph(out, len(labels))
         parity = _parity(model, tokenizer, out, max_len, paddle)
         manifest = build_manifest(model, tokenizer, labels, max_len, out, source, paddle, parity)
@@ -205,14 +204,12 @@ def export(config: ExportConfig) -> Path:
 
 
 def _checkpoint_labels(source: Path, num_labels: int) -> list[str]:
-    path = source / LABEL_FILE
-    if path.is_file():
-        labels = data.read_labels(path)
-    else:
+    labels = ckpt.saved_labels(source)
+    if labels is None:
         labels = [str(i) for i in range(num_labels)]
         log.warning("%s has no label.txt: labels exported as class ids 0..%d", source, num_labels - 1)
     if len(labels) != num_labels:
-        raise ModelError(f"{path}: {len(labels)} labels, but the model predicts {num_labels}.")
+        raise ModelError(f"{source / LABEL_FILE}: {len(labels)} labels, but the model predicts {num_labels}.")
     return labels
 
 

@@ -531,8 +531,8 @@ def _session_lines(rows: list[WidthResult], sessions: Sequence[dict[str, Any]]) 
 
 def _read_data(config: PruneConfig, source: Path, num_labels: int) -> tuple[list[str], list, list]:
     labels = data.read_labels(config.path(config.label_file))
-    saved = source / "label.txt"
-    if (saved.is_file() and data.read_labels(saved) != labels) or len(labels) != num_labels:
+    saved = ckpt.saved_labels(source)
+    if (saved is not None and saved != labels) or len(labels) != num_labels:
         raise ConfigError(
             f"--checkpoint {source}: the checkpoint predicts {num_labels} labels "
             f"{data.read_labels(saved) if saved.is_file() else ''} but {config.path(config.label_file)} lists {labels}. "
@@ -552,7 +552,7 @@ def _saver(target: Path, tokenizer, labels: list[str], config: PruneConfig, plan
         def fill(tmp: Path) -> None:
             model.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
-            (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+            ckpt.write_labels(tmp, labels)
             resolved = asdict(config) | {
                 "stage": "prune", "teacher": str(source), "width_mult": plan.text,
                 "num_attention_heads": plan.num_heads, "intermediate_size": plan.intermediate_size,

@@ -136,11 +136,8 @@ def _make_tokenizer_and_model(config: TrainConfig, labels: list[str], train_text
 
 
 def _check_labels_match(directory: Path, labels: list[str]) -> None:
-    saved_path = directory / "label.txt"
-    if not saved_path.is_file():
-        return
-    saved = data.read_labels(saved_path)
-    if saved != labels:
+    saved = ckpt.saved_labels(directory)
+    if saved is not None and saved != labels:
         raise ConfigError(
             f"--init_from_ckpt {directory}: its labels {saved} differ from the label file's {labels}. "
             f"Resume with the label file the checkpoint was trained with, or start a new run."
@@ -279,7 +276,7 @@ def _save(save_dir: Path, model, tokenizer, optimizer, labels, config: TrainConf
     def fill(tmp: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        (tmp / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        ckpt.write_labels(tmp, labels)
         paddle.save(portable_optimizer_state(model, optimizer.state_dict()), str(tmp / "model_state.pdopt"))
         resolved = asdict(config) | {"max_seq_length": max_len, "num_labels": len(labels),
                                      "world_size": world, "versions": versions()}
