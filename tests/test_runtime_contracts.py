@@ -117,3 +117,45 @@ def test_predictor_from_export_gives_the_served_model_steps_logits(own_tiny_expo
     labels, confidences = predictor.predict(texts)
     assert labels == [manifest.labels[i] for i in expected.argmax(1)]
     assert all(0 < c <= 1 for c in confidences)
+
+
+class FakePbUtils:
+    """The few parts of Triton's triton_python_backend_utils that runtime.triton uses."""
+
+    class TritonError:
+        INVALID_ARG, INTERNAL = "INVALID_ARG", "INTERNAL"
+
+        def __init__(self, message: str, code: str = "INTERNAL") -> None:
+            self.message, self.code = message, code
+
+    class Tensor:
+        def __init__(self, name: str, array: np.ndarray) -> None:
+            self.name, self.array = name, array
+
+    class InferenceResponse:
+        def __init__(self, output_tensors, error=None) -> None:
+            self.output_tensors, self.error = output_tensors, error
+
+    class _Input:
+        def __init__(self, array: np.ndarray) -> None:
+            self.array = array
+
+        def as_numpy(self) -> np.ndarray:
+            return self.array
+
+    @classmethod
+    def get_input_tensor_by_name(cls, request: dict, name: str):
+        return cls._Input(request[name]) if name in request else None
+
+
+def test_python_model_glue_fails_only_the_bad_request_with_the_right_code():
+    pb = FakePbUtils
+    requests = [{"a": np.ones(2), "b": np.zeros(2)}, {"a": np.ones(1)}, {"a": np.ones(3), "b": np.ones(3)}]
+    inputs = rt.triton.request_inputs(pb, requests, ["a", "b"])
+    assert isinstance(inputs[1], Exception) and [len(x[0]) for i, x in enumerate(inputs) if i != 1] == [2, 3]
+    results = [inputs[0][0], inputs[1], rt.RequestError("text 0: the text is empty")]
+    out = rt.triton.responses(pb, results, lambda array: {"y": array * 2})
+    assert out[0].error is None and out[0].output_tensors[0].name == "y"
+    np.testing.assert_array_equal(out[0].output_tensors[0].array, [2, 2])
+    assert (out[1].error.code, out[2].error.code) == ("INTERNAL", "INVALID_ARG")
+    assert out[2].error.message == "text 0: the text is empty" and out[2].output_tensors == []

@@ -16,6 +16,7 @@ without tritoncls. Modules import each other relatively for the same reason.
 - :mod:`.predictor`: the one in-process loop (tokenize -> sort -> pad -> run -> scatter back)
 """
 
+from . import triton
 from .batching import (
     bucket_width,
     length_groups,

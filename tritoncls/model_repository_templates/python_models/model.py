@@ -11,10 +11,6 @@ import triton_python_backend_utils as pb_utils
 import tritoncls_runtime as rt
 
 
-def error_response(exc: Exception):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc)))
-
-
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -25,13 +21,5 @@ class TritonPythonModel:
                                                  self.output_name)
 
     def execute(self, requests):
-        inputs = []
-        for request in requests:
-            try:
-                ids, types = (pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.input_names)
-                inputs.append((ids, types))
-            except Exception as exc:  # noqa: BLE001 - this request only
-                inputs.append(exc)
-        return [error_response(result) if isinstance(result, Exception)
-                else pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, result)])
-                for result in self.step(inputs)]
+        inputs = rt.triton.request_inputs(pb_utils, requests, self.input_names)
+        return rt.triton.responses(pb_utils, self.step(inputs), lambda logits: {self.output_name: logits})

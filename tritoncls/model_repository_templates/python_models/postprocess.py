@@ -11,10 +11,6 @@ import triton_python_backend_utils as pb_utils
 import tritoncls_runtime as rt
 
 
-def error_response(exc: Exception):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc)))
-
-
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -24,17 +20,10 @@ class TritonPythonModel:
         self.step = rt.PostprocessStep.from_parameters(rt.string_parameters(config), version_dir)
 
     def execute(self, requests):
-        inputs = []
-        for request in requests:
-            try:
-                inputs.append(pb_utils.get_input_tensor_by_name(request, self.logits_name).as_numpy())
-            except Exception as exc:  # noqa: BLE001 - this request only
-                inputs.append(exc)
-        return [error_response(result) if isinstance(result, Exception) else self.response(result)
-                for result in self.step(inputs)]
+        inputs = rt.triton.request_inputs(pb_utils, requests, [self.logits_name])
+        return rt.triton.responses(pb_utils, self.step(inputs), self.tensors)
 
-    def response(self, result):
+    def tensors(self, result):
         arrays = {rt.LABEL: result.label, rt.CONFIDENCE: result.confidence,
                   rt.TOP_K_LABELS: result.top_k_labels, rt.TOP_K_PROBS: result.top_k_probs}
-        return pb_utils.InferenceResponse(
-            [pb_utils.Tensor(name, array) for name, array in arrays.items() if name in self.output_names])
+        return {name: array for name, array in arrays.items() if name in self.output_names}
