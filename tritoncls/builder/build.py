@@ -35,8 +35,8 @@ from tritoncls.errors import BuildError
 
 log = logging.getLogger(__name__)
 
-MARKER = "tritoncls_build.json"
-MARKER_FORMAT = "tritoncls-model-repository"
+MARKER = rt.contract.REPOSITORY_MARKER
+MARKER_FORMAT = rt.contract.REPOSITORY_FORMAT
 
 
 def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> Path:

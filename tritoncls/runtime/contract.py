@@ -30,6 +30,8 @@ REPO_ONNX_FILE = ONNX_FILE
 REPO_PADDLE_MODEL_FILE = "model.json"
 REPO_PADDLE_PARAMS_FILE = "model.pdiparams"
 RUNTIME_PACKAGE = "tritoncls_runtime"  # this package, copied beside each python model's model.py
+REPOSITORY_MARKER = "tritoncls_build.json"  # at a repository's root: what was built, from what, how
+REPOSITORY_FORMAT = "tritoncls-model-repository"  # its "format" field
 
 # Tensor names of an export's graphs and of the ensemble.
 TEXT = "text"
