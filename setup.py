@@ -22,6 +22,7 @@ setup(
             "data/demo/*.txt",
             "data/demo/*.md",
             "model_repository_templates/**/*",
+            "deploy_templates/**/*",
         ],
     },
     install_requires=[
@@ -37,6 +38,10 @@ setup(
         "tqdm",
         "matplotlib",
         "psutil",
+        # `tritoncls deploy`: parse back and validate manifests offline (kubernetes-validate ships the schemas)
+        "pyyaml",
+        "jsonschema>=4.18",
+        "kubernetes-validate>=1.37,<1.38",
         "tritonclient[grpc,http]>=2.50,<2.52",
         "nvidia-pytriton==0.7.0",
     ],

@@ -17,7 +17,7 @@ BASE = {"__init__", "errors"}  # the version string and the exception root
 RUNTIME = {"runtime"}
 COMMON = BASE | RUNTIME | {"common"}
 MODELING = COMMON | {"modeling"}
-STAGES = ("training", "prune", "builder", "server", "clients")
+STAGES = ("training", "prune", "builder", "server", "clients", "deploy")
 
 #: part -> the parts it may import (itself always).
 ALLOWED: dict[str, set[str]] = {
@@ -32,6 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "builder": COMMON,
     "server": COMMON,
     "clients": COMMON,
+    "deploy": COMMON,
+    "deploy_templates": set(),
     "benchmarks": MODELING | {"builder", "server", "clients"},
     "cli_common": BASE,
     "cli": MODELING | {"cli_common", "benchmarks", *STAGES},

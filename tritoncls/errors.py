@@ -40,3 +40,7 @@ class UsageError(ConfigError):
 
     The CLI reports it like an argparse error: usage, the message, exit status 2.
     """
+
+
+class DeployError(TritonclsError):
+    """Deployment files (Dockerfile, Kubernetes or KServe manifests) cannot be rendered or fail validation."""

@@ -30,6 +30,7 @@ COMMANDS = (
     "prune",
     "build_repo",
     "serve",
+    "deploy",
     "classify",
     "soak",
     "bench",

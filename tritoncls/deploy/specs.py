@@ -1,0 +1,131 @@
+"""Typed deployment specs: what the templates render. Each checks itself on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tritoncls.deploy.packages import Requirement
+from tritoncls.errors import DeployError
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise DeployError(message)
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+    def __post_init__(self) -> None:
+        values = (self.http, self.grpc, self.metrics)
+        _require(all(1 <= p <= 65535 for p in values) and len(set(values)) == 3,
+                 f"ports {values} must be three different numbers in 1..65535")
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Resources of one server pod, and how each figure was derived (said in the rendered files)."""
+
+    shm_mib: int
+    memory_request_mib: int
+    memory_limit_mib: int
+    cpu_request: int  # cores
+    gpus: int
+    startup_budget_s: int
+    probe_period_s: int = 10
+    rules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require(self.shm_mib >= 64, f"/dev/shm size {self.shm_mib} MiB must be >= 64")
+        _require(0 < self.memory_request_mib <= self.memory_limit_mib,
+                 f"memory request {self.memory_request_mib} MiB must be > 0 and <= the limit {self.memory_limit_mib} MiB")
+        _require(self.cpu_request >= 1 and self.gpus in (0, 1), f"cpu {self.cpu_request} / gpus {self.gpus}")
+        _require(self.startup_budget_s >= self.probe_period_s > 0, f"startup budget {self.startup_budget_s} s")
+
+    @property
+    def startup_failure_threshold(self) -> int:
+        return -(-self.startup_budget_s // self.probe_period_s)
+
+
+@dataclass(frozen=True)
+class Server:
+    """The tritonserver command line inside the container."""
+
+    model_repository: str
+    ports: Ports
+    shm_region_bytes: int
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ("tritonserver", f"--model-repository={self.model_repository}",
+                f"--http-port={self.ports.http}", f"--grpc-port={self.ports.grpc}",
+                f"--metrics-port={self.ports.metrics}",
+                f"--backend-config=python,shm-default-byte-size={self.shm_region_bytes}",
+                f"--backend-config=python,shm-growth-byte-size={min(self.shm_region_bytes, 4 * 2**20)}",
+                *self.extra_args)
+
+
+@dataclass(frozen=True)
+class DockerSpec:
+    base_image: str
+    triton_version: str
+    python_version: str
+    requirements: tuple[Requirement, ...]
+    constraints: tuple[str, ...]
+    extra_index: str | None
+    uid: int
+    repository_dir: str  # in the build context (the output folder)
+    server: Server
+    image: str  # the tag the README suggests
+    start_period_s: int
+
+    def __post_init__(self) -> None:
+        _require(":" in self.base_image and not self.base_image.endswith(":latest"),
+                 f"base image {self.base_image!r} must be pinned to a tag")
+        _require(self.uid > 0, "the container user must not be root (uid 0)")
+
+
+@dataclass(frozen=True)
+class KubeSpec:
+    """Deployment, Service, HPA, PodDisruptionBudget and PodMonitor of one Triton server."""
+
+    name: str
+    labels: dict[str, str]
+    image: str
+    replicas: int
+    max_replicas: int
+    uid: int
+    sizing: Sizing
+    server: Server
+    ensemble: str
+    queue_metric: str
+    queue_target_us: int
+    requirements: tuple[Requirement, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.replicas <= self.max_replicas, f"replicas {self.replicas} must lie in 1..{self.max_replicas}")
+        _require(self.uid > 0, "the container user must not be root (uid 0)")
+
+
+@dataclass(frozen=True)
+class KServeSpec:
+    """ServingRuntime + InferenceService."""
+
+    name: str
+    labels: dict[str, str]
+    image: str
+    replicas: int
+    max_replicas: int
+    uid: int
+    storage_uri: str
+    sizing: Sizing
+    server: Server
+    ensemble: str
+    triton_version: str
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.replicas <= self.max_replicas, f"replicas {self.replicas} must lie in 1..{self.max_replicas}")

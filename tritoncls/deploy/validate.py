@@ -1,0 +1,174 @@
+"""Offline validation of a rendered deployment: every YAML file parsed back, every manifest checked.
+
+Core kinds (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget) are validated with the
+``kubernetes-validate`` package against the strict OpenAPI schemas (unknown fields refused) of
+Kubernetes :data:`~tritoncls.deploy.plan.KUBERNETES_VERSION`; the custom kinds against
+:mod:`tritoncls.deploy.schemas` (ours, not the CRDs'). The Dockerfile gets structural checks.
+Errors name the file, the object and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tritoncls.deploy.plan import KUBERNETES_VERSION, TRITON_IMAGE
+from tritoncls.deploy.schemas import ADAPTER_RULES, CRD_SCHEMAS
+from tritoncls.errors import DeployError
+
+ADAPTER_RULES_FILE = "prometheus-adapter-rules.yaml"
+_PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(==|<|<=)[^\s#]+$")
+
+
+def validate_output(folder: Path) -> list[str]:
+    """Validate every file of a rendered deployment in ``folder``; returns the kinds checked, per file."""
+    checked = [f"{path.name}: {kind}" for path in sorted(folder.glob("*.yaml")) for kind in validate_yaml_file(path)]
+    if (folder / "Dockerfile").is_file():
+        validate_dockerfile(folder / "Dockerfile")
+        checked.append("Dockerfile")
+    if (folder / "requirements.txt").is_file():
+        validate_requirements(folder / "requirements.txt")
+    return checked
+
+
+def parse_documents(path: Path) -> list[Any]:
+    """The YAML documents of ``path`` (empty ones dropped); a syntax error names the line."""
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise DeployError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the template that "
+                          f"rendered it.") from None
+    documents = [doc for doc in documents if doc is not None]
+    if not documents:
+        raise DeployError(f"{path}: holds no YAML document.")
+    return documents
+
+
+def validate_yaml_file(path: Path) -> list[str]:
+    """Validate each document of ``path``; returns their kinds."""
+    documents = parse_documents(path)
+    if path.name == ADAPTER_RULES_FILE:
+        for document in documents:
+            _check_schema(path, "prometheus-adapter rules", document, ADAPTER_RULES)
+        return ["prometheus-adapter rules"]
+    return [validate_manifest(path, document) for document in documents]
+
+
+def validate_manifest(path: Path, manifest: Any) -> str:
+    """Validate one Kubernetes object read from ``path``; returns its kind."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("kind"), str) \
+            or not isinstance(manifest.get("apiVersion"), str):
+        raise DeployError(f"{path}: a document is not a Kubernetes object (fields 'apiVersion' and 'kind' missing).")
+    kind, api_version = manifest["kind"], manifest["apiVersion"]
+    what = f"{kind} {(manifest.get('metadata') or {}).get('name', '?')!r}"
+    schema = CRD_SCHEMAS.get((api_version, kind))
+    if schema is not None:
+        _check_schema(path, what, manifest, schema)
+        if kind == "ServingRuntime":
+            _check_pod_parts(path, what, manifest["spec"])
+    else:
+        _check_core(path, what, manifest)
+    return kind
+
+
+def _check_core(path: Path, what: str, manifest: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        raise DeployError(f"{path}: {what}: apiVersion {manifest['apiVersion']!r} kind {manifest['kind']!r} is not a "
+                          f"Kubernetes {KUBERNETES_VERSION} kind and has no schema in tritoncls.deploy.schemas.") from None
+    except kubernetes_validate.ValidationError as exc:
+        field = _field_path(exc.path)
+        raise DeployError(f"{path}: {what}: field {field}: {exc.message} (Kubernetes {KUBERNETES_VERSION} schema); "
+                          f"fix the template that rendered it.") from None
+
+
+def _check_pod_parts(path: Path, what: str, spec: dict[str, Any]) -> None:
+    """A ServingRuntime's containers and volumes, checked as a Pod's with Kubernetes' own schemas (the
+    field paths, ``spec.containers[i]...``, are the same in both)."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"},
+           "spec": {"containers": spec["containers"], "volumes": spec.get("volumes", [])}}
+    _check_core(path, what, pod)
+
+
+def _check_schema(path: Path, what: str, document: Any, schema: dict[str, Any]) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(document))
+    if error is not None:
+        raise DeployError(f"{path}: {what}: field {_field_path(error.absolute_path)}: {error.message} "
+                          f"(tritoncls's structural schema); fix the template that rendered it.")
+
+
+def _field_path(parts: Iterable[str | int]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def validate_dockerfile(path: Path) -> None:
+    """Pinned base image, a non-root USER, a HEALTHCHECK on /v2/health/ready, COPY sources in the context."""
+    instructions = _instructions(path.read_text(encoding="utf-8"))
+    first = instructions[0] if instructions else ("", "")
+    checks = [
+        (first == ("FROM", TRITON_IMAGE), f"the first instruction must be FROM {TRITON_IMAGE} (found {' '.join(first)!r})"),
+        (_last("USER", instructions) not in (None, "0", "root"), "the last USER must be a non-root user"),
+        (any(op == "HEALTHCHECK" and "/v2/health/ready" in arg for op, arg in instructions),
+         "HEALTHCHECK must query /v2/health/ready"),
+        (_exec_form(_last("CMD", instructions)), "CMD must be in exec (JSON array) form"),
+    ]
+    checks += [((path.parent / source).exists(), f"COPY source {source!r} is not in the build context")
+               for source in _copy_sources(instructions)]
+    for ok, problem in checks:
+        if not ok:
+            raise DeployError(f"{path}: {problem}; fix the template that rendered it.")
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    lines = [line.strip() for line in joined.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+            for line in lines if line and not line.startswith("#")]
+
+
+def _last(op: str, instructions: list[tuple[str, str]]) -> str | None:
+    values = [arg for name, arg in instructions if name == op]
+    if not values:
+        return None
+    return values[-1].split(":")[0] if op == "USER" else values[-1]
+
+
+def _exec_form(argument: str | None) -> bool:
+    try:
+        value = json.loads(argument or "")
+    except json.JSONDecodeError:
+        return False
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _copy_sources(instructions: list[tuple[str, str]]) -> list[str]:
+    sources = []
+    for op, arg in instructions:
+        if op == "COPY" and "--from=" not in arg:
+            words = [w for w in arg.split() if not w.startswith("--")]
+            sources += words[:-1]
+    return sources
+
+
+def validate_requirements(path: Path) -> None:
+    """Every requirement line pins its package (``name==version``, or a constraint's upper bound)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        requirement = line.split("#", 1)[0].strip()
+        if requirement and not requirement.startswith("--") and not _PINNED.match(requirement):
+            raise DeployError(f"{path}:{number}: {requirement!r} is not pinned (NAME==VERSION); fix the build record's "
+                              f"versions or pass --pin.")
