@@ -197,6 +197,19 @@ def tiny_repo(tmp_path_factory, tiny_export) -> Path:
     output = tmp_path_factory.mktemp("tiny_serve") / "repo"
     return build_repository(BuildConfig(model=str(tiny_export), output=str(output), top_k=2))
 
+@pytest.fixture(scope="session")
+def deploy_repos(tmp_path_factory) -> dict[str, Path]:
+    """Repositories that ``deploy`` renders from, by name: ``cpu`` and ``gpu`` (the default profile: wordpiece
+    tokenizer, python backend running ONNX Runtime) and ``plain`` (python tokenizer, onnxruntime backend),
+    built from a tiny export with fixed package versions (support.DEPLOY_VERSIONS). Read them, never write."""
+    from tritoncls.builder import BuildConfig, build_repository
+
+    root = tmp_path_factory.mktemp("deploy_repos")
+    export = support.write_deploy_export(root / "export")
+    options = {"cpu": {}, "gpu": {"device": "gpu"}, "plain": {"tokenizer": "python", "backend": "onnxruntime"}}
+    return {name: build_repository(BuildConfig(model=str(export), output=str(root / name), **extra))
+            for name, extra in options.items()}
+
 # ---------------------------------------------------------------------------------------------
 # Served setups (the tests using them are marked triton)
 # ---------------------------------------------------------------------------------------------

@@ -241,6 +241,90 @@ def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, symlinks=False)
     return target
 
+#: The package versions the deploy tests' export claims (goldens must not follow this machine's).
+DEPLOY_VERSIONS = {"tritoncls": "test", "numpy": "1.26.4", "tokenizers": "0.21.4", "onnxruntime": "1.20.1"}
+
+
+def write_deploy_export(directory: Path) -> Path:
+    """The tiny export with fixed package versions in its manifest (what ``deploy`` pins)."""
+    write_tiny_export(directory)
+    edit_manifest(directory, lambda manifest: manifest["versions"].update(DEPLOY_VERSIONS))
+    return directory
+
+
+#: Loads each python model of a repository as Triton's python backend would (``initialize`` with the
+#: config as JSON, then ``execute`` of one request), in a fresh interpreter where importing any of the
+#: modules in argv[2] (comma-separated, e.g. tokenizers) fails. Prints one line per model.
+PYTHON_STEPS_SCRIPT = r"""
+import importlib.abc, importlib.util, json, sys, types
+from pathlib import Path
+import numpy as np
+
+repo, blocked = Path(sys.argv[1]), set(sys.argv[2].split(","))
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"blocked import: {name}")
+        return None
+
+sys.meta_path.insert(0, Block())
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+
+class Tensor:
+    def __init__(self, name, array):
+        self.name, self.array = name, array
+    def as_numpy(self):
+        return self.array
+
+class Error(Exception):
+    INVALID_ARG, INTERNAL = 1, 2
+    def __init__(self, message, code=0):
+        super().__init__(message)
+
+class Response:
+    def __init__(self, output_tensors, error=None):
+        self.output_tensors, self.error = output_tensors, error
+
+pb = types.ModuleType("triton_python_backend_utils")
+pb.Tensor, pb.TritonError, pb.InferenceResponse = Tensor, Error, Response
+pb.get_input_tensor_by_name = lambda request, name: Tensor(name, request[name])
+sys.modules["triton_python_backend_utils"] = pb
+
+def example(tensor):
+    shape = (1, *[d if d > 0 else 4 for d in tensor.dims])
+    if tensor.data_type == model_config_pb2.TYPE_STRING:
+        return np.full(shape, b"hello world", dtype=object)
+    return np.ones(shape, dtype=np.int64 if tensor.data_type == model_config_pb2.TYPE_INT64 else np.float32)
+
+for folder in sorted(p.parent.parent for p in repo.glob("*/1/model.py")):
+    config = model_config_pb2.ModelConfig()
+    text_format.Parse((folder / "config.pbtxt").read_text(encoding="utf-8"), config)
+    for name in [m for m in sys.modules if m == "tritoncls_runtime" or m.startswith("tritoncls_runtime.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(folder / "1"))
+    spec = importlib.util.spec_from_file_location(f"model_{folder.name}", folder / "1" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    model.initialize({"model_config": json_format.MessageToJson(
+        config, preserving_proto_field_name=True, including_default_value_fields=True),
+                      "model_repository": str(folder), "model_version": "1"})
+    request = {tensor.name: example(tensor) for tensor in config.input}
+    response = model.execute([request])[0]
+    assert response.error is None, f"{folder.name}: {response.error}"
+    sys.path.remove(str(folder / "1"))
+    print(folder.name, "ok", *sorted(t.name for t in response.output_tensors))
+"""
+
+
+def run_python_steps(repo: Path, blocked: Sequence[str]) -> subprocess.CompletedProcess:
+    """Run PYTHON_STEPS_SCRIPT on ``repo`` with ``blocked`` imports refused; tritoncls itself is always refused
+    (the models must run on the repository's own copy of the runtime)."""
+    return subprocess.run([sys.executable, "-c", PYTHON_STEPS_SCRIPT, str(repo), ",".join(["tritoncls", *blocked])],
+                          capture_output=True, text=True, timeout=120, cwd=repo)
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizer inputs
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnxruntime",),
 GPU_PACKAGES = {"onnxruntime": "onnxruntime-gpu", "paddlepaddle": "paddlepaddle-gpu"}
 #: paddlenlp 3.0.0b4 fails at import without these (see constraints.txt)
 PADDLENLP_CONSTRAINTS = ("aistudio-sdk==0.2.6", "datasets==2.21.0", "pyarrow<18", "pandas<2.3", "huggingface_hub<0.26")
+#: GPU packages released with the same version numbers as their CPU package (onnxruntime-gpu's are not)
+SAME_VERSION_AS_CPU = {"paddlepaddle-gpu"}
 #: Paddle 3 GPU wheels are not on PyPI; Paddle's own index (CUDA 12.6, the image's CUDA). Not reachable from here.
 PADDLE_GPU_INDEX = "https://www.paddlepaddle.org.cn/packages/stable/cu126/"
 #: newest release with a wheel for the image's Python (3.10), checked with `pip index versions` on 2026-11-30
@@ -76,11 +78,15 @@ def extra_index(requirements: tuple[Requirement, ...]) -> str | None:
 
 
 def _pin(name: str, cpu_name: str, why: str, repo: RepositoryInfo, pins: dict[str, str]) -> Requirement:
-    version = pins.get(name) or repo.versions.get(name) or repo.versions.get(cpu_name)
+    version = pins.get(name) or repo.versions.get(name)
+    if not version and (name == cpu_name or name in SAME_VERSION_AS_CPU):
+        version = repo.versions.get(cpu_name)
     if not version:
         raise DeployError(
             f"{repo.path}: the build record has no version of {name} (export.versions in tritoncls_build.json), "
-            f"which the {why} imports. Pass --pin {name}==VERSION with the version the export was checked with.")
+            f"which the {why} imports. Pass --pin {name}==VERSION with the version the export was checked with"
+            + (f" ({name} numbers its releases apart from {cpu_name}: choose one for the image's CUDA 12)."
+               if name != cpu_name else "."))
     cap = NEWEST_FOR_IMAGE_PYTHON.get(name)
     if cap and name not in pins and _newer(version, cap):
         note = f"the build used {version}, which has no wheel for the image's Python; {cap} is the newest that does"
