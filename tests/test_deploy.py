@@ -173,6 +173,20 @@ def test_a_version_without_a_wheel_for_the_images_python_is_capped_and_said(depl
     assert str(required_packages(newer, "cpu", {"onnxruntime": "1.32.0"})[1]) == "onnxruntime==1.32.0"
 
 
+def test_paddlenlp_and_paddle_inference_on_gpu_install_paddle_gpu_from_paddles_index(deploy_repos, tmp_path):
+    from tritoncls.builder import BuildConfig, build_repository
+
+    export = Path(load_repository(deploy_repos["cpu"]).build_config["model"])
+    repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo"), tokenizer="paddlenlp",
+                                        runtime="paddle_inference", device="gpu"))
+    out = render(repo, tmp_path / "docker", "docker", pins=("paddlenlp==3.0.0b4", "paddlepaddle==3.3.1"))
+    lines = [line.split("#")[0].strip() for line in (out / "requirements.txt").read_text().splitlines()]
+    assert [line for line in lines if line] == [
+        "--extra-index-url https://www.paddlepaddle.org.cn/packages/stable/cu126/", "paddlenlp==3.0.0b4",
+        "paddlepaddle-gpu==3.3.1", "aistudio-sdk==0.2.6", "datasets==2.21.0", "pyarrow<18", "pandas<2.3",
+        "huggingface_hub<0.26"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation: errors name the file and the field
 # ---------------------------------------------------------------------------------------------

@@ -79,14 +79,15 @@ def extra_index(requirements: tuple[Requirement, ...]) -> str | None:
 
 def _pin(name: str, cpu_name: str, why: str, repo: RepositoryInfo, pins: dict[str, str]) -> Requirement:
     version = pins.get(name) or repo.versions.get(name)
-    if not version and (name == cpu_name or name in SAME_VERSION_AS_CPU):
-        version = repo.versions.get(cpu_name)
+    same_numbers = name == cpu_name or name in SAME_VERSION_AS_CPU
+    if not version and same_numbers:
+        version = pins.get(cpu_name) or repo.versions.get(cpu_name)
     if not version:
         raise DeployError(
             f"{repo.path}: the build record has no version of {name} (export.versions in tritoncls_build.json), "
             f"which the {why} imports. Pass --pin {name}==VERSION with the version the export was checked with"
             + (f" ({name} numbers its releases apart from {cpu_name}: choose one for the image's CUDA 12)."
-               if name != cpu_name else "."))
+               if not same_numbers else "."))
     cap = NEWEST_FOR_IMAGE_PYTHON.get(name)
     if cap and name not in pins and _newer(version, cap):
         note = f"the build used {version}, which has no wheel for the image's Python; {cap} is the newest that does"

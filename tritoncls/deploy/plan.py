@@ -62,13 +62,22 @@ class DeployPlan:
 
     def values(self) -> dict[str, Any]:
         """What every template gets."""
-        return {"spec": self.spec, "plan": self, "notes": self.notes, "k8s_version": KUBERNETES_VERSION,
-                "crd_kinds": CRD_KINDS.get(self.config.target, ""), "shm_mib": self.sizing.shm_mib,
-                "sizing_rules": self.sizing.rules}
+        return {"spec": self.spec, "plan": self, "notes": self.notes, "validation": VALIDATION[self.config.target],
+                "shm_mib": self.sizing.shm_mib, "sizing_rules": self.sizing.rules}
 
 
-#: target -> the kinds validated against tritoncls's own schemas (said in the README)
-CRD_KINDS = {"k8s": "PodMonitor and the prometheus-adapter rules", "kserve": "ServingRuntime and InferenceService"}
+#: target -> how its files were validated (said in the README)
+VALIDATION = {
+    "docker": "The Dockerfile was checked structurally (pinned base image, non-root USER, HEALTHCHECK, exec-form CMD, "
+              "COPY sources present) and every requirement is pinned.",
+    "k8s": f"Every YAML file was parsed back; Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget "
+           f"were validated against the strict OpenAPI schemas of Kubernetes {KUBERNETES_VERSION} (kubernetes-validate), "
+           f"the PodMonitor and the prometheus-adapter rules against tritoncls's own structural schemas (not the "
+           f"projects' published ones).",
+    "kserve": f"Every YAML file was parsed back; the ServingRuntime's containers and volumes were validated against "
+              f"Kubernetes {KUBERNETES_VERSION}'s Container and Volume schemas (kubernetes-validate), the ServingRuntime "
+              f"and InferenceService themselves against tritoncls's own structural schemas (not KServe's CRDs).",
+}
 
 
 FILES = {
