@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shared(parser, "device", detail="the server pods (default: the device the repository was built for)",
            default=None, choices=DEVICES)
     flag(parser, "replicas", type=int, default=1, help="server pods; the autoscaler may add up to 4x as many")
-    flag(parser, "name", default=None,
+    # Not the shared --name (an ensemble's name): dest object_name keeps the two concepts apart.
+    flag(parser, "name", default=None, dest="object_name",
          help="name of the Kubernetes objects and of the image (default: the ensemble's name, lowercased)")
     flag(parser, "image", default=None,
          help="image to run (default: tritoncls-NAME:VERSION, the image the docker target builds; for kserve "
@@ -44,7 +45,7 @@ def deploy_config(args: argparse.Namespace) -> DeployConfig:
     """The :class:`DeployConfig` of ``args``."""
     if args.target == "kserve" and not args.storage_uri:
         raise UsageError("--target kserve needs --storage_uri: where the repository is stored, e.g. s3://bucket/seqcls")
-    return config_from_args(DeployConfig, args, pins=tuple(args.pins or ()))
+    return config_from_args(DeployConfig, args, name=args.object_name, pins=tuple(args.pins or ()))
 
 
 def run(args: argparse.Namespace) -> int:
