@@ -125,7 +125,7 @@ def validate_dockerfile(path: Path) -> None:
         (_last("USER", instructions) not in (None, "0", "root"), "the last USER must be a non-root user"),
         (any(op == "HEALTHCHECK" and "/v2/health/ready" in arg for op, arg in instructions),
          "HEALTHCHECK must query /v2/health/ready"),
-        (_exec_form(_last("CMD", instructions)), "CMD must be in exec (JSON array) form"),
+        (_exec_form(_last("CMD", instructions)), "CMD must be a JSON array (the exec form)"),
     ]
     checks += [((path.parent / source).exists(), f"COPY source {source!r} is not in the build context")
                for source in _copy_sources(instructions)]
