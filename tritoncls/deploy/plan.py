@@ -11,6 +11,9 @@ Sizing rules (rules of thumb, stated in the rendered files; nothing was measured
 - CPU request: one core per model-step instance.
 - startup probe: 120 s, plus 30 s per 100 MiB of model files per model-step instance, plus 600 s when
   TensorRT builds its engines on first load.
+
+For scale (measured here with the bundled CPU tritonserver 2.51 and the tiny test repository):
+tritonserver 39 MiB RSS, python stubs 38-67 MiB, one 16 MiB shm region per stub (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from tritoncls import __version__
 from tritoncls.deploy.config import DeployConfig, kubernetes_name
-from tritoncls.deploy.packages import extra_constraints, extra_index, required_packages
+from tritoncls.deploy.packages import Requirement, extra_constraints, extra_index, required_packages
 from tritoncls.deploy.repository import RepositoryInfo
 from tritoncls.deploy.specs import DockerSpec, KServeSpec, KubeSpec, Ports, Server, Sizing
 
@@ -127,7 +130,8 @@ def labels(name: str) -> dict[str, str]:
             "app.kubernetes.io/component": "triton-server"}
 
 
-def _docker(config: DeployConfig, repo: RepositoryInfo, device: str, name: str, requirements) -> DockerSpec:
+def _docker(config: DeployConfig, repo: RepositoryInfo, device: str, name: str,
+            requirements: tuple[Requirement, ...]) -> DockerSpec:
     return DockerSpec(
         base_image=TRITON_IMAGE, triton_version=TRITON_VERSION, python_version=IMAGE_PYTHON,
         requirements=requirements, constraints=extra_constraints(requirements), extra_index=extra_index(requirements),
@@ -136,7 +140,8 @@ def _docker(config: DeployConfig, repo: RepositoryInfo, device: str, name: str, 
         start_period_s=sizing(repo, device).startup_budget_s)
 
 
-def _kube(config: DeployConfig, repo: RepositoryInfo, device: str, name: str, requirements) -> KubeSpec:
+def _kube(config: DeployConfig, repo: RepositoryInfo, device: str, name: str,
+          requirements: tuple[Requirement, ...]) -> KubeSpec:
     return KubeSpec(
         name=name, labels=labels(name), image=config.image or default_image(name), replicas=config.replicas,
         max_replicas=MAX_REPLICAS_FACTOR * config.replicas, uid=CONTAINER_UID, sizing=sizing(repo, device),
@@ -144,7 +149,8 @@ def _kube(config: DeployConfig, repo: RepositoryInfo, device: str, name: str, re
         queue_metric=QUEUE_METRIC, queue_target_us=QUEUE_TARGET_US, requirements=requirements)
 
 
-def _kserve(config: DeployConfig, repo: RepositoryInfo, device: str, name: str, requirements) -> KServeSpec:
+def _kserve(config: DeployConfig, repo: RepositoryInfo, device: str, name: str,
+            requirements: tuple[Requirement, ...]) -> KServeSpec:
     # The python steps' packages are not in NVIDIA's image: then the runtime uses the docker target's image.
     image = config.image or (default_image(name) if requirements else TRITON_IMAGE)
     return KServeSpec(
@@ -157,7 +163,8 @@ def _kserve(config: DeployConfig, repo: RepositoryInfo, device: str, name: str, 
 _SPECS = {"docker": _docker, "k8s": _kube, "kserve": _kserve}
 
 
-def _notes(config: DeployConfig, repo: RepositoryInfo, device: str, requirements) -> tuple[str, ...]:
+def _notes(config: DeployConfig, repo: RepositoryInfo, device: str,
+           requirements: tuple[Requirement, ...]) -> tuple[str, ...]:
     notes = []
     if not requirements:
         notes.append(f"The python steps (tokenizer {repo.tokenizer}, model step backend {repo.backend}) import "
