@@ -27,7 +27,7 @@ from tritoncls.deploy.packages import required_packages
 from tritoncls.deploy.plan import KUBERNETES_VERSION, TRITON_IMAGE
 from tritoncls.deploy.render import TEMPLATES_DIR, Renderer
 from tritoncls.deploy.repository import load_repository
-from tritoncls.deploy.validate import validate_dockerfile, validate_yaml_file
+from tritoncls.deploy.validate import check_references, validate_dockerfile, validate_yaml_file
 from tritoncls.errors import ConfigError, DeployError
 
 GOLDEN = Path(__file__).parent / "golden" / "deploy"
@@ -233,6 +233,23 @@ def test_kserve_containers_are_checked_with_kubernetes_own_container_schema(depl
     with pytest.raises(DeployError, match=r"inferenceservice.yaml: InferenceService 'seqcls': field "
                                           r"spec.predictor.model: 'storageUri' is a required property"):
         validate_yaml_file(out / "inferenceservice.yaml")
+
+
+def test_references_between_manifests_are_checked(deploy_repos, tmp_path):
+    out = render(deploy_repos["cpu"], tmp_path / "k8s", "k8s")
+    _edit_yaml(out / "service.yaml", lambda d: d["spec"]["selector"].update({"app.kubernetes.io/instance": "other"}))
+    with pytest.raises(DeployError, match=r"service.yaml: field spec.selector: .* does not select the Deployment's pods"):
+        check_references(out)
+    out = render(deploy_repos["cpu"], tmp_path / "k8s2", "k8s")
+    _edit_yaml(out / "deployment.yaml",
+               lambda d: d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"].update(port="web"))
+    with pytest.raises(DeployError, match=r"deployment.yaml: field spec.template.spec.containers\[0\].livenessProbe"
+                                          r".httpGet.port: 'web' names nothing rendered"):
+        check_references(out)
+    out = render(deploy_repos["cpu"], tmp_path / "kserve", "kserve")
+    _edit_yaml(out / "inferenceservice.yaml", lambda d: d["spec"]["predictor"]["model"].update(runtime="triton"))
+    with pytest.raises(DeployError, match=r"inferenceservice.yaml: field spec.predictor.model.runtime: 'triton'"):
+        check_references(out)
 
 
 def test_invalid_yaml_names_the_file_and_line(tmp_path):

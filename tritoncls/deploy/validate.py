@@ -3,7 +3,9 @@
 Core kinds (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget) are validated with the
 ``kubernetes-validate`` package against the strict OpenAPI schemas (unknown fields refused) of
 Kubernetes :data:`~tritoncls.deploy.plan.KUBERNETES_VERSION`; the custom kinds against
-:mod:`tritoncls.deploy.schemas` (ours, not the CRDs'). The Dockerfile gets structural checks.
+:mod:`tritoncls.deploy.schemas` (ours, not the CRDs'). Then what schemas cannot see: selectors select
+the pods, names refer to rendered objects, probes' ports and volume mounts exist. The Dockerfile gets
+structural checks.
 Errors name the file, the object and the field.
 """
 
@@ -28,6 +30,7 @@ _PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(==|<|<=)[^\s#]+$")
 def validate_output(folder: Path) -> list[str]:
     """Validate every file of a rendered deployment in ``folder``; returns the kinds checked, per file."""
     checked = [f"{path.name}: {kind}" for path in sorted(folder.glob("*.yaml")) for kind in validate_yaml_file(path)]
+    check_references(folder)
     if (folder / "Dockerfile").is_file():
         validate_dockerfile(folder / "Dockerfile")
         checked.append("Dockerfile")
@@ -114,6 +117,61 @@ def _field_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+def check_references(folder: Path) -> None:
+    """What schemas cannot see: selectors that select the pods, names that name the rendered objects,
+    probe ports and volume mounts that exist."""
+    by_kind = {doc["kind"]: (path.name, doc) for path in sorted(folder.glob("*.yaml"))
+               if path.name != ADAPTER_RULES_FILE for doc in parse_documents(path)}
+    if "Deployment" in by_kind:
+        _check_deployment_references(by_kind)
+    if "InferenceService" in by_kind and "ServingRuntime" in by_kind:
+        file, service = by_kind["InferenceService"]
+        runtime = by_kind["ServingRuntime"][1]["metadata"]["name"]
+        _refer(file, "spec.predictor.model.runtime", service["spec"]["predictor"]["model"].get("runtime"), {runtime})
+
+
+def _check_deployment_references(by_kind: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    file, deployment = by_kind["Deployment"]
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"].get("labels", {})
+    _select(file, "spec.selector.matchLabels", deployment["spec"]["selector"].get("matchLabels", {}), labels)
+    selectors = {"Service": "spec.selector", "PodDisruptionBudget": "spec.selector.matchLabels",
+                 "PodMonitor": "spec.selector.matchLabels"}
+    for kind, field in selectors.items():
+        if kind in by_kind:
+            other_file, other = by_kind[kind]
+            value: Any = other
+            for key in field.split("."):
+                value = value.get(key, {})
+            _select(other_file, field, value, labels)
+    if "HorizontalPodAutoscaler" in by_kind:
+        other_file, hpa = by_kind["HorizontalPodAutoscaler"]
+        _refer(other_file, "spec.scaleTargetRef.name", hpa["spec"]["scaleTargetRef"]["name"],
+               {deployment["metadata"]["name"]})
+    volumes = {volume["name"] for volume in pod["spec"].get("volumes", [])}
+    for i, container in enumerate(pod["spec"]["containers"]):
+        where = f"spec.template.spec.containers[{i}]"
+        ports = {port.get("name") for port in container.get("ports", [])}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            port = container.get(probe, {}).get("httpGet", {}).get("port")
+            if isinstance(port, str):
+                _refer(file, f"{where}.{probe}.httpGet.port", port, ports)
+        for j, mount in enumerate(container.get("volumeMounts", [])):
+            _refer(file, f"{where}.volumeMounts[{j}].name", mount["name"], volumes)
+
+
+def _select(file: str, field: str, selector: Any, labels: dict[str, str]) -> None:
+    if not selector or any(labels.get(key) != value for key, value in selector.items()):
+        raise DeployError(f"{file}: field {field}: {selector} does not select the Deployment's pods (labels {labels}); "
+                          f"fix the template that rendered it.")
+
+
+def _refer(file: str, field: str, value: Any, known: set[Any]) -> None:
+    if value not in known:
+        raise DeployError(f"{file}: field {field}: {value!r} names nothing rendered (known: {sorted(known)}); "
+                          f"fix the template that rendered it.")
 
 
 def validate_dockerfile(path: Path) -> None:
