@@ -6,10 +6,10 @@ Sizing rules (rules of thumb, stated in the rendered files; nothing was measured
   ``SHM_REGION_BYTES`` (16 MiB, as ``tritoncls serve``) that may grow; the emptyDir holds twice that
   per instance plus 64 MiB of headroom, rounded up to 64 MiB.
 - memory request: 512 MiB for tritonserver, 256 MiB per python-backend instance (a Python stub with
-  numpy and the runtime), and three times the model files per model-step instance (weights and the
+  numpy and the runtime), and three times the model step's files per model-step instance (weights and the
   runtime's arena), rounded up to 64 MiB; the limit is twice the request.
 - CPU request: one core per model-step instance.
-- startup probe: 120 s, plus 30 s per 100 MiB of model files per model-step instance, plus 600 s when
+- startup probe: 120 s, plus 30 s per 100 MiB of the model step's files per instance, plus 600 s when
   TensorRT builds its engines on first load.
 
 For scale (measured here with the bundled CPU tritonserver 2.51 and the tiny test repository):
@@ -105,16 +105,16 @@ def plan_deployment(config: DeployConfig, repo: RepositoryInfo) -> DeployPlan:
 
 
 def sizing(repo: RepositoryInfo, device: str) -> Sizing:
-    model_steps = repo.model_step.instances
-    memory = _round_up(512 + 256 * repo.python_instances + 3 * repo.model_mib * model_steps, 64)
-    startup = 120 + 30 * math.ceil(repo.model_mib * model_steps / 100) + (600 if repo.accelerator == "tensorrt" else 0)
+    model_steps, model_mib = repo.model_step.instances, repo.model_step.file_bytes / 2**20
+    memory = _round_up(512 + 256 * repo.python_instances + 3 * model_mib * model_steps, 64)
+    startup = 120 + 30 * math.ceil(model_mib * model_steps / 100) + (600 if repo.accelerator == "tensorrt" else 0)
     shm = _round_up(64 + 2 * repo.python_instances * SHM_REGION_BYTES / 2**20, 64)
     rules = (f"/dev/shm {shm} MiB: 2 x {SHM_REGION_BYTES // 2**20} MiB x {repo.python_instances} python-backend "
              f"instances + 64 MiB, rounded up to 64 MiB",
              f"memory request {memory} MiB: 512 (tritonserver) + 256 x {repo.python_instances} python instances + "
-             f"3 x {repo.model_mib:.1f} MiB model files x {model_steps} model-step instances; limit twice that",
+             f"3 x {model_mib:.1f} MiB model-step files x {model_steps} model-step instances; limit twice that",
              f"cpu request {max(1, model_steps)}: one core per model-step instance",
-             f"startup budget {startup} s: 120 s + 30 s per 100 MiB of model files per model-step instance"
+             f"startup budget {startup} s: 120 s + 30 s per 100 MiB of model-step files per model-step instance"
              + (" + 600 s for TensorRT engine builds" if repo.accelerator == "tensorrt" else ""))
     return Sizing(shm_mib=shm, memory_request_mib=memory, memory_limit_mib=2 * memory, cpu_request=max(1, model_steps),
                   gpus=1 if device == "gpu" else 0, startup_budget_s=startup, rules=rules)

@@ -68,10 +68,6 @@ class RepositoryInfo:
         """Python-backend model instances: one stub process and one shared-memory region each."""
         return sum(m.instances for m in self.models if m.backend == "python")
 
-    @property
-    def model_mib(self) -> float:
-        return sum(m.file_bytes for m in self.models) / 2**20
-
 
 def load_repository(path: str | Path) -> RepositoryInfo:
     """Read the repository at ``path``; a folder without the builder's marker is refused."""
