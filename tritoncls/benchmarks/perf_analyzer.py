@@ -46,6 +46,8 @@ CSV_FIELDS = {
 }
 LIBB64 = "libb64.so.0d"
 CUDART = "libcudart.so.12"
+#: Where ldconfig lives when /sbin is not on PATH (a non-root shell on Debian).
+LDCONFIG_PATHS = ("/sbin/ldconfig", "/usr/sbin/ldconfig")
 
 
 @dataclass(frozen=True)
@@ -244,8 +246,11 @@ def find_binary() -> Path:
 
 def _ldconfig_listing() -> str | None:
     """``ldconfig -p`` (the libraries the loader knows); None when there is no ldconfig to ask."""
+    tool = shutil.which("ldconfig") or next((p for p in LDCONFIG_PATHS if Path(p).is_file()), None)
+    if tool is None:
+        return None
     try:
-        return subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30).stdout
+        return subprocess.run([tool, "-p"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
 

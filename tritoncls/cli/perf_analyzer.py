@@ -43,5 +43,10 @@ def run(args: argparse.Namespace) -> int:
     binary, argv, env = command(list(args.args))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(binary, argv, env)
-    return 1  # not reached: execve returns only by raising
+    try:
+        os.execve(binary, argv, env)
+    except OSError as exc:
+        from tritoncls.benchmarks import BenchmarkError
+
+        raise BenchmarkError(f"{binary}: cannot run it ({exc.strerror}); reinstall `tritonclient[grpc,http]==2.51.0`.") from exc
+    return 1  # not reached: execve does not return
