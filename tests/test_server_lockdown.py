@@ -200,3 +200,29 @@ def test_no_model_loads_or_unloads_over_the_network_even_with_the_key(locked_ser
     with pytest.raises(InferenceServerException, match="not allowed"):
         admin_client(locked_server, "http").load_model("seqcls", headers=ADMIN_KEY.headers("http"))
     assert client.is_model_ready("seqcls")
+
+
+@pytest.mark.triton
+def test_serve_takes_the_key_from_the_environment_and_locks_the_admin_apis(tiny_repo, tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from tests.support import ServeProcess
+    from tritoncls.clients import GrpcClient
+
+    monkeypatch.setenv(API_KEY_ENV, ADMIN_KEY.key)  # the serve subprocess inherits it
+    serve = ServeProcess(tiny_repo, tmp_path / "tritonserver.log")
+    try:
+        grpc_url = serve.wait_ready()
+        http_url = serve.output[-1].split("HTTP ")[1].split()[0]
+        assert "need the 'admin-key' header" in serve.process.stdout.readline()
+        stats = f"http://{http_url}/v2/models/stats"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(stats, timeout=10)
+        assert refused.value.code == 403
+        with urllib.request.urlopen(urllib.request.Request(stats, headers=ADMIN_KEY.headers()), timeout=10) as answer:
+            assert answer.status == 200
+        with GrpcClient(grpc_url) as client:
+            assert len(client.classify(["good movie"])) == 1
+    finally:
+        assert serve.interrupt() == 0
