@@ -243,6 +243,16 @@ def faults_server(faults):
 
 
 @pytest.fixture(scope="module")
+def locked_server(tiny_repo, tmp_path_factory):
+    """A running server of tiny_repo whose administrative APIs need support.ADMIN_KEY."""
+    from tritoncls.server import TritonServer
+
+    log_file = tmp_path_factory.mktemp("locked") / "tritonserver.log"
+    with TritonServer(tiny_repo, admin_key=support.ADMIN_KEY, log_file=log_file) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def dynamic_graph(kuake_checkpoint, kuake_export) -> support.DynamicGraph:
     """kuake_checkpoint in Paddle's dynamic graph."""
     return support.DynamicGraph(kuake_checkpoint, kuake_export)

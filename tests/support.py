@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from tritoncls.server.triton import AdminKey
+
 # ---------------------------------------------------------------------------------------------
 # Paths
 # ---------------------------------------------------------------------------------------------
@@ -370,6 +372,10 @@ def mixed_texts(count: int, seed: int = 0) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Serving processes
 # ---------------------------------------------------------------------------------------------
+
+
+#: The key of the ``locked_server`` fixture (any 16+ visible ASCII characters will do).
+ADMIN_KEY = AdminKey("test-admin-key-0123456789abcdef")
 
 
 class ServeProcess:

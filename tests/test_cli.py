@@ -27,7 +27,11 @@ MINIMAL = {
     "classify": ["--url", "h:1", "--input", "i", "--output", "o"],
     "soak": ["--url", "h:1", "--input", "i"],
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
+    "perf-analyzer": [],
 }
+
+#: Commands that hand every argument to another program: no options, no --help of their own.
+PASS_THROUGH = {"perf-analyzer"}
 
 #: (command, old spelling, canonical flag): each old spelling users may have in scripts.
 ALIASES = [
@@ -85,7 +89,7 @@ def test_every_command_module_has_the_pattern():
         assert module.HELP and module.DESCRIPTION and module.STAGE.startswith("tritoncls.")
         assert callable(module.add_arguments) and callable(module.run)
     assert sorted(subparsers()) == sorted(name.replace("_", "-") for name in COMMANDS)
-    assert set(MINIMAL) == set(subparsers()) == set(CANONICAL)
+    assert set(MINIMAL) == set(subparsers()) == set(CANONICAL) | PASS_THROUGH
 
 
 @pytest.mark.parametrize("command,old,canonical", ALIASES, ids=[f"{c}{o}" for c, o, _ in ALIASES])

@@ -45,6 +45,9 @@ CSV_FIELDS = {
     "Avg latency": "avg_us",  # not written by 2.51
 }
 LIBB64 = "libb64.so.0d"
+CUDART = "libcudart.so.12"
+#: Where ldconfig lives when /sbin is not on PATH (a non-root shell on Debian).
+LDCONFIG_PATHS = ("/sbin/ldconfig", "/usr/sbin/ldconfig")
 
 
 @dataclass(frozen=True)
@@ -178,17 +181,20 @@ class PerfAnalyzer:
 
     @classmethod
     def find(cls) -> PerfAnalyzer:
-        """The venv's perf_analyzer (tritonclient wheel), with libcudart on LD_LIBRARY_PATH; checks libb64."""
-        candidates = [Path(sys.executable).parent / "perf_analyzer", shutil.which("perf_analyzer")]
-        binary = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-        if binary is None:
-            raise BenchmarkError("perf_analyzer not found beside this Python or on PATH; install the pinned "
-                                 "`tritonclient[grpc,http]==2.51.0` wheel into this environment.")
+        """The venv's perf_analyzer (tritonclient wheel), with libcudart on LD_LIBRARY_PATH; checks libb64.
+
+        The one discovery of perf_analyzer: ``tritoncls bench`` and ``tritoncls perf-analyzer`` both use it.
+        """
+        binary = find_binary()
         check_libb64()
         env = dict(os.environ)
         cudart = cuda_runtime_lib_dir()
         if cudart is not None:
             env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(cudart), env.get("LD_LIBRARY_PATH")) if p)
+        elif not system_has(CUDART, env.get("LD_LIBRARY_PATH", "")):
+            raise BenchmarkError(f"{CUDART} is missing, and perf_analyzer needs it even on CPU. Install it into this "
+                                 "environment with `pip install nvidia-cuda-runtime-cu12` (or `pip install -e "
+                                 "'.[bench]'`); its lib folder is then put on LD_LIBRARY_PATH for perf_analyzer.")
         return cls(binary, env)
 
     def command(self, model: str, url: str, input_data: Path, batch_size: int, concurrency: int,
@@ -226,13 +232,43 @@ class PerfAnalyzer:
         return parse_csv(csv_path.read_text(encoding="utf-8"), model, batch_size)[0]
 
 
+def find_binary() -> Path:
+    """perf_analyzer beside this Python (the tritonclient wheel puts it in the environment's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / "perf_analyzer"
+    candidates = [beside, shutil.which("perf_analyzer")]
+    binary = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+    if binary is None:
+        raise BenchmarkError(f"perf_analyzer not found at {beside} or on PATH; install the pinned "
+                             "`tritonclient[grpc,http]==2.51.0` wheel into this environment (`pip install -c "
+                             "constraints.txt 'tritonclient[grpc,http]'`), which puts perf_analyzer in its bin/.")
+    return binary
+
+
+def _ldconfig_listing() -> str | None:
+    """``ldconfig -p`` (the libraries the loader knows); None when there is no ldconfig to ask."""
+    tool = shutil.which("ldconfig") or next((p for p in LDCONFIG_PATHS if Path(p).is_file()), None)
+    if tool is None:
+        return None
+    try:
+        return subprocess.run([tool, "-p"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def system_has(library: str, library_path: str = "") -> bool:
+    """Whether the loader can find ``library``: in a ``library_path`` folder or in ldconfig's cache.
+
+    True when there is no ldconfig to ask: perf_analyzer then reports a missing library itself.
+    """
+    if any((Path(folder) / library).exists() for folder in library_path.split(os.pathsep) if folder):
+        return True
+    listing = _ldconfig_listing()
+    return listing is None or library in listing
+
+
 def check_libb64() -> None:
     """perf_analyzer 2.51 links libb64.so.0d; say how to install it when it is missing."""
-    try:
-        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return  # no ldconfig to ask: let perf_analyzer itself report a missing library
-    if LIBB64 not in listing:
+    if not system_has(LIBB64, os.environ.get("LD_LIBRARY_PATH", "")):
         raise BenchmarkError(f"{LIBB64} is missing, and perf_analyzer needs it. Install it with "
                              f"`apt-get install libb64-0d` (or run `bash scripts/system_deps.sh` as root).")
 

@@ -3,7 +3,8 @@
 Each module in :data:`COMMANDS` has ``NAME``, ``HELP``, ``DESCRIPTION``, ``STAGE`` (the package it
 drives), ``add_arguments(parser)`` and ``run(args) -> int``. ``run`` imports the heavy libraries
 (paddle, onnxruntime) only when it runs, so ``--help`` is instant. A command whose stage package is
-not in this build is not offered.
+not in this build is not offered. A module with ``PASS_THROUGH = True`` (``perf-analyzer``) gets every word
+after its name, unparsed, as ``args.args``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import sys
 from types import ModuleType
 
 from tritoncls import __version__
@@ -34,6 +36,7 @@ COMMANDS = (
     "classify",
     "soak",
     "bench",
+    "perf_analyzer",
 )
 
 
@@ -54,10 +57,28 @@ def command_modules() -> list[ModuleType]:
 
 def add_command(sub: argparse._SubParsersAction, module: ModuleType) -> argparse.ArgumentParser:
     """Register one command module as a subcommand."""
-    parser = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION)
+    parser = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION,
+                            add_help=not is_pass_through(module))
     module.add_arguments(parser)
     parser.set_defaults(handler=module.run, usage_error=parser.error)
     return parser
+
+
+def is_pass_through(module: ModuleType) -> bool:
+    """A command that hands its whole command line to another program (``PASS_THROUGH = True``)."""
+    return bool(getattr(module, "PASS_THROUGH", False))
+
+
+def split_pass_through(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """``argv`` up to a pass-through command's name, and every word after it untouched (None: no such command).
+
+    argparse would read ``--help`` or ``-m`` after the name as its own options; the top-level options take
+    no value, so the first word not starting with ``-`` is the command.
+    """
+    word = next((i for i, w in enumerate(argv) if not w.startswith("-")), None)
+    if word is None or argv[word] not in {m.NAME for m in command_modules() if is_pass_through(m)}:
+        return argv, None
+    return argv[:word + 1], argv[word + 1:]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command; 0 on success, 1 on a tritoncls error, 2 on bad usage."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    head, rest = split_pass_through(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(head)
+    if rest is not None:
+        args.args = rest
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from tritoncls.cli._args import flag, shared
+
+if TYPE_CHECKING:
+    from tritoncls.server.triton import AdminKey
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +19,11 @@ HELP = "run Triton Inference Server on a model repository"
 DESCRIPTION = (
     "Start tritonserver (from PATH, else the one bundled in nvidia-pytriton) on a repository written by "
     "`tritoncls build-repo`, wait until every model is ready, print the endpoints and serve until Ctrl+C or "
-    "SIGTERM, then stop the server cleanly."
+    "SIGTERM, then stop the server cleanly. Model control is off (nothing loads or unloads over the network). "
+    "With an API key (the TRITONCLS_API_KEY environment variable or --api_key_file) Triton's administrative APIs "
+    "(shared-memory, model-repository, statistics, trace, logging) answer only requests that carry it in the "
+    "--api_key_header header; inference, metadata and health stay open. Binding beyond loopback without a key "
+    "logs a warning."
 )
 
 
@@ -30,6 +38,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "backend_directory", default=None, help="Triton backends folder (default: the server's own)")
     flag(parser, "log_file", default=None, help="write the server's log here instead of to stderr")
     flag(parser, "ready_timeout_s", type=float, default=300.0, help="how long to wait for every model to load")
+    flag(parser, "api_key_file", default=None,
+         help="file whose first line is the key that unlocks the administrative APIs (else the TRITONCLS_API_KEY "
+              "environment variable; neither: they stay open). Kept off tritoncls' command line, but tritonserver "
+              "2.51 takes it on its own")
+    flag(parser, "api_key_header", default="admin-key",
+         help="header that carries the key (over gRPC Triton reads it as triton-grpc-protocol-<header>)")
+
+
+def admin_key(args: argparse.Namespace) -> AdminKey | None:
+    """The key from --api_key_file, else from $TRITONCLS_API_KEY; None when neither is set."""
+    import os
+
+    from tritoncls.server.triton import API_KEY_ENV, AdminKey
+
+    if args.api_key_file:
+        if os.environ.get(API_KEY_ENV):
+            log.warning("both --api_key_file and %s are set; using the file", API_KEY_ENV)
+        return AdminKey.from_file(args.api_key_file, args.api_key_header)
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    return AdminKey(key, args.api_key_header) if key else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,17 +65,19 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from tritoncls.server.triton import TritonServer
+    from tritoncls.server.triton import RESTRICTED_APIS, TritonServer
 
     server = TritonServer(
         args.model_repository, host=args.host, grpc_port=args.grpc_port or None, http_port=args.http_port or None,
         metrics_port=args.metrics_port or None, shm_size=args.shm_size, backend_directory=args.backend_directory,
-        log_file=args.log_file, echo=args.log_file is None)
+        log_file=args.log_file, echo=args.log_file is None, admin_key=admin_key(args))
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.start(timeout_s=args.ready_timeout_s)
-        print(f"Triton is ready: gRPC {server.grpc_url}  HTTP {server.http_url}  metrics {server.metrics_url}\n"
+        locked = (f"  administrative APIs ({', '.join(RESTRICTED_APIS)}) need the '{server.admin_key.header}' header\n"
+                  if server.admin_key else "")
+        print(f"Triton is ready: gRPC {server.grpc_url}  HTTP {server.http_url}  metrics {server.metrics_url}\n{locked}"
               f"  try: tritoncls classify --url {server.grpc_url} --input data.txt --output results.tsv\n"
               f"Ctrl+C stops it.", flush=True)
         while not stop.wait(0.5):

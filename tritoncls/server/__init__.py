@@ -1,5 +1,12 @@
 """Run the real Triton Inference Server over a model repository (``tritoncls serve``)."""
 
-from tritoncls.server.triton import ServerInstall, TritonServer, find_tritonserver, free_port
+from tritoncls.server.triton import (
+    AdminKey,
+    ServerInstall,
+    TritonServer,
+    find_tritonserver,
+    free_port,
+    open_admin_warning,
+)
 
-__all__ = ["ServerInstall", "TritonServer", "find_tritonserver", "free_port"]
+__all__ = ["AdminKey", "ServerInstall", "TritonServer", "find_tritonserver", "free_port", "open_admin_warning"]

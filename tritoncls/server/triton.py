@@ -44,6 +44,18 @@ BENIGN_ERRORS = ("CudaDriverHelper has not been initialized", "Failed to initial
 _ERROR_LINE = re.compile(r"^E\d{4} |^error:|Error:|Traceback|Exception", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 
+#: Triton's administrative APIs (HTTP) and protocols (gRPC) that a key locks; inference, metadata,
+#: model-config and health stay open. Names as Triton 2.51's ``--http-restricted-api`` accepts them.
+RESTRICTED_APIS = ("shared-memory", "model-repository", "statistics", "trace", "logging")
+DEFAULT_KEY_HEADER = "admin-key"
+#: Triton 2.51 checks a gRPC restricted protocol's key under this prefix plus the header name.
+GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
+API_KEY_ENV = "TRITONCLS_API_KEY"
+MIN_KEY_CHARS = 16
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_KEY_VALUE = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: valid in an HTTP header and in gRPC metadata
+
 
 def parse_size(text: str | int) -> int:
     """``"16M"``, ``"64MiB"``, ``"1048576"`` -> bytes."""
@@ -60,6 +72,76 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Locked-down serving
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class AdminKey:
+    """The header and key that unlock Triton's administrative APIs (:data:`RESTRICTED_APIS`).
+
+    Inference, metadata and health need no key. The key is never shown by ``repr``.
+    """
+
+    key: str
+    header: str = DEFAULT_KEY_HEADER
+
+    def __post_init__(self) -> None:
+        if not _HEADER_NAME.match(self.header) or self.header.startswith("grpc-"):
+            raise ServeError(f"API key header {self.header!r} is not usable: write lowercase letters, digits and "
+                             f"dashes (gRPC metadata keys are lowercase; 'grpc-' is reserved), e.g. {DEFAULT_KEY_HEADER}.")
+        if not _KEY_VALUE.match(self.key) or len(self.key) < MIN_KEY_CHARS:
+            raise ServeError(f"the API key must be at least {MIN_KEY_CHARS} visible ASCII characters without spaces "
+                             "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).")
+
+    def __repr__(self) -> str:
+        return f"AdminKey(header={self.header!r}, key=<{len(self.key)} characters>)"
+
+    def server_args(self) -> list[str]:
+        """tritonserver 2.51's ``<apis>:<header>=<key>`` flags for HTTP and gRPC."""
+        setting = f"{','.join(RESTRICTED_APIS)}:{self.header}={self.key}"
+        return [f"--http-restricted-api={setting}", f"--grpc-restricted-protocol={setting}"]
+
+    def headers(self, protocol: str = "http") -> dict[str, str]:
+        """What a client sends to call a restricted API (``tritonclient``'s ``headers=``).
+
+        Triton reads the gRPC key from the metadata key ``triton-grpc-protocol-<header>``.
+        """
+        if protocol not in ("http", "grpc"):
+            raise ServeError(f"protocol {protocol!r}: use 'http' or 'grpc'.")
+        return {(GRPC_HEADER_PREFIX if protocol == "grpc" else "") + self.header: self.key}
+
+    @classmethod
+    def from_file(cls, path: str | Path, header: str = DEFAULT_KEY_HEADER) -> AdminKey:
+        """The key in ``path`` (its first line); warns when other users may read the file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ServeError(f"{path}: cannot read the API key file ({exc.strerror}).") from exc
+        if path.stat().st_mode & 0o077:
+            log.warning("%s: the API key file can be read by other users; `chmod 600 %s`", path, path)
+        lines = text.strip().splitlines()
+        if not lines:
+            raise ServeError(f"{path}: the API key file is empty.")
+        return cls(lines[0].strip(), header)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def open_admin_warning(host: str, admin_key: AdminKey | None) -> str | None:
+    """The warning for a server bound beyond loopback with its administrative APIs open; None if neither."""
+    if admin_key is not None or is_loopback(host):
+        return None
+    return (f"tritonserver binds {host} without an API key: anyone who reaches it can register shared memory, "
+            f"read statistics, change trace and log settings and list the repository ({', '.join(RESTRICTED_APIS)}). "
+            f"Set a key ({API_KEY_ENV} or --api_key_file) to lock them; inference and health stay open.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,15 +326,19 @@ class TritonServer:
     """A tritonserver over one model repository; a context manager that starts it and stops it.
 
     Ports left as None are picked free at start. Server output goes to ``log_file`` (or a temporary
-    file) and, with ``echo``, to this process's stderr too.
+    file) and, with ``echo``, to this process's stderr too. Model control is always off (models load at
+    start; nothing loads or unloads over the network). With ``admin_key`` the administrative APIs
+    (:data:`RESTRICTED_APIS`) answer only requests carrying its header; started beyond loopback without
+    one, the server logs :func:`open_admin_warning`.
     """
 
     def __init__(self, model_repository: str | Path, *, host: str = "127.0.0.1", grpc_port: int | None = None,
                  http_port: int | None = None, metrics_port: int | None = None,
                  shm_size: str | int = DEFAULT_SHM_BYTES, backend_directory: str | Path | None = None,
                  log_file: str | Path | None = None, echo: bool = False, exit_timeout_s: int = 10,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 admin_key: AdminKey | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.model_repository = Path(model_repository)
+        self.admin_key = admin_key
         self.host = host
         self.grpc_port = grpc_port
         self.http_port = http_port
@@ -301,10 +387,18 @@ class TritonServer:
                 f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
                 f"--backend-config=python,shm-default-byte-size={self.shm_bytes}",
                 f"--backend-config=python,shm-growth-byte-size={min(self.shm_bytes, 4 * 1024 * 1024)}",
-                f"--exit-timeout-secs={self.exit_timeout_s}"]
+                f"--exit-timeout-secs={self.exit_timeout_s}", "--model-control-mode=none"]
+        if self.admin_key is not None:
+            args += self.admin_key.server_args()
         if install.backend_directory:
             args.append(f"--backend-directory={install.backend_directory}")
         return args + list(self.extra_args)
+
+    def _redacted(self, command: list[str]) -> list[str]:
+        """``command`` with the API key replaced, for logs."""
+        if self.admin_key is None:
+            return command
+        return [arg.replace(self.admin_key.key, "<api key>") for arg in command]
 
     def environment(self, install: ServerInstall) -> dict[str, str]:
         env = dict(os.environ)
@@ -321,12 +415,15 @@ class TritonServer:
             raise ServeError("this TritonServer is already started; stop() it first.")
         if not self.model_repository.is_dir():
             raise ServeError(f"{self.model_repository}: model repository not found; build one with `tritoncls build-repo`.")
+        warning = open_admin_warning(self.host, self.admin_key)
+        if warning:
+            log.warning("%s", warning)
         install = find_tritonserver(self.backend_directory)
         self.grpc_port = self.grpc_port or free_port(self.client_host)
         self.http_port = self.http_port or free_port(self.client_host)
         self.metrics_port = self.metrics_port or free_port(self.client_host)
         command = self.command(install)
-        log.debug("starting %s", " ".join(command))
+        log.debug("starting %s", " ".join(self._redacted(command)))
         self.process = subprocess.Popen(
             command, env=self.environment(install), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
