@@ -358,3 +358,26 @@ def test_cli_renders_and_prints_what_the_repository_needs(deploy_repos, tmp_path
                      "--target", "k8s"])
     assert code == 0 and "no extra packages" in capsys.readouterr().out
     assert {o["kind"] for o in yaml_objects(tmp_path / "d")} == K8S_KINDS
+
+
+def test_docker_command_expands_the_admin_key_and_refuses_to_start_without_it(tmp_path):
+    """The Dockerfile's CMD runs through sh so ${TRITON_ADMIN_KEY} expands; unset, the container stops with why."""
+    import os
+    import stat
+    import subprocess
+
+    from tritoncls.deploy.plan import docker_server
+
+    fake = tmp_path / "bin" / "tritonserver"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    command = docker_server().shell_command
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "TRITON_ADMIN_KEY": "0123456789abcdef-key"}
+    args = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "--model-control-mode=none" in args
+    assert ("--http-restricted-api=shared-memory,model-repository,statistics,trace,logging:admin-key="
+            "0123456789abcdef-key") in args
+    del env["TRITON_ADMIN_KEY"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "run the image with -e TRITON_ADMIN_KEY=KEY" in refused.stderr

@@ -27,6 +27,7 @@ from tritoncls.deploy.config import DeployConfig, kubernetes_name
 from tritoncls.deploy.packages import Requirement, extra_constraints, extra_index, required_packages
 from tritoncls.deploy.repository import RepositoryInfo
 from tritoncls.deploy.specs import DockerSpec, KServeSpec, KubeSpec, Ports, Server, Sizing
+from tritoncls.runtime.contract import ADMIN_KEY_ENV
 
 #: NVIDIA's Triton image, pinned in this one place: Triton 2.51.0 (the server nvidia-pytriton 0.7.0
 #: bundles, which the tests here run), Ubuntu 22.04, whose python3 (3.10) the python backend uses.
@@ -130,14 +131,19 @@ def labels(name: str) -> dict[str, str]:
             "app.kubernetes.io/component": "triton-server"}
 
 
+def docker_server() -> Server:
+    """The Dockerfile's server: the admin key from the environment (``docker run -e``), refused when unset."""
+    key = f"${{{ADMIN_KEY_ENV}:?run the image with -e {ADMIN_KEY_ENV}=KEY: the key that unlocks Triton's administrative APIs}}"
+    return Server(IMAGE_REPOSITORY, Ports(), SHM_REGION_BYTES, key_reference=key)
+
+
 def _docker(config: DeployConfig, repo: RepositoryInfo, device: str, name: str,
             requirements: tuple[Requirement, ...]) -> DockerSpec:
     return DockerSpec(
         base_image=TRITON_IMAGE, triton_version=TRITON_VERSION, python_version=IMAGE_PYTHON,
         requirements=requirements, constraints=extra_constraints(requirements), extra_index=extra_index(requirements),
         uid=CONTAINER_UID, repository_dir=REPOSITORY_DIR,
-        server=Server(IMAGE_REPOSITORY, Ports(), SHM_REGION_BYTES), image=config.image or default_image(name),
-        start_period_s=sizing(repo, device).startup_budget_s)
+        server=docker_server(), image=config.image or default_image(name), start_period_s=sizing(repo, device).startup_budget_s)
 
 
 def _kube(config: DeployConfig, repo: RepositoryInfo, device: str, name: str,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from tritoncls.deploy.packages import Requirement
 from tritoncls.errors import DeployError
+from tritoncls.runtime.contract import ADMIN_KEY_ENV, ADMIN_KEY_HEADER, RESTRICTED_APIS
 
 
 def _require(ok: bool, message: str) -> None:
@@ -57,16 +58,25 @@ class Server:
     model_repository: str
     ports: Ports
     shm_region_bytes: int
+    key_reference: str = f"$({ADMIN_KEY_ENV})"  # how the container's command line reads the admin key
     extra_args: tuple[str, ...] = ()
 
     @property
     def args(self) -> tuple[str, ...]:
+        """Model control off, and the administrative APIs behind the key (inference and health stay open)."""
+        restricted = f"{','.join(RESTRICTED_APIS)}:{ADMIN_KEY_HEADER}={self.key_reference}"
         return ("tritonserver", f"--model-repository={self.model_repository}",
                 f"--http-port={self.ports.http}", f"--grpc-port={self.ports.grpc}",
-                f"--metrics-port={self.ports.metrics}",
+                f"--metrics-port={self.ports.metrics}", "--model-control-mode=none",
+                f"--http-restricted-api={restricted}", f"--grpc-restricted-protocol={restricted}",
                 f"--backend-config=python,shm-default-byte-size={self.shm_region_bytes}",
                 f"--backend-config=python,shm-growth-byte-size={min(self.shm_region_bytes, 4 * 2**20)}",
                 *self.extra_args)
+
+    @property
+    def shell_command(self) -> tuple[str, ...]:
+        """``args`` run by ``sh -c`` so that ``${TRITON_ADMIN_KEY}`` expands (Docker's exec form does not)."""
+        return ("sh", "-c", "exec " + " ".join(f'"{arg}"' for arg in self.args))
 
 
 @dataclass(frozen=True)

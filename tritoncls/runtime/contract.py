@@ -44,6 +44,11 @@ CONFIDENCE = "confidence"
 TOP_K_LABELS = "top_k_labels"
 TOP_K_PROBS = "top_k_probs"
 
+# Triton's administrative APIs that a served repository keeps behind a key (serve and deploy).
+RESTRICTED_APIS = ("shared-memory", "model-repository", "statistics", "trace", "logging")
+ADMIN_KEY_HEADER = "admin-key"
+ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"  # inside a deployed container: the key, from a Secret
+
 PADDINGS = ("buckets", "longest", "max_length")
 TOKENIZER_IMPLEMENTATIONS = ("wordpiece", "python", "paddlenlp")
 MODEL_RUNTIMES = ("onnxruntime", "paddle_inference")

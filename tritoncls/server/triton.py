@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from tritoncls.errors import ServeError
+from tritoncls.runtime.contract import ADMIN_KEY_HEADER, RESTRICTED_APIS
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,7 @@ _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 
 #: Triton's administrative APIs (HTTP) and protocols (gRPC) that a key locks; inference, metadata,
 #: model-config and health stay open. Names as Triton 2.51's ``--http-restricted-api`` accepts them.
-RESTRICTED_APIS = ("shared-memory", "model-repository", "statistics", "trace", "logging")
-DEFAULT_KEY_HEADER = "admin-key"
+DEFAULT_KEY_HEADER = ADMIN_KEY_HEADER
 #: Triton 2.51 checks a gRPC restricted protocol's key under this prefix plus the header name.
 GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
 API_KEY_ENV = "TRITONCLS_API_KEY"
