@@ -69,10 +69,10 @@ def dev_texts(kuake_dir) -> list[str]:
 
 @pytest.fixture()
 def stand_ins(monkeypatch) -> type[support.StandIn]:
-    """BatchSender's clients replaced by support.StandIn (no server); ``StandIn.down`` starts empty."""
+    """BatchSender's clients replaced by support.StandIn (no server); every server starts up."""
     from tritoncls.clients import classify
 
-    support.StandIn.down, support.StandIn.made = set(), []
+    support.StandIn.down, support.StandIn.hung, support.StandIn.made = set(), set(), []
     monkeypatch.setattr(classify, "make_client", lambda url, protocol, **options: support.StandIn(url, **options))
     return support.StandIn
 

@@ -381,6 +381,7 @@ class StandIn:
     ``StandIn.down`` says; each prediction's label is the URL that answered; calls are counted."""
 
     down: set[str] = set()
+    hung: set[str] = set()  # these answer nothing: the request times out
     made: list[StandIn] = []
 
     def __init__(self, url: str, **options) -> None:
@@ -389,8 +390,11 @@ class StandIn:
 
     def classify(self, texts: Sequence[str]) -> list:
         from tritoncls.clients import Prediction, ServerUnavailable
+        from tritoncls.clients.base import RequestTimedOut
 
         self.calls += 1
+        if self.url in StandIn.hung:
+            raise RequestTimedOut(f"{self.url}: inference timed out after 1 s")
         if self.url in StandIn.down:
             raise ServerUnavailable(f"{self.url}: server unavailable after 1 tries")
         return [Prediction(self.url, 1.0) for _ in texts]
@@ -486,7 +490,10 @@ class Replicas:
         return tuple(server.grpc_url for server in self.servers)
 
     def stop(self) -> None:
+        """SIGKILL both (a graceful stop of a server that was frozen waits out its exit timeout)."""
         for server in self.servers:
+            if server.is_running():
+                kill_replica(server)
             server.stop()
 
 

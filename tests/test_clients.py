@@ -119,6 +119,30 @@ def test_when_every_server_is_down_the_sender_backs_off_and_names_them_all(stand
     assert sum(c.calls for c in stand_ins.made) == 6 and sender.stats.backoffs == 2
 
 
+def test_a_timed_out_request_moves_to_another_server_but_is_an_error_with_one_server(stand_ins):
+    from tritoncls.clients.base import RequestTimedOut
+    from tritoncls.clients.classify import BatchSender
+
+    stand_ins.hung = {"a:1"}
+    sender = BatchSender(["a:1", "b:2"], retries=3)
+    assert [p.label for p in sender(0, ["x"])] == ["b:2"]
+    assert sender.stats.failed_over == 1 and sender.stats.backoffs == 0
+    with pytest.raises(RequestTimedOut, match="timed out"):
+        BatchSender(["a:1"], retries=3)(0, ["x"])
+    assert sum(c.calls for c in stand_ins.made if c.url == "a:1") == 2, "a timeout with one server is not retried"
+
+
+def test_once_its_cooldown_is_over_one_batch_alone_probes_a_failed_server(stand_ins):
+    from tritoncls.clients.classify import BatchSender
+
+    stand_ins.hung = {"a:1"}
+    sender = BatchSender(["a:1", "b:2"], cooldown_s=0)
+    sender(0, ["x"])
+    assert sender._order(0) == ["a:1", "b:2"], "the first caller probes it"
+    assert sender._order(0) == ["b:2", "a:1"], "others avoid it while the probe is out"
+    assert sender._order(1) == ["b:2", "a:1"]
+
+
 @pytest.mark.parametrize(("message", "transient"), [
     ("Request for unknown model: 'seqcls' has no available versions", True),  # a server still loading it
     ("Request for unknown model: 'seqcls' is not found", False),  # a wrong --name

@@ -12,6 +12,8 @@ Tiny model, 4000 texts, loopback only; every wait is bounded.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ pytestmark = [pytest.mark.triton]
 CHUNK = 100
 TIMEOUT_S = 5.0
 RUN_TIMEOUT_S = 60
+HUNG_TEXTS = 10000
+HUNG_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -112,29 +116,32 @@ class Run:
         return done / max(end - start, 1e-9)
 
 
-def config_for(replicas: Replicas, output: Path) -> ClassifyFileConfig:
-    return ClassifyFileConfig(input=str(replicas.input), output=str(output), urls=replicas.urls, chunk_size=CHUNK,
-                              batch_size=8, concurrency=4, timeout_s=TIMEOUT_S, retries=3)
+def config_for(replicas: Replicas, source: Path, output: Path, timeout_s: float = TIMEOUT_S) -> ClassifyFileConfig:
+    return ClassifyFileConfig(input=str(source), output=str(output), urls=replicas.urls, chunk_size=CHUNK,
+                              batch_size=8, concurrency=4, timeout_s=timeout_s, retries=3)
 
 
-def assert_complete(replicas: Replicas, output: Path) -> None:
-    """Every input text once, in input order, with the reference's label and confidence."""
+def assert_complete(replicas: Replicas, output: Path, count: int | None = None) -> None:
+    """The first ``count`` input texts (all by default) once each, in input order, with the reference's
+    label and confidence."""
+    count = count or len(replicas.texts)
     lines = output.read_text(encoding="utf-8").split("\n")
     assert lines[0] == OUTPUT_HEADER and lines[-1] == ""
     rows = [line.split("\t") for line in lines[1:-1]]
     texts = [row[0] for row in rows]
-    assert len(texts) == len(replicas.texts), f"{len(texts)} rows for {len(replicas.texts)} texts"
-    assert texts == replicas.texts, "a text is missing, duplicated or out of order"
+    assert len(texts) == count, f"{len(texts)} rows for {count} texts"
+    assert texts == replicas.texts[:count], "a text is missing, duplicated or out of order"
     wrong = [i for i, row in enumerate(rows) if row[1] != replicas.labels[i]]
     assert not wrong, f"{len(wrong)} labels differ from the in-process reference, e.g. rows {wrong[:5]}"
-    diff = np.abs(np.array([float(row[2]) for row in rows]) - np.array(replicas.confidences)).max()
+    diff = np.abs(np.array([float(row[2]) for row in rows]) - np.array(replicas.confidences[:count])).max()
     assert diff <= 2e-6, diff
 
 
-def report(capsys, record_property, figures: dict[str, object]) -> None:
-    line = "failover: " + ", ".join(f"{k} {v}" for k, v in figures.items())
+def report(capsys, record_property, case: str, figures: dict[str, object]) -> None:
+    """Print the figures past pytest's capture (so CI's log shows them) and record them for JUnit XML."""
+    line = f"failover ({case}): " + ", ".join(f"{k} {v}" for k, v in figures.items())
     for key, value in figures.items():
-        record_property(f"failover_{key}", value)
+        record_property(f"failover {case}: {key}", value)
     with capsys.disabled():
         print("\n" + line)
 
@@ -142,11 +149,11 @@ def report(capsys, record_property, figures: dict[str, object]) -> None:
 def test_classify_over_two_servers_survives_losing_each_one_in_turn(replicas, replica_servers, tmp_path,
                                                                      monkeypatch, capsys, record_property):
     total = len(replicas.texts)
-    baseline = Run(config_for(replicas, tmp_path / "baseline.tsv")).start(monkeypatch)
+    baseline = Run(config_for(replicas, replicas.input, tmp_path / "baseline.tsv")).start(monkeypatch)
     base_s = baseline.finish()
     assert_complete(replicas, tmp_path / "baseline.tsv")
 
-    run = Run(config_for(replicas, tmp_path / "failover.tsv")).start(monkeypatch)
+    run = Run(config_for(replicas, replicas.input, tmp_path / "failover.tsv")).start(monkeypatch)
     run.wait_done(total // 25, 60)
     first_kill = time.monotonic()
     kill_replica(replica_servers[0])
@@ -167,6 +174,39 @@ def test_classify_over_two_servers_survives_losing_each_one_in_turn(replicas, re
         "longest stall s": round(run.longest_gap(), 2), "no-fault longest stall s": round(baseline.longest_gap(), 2),
         "request timeout s": TIMEOUT_S, **run.senders[0].stats.as_dict(),
     }
-    report(capsys, record_property, figures)
+    report(capsys, record_property, "two kills", figures)
     assert run.longest_gap() <= TIMEOUT_S, figures
-    assert wall_s <= base_s + TIMEOUT_S + 2.0, figures
+    # The restart competes with the run for the CPU (2 cores in CI): allow a quarter more besides the timeout.
+    assert wall_s <= 1.25 * base_s + TIMEOUT_S, figures
+
+
+def test_classify_over_two_servers_rides_out_a_hung_one_within_the_request_timeout(
+        replicas, replica_servers, tmp_path, monkeypatch, capsys, record_property):
+    """Server 1 is frozen (SIGSTOP: it accepts connections and answers nothing, as a lost machine does)
+    for the rest of the run: its requests time out and move to server 0; probes of it stay bounded."""
+    count = HUNG_TEXTS
+    source = tmp_path / "input.txt"
+    source.write_text("\n".join(replicas.texts[:count]) + "\n", encoding="utf-8")
+    baseline = Run(config_for(replicas, source, tmp_path / "baseline.tsv", HUNG_TIMEOUT_S)).start(monkeypatch)
+    base_s = baseline.finish()
+
+    run = Run(config_for(replicas, source, tmp_path / "hung.tsv", HUNG_TIMEOUT_S)).start(monkeypatch)
+    run.wait_done(count // 10, 60)
+    frozen = time.monotonic()
+    group = replica_servers[1].process.pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        wall_s = run.finish()
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    assert_complete(replicas, tmp_path / "hung.tsv", count)
+
+    figures = {
+        "texts": count, "no-fault run s": round(base_s, 2), "run with server 1 frozen s": round(wall_s, 2),
+        "texts/s before": round(run.rate(run.started, frozen)), "texts/s after": round(run.rate(frozen, run.ended)),
+        "longest stall s": round(run.longest_gap(), 2), "no-fault longest stall s": round(baseline.longest_gap(), 2),
+        "request timeout s": HUNG_TIMEOUT_S, **run.senders[0].stats.as_dict(),
+    }
+    report(capsys, record_property, "one hung", figures)
+    assert run.longest_gap() <= HUNG_TIMEOUT_S + 1.0, figures
+    assert wall_s <= 1.25 * base_s + 2 * HUNG_TIMEOUT_S, figures

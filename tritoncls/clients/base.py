@@ -66,6 +66,10 @@ class ServerUnavailable(ClientError):
     """The server could not be reached, even after retries; another replica may serve the request."""
 
 
+class RequestTimedOut(ClientError):
+    """A request got no answer within the client's timeout; another replica may serve it."""
+
+
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Consecutive slices of at most ``size`` items."""
     for start in range(0, len(items), size):
