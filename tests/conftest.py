@@ -67,6 +67,15 @@ def dev_texts(kuake_dir) -> list[str]:
 
     return [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
 
+@pytest.fixture()
+def stand_ins(monkeypatch) -> type[support.StandIn]:
+    """BatchSender's clients replaced by support.StandIn (no server); every server starts up."""
+    from tritoncls.clients import classify
+
+    support.StandIn.down, support.StandIn.hung, support.StandIn.made = set(), set(), []
+    monkeypatch.setattr(classify, "make_client", lambda url, protocol, **options: support.StandIn(url, **options))
+    return support.StandIn
+
 # ---------------------------------------------------------------------------------------------
 # Models trained once per session (every test using these is slow)
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +259,31 @@ def locked_server(tiny_repo, tmp_path_factory):
     log_file = tmp_path_factory.mktemp("locked") / "tritonserver.log"
     with TritonServer(tiny_repo, admin_key=support.ADMIN_KEY, log_file=log_file) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory, tiny_export) -> Iterator[support.Replicas]:
+    """Two servers of one repository of the tiny export (built once for the module), both started."""
+    from tritoncls.builder import BuildConfig, build_repository
+
+    root = tmp_path_factory.mktemp("replicas")
+    repo = build_repository(BuildConfig(model=str(tiny_export), output=str(root / "repo")))
+    setup = support.Replicas(root, tiny_export, repo)
+    try:
+        for server in setup.servers:
+            server.start()
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture()
+def replica_servers(replicas):
+    """The servers of ``replicas``, each (re)started if an earlier test left it killed."""
+    for server in replicas.servers:
+        if not server.is_running():
+            server.start()
+    return replicas.servers
 
 
 @pytest.fixture(scope="module")

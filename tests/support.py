@@ -4,7 +4,7 @@ pytest fixtures live in ``tests/conftest.py`` and wrap what they need from this 
 Sections: paths; the tiny trained model (``train_tiny``, ``export_dir_for``) and the guard that keeps
 training out of tests not marked slow; the toy keyword data set; the tiny export written without
 training (``write_tiny_export``); tokenizer inputs; serving processes; robustness helpers; the objects
-that the serving fixtures set up (``Hostile``, ``Faults``, ``DynamicGraph``).
+that the serving fixtures set up (``Hostile``, ``Faults``, ``Replicas``, ``DynamicGraph``).
 
 Every loop here is bounded in count and time; every server is on 127.0.0.1.
 """
@@ -458,6 +458,41 @@ def kill_server(server) -> dict:
     return {"processes": len(pids), "stop_s": time.monotonic() - started}
 
 
+def kill_replica(server) -> None:
+    """SIGKILL tritonserver and its python-backend stubs at once, as when a machine or container is lost
+    (``kill_server`` kills the server alone and checks the stubs are reaped), then ``stop()`` to reap it."""
+    os.killpg(server.process.pid, signal.SIGKILL)
+    code = server.stop()
+    assert code == -signal.SIGKILL, code
+
+
+class StandIn:
+    """A stand-in for a Triton client (for BatchSender's failover): its server is up or down as
+    ``StandIn.down`` says; each prediction's label is the URL that answered; calls are counted."""
+
+    down: set[str] = set()
+    hung: set[str] = set()  # these answer nothing: the request times out
+    made: list[StandIn] = []
+
+    def __init__(self, url: str, **options) -> None:
+        self.url, self.options, self.calls, self.closed = url, options, 0, False
+        StandIn.made.append(self)
+
+    def classify(self, texts: Sequence[str]) -> list:
+        from tritoncls.clients import Prediction, ServerUnavailable
+        from tritoncls.clients.base import RequestTimedOut
+
+        self.calls += 1
+        if self.url in StandIn.hung:
+            raise RequestTimedOut(f"{self.url}: inference timed out after 1 s")
+        if self.url in StandIn.down:
+            raise ServerUnavailable(f"{self.url}: server unavailable after 1 tries")
+        return [Prediction(self.url, 1.0) for _ in texts]
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def raise_open_files_limit(wanted: int) -> None:
     """Let this process (and servers it starts) hold ``wanted`` descriptors, within the hard limit."""
     import resource
@@ -504,7 +539,7 @@ class Faults:
     (not started) on ports fixed for its lifetime, so a restart comes back where a client points."""
 
     #: Texts in the input: enough that classify is still running when the server is killed.
-    TEXTS = 12000
+    TEXTS = 30000
 
     def __init__(self, root: Path) -> None:
         from tritoncls.builder import BuildConfig, build_repository
@@ -519,6 +554,37 @@ class Faults:
         self.input.write_text("\n".join(self.texts) + "\n", encoding="utf-8")
         self.labels, self.confidences = open_predictor(OfflineConfig(model=str(self.export))).predict(self.texts)
         self.server = TritonServer(self.repo, log_file=root / "tritonserver.log")
+
+
+class Replicas:
+    """Two servers of one repository (not started), each on ports fixed for its lifetime so a restart
+    comes back where the client points; an input file and its in-process reference predictions."""
+
+    #: Texts in the input: enough that classify is still running after one server restart.
+    TEXTS = 60000  # about twice what the restart needs on a quiet 2-core machine
+
+    def __init__(self, root: Path, export: Path, repo: Path) -> None:
+        from tritoncls.common.offline import OfflineConfig, open_predictor
+        from tritoncls.server import TritonServer
+
+        self.root = root
+        self.texts = mixed_texts(self.TEXTS, seed=1)
+        self.input = root / "input.txt"
+        self.input.write_text("\n".join(self.texts) + "\n", encoding="utf-8")
+        self.labels, self.confidences = open_predictor(OfflineConfig(model=str(export))).predict(self.texts)
+        # Ports are picked at the first start and kept, so a restarted server comes back where it was.
+        self.servers = [TritonServer(repo, log_file=root / f"tritonserver-{i}.log") for i in range(2)]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(server.grpc_url for server in self.servers)
+
+    def stop(self) -> None:
+        """SIGKILL both (a graceful stop of a server that was frozen waits out its exit timeout)."""
+        for server in self.servers:
+            if server.is_running():
+                kill_replica(server)
+            server.stop()
 
 
 class DynamicGraph:

@@ -49,11 +49,25 @@ class Signature:
 
 
 class TransientError(Exception):
-    """A failure worth retrying (server unavailable, connection refused or reset)."""
+    """A failure worth retrying (server unavailable, connection refused or reset, model not loaded yet)."""
+
+
+#: What Triton says when the model is known but not loaded: a server still starting (its endpoints open
+#: before the models are loaded) or reloading. Not the answer for a wrong model name ("is not found").
+NOT_LOADED = ("has no available versions", "is not ready")
+
+
+def model_not_loaded(message: str) -> bool:
+    """Whether a server error says the model exists but is not loaded yet (worth retrying elsewhere or later)."""
+    return any(phrase in message for phrase in NOT_LOADED)
 
 
 class ServerUnavailable(ClientError):
     """The server could not be reached, even after retries; another replica may serve the request."""
+
+
+class RequestTimedOut(ClientError):
+    """A request got no answer within the client's timeout; another replica may serve it."""
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

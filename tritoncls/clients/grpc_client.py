@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tritoncls.clients.base import Signature, TransientError, TritonClient
+from tritoncls.clients.base import RequestTimedOut, Signature, TransientError, TritonClient, model_not_loaded
 from tritoncls.errors import ClientError
 
 T = TypeVar("T")
@@ -31,11 +31,11 @@ class GrpcClient(TritonClient):
             return fn(*args, **kwargs)
         except InferenceServerException as exc:
             status = str(exc.status())
-            if status in _RETRY:
+            if status in _RETRY or model_not_loaded(exc.message() or ""):
                 raise TransientError(exc.message()) from None
             if status == "StatusCode.DEADLINE_EXCEEDED":
-                raise ClientError(f"{self.url}: {what} timed out after {self.timeout_s:g} s; raise --timeout_s or "
-                                  f"lower the batch size.") from None
+                raise RequestTimedOut(f"{self.url}: {what} timed out after {self.timeout_s:g} s; raise --timeout_s or "
+                                      f"lower the batch size.") from None
             raise ClientError(f"{self.url}: {what} failed ({status}): {exc.message()}") from None
 
     def _ready(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tritoncls.clients.base import Signature, TransientError, TritonClient
+from tritoncls.clients.base import RequestTimedOut, Signature, TransientError, TritonClient, model_not_loaded
 from tritoncls.errors import ClientError
 
 T = TypeVar("T")
@@ -30,12 +30,12 @@ class HttpClient(TritonClient):
         try:
             return fn(*args, **kwargs)
         except InferenceServerException as exc:
-            if str(exc.status()) in ("503", "StatusCode.UNAVAILABLE"):
+            if str(exc.status()) in ("503", "StatusCode.UNAVAILABLE") or model_not_loaded(exc.message() or ""):
                 raise TransientError(exc.message()) from None
             raise ClientError(f"{self.url}: {what} failed ({exc.status()}): {exc.message()}") from None
         except TimeoutError:
-            raise ClientError(f"{self.url}: {what} timed out after {self.timeout_s:g} s; raise --timeout_s or "
-                              f"lower the batch size.") from None
+            raise RequestTimedOut(f"{self.url}: {what} timed out after {self.timeout_s:g} s; raise --timeout_s or "
+                                  f"lower the batch size.") from None
         except (ConnectionError, OSError) as exc:
             self._reconnect()
             raise TransientError(f"{type(exc).__name__}: {exc}") from None
