@@ -201,8 +201,20 @@ def load_checkpoint_model(checkpoint_dir: str | Path):
         model = _load_narrow_attention_model(directory, weights)
     else:
         model = ErnieForSequenceClassification.from_pretrained(str(directory))
+    apply_layer_norm_eps(model)
     model.eval()
     return model
+
+
+def apply_layer_norm_eps(model) -> None:
+    """Give every LayerNorm the config's ``layer_norm_eps``: PaddleNLP's ERNIE always builds them with 1e-12,
+    while an imported RoBERTa was trained with 1e-5 (the default 1e-12 leaves other models unchanged)."""
+    import paddle
+
+    eps = float(getattr(model.config, "layer_norm_eps", 1e-12) or 1e-12)
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.LayerNorm):
+            layer._epsilon = eps
 
 
 # ---------------------------------------------------------------------------------------------
