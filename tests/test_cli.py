@@ -19,6 +19,7 @@ MINIMAL = {
     "evaluate": ["--dataset_dir", "d"],
     "predict": [],
     "export": [],
+    "import-hf": ["folder"],
     "analyze": ["--dataset_dir", "d"],
     "prune": [],
     "build-repo": ["--model", "m", "--output", "o"],
@@ -53,6 +54,7 @@ ALIASES = [
     ("soak", "--reference_export", "--reference_model"),
     ("soak", "--model_name", "--name"),
     ("bench", "--data", "--input"),
+    ("import-hf", "--label_file", "--labels"),
 ]
 
 #: Canonical flags each command must show in --help.
@@ -61,6 +63,7 @@ CANONICAL = {
     "evaluate": ["--dataset_dir", "--checkpoint", "--report", "--device"],
     "predict": ["--dataset_dir", "--checkpoint", "--model", "--input", "--output", "--device"],
     "export": ["--checkpoint", "--output", "--max_seq_length"],
+    "import-hf": ["--output", "--report"],
     "analyze": ["--dataset_dir", "--report", "--max_seq_length"],
     "prune": ["--dataset_dir", "--checkpoint", "--output", "--batch_size", "--epochs", "--device"],
     "build-repo": ["--model", "--output", "--name", "--device", "--instances"],

@@ -28,6 +28,7 @@ COMMANDS = (
     "evaluate",
     "predict",
     "export",
+    "import_hf",
     "analyze",
     "prune",
     "build_repo",
