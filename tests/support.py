@@ -778,7 +778,8 @@ def reference_logits(config: dict[str, Any], tensors: dict[str, np.ndarray], bat
     width = max(len(ids) for ids in batch)
     ids = np.array([list(i) + [pad] * (width - len(i)) for i in batch])
     mask = np.array([[1] * len(i) + [0] * (width - len(i)) for i in batch])
-    positions = np.cumsum(mask, 1) * mask + pad if config["model_type"] == "roberta" else np.arange(width)[None]
+    offset = config["model_type"] in ("roberta", "xlm-roberta")  # position ids start after the padding index
+    positions = np.cumsum(mask, 1) * mask + pad if offset else np.arange(width)[None]
     x = t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][positions]
     x = x + t["embeddings.token_type_embeddings.weight"][0]
     if "embeddings.task_type_embeddings.weight" in t:

@@ -39,10 +39,9 @@ def max_logit_diff(folder: Path, checkpoint: Path, texts: list[str], batch_size:
     tensors = support.read_hf_weights(folder)
     model = modeling.load_checkpoint_model(checkpoint)
     tokenizer = modeling.load_tokenizer(checkpoint)
-    state = model.state_dict()
     head = None
     if not any(name.endswith(("classifier.weight", "classifier.out_proj.weight")) for name in tensors):
-        head = (state["classifier.weight"].numpy().T, state["classifier.bias"].numpy())
+        head = strong_head(model)
     worst = 0.0
     for start in range(0, len(texts), batch_size):
         batch = [tokenizer(text, max_length=64, truncation=True)["input_ids"] for text in texts[start:start + batch_size]]
@@ -51,6 +50,19 @@ def max_logit_diff(folder: Path, checkpoint: Path, texts: list[str], batch_size:
         worst = max(worst, float(np.abs(got - expected).max()))
     print(f"{folder.name}: max |logit diff| {worst:.2e} over {len(texts)} texts")
     return worst
+
+
+def strong_head(model) -> tuple[np.ndarray, np.ndarray]:
+    """Give a new classifier (initialised with std 0.02, which would shrink any encoder difference) N(0, 1)
+    weights; returns them as the reference's head (``[labels, hidden]``, bias)."""
+    import paddle
+
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal(model.classifier.weight.shape).astype(np.float32)
+    bias = rng.standard_normal(model.classifier.bias.shape).astype(np.float32)
+    model.classifier.weight.set_value(paddle.to_tensor(weight))
+    model.classifier.bias.set_value(paddle.to_tensor(bias))
+    return weight.T, bias
 
 
 def report_of(checkpoint: Path) -> dict:
@@ -109,6 +121,16 @@ def test_roberta_offset_positions_and_layer_norm_eps_match_the_reference(tmp_pat
     assert config["max_position_embeddings"] == 64 and config["pad_token_id"] == 1
     assert config["layer_norm_eps"] == 1e-5
     assert max_logit_diff(folder, tmp_path / "ckpt", texts) <= TOLERANCE
+
+
+def test_xlm_roberta_is_mapped_like_roberta(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "xlmr", "roberta", trec_texts(), num_labels=3, seed=4)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"model_type": "xlm-roberta"}))
+    import_hf(folder, tmp_path / "ckpt")
+    assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(100)) <= TOLERANCE
 
 
 def test_roberta_without_the_offset_would_be_caught(tmp_path):
@@ -265,6 +287,7 @@ def minilm() -> Path:
     return folder
 
 
+@pytest.mark.slow  # converts and loads the 90 MB model: 6 to 10 s
 def test_minilm_matches_the_reference_on_trec(tmp_path):
     from tritoncls.modeling.hf import import_hf
 
@@ -274,16 +297,27 @@ def test_minilm_matches_the_reference_on_trec(tmp_path):
     assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(200)) <= TOLERANCE
 
 
-def test_minilm_tokenizer_gives_the_hf_ids_on_trec_and_kuake(tmp_path):
+def test_minilm_tokenizer_gives_the_hf_ids_on_trec_and_differs_only_on_symbols_in_kuake(tmp_path):
+    """Same ids as HF ``tokenizers`` on every TREC text tried. On KUAKE-QIC dev, texts with a symbol such as
+    ``°``, ``×`` or ``～`` (Unicode categories S*) differ: PaddleNLP's basic tokenizer (which the serving runtime
+    reproduces) splits a symbol off as a word of its own, HF's BertPreTokenizer splits on punctuation only and
+    keeps it inside the word (``39°`` -> HF ``39 ##°``, ours ``39 °``)."""
+    import unicodedata
+
     from tritoncls.modeling.hf import compare_tokenizers, import_hf
 
     folder = minilm()
     import_hf(folder, tmp_path / "ckpt", num_labels=6)
-    texts = trec_texts(500) + support.data_texts(support.TREC_DIR / "train.txt", 500) + kuake_texts(500)
-    differ = compare_tokenizers(folder, tmp_path / "ckpt", texts)
-    assert differ == [], [text for text, _, _ in differ][:10]
+    trec = trec_texts(500) + support.data_texts(support.TREC_DIR / "train.txt", 1000)
+    assert compare_tokenizers(folder, tmp_path / "ckpt", trec) == []
+    kuake = kuake_texts(2000)
+    differ = [text for text, _, _ in compare_tokenizers(folder, tmp_path / "ckpt", kuake)]
+    print(f"KUAKE-QIC dev: {len(differ)} of {len(kuake)} texts tokenized differently: {differ}")
+    assert len(differ) <= 0.005 * len(kuake)
+    assert all(any(unicodedata.category(c).startswith("S") for c in text) for text in differ), differ
 
 
+@pytest.mark.slow  # converts and loads the 90 MB model: 6 to 10 s
 def test_minilm_copy_with_a_fine_tuned_head_keeps_it(tmp_path):
     """A fine-tuned classifier (id2label + classifier weights) is evaluated as is: same head, its labels."""
     from safetensors.numpy import load_file, save_file
