@@ -335,3 +335,35 @@ def test_minilm_copy_with_a_fine_tuned_head_keeps_it(tmp_path):
     report = import_hf(folder, tmp_path / "ckpt")
     assert report.kept_classifier and report.labels == ["neg", "neu", "pos"]
     assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(100)) <= TOLERANCE
+
+# ---------------------------------------------------------------------------------------------
+# The imported checkpoint is an ordinary one: export, then the serving runtime (ONNX Runtime)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # export saves a static graph
+def test_imported_roberta_exports_and_the_runtime_matches_the_reference(tmp_path):
+    """import-hf -> export -> the runtime's Predictor (its own WordPiece tokenizer, ONNX Runtime): same ids as HF
+    ``tokenizers``, logits within 1e-4 of the numpy reference of the original weights, same labels."""
+    from tokenizers import Tokenizer
+
+    from tritoncls.modeling.export import ExportConfig, export
+    from tritoncls.modeling.hf import import_hf
+    from tritoncls.runtime.predictor import Predictor
+
+    texts = trec_texts(200)
+    folder = support.write_hf_folder(tmp_path / "roberta", "roberta", trec_texts(), num_labels=3, seed=6)
+    import_hf(folder, tmp_path / "ckpt")
+    export(ExportConfig(checkpoint=str(tmp_path / "ckpt"), output=str(tmp_path / "export"), max_seq_length=64))
+    predictor = Predictor.from_export(tmp_path / "export")
+    reference_tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference_tokenizer.enable_truncation(64)
+    ids = [e.ids for e in reference_tokenizer.encode_batch(texts)]
+    assert [list(row) for row in predictor.encode(texts)] == ids
+    config = json.loads((folder / "config.json").read_text())
+    expected = support.reference_logits(config, support.read_hf_weights(folder), ids)
+    got = predictor.logits(texts).logits
+    print(f"runtime: max |logit diff| {np.abs(got - expected).max():.2e} over {len(texts)} texts")
+    assert np.abs(got - expected).max() <= TOLERANCE
+    labels, _ = predictor.predict(texts)
+    assert labels == [f"class_{i}" for i in expected.argmax(1)]
