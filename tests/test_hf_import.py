@@ -367,3 +367,23 @@ def test_imported_roberta_exports_and_the_runtime_matches_the_reference(tmp_path
     assert np.abs(got - expected).max() <= TOLERANCE
     labels, _ = predictor.predict(texts)
     assert labels == [f"class_{i}" for i in expected.argmax(1)]
+
+
+@pytest.mark.slow  # trains
+def test_train_fine_tunes_an_imported_checkpoint(tmp_path, toy_dataset):
+    """``train --model_name <imported checkpoint>`` starts from the imported weights and tokenizer."""
+    from tritoncls import modeling
+    from tritoncls.common.data import read_labels
+    from tritoncls.modeling.hf import import_hf
+
+    texts = [line.split("\t")[0] for line in support.toy_lines()]
+    folder = support.write_hf_folder(tmp_path / "roberta", "roberta", texts, seed=7)
+    labels = read_labels(toy_dataset / "label.txt")
+    import_hf(folder, tmp_path / "imported", labels=labels)
+    support.train_tiny(toy_dataset, tmp_path / "trained", epochs=1, model_name=str(tmp_path / "imported"),
+                       from_scratch=False, arch_overrides={}, max_seq_length=32)
+    trained = modeling.load_checkpoint_model(tmp_path / "trained")
+    assert trained.config.pad_token_id == 1 and trained.config.layer_norm_eps == 1e-5
+    imported = modeling.load_checkpoint_model(tmp_path / "imported").state_dict()
+    word = "ernie.embeddings.word_embeddings.weight"
+    assert np.allclose(trained.state_dict()[word].numpy(), imported[word].numpy(), atol=0.05)  # fine-tuned, not reset

@@ -184,6 +184,7 @@ def pretrained_model(model_name: str, num_labels: int):
         if local:
             raise ModelError(f"{model_name}: cannot load the model ({type(exc).__name__}: {exc}).") from exc
         raise _hub_error(model_name, exc) from exc
+    apply_layer_norm_eps(model)
     return model
 
 
