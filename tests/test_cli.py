@@ -19,7 +19,7 @@ MINIMAL = {
     "evaluate": ["--dataset_dir", "d"],
     "predict": [],
     "export": [],
-    "import-hf": ["folder"],
+    "import-hf": ["folder", "--output", "o"],
     "analyze": ["--dataset_dir", "d"],
     "prune": [],
     "build-repo": ["--model", "m", "--output", "o"],

@@ -262,6 +262,25 @@ def test_a_bpe_tokenizer_is_refused(tmp_path):
         import_hf(folder, tmp_path / "ckpt")
 
 
+def test_a_tokenizer_that_keeps_accents_while_lowercasing_is_refused(tmp_path):
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["normalizer"]["strip_accents"] = False
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="strip_accents=False with lowercase=True"):
+        import_hf(folder, tmp_path / "ckpt")
+
+
+def test_an_hf_folder_is_told_from_a_checkpoint(tmp_path):
+    from tritoncls.modeling.hf import import_hf, is_hf_folder
+
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", trec_texts(50), num_labels=2)
+    import_hf(folder, tmp_path / "ckpt")
+    assert is_hf_folder(folder) and not is_hf_folder(tmp_path / "ckpt") and not is_hf_folder(tmp_path)
+
+
 def test_cli_import_hf_prints_the_summary(tmp_path, capsys):
     from tritoncls.cli import main
 

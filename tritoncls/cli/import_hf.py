@@ -21,7 +21,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """import-hf's options."""
     parser.add_argument("folder", help="the Hugging Face model folder (holds config.json)")
-    add_output(parser, "the checkpoint directory (replaced atomically)", default="./checkpoint")
+    add_output(parser, "the checkpoint directory (replaced atomically)", required=True)
     labels = parser.add_mutually_exclusive_group()
     flag(labels, "num_labels", type=int, default=None, help="labels of a new classification head")
     flag(labels, "labels", "label_file", default=None, metavar="FILE",

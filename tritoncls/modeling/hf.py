@@ -125,14 +125,12 @@ class ImportReport:
 
 
 def is_hf_folder(path: str | Path) -> bool:
-    """A folder with a Hugging Face ``config.json`` (it names a ``model_type``)."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
+    """A Hugging Face model folder: ``config.json`` and HF weights, no Paddle ``model_state.pdparams``
+    (a PaddleNLP / tritoncls checkpoint's ``config.json`` names a ``model_type`` too)."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file() or (folder / "model_state.pdparams").is_file():
         return False
-    try:
-        return "model_type" in json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    return any((folder / name).is_file() for name in (SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN))
 
 
 def read_config(folder: Path) -> dict[str, Any]:
