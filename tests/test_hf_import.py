@@ -152,6 +152,17 @@ def test_roberta_without_the_offset_would_be_caught(tmp_path):
     assert np.abs(support.paddle_logits(model, batch, 1) - wrong).max() > 1e-2
 
 
+def test_export_refuses_a_length_past_the_imported_position_table(tmp_path):
+    """RoBERTa's table loses pad_token_id + 1 rows: export's default 128 tokens would index past its 64."""
+    from tritoncls.modeling.export import ExportConfig, export
+    from tritoncls.modeling.hf import import_hf
+
+    folder = support.write_hf_folder(tmp_path / "roberta", "roberta", trec_texts(50), num_labels=2)
+    import_hf(folder, tmp_path / "ckpt")
+    with pytest.raises(ModelError, match="max_seq_length 128 exceeds the model's 64 positions"):
+        export(ExportConfig(checkpoint=str(tmp_path / "ckpt"), output=str(tmp_path / "export")))
+
+
 def test_sharded_safetensors_match_the_reference(tmp_path):
     from tritoncls.modeling.hf import import_hf
 

@@ -179,6 +179,10 @@ def export(config: ExportConfig) -> Path:
     tokenizer = modeling.load_tokenizer(source)
     labels = _checkpoint_labels(source, int(model.config.num_labels))
     max_len = config.max_seq_length or _trained_max_len(source)
+    positions = int(model.config.max_position_embeddings)
+    if max_len > positions:
+        raise ModelError(f"{source}: max_seq_length {max_len} exceeds the model's {positions} positions "
+                         f"(max_position_embeddings in config.json); pass --max_seq_length {positions} or less.")
 
     def fill(out: Path) -> None:
         _save_static(model, out)
