@@ -417,3 +417,21 @@ def test_train_fine_tunes_an_imported_checkpoint(tmp_path, toy_dataset):
     imported = modeling.load_checkpoint_model(tmp_path / "imported").state_dict()
     word = "ernie.embeddings.word_embeddings.weight"
     assert np.allclose(trained.state_dict()[word].numpy(), imported[word].numpy(), atol=0.05)  # fine-tuned, not reset
+
+
+@pytest.mark.slow
+def test_train_takes_a_hugging_face_folder_and_replaces_a_head_of_other_labels(tmp_path, toy_dataset, caplog):
+    """``train --model_name <HF folder>`` imports it first; a classifier of other labels gets a new head."""
+    from tritoncls import modeling
+    from tritoncls.common.data import read_labels
+
+    texts = [line.split("\t")[0] for line in support.toy_lines()]
+    folder = support.write_hf_folder(tmp_path / "bert", "bert", texts, num_labels=3, seed=3)
+    labels = read_labels(toy_dataset / "label.txt")
+    assert len(labels) != 3
+    support.train_tiny(toy_dataset, tmp_path / "trained", epochs=1, model_name=str(folder), from_scratch=False,
+                       arch_overrides={}, max_seq_length=32)
+    assert read_labels(tmp_path / "trained" / "label.txt") == labels
+    assert int(modeling.load_checkpoint_model(tmp_path / "trained").config.num_labels) == len(labels)
+    assert "training a new classification head" in caplog.text
+    assert not (tmp_path / ".trained.vocab-0").exists(), "the imported copy is scratch: removed after training"

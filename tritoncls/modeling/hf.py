@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -598,7 +599,9 @@ def build_model(arch: dict[str, Any], count: int, state: dict[str, np.ndarray], 
     for name, array in state.items():
         if list(expected[name].shape) != list(array.shape):
             raise ModelError(f"{name}: converted shape {list(array.shape)}, Paddle expects {list(expected[name].shape)}.")
-    model.set_state_dict({name: paddle.to_tensor(array) for name, array in state.items()})
+    with warnings.catch_warnings():  # Paddle warns for every tensor left out: the new head, by design
+        warnings.filterwarnings("ignore", message="Skip loading for", category=UserWarning)
+        model.set_state_dict({name: paddle.to_tensor(array) for name, array in state.items()})
     apply_layer_norm_eps(model)
     model.eval()
     return model

@@ -21,6 +21,7 @@ from tritoncls.common import data
 from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError, ModelError
 from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling import hf
 from tritoncls.modeling.dynamic import Encoded, encode, pad_batch, predict_logits
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
 
@@ -127,12 +128,28 @@ def _make_tokenizer_and_model(config: TrainConfig, labels: list[str], train_text
             tokenizer = modeling.scratch_tokenizer(train_texts, workdir)
         model = modeling.scratch_model(arch, len(labels), len(tokenizer.vocab), tokenizer.pad_token_id)
         return tokenizer, model, f"{config.model_name} architecture, random weights"
+    if hf.is_hf_folder(config.model_name):
+        imported = _import_hf_folder(Path(config.model_name), labels, workdir / "imported")
+        model = modeling.pretrained_model(str(imported), len(labels))
+        return modeling.load_tokenizer(imported), model, f"Hugging Face model {config.model_name} (imported)"
     if Path(config.model_name).is_dir():
         tokenizer = modeling.load_tokenizer(config.model_name)
     else:
         tokenizer = modeling.hub_tokenizer(config.model_name)
     model = modeling.pretrained_model(config.model_name, len(labels))
     return tokenizer, model, f"pretrained {config.model_name}"
+
+
+def _import_hf_folder(folder: Path, labels: list[str], target: Path) -> Path:
+    """Convert a Hugging Face folder into a checkpoint to fine-tune. A classifier of the same labels keeps its
+    head; one of other labels gets a new head for ``labels`` (said in the log)."""
+    own = hf.model_labels(hf.read_config(folder), hf.read_tensors(folder))
+    fresh = own is not None and own != labels
+    if fresh:
+        log.warning("%s classifies %s; training a new classification head for the label file's %s", folder, own, labels)
+    report = hf.import_hf(folder, target, labels=labels, fresh_head=fresh)
+    log.info("Imported %s (%s): %s", folder, report.model_type, report.summary())
+    return target
 
 
 def _check_labels_match(directory: Path, labels: list[str]) -> None:
