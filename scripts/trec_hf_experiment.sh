@@ -18,7 +18,8 @@ for task in trec6 trec50; do
       --output "$out/$task/scratch" --learning_rate 5e-4 "${common[@]}"
   for run in pretrained scratch; do
     "$bin/tritoncls" evaluate --dataset_dir "$data/$task" --checkpoint "$out/$task/$run" --dev_file test.txt \
-        --max_seq_length 64 --report "$out/$task/$run-test.json" > "$out/$task/$run-test.log" 2>&1
+        --max_seq_length 64 --report "$out/$task/$run-test.json" --bad_case_path "$out/$task/$run-bad_case.txt" \
+        --confusion_matrix "$out/$task/$run-confusion.png" > "$out/$task/$run-test.log" 2>&1
   done
 done
 "$bin/python" - "$out" <<'PY'
