@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from tritoncls.builder.config import BuildConfig
 from tritoncls.builder.plan import ONNX_FILE, VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
+from tritoncls.common.files import check_replaceable, stage_folder
 from tritoncls.common.onnx import quantize_int8
 from tritoncls.errors import BuildError
 
@@ -46,15 +46,11 @@ def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> P
     target = Path(config.output)
     check_not_over_export(target, export.directory)
     check_target(target, config.force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    try:
+    def fill(staging: Path) -> None:
         write_repository(plan, staging, renderer or Renderer())
         validate_repository(staging, export.manifest.paddle)
-        _replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    stage_folder(target, fill, "building")
     _warn_about(plan)
     log.info("Built Triton model repository %s (ensemble %r, model step backend %s)",
              target, plan.names.ensemble, plan.config.backend)
@@ -71,15 +67,8 @@ def check_not_over_export(target: Path, export_dir: Path) -> None:
 
 def check_target(target: Path, force: bool) -> None:
     """Refuse to touch an existing output unless --force, and never replace a non-repository."""
-    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-        return
-    if not target.is_dir():
-        raise BuildError(f"{target}: exists and is a file; choose another --output.")
-    if not (target / MARKER).is_file():
-        raise BuildError(f"{target}: exists, is not empty and is not a tritoncls repository (no {MARKER}); "
-                         f"refusing to replace it. Choose another --output or empty it yourself.")
-    if not force:
-        raise BuildError(f"{target}: a model repository already exists there; pass --force to replace it.")
+    check_replaceable(target, MARKER, force, BuildError, not_ours="is not a tritoncls repository",
+                      existing="a model repository")
 
 
 def write_repository(plan: RepositoryPlan, root: Path, renderer: Renderer) -> None:
@@ -125,17 +114,6 @@ def build_record(plan: RepositoryPlan) -> dict[str, Any]:
         "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
                    "max_seq_length": plan.export.max_seq_length, "versions": manifest.versions},
     }
-
-
-def _replace(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an old repository there is removed only after the move."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        target.replace(old / target.name)
-    staging.replace(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _warn_about(plan: RepositoryPlan) -> None:

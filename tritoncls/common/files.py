@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from tritoncls.errors import TritonclsError
 
@@ -79,6 +80,44 @@ def concatenate(path: str | Path, header: str, parts: Iterable[Path]) -> Path:
                 shutil.copyfileobj(handle, out)
 
     return write_with(path, write)
+
+
+T = TypeVar("T")
+
+
+def check_replaceable(target: Path, marker: str, force: bool, error: type[TritonclsError], *,
+                      not_ours: str, existing: str) -> None:
+    """Refuse to touch an existing output unless ``force``, and never replace a folder without ``marker``
+    (one that this kind of writer did not make). ``not_ours`` and ``existing`` finish the two messages."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return
+    if not target.is_dir():
+        raise error(f"{target}: exists and is a file; choose another --output.")
+    if not (target / marker).is_file():
+        raise error(f"{target}: exists, is not empty and {not_ours} (no {marker}); refusing to replace it. "
+                    f"Choose another --output or empty it yourself.")
+    if not force:
+        raise error(f"{target}: {existing} already exists there; pass --force to replace it.")
+
+
+def stage_folder(target: Path, fill: Callable[[Path], T], label: str = "writing") -> T:
+    """``fill(staging)`` in a temporary folder beside ``target``; then the folder is swapped into place (an
+    old one is removed only after the move). Anything ``fill`` raises leaves nothing behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{label}-", dir=target.parent))
+    try:
+        result = fill(staging)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            target.replace(old / target.name)
+        staging.replace(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return result
 
 
 def read_json(path: Path, error: type[TritonclsError] = TritonclsError) -> Any:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tritoncls import __version__
+from tritoncls.common.files import check_replaceable, stage_folder
 from tritoncls.deploy.config import DeployConfig
 from tritoncls.deploy.plan import KUBERNETES_VERSION, TRITON_IMAGE, DeployPlan, plan_deployment
 from tritoncls.deploy.render import Renderer
@@ -34,17 +34,15 @@ def deploy(config: DeployConfig, renderer: Renderer | None = None) -> DeployPlan
     plan = plan_deployment(config, repo)
     target = Path(config.output)
     check_target(target, repo.path, config.force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.deploying-", dir=target.parent))
-    try:
-        write_deployment(plan, staging, renderer or Renderer())
-        checked = validate_output(staging)
-        _replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    checked = stage_folder(target, lambda staging: _write_and_validate(plan, staging, renderer or Renderer()),
+                           "deploying")
     log.info("validated offline: %s", "; ".join(checked))
     return plan
+
+
+def _write_and_validate(plan: DeployPlan, staging: Path, renderer: Renderer) -> list[str]:
+    write_deployment(plan, staging, renderer)
+    return validate_output(staging)
 
 
 def check_target(target: Path, repository: Path, force: bool) -> None:
@@ -52,15 +50,8 @@ def check_target(target: Path, repository: Path, force: bool) -> None:
     output, source = target.resolve(), repository.resolve()
     if output == source or output in source.parents or source in output.parents:
         raise DeployError(f"--output {target} overlaps the model repository {repository}; choose another --output.")
-    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-        return
-    if not target.is_dir():
-        raise DeployError(f"{target}: exists and is a file; choose another --output.")
-    if not (target / DEPLOY_MARKER).is_file():
-        raise DeployError(f"{target}: exists, is not empty and was not written by tritoncls deploy (no {DEPLOY_MARKER}); "
-                          f"refusing to replace it. Choose another --output or empty it yourself.")
-    if not force:
-        raise DeployError(f"{target}: a deployment already exists there; pass --force to replace it.")
+    check_replaceable(target, DEPLOY_MARKER, force, DeployError, not_ours="was not written by tritoncls deploy",
+                      existing="a deployment")
 
 
 def write_deployment(plan: DeployPlan, root: Path, renderer: Renderer) -> None:
@@ -78,14 +69,3 @@ def deploy_record(plan: DeployPlan) -> dict[str, Any]:
             "target": plan.config.target, "device": plan.device, "name": plan.name,
             "ensemble": plan.repository.ensemble, "base_image": TRITON_IMAGE,
             "kubernetes_version": KUBERNETES_VERSION, "files": sorted(f.name for f in plan.files)}
-
-
-def _replace(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an old deployment there is removed only after the move."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        target.replace(old / target.name)
-    staging.replace(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

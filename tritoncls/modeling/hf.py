@@ -530,17 +530,25 @@ def compare_tokenizers(folder: str | Path, checkpoint: str | Path,
 
 
 def import_hf(folder: str | Path, output: str | Path, *, num_labels: int | None = None,
-              labels: list[str] | None = None, fresh_head: bool = False, seed: int = 0) -> ImportReport:
-    """Convert the Hugging Face folder into a tritoncls checkpoint at ``output`` (atomically); the report."""
+              labels: list[str] | None = None, fresh_head: bool = False, replace_other_head: bool = False,
+              seed: int = 0) -> ImportReport:
+    """Convert the Hugging Face folder into a tritoncls checkpoint at ``output`` (atomically); the report.
+
+    ``replace_other_head``: a classifier of labels other than ``labels`` gets a new head (logged) instead
+    of an error (what ``train`` wants; ``import-hf`` asks for ``fresh_head`` explicitly)."""
     from tritoncls.modeling.checkpoint import write_checkpoint
 
     folder = Path(folder)
     config = read_config(folder)
     tokenizer = read_tokenizer(folder)
     tensors = read_tensors(folder)
+    own = model_labels(config, tensors)
+    if replace_other_head and not fresh_head and own is not None and labels is not None and own != labels:
+        log.warning("%s classifies %s; training a new classification head for the label file's %s", folder, own, labels)
+        fresh_head = True
     if fresh_head:
         tensors = _drop_head(tensors, config["model_type"])
-    chosen, count, kept = choose_labels(model_labels(config, tensors), labels, num_labels, fresh_head)
+    chosen, count, kept = choose_labels(own, labels, num_labels, fresh_head)
     use_task_id = any(_canonical(n, config["model_type"]) == "embeddings.task_type_embeddings.weight" for n in tensors)
     arch = paddle_architecture(config, use_task_id)
     _check_vocab(folder, tokenizer, arch)

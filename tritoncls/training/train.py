@@ -143,12 +143,9 @@ def _make_tokenizer_and_model(config: TrainConfig, labels: list[str], train_text
 def _import_hf_folder(folder: Path, labels: list[str], target: Path) -> Path:
     """Convert a Hugging Face folder into a checkpoint to fine-tune. A classifier of the same labels keeps its
     head; one of other labels gets a new head for ``labels`` (said in the log)."""
-    own = hf.model_labels(hf.read_config(folder), hf.read_tensors(folder))
-    fresh = own is not None and own != labels
-    if fresh:
-        log.warning("%s classifies %s; training a new classification head for the label file's %s", folder, own, labels)
-    report = hf.import_hf(folder, target, labels=labels, fresh_head=fresh)
-    log.info("Imported %s (%s): %s", folder, report.model_type, report.summary())
+    report = hf.import_hf(folder, target, labels=labels, replace_other_head=True)
+    log.info("Imported %s (%s): %d tensors mapped, %d new, %d ignored", folder, report.model_type,
+             report.count("mapped"), report.count("new"), report.count("ignored"))
     return target
 
 
