@@ -228,6 +228,16 @@ def test_build_config_rejects_bad_option_combinations_naming_the_flag(options, m
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("tokenizer", ["python", "paddlenlp"])
+def test_a_model_with_hf_bert_tokenizer_rules_is_built_with_the_wordpiece_tokenizer_only(tokenizer, tmp_path):
+    export = write_tiny_export(tmp_path / "export")
+    edit_manifest(export, lambda m: m["tokenizer"].update(rules="hf-bert"))
+    with pytest.raises(BuildError, match=f"--tokenizer {tokenizer}: only the wordpiece tokenizer .* 'hf-bert'"):
+        build(export, tmp_path / "bad", tokenizer=tokenizer)
+    repo = build(export, tmp_path / "repo")
+    assert 'key: "rules"\n  value: { string_value: "hf-bert" }' in (repo / "tokenizer" / "config.pbtxt").read_text()
+
+
 def test_top_k_above_the_number_of_labels_is_refused(tiny_export, tmp_path):
     with pytest.raises(BuildError, match="--top_k 5 is more than the model's 3 labels"):
         build(tiny_export, tmp_path / "repo", top_k=5)

@@ -327,24 +327,88 @@ def test_minilm_matches_the_reference_on_trec(tmp_path):
     assert max_logit_diff(folder, tmp_path / "ckpt", trec_texts(200)) <= TOLERANCE
 
 
-def test_minilm_tokenizer_gives_the_hf_ids_on_trec_and_differs_only_on_symbols_in_kuake(tmp_path):
-    """Same ids as HF ``tokenizers`` on every TREC text tried. On KUAKE-QIC dev, texts with a symbol such as
-    ``°``, ``×`` or ``～`` (Unicode categories S*) differ: PaddleNLP's basic tokenizer (which the serving runtime
-    reproduces) splits a symbol off as a word of its own, HF's BertPreTokenizer splits on punctuation only and
-    keeps it inside the word (``39°`` -> HF ``39 ##°``, ours ``39 °``)."""
-    import unicodedata
+def all_texts(directory: Path) -> list[str]:
+    """Every text of a data set in the reference layout (train, dev, test and the unlabeled data.txt)."""
+    files = [directory / name for name in ("train.txt", "dev.txt", "test.txt", "data.txt")]
+    if not files[0].is_file():
+        pytest.skip(f"no data set at {directory}")
+    return [text for path in files if path.is_file() for text in support.data_texts(path, 10**9)]
 
+
+def hf_reference_ids(folder: Path, texts: list[str]) -> list[list[int]]:
+    """Ids from HF ``tokenizers`` loading the folder's ``tokenizer.json``, untruncated."""
+    from tokenizers import Tokenizer
+
+    reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference.no_truncation()
+    reference.no_padding()
+    return [e.ids for e in reference.encode_batch(texts)]
+
+
+def test_minilm_checkpoint_tokenizer_gives_the_hf_ids_on_every_kuake_and_trec_text(tmp_path):
+    """The imported checkpoint's tokenizer (what train, evaluate and export use) against HF ``tokenizers`` on all
+    10,880 KUAKE-QIC texts (Unicode symbols such as ``°``, ``×``, ``～`` stay inside their word under HF's BERT
+    rules: ``39°`` -> ``39 ##°``) and all 6,452 TREC-6 texts."""
+    from tritoncls import modeling
     from tritoncls.modeling.hf import compare_tokenizers, import_hf
 
     folder = minilm()
     import_hf(folder, tmp_path / "ckpt", num_labels=6)
-    trec = trec_texts(500) + support.data_texts(support.TREC_DIR / "train.txt", 1000)
-    assert compare_tokenizers(folder, tmp_path / "ckpt", trec) == []
-    kuake = kuake_texts(2000)
-    differ = [text for text, _, _ in compare_tokenizers(folder, tmp_path / "ckpt", kuake)]
-    print(f"KUAKE-QIC dev: {len(differ)} of {len(kuake)} texts tokenized differently: {differ}")
-    assert len(differ) <= 0.005 * len(kuake)
-    assert all(any(unicodedata.category(c).startswith("S") for c in text) for text in differ), differ
+    assert modeling.load_tokenizer(tmp_path / "ckpt").rules == "hf-bert"
+    texts = all_texts(support.KUAKE_DIR) + all_texts(support.TREC_DIR)
+    assert len(texts) > 17_000
+    differ = compare_tokenizers(folder, tmp_path / "ckpt", texts)
+    assert differ == [], differ[:5]
+
+
+def test_runtime_hf_bert_rules_match_hf_on_every_bmp_character():
+    """Each code point of the Basic Multilingual Plane inside a word, doubled and after a space (punctuation,
+    symbols, CJK, controls, spaces, accents, case, unassigned): the serving tokenizer under ``hf-bert`` rules gives
+    the ids HF ``tokenizers`` gives from MiniLM's ``tokenizer.json``, special tokens written in the text included."""
+    from tritoncls import runtime
+
+    folder = minilm()
+    texts = [f"a{chr(cp)}b x{chr(cp)}{chr(cp)} {chr(cp)}" for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF]
+    texts += ["[MASK] 39°C [SEP]x", "Ünïcödé ΣΑΣ 3×4～5", "中文  text\u2028break\u00a0nbsp\u200bzw"]
+    specials = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]",
+                "mask_token": "[MASK]"}
+    ours = runtime.WordPieceTokenizer(folder / "vocab.txt", True, specials, 1_000_000, runtime.HF_BERT_RULES).encode(texts)
+    expected = hf_reference_ids(folder, texts)
+    differ = [(t, e, o) for t, e, o in zip(texts, expected, ours) if e != o]
+    assert differ == [], differ[:5]
+
+
+@pytest.mark.parametrize("max_seq_length", [8, 64])
+def test_runtime_hf_bert_rules_truncate_long_texts_like_hf(max_seq_length):
+    """Long texts are tokenized from their head only (the runtime's cut at a word boundary) and still give HF's
+    truncated ids, symbols and CJK at the cut included."""
+    from tokenizers import Tokenizer
+
+    from tritoncls import runtime
+
+    folder = minilm()
+    pieces = ["体温39°C", "3×4～5 ok", "中文", "Ünïcödé", "[MASK]", "a" * 30, "x\u00a0y"]
+    texts = ["".join(pieces[(i + j) % len(pieces)] + " " * (j % 2) for j in range(200)) for i in range(len(pieces))]
+    specials = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]",
+                "mask_token": "[MASK]"}
+    ours = runtime.WordPieceTokenizer(folder / "vocab.txt", True, specials, max_seq_length, runtime.HF_BERT_RULES)
+    reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference.no_padding()
+    reference.enable_truncation(max_seq_length)
+    assert ours.encode(texts) == [e.ids for e in reference.encode_batch(texts)]
+
+
+def test_paddlenlp_rules_split_symbols_that_hf_bert_rules_keep_in_the_word():
+    """Why the rules are recorded: the same vocabulary gives other ids for ``39°`` under PaddleNLP's rules."""
+    from tritoncls import runtime
+
+    folder = minilm()
+    specials = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]"}
+    text = ["fever 39°"]
+    hf = runtime.WordPieceTokenizer(folder / "vocab.txt", True, specials, 64, runtime.HF_BERT_RULES).encode(text)
+    paddle = runtime.WordPieceTokenizer(folder / "vocab.txt", True, specials, 64).encode(text)
+    assert hf == hf_reference_ids(folder, text)
+    assert paddle != hf
 
 
 @pytest.mark.slow  # converts and loads the 90 MB model: 6 to 10 s
@@ -397,6 +461,26 @@ def test_imported_roberta_exports_and_the_runtime_matches_the_reference(tmp_path
     assert np.abs(got - expected).max() <= TOLERANCE
     labels, _ = predictor.predict(texts)
     assert labels == [f"class_{i}" for i in expected.argmax(1)]
+    assert served_ids(tmp_path / "export", tmp_path / "repo", texts) == ids
+
+
+def served_ids(export_dir: Path, repo: Path, texts: list[str]) -> list[list[int]]:
+    """Ids from the tokenizer step of a repository built from the export (each text its own request, padded to
+    its bucket: the padding is cut off again)."""
+    from tritoncls import runtime as rt
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.builder.validate import parse_config
+
+    build_repository(BuildConfig(model=str(export_dir), output=str(repo)))
+    config = parse_config(repo / "tokenizer" / "config.pbtxt")
+    params = {key: value.string_value for key, value in config.parameters.items()}
+    assert params["rules"] == "hf-bert"
+    step = rt.TokenizeStep.from_parameters(params, repo / "tokenizer" / "1")
+    pad = rt.Manifest.load(export_dir).tokenizer.pad_token_id
+    rows = [ids[0].tolist() for ids, _ in step([np.array([[text.encode()]], dtype=object) for text in texts])]
+    while any(row and row[-1] == pad for row in rows):
+        rows = [row[:-1] if row and row[-1] == pad else row for row in rows]
+    return rows
 
 
 @pytest.mark.slow  # trains
@@ -412,6 +496,7 @@ def test_train_fine_tunes_an_imported_checkpoint(tmp_path, toy_dataset):
     import_hf(folder, tmp_path / "imported", labels=labels)
     support.train_tiny(toy_dataset, tmp_path / "trained", epochs=1, model_name=str(tmp_path / "imported"),
                        from_scratch=False, arch_overrides={}, max_seq_length=32)
+    assert modeling.load_tokenizer(tmp_path / "trained").rules == "hf-bert"  # saved with the checkpoint
     trained = modeling.load_checkpoint_model(tmp_path / "trained")
     assert trained.config.pad_token_id == 1 and trained.config.layer_norm_eps == 1e-5
     imported = modeling.load_checkpoint_model(tmp_path / "imported").state_dict()

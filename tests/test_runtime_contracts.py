@@ -32,6 +32,7 @@ def test_manifest_round_trips_through_its_json(own_tiny_export):
     (lambda m: m.update(format="something-else"), r"field 'format' is 'something-else'"),
     (lambda m: m["architecture"].update(num_labels=7), r"3 labels but architecture.num_labels is 7"),
     (lambda m: m["tokenizer"]["special_tokens"].pop("unk_token"), r"'tokenizer.special_tokens.unk_token' is missing"),
+    (lambda m: m["tokenizer"].update(rules="sentencepiece"), r"'tokenizer.rules' is 'sentencepiece', not one of"),
 ])
 def test_manifest_names_the_file_and_field_of_every_defect(own_tiny_export, edit, message):
     edit_manifest(own_tiny_export, edit)
@@ -43,6 +44,25 @@ def test_manifest_names_the_file_and_field_of_every_defect(own_tiny_export, edit
 def test_manifest_version_1_with_a_benchmark_variant_loads_as_variant(own_tiny_export):
     edit_manifest(own_tiny_export, lambda m: m.update(format_version=1, benchmark_variant={"variant": "int8"}))
     assert Manifest.load(own_tiny_export).variant == {"variant": "int8"}
+
+
+def test_manifest_without_tokenizer_rules_was_written_for_paddlenlp_rules(own_tiny_export):
+    edit_manifest(own_tiny_export, lambda m: m["tokenizer"].pop("rules", None))
+    assert Manifest.load(own_tiny_export).tokenizer.rules == "paddlenlp"
+
+
+def test_hf_bert_rules_reach_the_export_tokenizer_and_the_python_tokenizer_refuses_them(own_tiny_export):
+    edit_manifest(own_tiny_export, lambda m: m["tokenizer"].update(rules="hf-bert"))
+    manifest = Manifest.load(own_tiny_export)
+    assert Manifest.from_dict(json.loads(manifest.to_json())).tokenizer.rules == "hf-bert"
+    assert rt.export_tokenizer(own_tiny_export, manifest).rules == "hf-bert"
+    with pytest.raises(ValueError, match="'paddlenlp' rules only"):
+        rt.PythonWordPieceTokenizer(own_tiny_export / "vocab.txt", True, manifest.tokenizer.special_tokens, 64, "hf-bert")
+    params = rt.TokenizerParameters(implementation="python", rules="hf-bert", vocab_file="vocab.txt",
+                                    special_tokens=manifest.tokenizer.special_tokens, max_seq_length=64,
+                                    buckets=(64,), pad_token_id=0)
+    with pytest.raises(rt.ParameterError, match="rebuild with --tokenizer wordpiece"):
+        rt.TokenizeStep.from_parameters(params.to_strings(), own_tiny_export)
 
 
 def test_missing_manifest_says_how_to_make_one(tmp_path):

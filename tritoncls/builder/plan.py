@@ -175,6 +175,11 @@ def plan_repository(config: BuildConfig, export: ExportInfo) -> RepositoryPlan:
     buckets = clip_buckets(config.buckets, export.max_seq_length)
     if config.top_k > export.num_labels:
         raise BuildError(f"--top_k {config.top_k} is more than the model's {export.num_labels} labels; lower it.")
+    rules = export.tokenizer.rules
+    if config.tokenizer != "wordpiece" and rules != "paddlenlp":
+        raise BuildError(f"--tokenizer {config.tokenizer}: only the wordpiece tokenizer splits text by the {rules!r} "
+                         f"rules this model was trained with (manifest field tokenizer.rules); the {config.tokenizer} "
+                         f"tokenizer would give other ids. Use --tokenizer wordpiece.")
     model_step = MODEL_STEPS[config.backend](config, export, names.model)
     models = (
         _tokenizer(config, export, names.tokenizer, buckets),
@@ -226,7 +231,7 @@ def _tokenizer(config: BuildConfig, export: ExportInfo, name: str, buckets: tupl
         outputs=(Tensor(rt.INPUT_IDS, "TYPE_INT64", (-1,)), Tensor(rt.TOKEN_TYPE_IDS, "TYPE_INT64", (-1,))),
         instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
         parameters=_params(rt.TokenizerParameters(
-            implementation=config.tokenizer, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
+            implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
             special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
             buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id)),
     )

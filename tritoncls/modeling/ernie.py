@@ -120,12 +120,28 @@ def write_vocab(vocab: list[str], directory: Path) -> Path:
 
 
 def load_tokenizer(directory: str | Path):
-    """The PaddleNLP tokenizer saved in ``directory`` (``vocab.txt`` + ``tokenizer_config.json``)."""
+    """The tokenizer saved in ``directory`` (``vocab.txt`` + ``tokenizer_config.json``): PaddleNLP's, or
+    for a model imported from the Hugging Face format the runtime's under HF BERT rules."""
     from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
+
+    from tritoncls.modeling.hf_tokenizer import RULES_KEY, HfBertTokenizer, saved_rules
 
     directory = Path(directory)
     if not (directory / "vocab.txt").is_file():
         raise ModelError(f"{directory}: no vocab.txt. A checkpoint must hold its tokenizer files.")
+    try:
+        rules, config = saved_rules(directory)
+    except ValueError as exc:
+        raise ModelError(f"{directory / 'tokenizer_config.json'}: not valid JSON ({exc}).") from exc
+    if rules == HfBertTokenizer.rules:
+        try:
+            return HfBertTokenizer.from_config(directory, config)
+        except KeyError as exc:
+            raise ModelError(f"{directory / 'tokenizer_config.json'}: special token {exc} is missing; re-import the "
+                             f"model with `tritoncls import-hf`.") from None
+    if rules is not None:
+        raise ModelError(f"{directory / 'tokenizer_config.json'}: {RULES_KEY} {rules!r} is not known to this tritoncls "
+                         f"(it knows {HfBertTokenizer.rules!r}); use the tritoncls that wrote the checkpoint.")
     if (directory / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(str(directory))
     return ErnieTokenizer(str(directory / "vocab.txt"), **SPECIAL_TOKENS)

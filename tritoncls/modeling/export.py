@@ -135,7 +135,7 @@ def _tokenizer_spec(tokenizer, directory: Path) -> TokenizerSpec:
         special_tokens={k: getattr(tokenizer, k) for k in ("pad_token", "cls_token", "sep_token", "unk_token", "mask_token")},
         pad_token_id=int(tokenizer.pad_token_id),
         pad_token_type_id=int(getattr(tokenizer, "pad_token_type_id", 0) or 0),
-        kind="wordpiece", class_name=type(tokenizer).__name__,
+        kind="wordpiece", class_name=type(tokenizer).__name__, rules=getattr(tokenizer, "rules", "paddlenlp"),
     )
 
 

@@ -470,6 +470,8 @@ def _from_tokenizer_json(path: Path) -> TokenizerSpec:
         raise _refuse_tokenizer(path, f"the tokenizer model is {model.get('type')!r} (BPE / Unigram / SentencePiece)")
     if model.get("continuing_subword_prefix", "##") != "##":
         raise _refuse_tokenizer(path, "the WordPiece continuation prefix is not '##'")
+    if model.get("max_input_chars_per_word", 100) != 100:
+        raise _refuse_tokenizer(path, f"max_input_chars_per_word is {model['max_input_chars_per_word']}, not BERT's 100")
     normalizer = data.get("normalizer") or {}
     pre = data.get("pre_tokenizer") or {}
     if normalizer.get("type") != "BertNormalizer" or pre.get("type") != "BertPreTokenizer":
@@ -481,7 +483,12 @@ def _from_tokenizer_json(path: Path) -> TokenizerSpec:
     vocab = [token for token, _ in sorted(ids.items(), key=lambda kv: kv[1])]
     if [ids[t] for t in vocab] != list(range(len(vocab))):
         raise _refuse_tokenizer(path, "the vocabulary ids are not 0..N-1 without gaps")
-    return TokenizerSpec(vocab, lower, _special_tokens(path.parent), "tokenizer.json")
+    specials = _special_tokens(path.parent)
+    extra = [t.get("content") for t in data.get("added_tokens") or [] if t.get("content") not in specials.values()]
+    if extra:
+        raise _refuse_tokenizer(path, f"added tokens {extra[:5]} besides the special tokens {sorted(specials.values())} "
+                                      f"(the runtime keeps only the special tokens whole)")
+    return TokenizerSpec(vocab, lower, specials, "tokenizer.json")
 
 
 def _from_vocab_txt(folder: Path) -> TokenizerSpec:
@@ -514,14 +521,10 @@ def compare_tokenizers(folder: str | Path, checkpoint: str | Path,
     reference = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
     reference.no_truncation()
     reference.no_padding()
-    ours = load_tokenizer(checkpoint)
-    differ = []
-    for text in texts:
-        expected = reference.encode(text).ids
-        got = ours(text)["input_ids"]
-        if expected != got:
-            differ.append((text, expected, got))
-    return differ
+    texts = list(texts)
+    expected = [e.ids for e in reference.encode_batch(texts)]
+    got = load_tokenizer(checkpoint)(texts, max_length=1_000_000, truncation=True, padding=False)["input_ids"]
+    return [(text, e, g) for text, e, g in zip(texts, expected, got) if e != g]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,7 +557,8 @@ def import_hf(folder: str | Path, output: str | Path, *, num_labels: int | None 
     _check_vocab(folder, tokenizer, arch)
     mapped = map_tensors(tensors, config, arch, count)
     report = ImportReport(str(folder), config["model_type"], chosen, count, kept,
-                          {"source": tokenizer.source, "kind": "WordPiece", "do_lower_case": tokenizer.do_lower_case,
+                          {"source": tokenizer.source, "kind": "WordPiece", "rules": "hf-bert",
+                           "do_lower_case": tokenizer.do_lower_case,
                            "vocab_size": len(tokenizer.vocab), "special_tokens": tokenizer.special_tokens},
                           _notes(config, arch), sorted(mapped.records, key=_record_order))
     write_checkpoint(output, lambda staging: _fill(staging, arch, count, mapped.state, tokenizer, chosen, report, seed))
@@ -616,15 +620,10 @@ def build_model(arch: dict[str, Any], count: int, state: dict[str, np.ndarray], 
 
 
 def _save_tokenizer(staging: Path, tokenizer: TokenizerSpec) -> None:
-    from paddlenlp.transformers import ErnieTokenizer
-
+    """The folder's vocabulary under HF BERT rules (see :mod:`tritoncls.modeling.hf_tokenizer`)."""
     from tritoncls.modeling.ernie import write_vocab
+    from tritoncls.modeling.hf_tokenizer import HfBertTokenizer
 
-    work = staging / ".vocab"
-    work.mkdir()
-    vocab_path = write_vocab(tokenizer.vocab, work)
-    ErnieTokenizer(str(vocab_path), do_lower_case=tokenizer.do_lower_case,
-                   **tokenizer.special_tokens).save_pretrained(str(staging))
-    vocab_path.unlink()
-    work.rmdir()
+    vocab_path = write_vocab(tokenizer.vocab, staging)
+    HfBertTokenizer(vocab_path, tokenizer.do_lower_case, tokenizer.special_tokens).save_pretrained(staging)
 

@@ -63,6 +63,8 @@ from .runners import OnnxRunner, PaddleRunner, Runner
 from .steps import ModelStep, PostprocessStep, TokenizeStep
 from .text import decode_texts, read_labels, read_vocab
 from .wordpiece import (
+    HF_BERT_RULES,
+    PADDLENLP_RULES,
     CharTables,
     PaddleNLPTokenizer,
     PythonWordPieceTokenizer,

@@ -51,6 +51,9 @@ ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"  # inside a deployed container: the key, from
 
 PADDINGS = ("buckets", "longest", "max_length")
 TOKENIZER_IMPLEMENTATIONS = ("wordpiece", "python", "paddlenlp")
+# How text becomes words (runtime/wordpiece.py): PaddleNLP's BasicTokenizer, or HF's BertNormalizer +
+# BertPreTokenizer (models imported from the Hugging Face format).
+TOKENIZER_RULES = ("paddlenlp", "hf-bert")
 MODEL_RUNTIMES = ("onnxruntime", "paddle_inference")
 DEVICES = ("cpu", "gpu")
 
@@ -122,6 +125,7 @@ class TokenizerParameters(_Parameters):
     step: ClassVar[str] = "tokenizer"
 
     implementation: str = "wordpiece"
+    rules: str = "paddlenlp"
     vocab_file: str
     do_lower_case: bool = True
     special_tokens: dict[str, str]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .contract import LABEL_FILE, MANIFEST_FILE
+from .contract import LABEL_FILE, MANIFEST_FILE, TOKENIZER_RULES
 from .errors import ManifestError
 
 FORMAT = "tritoncls-export"
@@ -127,6 +127,7 @@ class TokenizerSpec:
     pad_token_type_id: int = 0
     kind: str = "wordpiece"
     class_name: str = ""  # the training tokenizer's class (JSON key "class")
+    rules: str = "paddlenlp"  # how text becomes words: TOKENIZER_RULES (exports before the key: paddlenlp)
 
     @property
     def vocab_file(self) -> str:
@@ -142,11 +143,15 @@ class TokenizerSpec:
         specials = {key: specials_r.get(key, str) for key in specials_r.data}
         for key in ("pad_token", "cls_token", "sep_token", "unk_token"):
             specials_r.get(key, str)
+        rules = r.get("rules", str, "paddlenlp")
+        if rules not in TOKENIZER_RULES:
+            raise ManifestError(f"{r.where}: field 'tokenizer.rules' is {rules!r}, not one of {TOKENIZER_RULES}. "
+                                f"Re-run `tritoncls export` with this tritoncls.")
         return cls(files, r.get("do_lower_case", bool), specials, r.get("pad_token_id", int),
-                   r.get("pad_token_type_id", int, 0), r.get("kind", str, "wordpiece"), r.get("class", str, ""))
+                   r.get("pad_token_type_id", int, 0), r.get("kind", str, "wordpiece"), r.get("class", str, ""), rules)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "class": self.class_name, "files": dict(self.files),
+        return {"kind": self.kind, "class": self.class_name, "rules": self.rules, "files": dict(self.files),
                 "do_lower_case": self.do_lower_case, "special_tokens": dict(self.special_tokens),
                 "pad_token_id": self.pad_token_id, "pad_token_type_id": self.pad_token_type_id}
 

@@ -127,7 +127,7 @@ def export_tokenizer(export_dir: str | Path, manifest: Manifest) -> WordPieceTok
     """The export's tokenizer at HF ``tokenizers`` speed, ids identical to the training tokenizer's."""
     spec = manifest.tokenizer
     return WordPieceTokenizer(Path(export_dir) / spec.vocab_file, spec.do_lower_case, spec.special_tokens,
-                              manifest.max_seq_length)
+                              manifest.max_seq_length, spec.rules)
 
 
 def export_runner(export_dir: str | Path, manifest: Manifest, backend: str = "onnxruntime",

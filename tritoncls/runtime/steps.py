@@ -12,11 +12,11 @@ import numpy as np
 
 from .batching import length_groups, merge_requests, pad_rows, padded_width, split_rows, trim_padding
 from .contract import PADDINGS, ModelParameters, PostprocessParameters, TokenizerParameters
-from .errors import RequestError
+from .errors import ParameterError, RequestError
 from .postprocess import Classified, classify
 from .runners import OnnxRunner, PaddleRunner, Runner
 from .text import decode_texts, read_labels
-from .wordpiece import PaddleNLPTokenizer, PythonWordPieceTokenizer, WordPieceTokenizer
+from .wordpiece import PADDLENLP_RULES, PaddleNLPTokenizer, PythonWordPieceTokenizer, WordPieceTokenizer
 
 
 class TokenizeStep:
@@ -38,11 +38,14 @@ class TokenizeStep:
         """The step a repository's tokenizer config describes; its files are in ``version_dir``."""
         p = TokenizerParameters.from_strings(params)
         directory = Path(version_dir)
+        if p.implementation != "wordpiece" and p.rules != PADDLENLP_RULES:
+            raise ParameterError(f"tokenizer step: the {p.implementation} tokenizer does not follow the {p.rules!r} "
+                                 f"rules this model was trained with; rebuild with --tokenizer wordpiece")
         if p.implementation == "paddlenlp":
             tokenizer = PaddleNLPTokenizer(directory, p.max_seq_length)
         else:
             kind = {"wordpiece": WordPieceTokenizer, "python": PythonWordPieceTokenizer}[p.implementation]
-            tokenizer = kind(directory / p.vocab_file, p.do_lower_case, p.special_tokens, p.max_seq_length)
+            tokenizer = kind(directory / p.vocab_file, p.do_lower_case, p.special_tokens, p.max_seq_length, p.rules)
         return cls(tokenizer, p.padding, p.buckets, p.max_seq_length, p.pad_token_id, p.pad_token_type_id)
 
     def __call__(self, columns: Sequence[np.ndarray | Exception]) -> list[tuple[np.ndarray, np.ndarray] | Exception]:

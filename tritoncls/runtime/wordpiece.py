@@ -1,5 +1,17 @@
-"""Tokenizers: HF ``tokenizers`` WordPiece with PaddleNLP's BasicTokenizer rules, the same
-algorithm in plain Python (the reference deployments' cost), and PaddleNLP's own tokenizer."""
+"""Tokenizers: HF ``tokenizers`` WordPiece, the same algorithm in plain Python (the reference
+deployments' cost), and PaddleNLP's own tokenizer.
+
+Two rule sets decide how text becomes words (``TOKENIZER_RULES`` in the contract):
+
+* ``paddlenlp``: PaddleNLP's BasicTokenizer, what our own and PaddleNLP's models are trained with:
+  punctuation, Unicode symbols (category S, e.g. ``°``, ``×``, ``～``) and CJK characters are words
+  of their own;
+* ``hf-bert``: Hugging Face's BertNormalizer + BertPreTokenizer, what models imported from the
+  Hugging Face format were pretrained with: punctuation (category P) and CJK characters are words
+  of their own, symbols stay inside their word, and the CJK ranges differ in one block. Only
+  ``WordPieceTokenizer`` follows them, with the ``tokenizers`` library's own normalizer and
+  pre-tokenizer (their Unicode tables are that library's, not this Python's).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +22,30 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .contract import TOKENIZER_RULES
 from .text import read_vocab
 
 # PaddleNLP (tokenizer_utils._is_symbol) isolates these besides Unicode category S.
 _EXTRA_SYMBOLS = (0x00AD, 0x00B2, 0x00BA, 0x3007, 0x00B5, 0x00D8, 0x014B, 0x01B1)
-# PaddleNLP's BasicTokenizer._is_chinese_char ranges (HF's BertNormalizer differs in one range).
+# PaddleNLP's BasicTokenizer._is_chinese_char ranges.
 _CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
                (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+# HF tokenizers' BertNormalizer ranges: the sixth block starts at U+2B920, not U+2B820.
+_HF_CJK_RANGES = (*_CJK_RANGES[:5], (0x2B920, 0x2CEAF), *_CJK_RANGES[6:])
+PADDLENLP_RULES, HF_BERT_RULES = TOKENIZER_RULES
+
+
+def _is_ascii_punct(cp: int) -> bool:
+    return 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
+
+
+def _is_cjk(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return cp >= 0x3400 and any(lo <= cp <= hi for lo, hi in ranges)
 
 
 def _is_split_char(cp: int, category: str) -> bool:
     """Punctuation, symbol or CJK character: PaddleNLP makes each of them a word of its own."""
-    ascii_punct = 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126
-    cjk = cp >= 0x3400 and any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
-    return ascii_punct or category[0] in "PS" or cp in _EXTRA_SYMBOLS or cjk
+    return _is_ascii_punct(cp) or category[0] in "PS" or cp in _EXTRA_SYMBOLS or _is_cjk(cp, _CJK_RANGES)
 
 
 def _ranges(code_points: Iterable[int]) -> list[tuple[int, int]]:
@@ -63,6 +85,12 @@ def char_tables() -> CharTables:
     return CharTables(marks=marks, split_class=_onig_class(_ranges(split)))
 
 
+def check_rules(rules: str) -> str:
+    if rules not in TOKENIZER_RULES:
+        raise ValueError(f"tokenizer rules {rules!r} are not one of {TOKENIZER_RULES}")
+    return rules
+
+
 def clean_text(text: str) -> str:
     """PaddleNLP's ``_clean_text``: delete U+0000, U+FFFD and category C* but tab/newline/return;
     make every other whitespace (Zs, tab, newline, return) a space."""
@@ -80,10 +108,11 @@ def clean_text(text: str) -> str:
 
 
 #: Raw characters before which a word always ends: those clean_text turns into a space (\t \n \r and
-#: category Zs) and CJK ideographs (each a word of its own). Tokens of ``text[:k] + text[k:]`` are the
-#: tokens of each part, one after the other, when ``text[k]`` is one of them.
+#: category Zs) and CJK ideographs (each a word of its own under both rule sets: the ranges they share).
+#: Tokens of ``text[:k] + text[k:]`` are the tokens of each part, one after the other, when ``text[k]``
+#: is one of them.
 _WORD_BOUNDARY = re.compile("[ \t\n\r\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
-                            + "".join(f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in _CJK_RANGES) + "]")
+                            + "".join(f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in _HF_CJK_RANGES) + "]")
 
 
 class _WordPieceBase:
@@ -91,7 +120,8 @@ class _WordPieceBase:
     tokenizers share. Subclasses turn plain text segments into ids."""
 
     def __init__(self, vocab_file: str | Path, do_lower_case: bool, special_tokens: dict[str, str],
-                 max_seq_length: int) -> None:
+                 max_seq_length: int, rules: str = PADDLENLP_RULES) -> None:
+        self.rules = check_rules(rules)
         self.vocab = read_vocab(vocab_file)
         missing = [t for t in special_tokens.values() if t not in self.vocab]
         if missing:
@@ -172,24 +202,34 @@ class _WordPieceBase:
 
 
 class WordPieceTokenizer(_WordPieceBase):
-    """Ids identical to PaddleNLP's ErnieTokenizer, at HF ``tokenizers`` speed.
+    """Ids identical to PaddleNLP's ErnieTokenizer (``paddlenlp`` rules) or to HF ``tokenizers``
+    loading a BERT ``tokenizer.json`` (``hf-bert`` rules), at HF ``tokenizers`` speed.
 
-    Python does what depends on Unicode tables (cleaning, lowercasing, accent stripping, special
-    tokens in the text) exactly as PaddleNLP does; the Rust tokenizer does the splitting and the
-    WordPiece lookup, which is where the time goes.
+    Under ``paddlenlp`` rules Python does what depends on Unicode tables (cleaning, lowercasing,
+    accent stripping) exactly as PaddleNLP does; under ``hf-bert`` rules HF's own BertNormalizer and
+    BertPreTokenizer do. Special tokens in the text are kept whole in Python either way; the Rust
+    tokenizer does the splitting and the WordPiece lookup, which is where the time goes.
     """
 
     def __init__(self, vocab_file: str | Path, do_lower_case: bool, special_tokens: dict[str, str],
-                 max_seq_length: int) -> None:
-        from tokenizers import Regex, Tokenizer, pre_tokenizers
+                 max_seq_length: int, rules: str = PADDLENLP_RULES) -> None:
+        from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
         from tokenizers.models import WordPiece
 
-        super().__init__(vocab_file, do_lower_case, special_tokens, max_seq_length)
+        super().__init__(vocab_file, do_lower_case, special_tokens, max_seq_length, rules)
         self._tokenizer = Tokenizer(WordPiece(self.vocab, unk_token=self.unk_token, max_input_chars_per_word=100))
-        self._tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Split(Regex(self._tables.split_class), behavior="isolated"),
-        ])
+        if rules == HF_BERT_RULES:
+            self._tokenizer.normalizer = normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=True, strip_accents=do_lower_case, lowercase=do_lower_case)
+            self._tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        else:
+            self._tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.WhitespaceSplit(),
+                pre_tokenizers.Split(Regex(self._tables.split_class), behavior="isolated"),
+            ])
+
+    def normalize(self, text: str) -> str:
+        return text if self.rules == HF_BERT_RULES else super().normalize(text)
 
     def _encode_segments(self, segments: list[str]) -> list[list[int]]:
         return [e.ids for e in self._tokenizer.encode_batch(segments, add_special_tokens=False)]
@@ -198,7 +238,17 @@ class WordPieceTokenizer(_WordPieceBase):
 class PythonWordPieceTokenizer(_WordPieceBase):
     """PaddleNLP's BasicTokenizer + WordpieceTokenizer algorithm in plain Python: the ids and the
     cost of the reference deployments' Python tokenizer, without importing paddlenlp (which the
-    Python embedded in nvidia-pytriton's stub cannot import: its ``ssl`` does not load there)."""
+    Python embedded in nvidia-pytriton's stub cannot import: its ``ssl`` does not load there).
+    ``paddlenlp`` rules only: HF's BERT rules come from the Unicode tables compiled into the
+    ``tokenizers`` library (an older Unicode than this Python's: it keeps unassigned code points that
+    Python's tables call category Cn), which plain Python cannot reproduce exactly."""
+
+    def __init__(self, vocab_file: str | Path, do_lower_case: bool, special_tokens: dict[str, str],
+                 max_seq_length: int, rules: str = PADDLENLP_RULES) -> None:
+        if rules != PADDLENLP_RULES:
+            raise ValueError(f"the python tokenizer follows the {PADDLENLP_RULES!r} rules only, not {rules!r}; "
+                             f"use the wordpiece tokenizer")
+        super().__init__(vocab_file, do_lower_case, special_tokens, max_seq_length, rules)
 
     def _encode_segments(self, segments: list[str]) -> list[list[int]]:
         return [[i for word in self._words(text) for i in self._wordpiece(word)] for text in segments]
