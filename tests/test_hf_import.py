@@ -520,3 +520,27 @@ def test_train_takes_a_hugging_face_folder_and_replaces_a_head_of_other_labels(t
     assert int(modeling.load_checkpoint_model(tmp_path / "trained").config.num_labels) == len(labels)
     assert "training a new classification head" in caplog.text
     assert not (tmp_path / ".trained.vocab-0").exists(), "the imported copy is scratch: removed after training"
+
+
+def test_prune_takes_a_hugging_face_classifier_of_the_labels_as_teacher_and_refuses_a_bare_model(tmp_path):
+    """``prune --checkpoint <HF folder>``: a classifier of the label file's labels is imported into OUTPUT/teacher;
+    a bare encoder cannot teach and is refused with the command that fine-tunes it."""
+    from tritoncls import modeling
+    from tritoncls.prune.prune import PruneConfig, resolve_teacher
+
+    texts = trec_texts(100)
+    dataset = tmp_path / "data"
+    dataset.mkdir()
+    (dataset / "label.txt").write_text("class_0\nclass_1\nclass_2\n", encoding="utf-8")
+    tuned = support.write_hf_folder(tmp_path / "tuned", "bert", texts, num_labels=3, seed=2)
+    config = PruneConfig(dataset_dir=str(dataset), checkpoint=str(tuned), output=str(tmp_path / "out"))
+    teacher = resolve_teacher(config)
+    assert teacher == tmp_path / "out" / "teacher"
+    assert int(modeling.load_checkpoint_model(teacher).config.num_labels) == 3
+    assert modeling.load_tokenizer(teacher).rules == "hf-bert"
+
+    bare = support.write_hf_folder(tmp_path / "bare", "bert", texts, seed=2)
+    config = PruneConfig(dataset_dir=str(dataset), checkpoint=str(bare), output=str(tmp_path / "out2"))
+    with pytest.raises(ConfigError, match="without a fine-tuned classifier cannot teach.*tritoncls train --model_name"):
+        resolve_teacher(config)
+    assert not (tmp_path / "out2" / "teacher").exists()

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Prune's options; the reference's names (``--params_dir``, ``--output_dir``, ...) work too."""
     add_device(parser)
     add_dataset(parser, required=False)
-    add_checkpoint(parser, "params_dir", detail="the fine-tuned (unpruned) model; also the teacher")
+    add_checkpoint(parser, "params_dir", detail="the fine-tuned (unpruned) model, or a Hugging Face classifier folder fine-tuned on "
+                   "these labels (imported first); also the teacher")
     add_output(parser, "pruned checkpoints, exports and the report", "output_dir", default="./prune")
     add_max_seq_length(parser)
     add_batch_size(parser, "per distillation step", "per_device_train_batch_size")

@@ -16,6 +16,7 @@ PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on pl
 
 Layout of ``output``::
 
+    teacher/                    only when --checkpoint is a Hugging Face classifier: its import
     unpruned/export/            the unpruned model, exported the same way (the baseline of the report)
     width_mult_0.75/checkpoint/ best distilled checkpoint on dev (config.json, weights, tokenizer, labels)
     width_mult_0.75/export/     static graph + ONNX + manifest.json, exactly as `tritoncls export` writes
@@ -29,6 +30,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -44,6 +46,7 @@ from tritoncls.common.offline import OfflineConfig, load_manifest, open_predicto
 from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError
 from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling import hf
 from tritoncls.modeling.dynamic import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
 from tritoncls.modeling.export import ExportConfig, export
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 
 REPORT_NAME = "prune_report"
 BASELINE_NAME = "unpruned"
+TEACHER_NAME = "teacher"  # a Hugging Face classifier imported as the teacher
 IMPORTANCE_SPLITS = ("train", "dev")
 
 
@@ -579,9 +583,25 @@ def _row(name: str, width: str, model, export_dir: Path) -> WidthResult:
     )
 
 
+def resolve_teacher(config: PruneConfig) -> Path:
+    """The teacher checkpoint. A Hugging Face folder whose classifier was fine-tuned on the label file's labels
+    is imported first, into ``OUTPUT/teacher`` (a folder without such a classifier cannot teach: refused)."""
+    if not hf.is_hf_folder(config.checkpoint):
+        return ckpt.resolve_checkpoint(config.checkpoint)
+    target = Path(config.output) / TEACHER_NAME
+    report = hf.import_hf(config.checkpoint, target, labels=data.read_labels(config.path(config.label_file)))
+    if not report.kept_classifier:
+        shutil.rmtree(target)
+        raise ConfigError(f"--checkpoint {config.checkpoint}: a Hugging Face model without a fine-tuned classifier "
+                          f"cannot teach the pruned widths; fine-tune it first (tritoncls train --model_name "
+                          f"{config.checkpoint} ...) and prune that checkpoint.")
+    log.info("Imported the Hugging Face classifier %s as the teacher: %s", config.checkpoint, target)
+    return target
+
+
 def prune(config: PruneConfig) -> PruneResult:
     """Prune the checkpoint in ``config.checkpoint`` to every width, distil, export, and report."""
-    source = ckpt.resolve_checkpoint(config.checkpoint)
+    source = resolve_teacher(config)
     arch = modeling.architecture(str(source))
     plans = plan_widths(config.width_mult_list, int(arch["num_attention_heads"]), int(arch["intermediate_size"]))
     limit = int(arch.get("max_position_embeddings", config.max_seq_length))
