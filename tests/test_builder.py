@@ -32,6 +32,7 @@ CASES = {
                                       "precision": "fp16", "instances": 2, "preferred_batch_sizes": (16, 32)},
     "paddle_gpu": {"backend": "paddle", "device": "gpu", "accelerator": "tensorrt", "precision": "fp16"},
     "python_cpu_reference": {"profile": "reference"},
+    "python_gpu_fp16": {"device": "gpu", "precision": "fp16"},
 }
 
 
@@ -215,7 +216,8 @@ def test_python_backend_with_paddle_inference_serves_the_paddle_graph_names(tiny
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"precision": "fp16"}, "--precision: fp16 needs --accelerator tensorrt"),
+    ({"precision": "fp16"}, "--precision: fp16 needs --device gpu"),
+    ({"precision": "fp16", "device": "gpu", "runtime": "paddle_inference"}, "--precision: fp16 needs --device gpu"),
     ({"backend": "onnxruntime", "accelerator": "mkldnn"}, "--accelerator: 'mkldnn' is not allowed with --backend onnxruntime"),
     ({"backend": "paddle", "runtime": "paddle_inference"}, "--runtime: applies to --backend python only"),
     ({"preferred_batch_sizes": (128,)}, "--preferred_batch_sizes: [128] must lie in 1..--max_batch_size"),
@@ -279,6 +281,37 @@ def test_int8_precision_quantizes_the_repositorys_onnx_and_leaves_the_export_alo
     assert reference.shape == quantized.shape == (2, 3)
     np.testing.assert_allclose(quantized, reference, atol=0.1 * np.abs(reference).max())
     assert (quantized.argmax(1) == reference.argmax(1)).all()
+
+
+@pytest.mark.parametrize("options", [{}, {"backend": "onnxruntime", "accelerator": "cuda"}], ids=["python", "onnxruntime"])
+def test_fp16_on_gpu_converts_the_repositorys_onnx_keeping_fp32_inputs_and_outputs(options, tiny_export, tmp_path):
+    """What the GPU would run, checked on the CPU: FP16 weights, FP32 logits out, the FP32 graph's labels (ONNX
+    Runtime's CPU provider runs the FP16 graph too; the model step falls back to it without CUDA)."""
+    import numpy as np
+    import onnx
+
+    repo = build(tiny_export, tmp_path / "fp16", device="gpu", precision="fp16", **options)
+    graph = onnx.load(repo / "seqcls_model" / "1" / "model.onnx").graph
+    assert {init.data_type for init in graph.initializer if len(init.dims) == 2} == {onnx.TensorProto.FLOAT16}
+    assert [v.type.tensor_type.elem_type for v in (*graph.input, *graph.output)] == [
+        onnx.TensorProto.INT64, onnx.TensorProto.INT64, onnx.TensorProto.FLOAT]
+    config = parse_config(repo / "seqcls_model" / "config.pbtxt")
+    assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU
+    if options:
+        return
+    fp32 = build(tiny_export, tmp_path / "fp32")
+    ids = np.array([[1, 5, 6, 7, 2, 0], [1, 8, 2, 0, 0, 0]], dtype=np.int64)
+
+    def logits(repo: Path) -> np.ndarray:
+        config = parse_config(repo / "seqcls_model" / "config.pbtxt")
+        params = {key: value.string_value for key, value in config.parameters.items()}
+        step = rt.ModelStep.from_parameters(params, repo / "seqcls_model" / "1", ("input_ids", "token_type_ids"), "logits")
+        return step([(ids, np.zeros_like(ids))])[0]
+
+    reference, half = logits(fp32), logits(repo)
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, reference, atol=0.02 * np.abs(reference).max())
+    assert (half.argmax(1) == reference.argmax(1)).all()
 
 
 @pytest.mark.parametrize("options", [{"precision": "int8", "runtime": "paddle_inference"},

@@ -30,7 +30,7 @@ from tritoncls.builder.plan import ONNX_FILE, VERSION, ExportInfo, ModelDir, Rep
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
 from tritoncls.common.files import check_replaceable, stage_folder
-from tritoncls.common.onnx import quantize_int8
+from tritoncls.common.onnx import float16_onnx, quantize_int8
 from tritoncls.errors import BuildError
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,9 @@ def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
         if model.quantize and name == ONNX_FILE:
             log.info("Quantizing %s to INT8 (ONNX Runtime dynamic quantization) for %s", source, model.spec.name)
             quantize_int8(source, version_dir / name)
+        elif model.fp16 and name == ONNX_FILE:
+            log.info("Converting %s to FP16 (FP32 inputs and outputs kept) for %s", source, model.spec.name)
+            float16_onnx(source, version_dir / name)
         else:
             shutil.copy2(source, version_dir / name)
     if model.python_model:

@@ -85,8 +85,10 @@ class BuildConfig:
             check.choice("padding", self.padding, PADDINGS)
         if self.tokenizer is not None:
             check.choice("tokenizer", self.tokenizer, TOKENIZERS)
-        check.require(self.precision != "fp16" or self.accelerator == "tensorrt", "precision",
-                      "fp16 needs --accelerator tensorrt (with --device gpu)")
+        check.require(self.precision != "fp16" or self.accelerator == "tensorrt"
+                      or (self.device == "gpu" and self.onnx_model_step), "precision",
+                      "fp16 needs --device gpu, with --accelerator tensorrt (FP16 engines) or an ONNX model step "
+                      "(--backend python or onnxruntime: the graph is converted to FP16 at build time)")
         check.require(self.precision != "int8" or (self.onnx_model_step and self.device == "cpu"
                                                    and self.accelerator == "none"), "precision",
                       "int8 is ONNX Runtime dynamic quantization on CPU: use it with --device cpu, no --accelerator, "
@@ -111,6 +113,11 @@ class BuildConfig:
     def onnx_model_step(self) -> bool:
         """The model step runs the export's ONNX graph (not its Paddle graph)."""
         return self.backend == "onnxruntime" or (self.backend == "python" and self.runtime in (None, "onnxruntime"))
+
+    @property
+    def fp16_graph(self) -> bool:
+        """The repository's ONNX graph is converted to FP16 (TensorRT makes its FP16 engines itself)."""
+        return self.precision == "fp16" and self.accelerator != "tensorrt" and self.onnx_model_step
 
     def resolved(self) -> BuildConfig:
         """This config with the profile's choices filled in where the user set nothing."""

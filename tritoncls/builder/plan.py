@@ -155,6 +155,7 @@ class ModelDir:
     files: tuple[tuple[Path, str], ...] = ()  # (source, name inside <model>/1/)
     python_model: str = ""  # python_models/<file> copied as <model>/1/model.py, with the runtime beside it
     quantize: bool = False  # --precision int8: the model.onnx copied in is replaced by its INT8 quantization
+    fp16: bool = False  # --precision fp16 without TensorRT: ... by its FP16 conversion (FP32 inputs and outputs)
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ def _python_model_step(config: BuildConfig, export: ExportInfo, name: str) -> Mo
             pad_token_id=export.tokenizer.pad_token_id, merge_requests=config.merge_requests,
             trim_padding=config.trim_padding)),
     )
-    return ModelDir(spec, files, "model.py", config.precision == "int8")
+    return ModelDir(spec, files, "model.py", config.precision == "int8", config.fp16_graph)
 
 
 def _shape_list(inputs: tuple[Tensor, ...], rows: int, width: int) -> str:
@@ -324,7 +325,7 @@ def _onnxruntime_model_step(config: BuildConfig, export: ExportInfo, name: str) 
         parameters=_backend_params(intra_op_thread_count=config.intra_op_threads, inter_op_thread_count=config.inter_op_threads),
     )
     files = ((export.path(export.manifest.onnx.file), ONNX_FILE),)
-    return ModelDir(spec, files, quantize=config.precision == "int8")
+    return ModelDir(spec, files, quantize=config.precision == "int8", fp16=config.fp16_graph)
 
 
 def _paddle_accelerators(config: BuildConfig, export: ExportInfo, inputs: tuple[Tensor, ...]) -> tuple[AcceleratorGroup, ...]:

@@ -1,5 +1,5 @@
 """ONNX graph tools shared by export, the builder, the offline predictor and the benchmarks:
-reading a graph's inputs and outputs, and ONNX Runtime's dynamic INT8 quantization."""
+reading a graph's inputs and outputs, ONNX Runtime's dynamic INT8 quantization and its FP16 conversion."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ def quantize_int8(source: Path, target: Path) -> Path:
         return produce_file(target, quantize)
     finally:
         root.setLevel(level)
+
+
+def float16_onnx(source: Path, target: Path) -> Path:
+    """``source`` with FP16 weights and compute, its FP32 inputs and outputs kept (ONNX Runtime's
+    ``float16`` converter, what its CUDA provider runs fastest); ``target`` is whole or absent."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    return produce_file(target, lambda tmp: onnx.save(model, str(tmp)))
 
 
 def quantized_onnx(export_dir: str | Path, manifest: Manifest | None = None) -> Path:
