@@ -97,3 +97,22 @@ def test_gpu_check_bundle_carries_the_runtime_and_runs_without_tritoncls(tmp_pat
              "print(rt.__name__, rt.Predictor.__name__)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=bundle, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["tritoncls_runtime", "Predictor"]
+
+
+def test_refill_to_writes_a_servable_export_without_the_paddle_graph(tmp_path):
+    """The GPU machine gets skeletons (weights removed) and refills them; build-repo then builds the ONNX model
+    step from them, with the Paddle graph left behind."""
+    import onnx
+
+    from tritoncls.builder import BuildConfig, build_repository
+
+    export = write_tiny_export(tmp_path / "export")
+    skeleton = gpu_check.strip_export(export, tmp_path / "skeleton")
+    full = gpu_check.refill_export(skeleton, tmp_path / "refilled", seed=1)
+    original = {i.name: tuple(i.dims) for i in onnx.load(export / "model.onnx").graph.initializer}
+    refilled = onnx.load(full / "model.onnx")
+    assert {i.name: tuple(i.dims) for i in refilled.graph.initializer} == original
+    assert all(i.raw_data or i.float_data or i.int64_data or i.int32_data for i in refilled.graph.initializer)
+    assert not list(full.glob("*.pdiparams"))
+    repo = build_repository(BuildConfig(model=str(full), output=str(tmp_path / "repo"), device="gpu", precision="fp16"))
+    assert (repo / "seqcls_model" / "1" / "model.onnx").is_file()

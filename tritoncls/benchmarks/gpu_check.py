@@ -196,6 +196,20 @@ def strip_export(export: Path, target: Path) -> Path:
     return target
 
 
+def refill_export(skeleton: Path, target: Path, seed: int = 0) -> Path:
+    """A servable export at ``target`` from a skeleton: its ONNX graph refilled (see :func:`load_model`), the
+    other files copied; no Paddle graph (``build-repo`` builds ONNX model steps without one)."""
+    import onnx
+
+    target.mkdir(parents=True, exist_ok=True)
+    onnx_name = runtime().Manifest.load(skeleton).onnx.file
+    for item in skeleton.iterdir():
+        if item.is_file() and item.name != onnx_name:
+            shutil.copy2(item, target / item.name)
+    onnx.save(load_model(skeleton / onnx_name, seed)[0], str(target / onnx_name))
+    return target
+
+
 def load_model(path: Path, seed: int = 0):
     """The ONNX model at ``path``; stripped weights are refilled with N(0, 0.02) values from ``seed``."""
     import onnx
@@ -357,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install_venv", default=None, help="make this venv, install onnxruntime-gpu, re-run there")
     parser.add_argument("--wheel", default=None, help="with --install_venv: install this onnxruntime-gpu wheel file")
     parser.add_argument("--strip_to", default=None, help="write a skeleton of the (single) --model here and exit")
+    parser.add_argument("--refill_to", default=None,
+                        help="write the (single) skeleton --model here with its weights refilled, servable, and exit")
     parser.add_argument("--bundle", default=None,
                         help="copy this script and the tritoncls runtime into this folder (to carry to a GPU machine) and exit")
     args = parser.parse_args(argv)
@@ -366,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.strip_to:
         print(strip_export(Path(args.model[0]), Path(args.strip_to)))
+        return 0
+    if args.refill_to:
+        print(refill_export(Path(args.model[0]), Path(args.refill_to)))
         return 0
     if not args.model or not args.input:
         parser.error("--model and --input are required")

@@ -41,7 +41,7 @@ MARKER_FORMAT = rt.contract.REPOSITORY_FORMAT
 
 def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> Path:
     """Render, validate and move into place the repository ``config`` describes; returns its path."""
-    export = ExportInfo.load(config.model)
+    export = ExportInfo.load(config.model, "onnx" if config.resolved().onnx_model_step else "paddle")
     plan = plan_repository(config, export)
     target = Path(config.output)
     check_not_over_export(target, export.directory)

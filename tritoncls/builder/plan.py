@@ -51,7 +51,9 @@ class ExportInfo:
     labels: tuple[str, ...]
 
     @classmethod
-    def load(cls, directory: str | Path) -> ExportInfo:
+    def load(cls, directory: str | Path, graph: str | None = None) -> ExportInfo:
+        """The export at ``directory``; with ``graph`` ("onnx" or "paddle") only that graph's files must be there
+        (a repository copies one graph: an export can travel without the other, e.g. to a GPU machine)."""
         directory = Path(directory)
         try:
             manifest = Manifest.load(directory)
@@ -70,7 +72,7 @@ class ExportInfo:
         except UnicodeDecodeError as exc:
             raise BuildError(f"{label_file}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-run `tritoncls export`.") from None
         info = cls(directory, manifest, labels)
-        info._check()
+        info._check(graph)
         return info
 
     @property
@@ -92,14 +94,17 @@ class ExportInfo:
         """The ``onnx`` or ``paddle`` graph: file names and input/output names, dtypes, shapes."""
         return {"onnx": self.manifest.onnx, "paddle": self.manifest.paddle}[section]
 
-    def _check(self) -> None:
+    def _check(self, graph: str | None) -> None:
         where = self.path(rt.MANIFEST_FILE)
         if self.labels != self.manifest.labels:
             raise BuildError(f"{self.path(self.manifest.label_file)}: labels differ from {where} field 'labels'; re-export the model.")
-        missing = [name for name in self.manifest.files if not self.path(name).is_file()]
+        m = self.manifest
+        needed = m.files if graph is None else (m.label_file, *self.graph(graph).files, *m.tokenizer.files.values())
+        missing = [name for name in needed if not self.path(name).is_file()]
         if missing:
             raise BuildError(f"{self.directory}: files {missing} named in {where} are missing; re-run `tritoncls export`.")
-        _check_onnx(self.path(self.manifest.onnx.file))
+        if graph in (None, "onnx"):
+            _check_onnx(self.path(self.manifest.onnx.file))
         vocab_path = self.path(self.tokenizer.vocab_file)
         try:
             vocab = rt.read_vocab(vocab_path)

@@ -21,7 +21,9 @@ DESCRIPTION = (
     "step (request batch sizes x concurrency), in-process baselines (ONNX Runtime, Paddle Inference, Paddle "
     "dynamic graph; file order and length-sorted), the reference-style deployment as a peer, INT8 and ORT "
     "fusions, on ERNIE 3.0 shapes with random weights and the trained export's vocabulary. Writes report.json "
-    "(with the targets), report.md and PNG plots into --output. Starts and stops its own servers."
+    "(with the targets), report.md and PNG plots into --output. Starts and stops its own servers. With "
+    "--device gpu: the ensemble with its model step on the GPU (FP32, and FP16 converted at build time) against "
+    "in-process ONNX Runtime CUDA on the same texts; writes gpu_served.json/.md."
 )
 
 
@@ -49,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "work_dir", default=None,
          help="where shape exports, repositories and perf_analyzer files go (default: OUTPUT/work)")
     flag(parser, "no_plots", action="store_true", help="skip the PNG plots")
+    shared(parser, "device", default="cpu", choices=("cpu", "gpu"),
+           detail="gpu: serve the --model export with its model step on the GPU and compare it with in-process "
+                  "CUDA (needs onnxruntime-gpu; the other options but --max_texts do not apply)")
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
@@ -61,11 +66,23 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
                             settings_sweep=True if args.settings_sweep else None, plots=not args.no_plots)
 
 
+def _run_gpu(args: argparse.Namespace) -> int:
+    from tritoncls.benchmarks.gpu_served import REPORT_MD, GpuBenchConfig, markdown, run_gpu_bench
+
+    options = {"max_texts": args.max_texts} if args.max_texts else {}
+    report = run_gpu_bench(GpuBenchConfig(model=args.model, input=args.input, output=args.output, **options))
+    print(markdown(report))
+    print(f"report: {args.output}/{REPORT_MD}")
+    return 1 if any(r["errors"] for r in report["precisions"]) else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Benchmark; 1 if a measurement failed."""
     from tritoncls.cli_common import quiet_paddlenlp
 
     quiet_paddlenlp()
+    if args.device == "gpu":
+        return _run_gpu(args)
     from tritoncls.benchmarks.bench import report_summary, run_bench
 
     report = run_bench(bench_config(args))

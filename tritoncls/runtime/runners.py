@@ -6,6 +6,7 @@ the GPU check) runs a model through this one small interface.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -32,11 +33,17 @@ class OnnxRunner:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
+        if device == "gpu":
+            _preload_cuda(ort)
         try:
             self._session = ort.InferenceSession(str(model_file), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises many types for a bad file
             raise ModelLoadError(f"{model_file}: ONNX Runtime cannot load the model ({exc}). "
                                  f"Re-run `tritoncls export`.") from exc
+        if device == "gpu" and "CUDAExecutionProvider" not in self.providers:
+            warnings.warn(f"{model_file}: ONNX Runtime's CUDA provider is not available here (providers "
+                          f"{ort.get_available_providers()}); the model runs on the CPU. Install onnxruntime-gpu.",
+                          RuntimeWarning, stacklevel=2)
         self._inputs = list(input_names)
         self._output = output_name
 
@@ -48,6 +55,17 @@ class OnnxRunner:
     def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         feed = dict(zip(self._inputs, (input_ids, token_type_ids)))
         return self._session.run([self._output], feed)[0]
+
+
+def _preload_cuda(ort) -> None:
+    """Load CUDA and cuDNN from pip's nvidia-* packages where onnxruntime-gpu can (1.21 and later), so its CUDA
+    provider finds them without LD_LIBRARY_PATH (inside Triton's python stub too)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # noqa: BLE001, S110 - best effort: the session then says which library it misses
+            pass
 
 
 class PaddleRunner:

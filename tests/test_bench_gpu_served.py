@@ -1,0 +1,72 @@
+"""``tritoncls bench --device gpu``'s flow (issue 15), run here with CPU repositories: what CI can check of the
+served-on-GPU benchmark on machines without a GPU. The GPU run itself is benchmarks/gpu_served.sh's job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import write_tiny_export
+from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.gpu_served import (
+    REPORT_JSON,
+    REPORT_MD,
+    GpuBenchConfig,
+    batch32_ratio,
+    check_device,
+    run_gpu_bench,
+)
+from tritoncls.errors import ConfigError
+
+
+def test_gpu_defaults_serve_fp32_and_fp16_with_the_model_step_on_the_gpu_and_large_batches():
+    config = GpuBenchConfig(model="m", input="t", output="o")
+    assert config.resolved_precisions == ("fp32", "fp16")
+    assert config.build_options("fp16") == {"device": "gpu", "precision": "fp16", "max_batch_size": 256}
+    points = {(p.batch_size, p.concurrency) for p in config.sweep()}
+    assert {(32, 1), (32, 4), (1, 64), (1, 512)} <= points
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"device": "tpu"}, "--device 'tpu'"),
+    ({"device": "cpu", "precisions": ("fp16",)}, "fp16 on the GPU only"),
+    ({"max_texts": 8}, "at least 32"),
+])
+def test_bad_options_are_refused_naming_them(options, message):
+    with pytest.raises(ConfigError, match=message):
+        GpuBenchConfig(model="m", input="t", output="o", **options)
+
+
+def test_a_gpu_run_without_the_cuda_provider_says_how_to_get_it():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has ONNX Runtime's CUDA provider")
+    with pytest.raises(BenchmarkError, match="no CUDA provider .* install onnxruntime-gpu"):
+        check_device("gpu")
+
+
+def test_batch32_ratio_is_the_best_served_32_text_rate_over_inprocess_file_order():
+    result = {"inprocess": {"file": 1000.0, "sorted": 1500.0},
+              "served": {"points": [{"batch_size": 32, "inferences_per_s": 400.0},
+                                    {"batch_size": 32, "inferences_per_s": 600.0},
+                                    {"batch_size": 1, "inferences_per_s": 900.0}]}}
+    assert batch32_ratio(result) == pytest.approx(0.6)
+    assert batch32_ratio({"inprocess": {"file": 1000.0}, "served": {}}) is None
+
+
+@pytest.mark.triton
+def test_served_flow_on_the_cpu_measures_against_inprocess_and_checks_labels(perf_analyzer_ready, kuake_dir, tmp_path):
+    export = write_tiny_export(tmp_path / "export")
+    config = GpuBenchConfig(model=str(export), input=str(kuake_dir / "dev.txt"), output=str(tmp_path / "out"),
+                            device="cpu", max_texts=64, label_texts=64, batch32_concurrency=(1,),
+                            single_concurrency=(4,), min_requests=4, max_trials=3, stability_pct=50)
+    report = run_gpu_bench(config)
+    assert json.loads((tmp_path / "out" / REPORT_JSON).read_text()) == json.loads(json.dumps(report))
+    (result,) = report["precisions"]
+    assert result["errors"] == []
+    assert result["label_agreement"] == 1.0 and result["inprocess_label_agreement"] == 1.0
+    assert {(p["batch_size"], p["concurrency"]) for p in result["served"]["points"]} == {(32, 1), (1, 4)}
+    assert result["inprocess"]["file"] > 0 and batch32_ratio(result) > 0
+    assert "| fp32 |" in (tmp_path / "out" / REPORT_MD).read_text()
