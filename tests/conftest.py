@@ -119,6 +119,13 @@ def toy_dir(tmp_path) -> Path:
     return support.write_toy_dataset(tmp_path / "toy")
 
 
+@pytest.fixture()
+def noisy_toy_dir(tmp_path) -> Path:
+    """The toy set with 120 training texts, five of them mislabeled (support.NOISY_TOY_FLIPPED), a clean dev
+    set and unlabeled data.txt; a fresh copy a test may change."""
+    return support.write_noisy_toy_dataset(tmp_path / "noisy_toy")
+
+
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory) -> Path:
     """The toy set (40 train, 8 dev), shared by the session's fixtures: read it, never write to it."""
