@@ -15,8 +15,10 @@ from tritoncls.cli._args import (
     add_checkpoint,
     add_dataset,
     add_device,
+    add_input,
     add_max_seq_length,
     add_output,
+    add_report,
     config_from_args,
     flag,
     shared,
@@ -92,10 +94,81 @@ def _run_label_issues(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# sparse
+# ---------------------------------------------------------------------------------------------
+
+
+def _sparse_args(parser: argparse.ArgumentParser) -> None:
+    add_dataset(parser, files=("train", "dev", "data"), holds="train.txt, dev.txt, label.txt and data.txt")
+    add_input(parser, detail="judge these texts (production traffic; text or text<TAB>label lines) instead of dev",
+              default=None)
+    add_output(parser, "folder for sparse.md, .json, .html and to_annotate.txt", default="./audit")
+    flag(parser, "space", default="tfidf", choices=("tfidf", "checkpoint"),
+         help="where neighbours are found: character n-gram TF-IDF, or --checkpoint's [CLS] vectors")
+    flag(parser, "neighbours", type=int, default=5, help="nearest training texts whose mean similarity is the support")
+    flag(parser, "top", type=int, default=100, help="least supported texts reported and covered by the selection")
+    flag(parser, "select", type=int, default=100, help="unlabeled texts from --data_file to choose for annotation (0: none)")
+    flag(parser, "max_similarity", type=float, default=0.9,
+         help="skip a candidate at least this similar (cosine) to one already chosen")
+    _add_seed_and_folds(parser)
+    group = parser.add_argument_group("with --space checkpoint")
+    add_device(group)
+    add_checkpoint(group, detail="its encoder's [CLS] vectors are the space")
+    add_batch_size(group, "per forward pass")
+    add_max_seq_length(group)
+
+
+def _run_sparse(args: argparse.Namespace) -> int:
+    device = _device(args) if args.space == "checkpoint" else "cpu"
+    from tritoncls.training.audit.sparse import SparseConfig, sparse
+
+    sparse(config_from_args(SparseConfig, args, device=device))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# augment
+# ---------------------------------------------------------------------------------------------
+
+
+def _augment_args(parser: argparse.ArgumentParser) -> None:
+    add_dataset(parser, holds="train.txt, label.txt and (for --targets sparse) dev.txt")
+    add_output(parser, "the new training file: every original line, then the augmented ones", required=True)
+    flag(parser, "methods", nargs="+", default=["swap", "delete", "insert"], choices=("swap", "delete", "insert"),
+         help="unit edits (characters in CJK text, words otherwise); insert draws units from the training texts")
+    flag(parser, "copies", type=int, default=2, help="augmented texts per target text, the methods in turn")
+    flag(parser, "ratio", type=float, default=0.1, help="share of a text's units changed (at least one)")
+    flag(parser, "targets", default="sparse", choices=("sparse", "all"),
+         help="which training texts to augment: the nearest neighbours of the least supported dev texts, or all")
+    flag(parser, "top", type=int, default=100, help="with --targets sparse: least supported dev texts to cover")
+    flag(parser, "neighbours", type=int, default=5, help="with --targets sparse: training texts per sparse dev text")
+    shared(parser, "seed", type=int, default=3)
+    add_report(parser, detail="the augmented texts and their sources")
+
+
+def _run_augment(args: argparse.Namespace) -> int:
+    from tritoncls.training.audit.augment import AugmentConfig, augment
+
+    augment(config_from_args(AugmentConfig, args))
+    return 0
+
+
 AUDITS: tuple[Audit, ...] = (
     Audit("label-issues", "training texts whose label is probably wrong (confident learning)",
           "Out-of-sample probabilities by k-fold cross-validation, then cleanlab's confident learning: the training "
           "texts whose given label is probably wrong, ranked, with file:line, the suggested label and the "
           "probabilities. Writes label_issues.md/.json/.html to --output; --write_cleaned FILE writes a new "
           "training file with them relabelled or dropped.", _label_issues_args, _run_label_issues),
+    Audit("sparse", "dev texts the training data hardly supports, and unlabeled texts to annotate for them",
+          "Support of each dev (or --input) text: the mean similarity of its nearest training texts (TF-IDF or "
+          "checkpoint [CLS] space) times the share of cross-validation models agreeing on its label. Reports the "
+          "least supported (sparse.md/.json/.html) and chooses --select texts of --data_file near them, diverse, "
+          "not in train, written to to_annotate.txt as text<TAB> lines for an annotator to label.",
+          _sparse_args, _run_sparse),
+    Audit("augment", "extra training texts by swap, delete and insert (offline, Chinese and English)",
+          "Augment chosen training texts (by default those nearest the least supported dev texts) by swapping, "
+          "deleting or inserting characters (CJK) or words, deterministically for --seed, and write the original "
+          "training lines plus the new ones to --output. No synonym substitution: paddlenlp.dataaug downloads its "
+          "dictionaries and no installed package ships one.", _augment_args, _run_augment),
 )
