@@ -8,7 +8,7 @@ import pytest
 
 from tritoncls.errors import ConfigError
 from tritoncls.training.audit import sparse as sp
-from tritoncls.training.audit.augment import Augmenter, AugmentConfig, augment, split_units
+from tritoncls.training.audit.augment import AugmentConfig, Augmenter, augment, split_units
 from tritoncls.training.audit.sparse import SparseConfig
 
 
