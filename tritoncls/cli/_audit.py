@@ -154,6 +154,35 @@ def _run_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# interpret
+# ---------------------------------------------------------------------------------------------
+
+
+def _interpret_args(parser: argparse.ArgumentParser) -> None:
+    add_device(parser)
+    add_checkpoint(parser, detail="the classifier whose predictions are explained")
+    flag(parser, "text", nargs="+", default=[], metavar="TEXT", help="texts to explain")
+    add_input(parser, detail="explain every text in it (a label after a tab is ignored)", default=None)
+    add_dataset(parser, required=False, files=(), holds="label.txt: checked against the checkpoint's labels")
+    add_output(parser, "folder for interpret.html and interpret.json", default="./audit")
+    flag(parser, "target", default=None, help="the label to explain (default: the predicted one)")
+    flag(parser, "methods", nargs="+", default=["ig"], choices=("ig", "occlusion"),
+         help="integrated gradients on the word embeddings; occlusion (delete each token in turn)")
+    flag(parser, "steps", type=int, default=50, help="integrated-gradient steps between the baseline and the text")
+    add_max_seq_length(parser)
+    flag(parser, "no_terminal", dest="terminal", action="store_false",
+         help="do not print the coloured texts to the terminal")
+
+
+def _run_interpret(args: argparse.Namespace) -> int:
+    device = _device(args)
+    from tritoncls.training.audit.interpret import InterpretConfig, interpret
+
+    interpret(config_from_args(InterpretConfig, args, device=device))
+    return 0
+
+
 AUDITS: tuple[Audit, ...] = (
     Audit("label-issues", "training texts whose label is probably wrong (confident learning)",
           "Out-of-sample probabilities by k-fold cross-validation, then cleanlab's confident learning: the training "
@@ -171,4 +200,9 @@ AUDITS: tuple[Audit, ...] = (
           "deleting or inserting characters (CJK) or words, deterministically for --seed, and write the original "
           "training lines plus the new ones to --output. No synonym substitution: paddlenlp.dataaug downloads its "
           "dictionaries and no installed package ships one.", _augment_args, _run_augment),
+    Audit("interpret", "which tokens drove a prediction (integrated gradients, occlusion)",
+          "Explain a checkpoint's prediction of each --text (or --input line) token by token: integrated gradients "
+          "on the word embeddings from a [PAD] baseline (attributions add up to the logit's change), optionally "
+          "occlusion. Prints the texts coloured in the terminal (green: for the label, red: against) and writes "
+          "interpret.html and interpret.json to --output.", _interpret_args, _run_interpret),
 )
