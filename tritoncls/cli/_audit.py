@@ -107,6 +107,8 @@ def _sparse_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "space", default="tfidf", choices=("tfidf", "checkpoint"),
          help="where neighbours are found: character n-gram TF-IDF, or --checkpoint's [CLS] vectors")
     flag(parser, "neighbours", type=int, default=5, help="nearest training texts whose mean similarity is the support")
+    flag(parser, "rank_by", default="similarity", choices=("similarity", "similarity_x_stability"),
+         help="what 'least supported' means: the similarity alone, or times the cross-validation stability")
     flag(parser, "top", type=int, default=100, help="least supported texts reported and covered by the selection")
     flag(parser, "select", type=int, default=100, help="unlabeled texts from --data_file to choose for annotation (0: none)")
     flag(parser, "max_similarity", type=float, default=0.9,
@@ -191,7 +193,7 @@ AUDITS: tuple[Audit, ...] = (
           "training file with them relabelled or dropped.", _label_issues_args, _run_label_issues),
     Audit("sparse", "dev texts the training data hardly supports, and unlabeled texts to annotate for them",
           "Support of each dev (or --input) text: the mean similarity of its nearest training texts (TF-IDF or "
-          "checkpoint [CLS] space) times the share of cross-validation models agreeing on its label. Reports the "
+          "checkpoint [CLS] space), and the share of cross-validation models agreeing on its label. Reports the "
           "least supported (sparse.md/.json/.html) and chooses --select texts of --data_file near them, diverse, "
           "not in train, written to to_annotate.txt as text<TAB> lines for an annotator to label.",
           _sparse_args, _run_sparse),

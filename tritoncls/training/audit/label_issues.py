@@ -92,6 +92,22 @@ def rank_issues(y: np.ndarray, probs: np.ndarray, max_issues: int | None = None)
     return np.asarray(ranked[:max_issues] if max_issues is not None else ranked, dtype=np.int64)
 
 
+def _warn_if_trained_on(directory: Path, train_path: Path) -> None:
+    """A checkpoint fine-tuned on this very file has seen every held-out fold's labels: its probabilities are
+    not out of sample, and confident learning then misses the errors it memorised."""
+    from tritoncls.modeling import checkpoint as ckpt
+
+    config_path = directory / "training_config.json"
+    if not config_path.is_file():
+        return
+    trained = ckpt.read_json(config_path)
+    source = Path(str(trained.get("dataset_dir", ""))) / str(trained.get("train_file", "train.txt"))
+    if source.is_file() and source.resolve() == train_path.resolve():
+        log.warning("%s was trained on %s itself: each fold starts from weights that saw its labels, so mislabeled "
+                    "texts it memorised look right. Prefer a pretrained or imported model, or one trained on other "
+                    "data.", directory, train_path)
+
+
 def find_issues(train: dataset.Labelled, probs: np.ndarray, max_issues: int | None = None) -> list[Issue]:
     issues = []
     for row in rank_issues(train.y, probs, max_issues):
@@ -124,8 +140,9 @@ def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
     if config.source == "checkpoint":
         from tritoncls.modeling import checkpoint as ckpt
 
-        dataset.check_checkpoint_labels(ckpt.resolve_checkpoint(config.checkpoint), train.labels,
-                                        Path(config.dataset_dir) / config.label_file)
+        directory = ckpt.resolve_checkpoint(config.checkpoint)
+        dataset.check_checkpoint_labels(directory, train.labels, Path(config.dataset_dir) / config.label_file)
+        _warn_if_trained_on(directory, train.path)
     started = time.perf_counter()
     probs = out_of_fold_probs(config, train)
     issues = find_issues(train, probs, config.max_issues)
