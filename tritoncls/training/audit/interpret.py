@@ -123,19 +123,17 @@ def occlusion(model, ids: list[int], special: np.ndarray, target: int) -> np.nda
 
 def explain(model, tokenizer, text: str, target: int | None, steps: int, max_seq_length: int,
             methods: Sequence[str] = ("ig",)) -> Explanation:
+    """Explain ``target``'s score (default: the predicted label) for ``text`` by the chosen ``methods``."""
     ids = tokenizer(text, max_length=max_seq_length, truncation=True)["input_ids"]
     special = _special_mask(model, ids, tokenizer)
-    probs = target_probabilities(model, [ids], 0 if target is None else target)
-    if target is None:
-        from tritoncls.modeling.dynamic import Encoded, predict_logits
-        from tritoncls.runtime import softmax
-
-        all_probs = softmax(predict_logits(model, Encoded([ids], [[0] * len(ids)]), 1))[0]
-        target, probs = int(all_probs.argmax()), all_probs[None, int(all_probs.argmax())]
-    attributions, logit, baseline = (integrated_gradients(model, ids, special, target, steps) if "ig" in methods
-                                     else (np.zeros(len(ids)), float("nan"), float("nan")))
+    probs = all_probabilities(model, ids)
+    target = int(probs.argmax()) if target is None else target
+    if "ig" in methods:
+        attributions, logit, baseline = integrated_gradients(model, ids, special, target, steps)
+    else:
+        attributions, logit, baseline = np.zeros(len(ids)), float("nan"), float("nan")
     return Explanation(text=text, tokens=tokenizer.convert_ids_to_tokens(ids), target=target,
-                       probability=float(probs[0]), attributions=attributions, logit=logit, baseline_logit=baseline,
+                       probability=float(probs[target]), attributions=attributions, logit=logit, baseline_logit=baseline,
                        occlusion=occlusion(model, ids, special, target) if "occlusion" in methods else None)
 
 
@@ -158,7 +156,7 @@ def deletion_drops(model, tokenizer, texts: Sequence[str], k: int, steps: int, m
         real = np.flatnonzero(~special)
         if len(real) <= k:
             continue
-        target = int(target_probabilities_all(model, ids).argmax())
+        target = int(all_probabilities(model, ids).argmax())
         attributions, _, _ = integrated_gradients(model, ids, special, target, steps)
         best = real[np.argsort(-attributions[real], kind="stable")[:k]]
         random_rows = rng.choice(real, size=k, replace=False)
@@ -171,7 +169,8 @@ def deletion_drops(model, tokenizer, texts: Sequence[str], k: int, steps: int, m
             "ratio": float(np.mean(top) / np.mean(rand)) if np.mean(rand) > 0 else float("inf")}
 
 
-def target_probabilities_all(model, ids: list[int]) -> np.ndarray:
+def all_probabilities(model, ids: list[int]) -> np.ndarray:
+    """Every label's probability for one token-id row."""
     from tritoncls.modeling.dynamic import Encoded, predict_logits
     from tritoncls.runtime import softmax
 

@@ -177,7 +177,7 @@ def _queries(config: SparseConfig, labels: list[str]) -> tuple[list[str], list[s
     """The texts to judge and where each is (file:line)."""
     if config.input:
         texts, _ = data.read_text_column(config.input)
-        return texts, [f"{config.input}:{i}" for i in range(1, len(texts) + 1)]  # counts non-blank lines
+        return texts, [f"{config.input}#{i}" for i in range(1, len(texts) + 1)]  # the i-th text (blank lines skipped)
     dev = dataset.read_labelled(config.dataset_dir, config.dev_file, config.label_file)
     return dev.texts, [dev.where(i) for i in range(len(dev.examples))]
 
