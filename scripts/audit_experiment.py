@@ -94,6 +94,25 @@ def ernie_accuracy(root: Path, seed: int, epochs: int) -> float:
     return 100.0 * result.best_accuracy
 
 
+def ernie_control(train, dev, labels: list[str], seed: int, size: int, epochs: int, work: Path) -> dict:
+    """The uncorrupted subset of ``dirty_ernie`` cleaned by the same TF-IDF detection, with the small ERNIE."""
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(train))[:size]
+    texts = [train[r].text for r in rows]
+    clean_y = np.array([train[r].label_id for r in rows])
+    probs = features.tfidf_folds(texts, clean_y, len(labels), 5, seed).oof_probs
+    flagged = rank_issues(clean_y, probs)
+    keep = np.setdiff1d(np.arange(size), flagged)
+    relabelled = clean_y.copy()
+    relabelled[flagged] = probs[flagged].argmax(1)
+    out = {"control_flagged": int(len(flagged))}
+    for name, (t, y) in (("control_dropped", ([texts[i] for i in keep], clean_y[keep])),
+                         ("control_relabelled", (texts, relabelled))):
+        out[name] = ernie_accuracy(write_dataset(work / f"seed{seed}" / name, t, y, dev, labels), seed, epochs)
+        print(f"seed {seed}: ERNIE {name} {out[name]:.2f}", flush=True)
+    return out
+
+
 def dirty_ernie(train, dev, labels: list[str], seed: int, size: int, noise: float, epochs: int, work: Path) -> dict:
     """The dirty-data protocol with the small ERNIE: same subset, corruption and TF-IDF flags as ``dirty``."""
     from tritoncls.training.audit.finetune import FineTune, checkpoint_folds
@@ -224,6 +243,8 @@ def print_dirty(name: str, runs: list[dict], seeds: list[int]) -> None:
         keys = (f"flagged{s}", f"precision{s}", f"recall{s}", f"dropped{s}", f"relabelled{s}",
                 f"recovered_dropped{s}", f"recovered_relabelled{s}")
         print(f"| {label} | " + " | ".join(fmt(runs, k) for k in keys) + " |")
+    print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
+          f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
 
 
 def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], seeds: list[int]) -> None:
@@ -286,6 +307,8 @@ def main() -> None:
     parser.add_argument("--output", default="/tmp/audit_experiment")
     parser.add_argument("--ernie", action="store_true", help="also run the dirty protocol with a small ERNIE")
     parser.add_argument("--ernie_epochs", type=int, default=8)
+    parser.add_argument("--ernie_control", action="store_true",
+                        help="the small ERNIE on the uncorrupted subset cleaned the same way (a control)")
     parser.add_argument("--skip_fast", action="store_true", help="only the --ernie or --faithfulness runs")
     parser.add_argument("--faithfulness", metavar="CHECKPOINT", default=None,
                         help="deletion check of integrated gradients with this checkpoint over dev texts")
@@ -302,6 +325,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.faithfulness:
         faithfulness(args.faithfulness, dev, args.faithfulness_texts, args.seeds, out)
+    if args.ernie_control:
+        from tritoncls.cli_common import set_cpu_threads
+
+        set_cpu_threads()
+        runs = [ernie_control(train, dev, labels, seed, int(args.dirty[0].split(":")[0]), args.ernie_epochs,
+                              out / "ernie") for seed in args.seeds]
+        print(f"\n## Control, small ERNIE (seeds {args.seeds}): flagged {fmt(runs, 'control_flagged')}; dropped "
+              f"{fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+        (out / "audit_experiment_ernie_control.json").write_text(json.dumps(runs, indent=2) + "\n")
     if args.ernie:
         from tritoncls.cli_common import set_cpu_threads
 
