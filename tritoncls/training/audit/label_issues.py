@@ -72,9 +72,8 @@ class Issue:
                 "p_given": self.given_probability, "p_suggested": self.suggested_probability, "text": self.text}
 
 
-def out_of_fold_probs(config: LabelIssuesConfig, train: dataset.Labelled) -> np.ndarray:
+def out_of_fold_probs(config: LabelIssuesConfig, train: dataset.Labelled, folds: int) -> np.ndarray:
     """(texts, labels) probabilities, each row from a model that did not train on it."""
-    folds = dataset.fold_count(train.y, config.folds)
     if config.source == "tfidf":
         return features.tfidf_folds(train.texts, train.y, len(train.labels), folds, config.seed).oof_probs
     from tritoncls.training.audit.finetune import FineTune, checkpoint_folds
@@ -144,10 +143,11 @@ def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
         dataset.check_checkpoint_labels(directory, train.labels, Path(config.dataset_dir) / config.label_file)
         _warn_if_trained_on(directory, train.path)
     started = time.perf_counter()
-    probs = out_of_fold_probs(config, train)
+    folds = dataset.fold_count(train.y, config.folds)
+    probs = out_of_fold_probs(config, train, folds)
     issues = find_issues(train, probs, config.max_issues)
     seconds = time.perf_counter() - started
-    result = _table(config, train, probs, issues, seconds)
+    result = _table(config, train, probs, issues, seconds, folds)
     paths = report.write_reports(config.output, "label_issues", result)
     if config.write_cleaned:
         lines = cleaned_lines(train, issues, config.mode)
@@ -155,20 +155,20 @@ def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
         log.info("Wrote %d training lines (%d %s) to %s", len(lines), len(issues),
                  "relabelled" if config.mode == "relabel" else "dropped", config.write_cleaned)
     log.info("%d of %d training texts flagged as probably mislabeled (%s, %d folds, %.1f s)",
-             len(issues), len(train.examples), config.source, config.folds, seconds)
+             len(issues), len(train.examples), config.source, folds, seconds)
     return result.data | {"rows": result.rows, "paths": {k: str(v) for k, v in paths.items()}}
 
 
 def _table(config: LabelIssuesConfig, train: dataset.Labelled, probs: np.ndarray, issues: list[Issue],
-           seconds: float) -> report.Table:
+           seconds: float, folds: int) -> report.Table:
     rows = [issue.as_row() | {"rank": rank} for rank, issue in enumerate(issues, start=1)]
     accuracy = float((probs.argmax(1) == train.y).mean())
     summary = [f"{train.path}: {len(train.examples)} texts, {len(train.labels)} labels",
-               f"probabilities: {config.source}, {config.folds}-fold cross-validation (out-of-fold accuracy "
+               f"probabilities: {config.source}, {folds}-fold cross-validation (out-of-fold accuracy "
                f"{100 * accuracy:.1f}%), {seconds:.1f} s",
                f"flagged by confident learning (cleanlab): {len(issues)}, ranked by the probability of the given label",
                "p_given: out-of-fold probability of the given label; p_suggested: of the suggested label"]
-    data = {"train_file": str(train.path), "source": config.source, "folds": config.folds, "seed": config.seed,
+    data = {"train_file": str(train.path), "source": config.source, "folds": folds, "seed": config.seed,
             "texts": len(train.examples), "flagged": len(issues), "out_of_fold_accuracy": accuracy,
             "seconds": seconds}
     return report.Table("Label issues", summary, ["rank", "where", "given", "suggested", "p_given", "p_suggested",
