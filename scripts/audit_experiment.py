@@ -71,6 +71,11 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float) -> di
     lost = out["clean"] - out["corrupted"]
     for name in ("dropped", "relabelled", "dropped_top", "relabelled_top"):
         out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    # control: the same cleaning applied to the uncorrupted subset (KUAKE-QIC's own labels are not all right)
+    clean_probs = features.tfidf_folds(texts, clean_y, num_labels, 5, seed).oof_probs
+    control = cleaned(texts, clean_y, clean_probs, rank_issues(clean_y, clean_probs), corrupted, dev_texts, dev_y, seed)
+    out |= {"control_dropped": control["dropped"], "control_relabelled": control["relabelled"],
+            "control_flagged": control["flagged"]}
     return out
 
 
