@@ -294,8 +294,11 @@ def interpret(config: InterpretConfig) -> list[dict[str, Any]]:
         raise ConfigError(f"--target {config.target!r} is not one of the checkpoint's labels: {', '.join(labels)}.")
     target = labels.index(config.target) if config.target is not None else None
     tokenizer = modeling.load_tokenizer(directory)
+    from tqdm import tqdm
+
+    texts = _texts(config)
     explanations = [explain(model, tokenizer, text, target, config.steps, config.max_seq_length, config.methods)
-                    for text in _texts(config)]
+                    for text in tqdm(texts, desc="interpret", unit="text", leave=False, disable=len(texts) < 10)]
     rows = [_row(e, labels) for e in explanations]
     if config.terminal:
         for e in explanations:
