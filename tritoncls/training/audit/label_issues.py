@@ -68,7 +68,7 @@ class Issue:
     suggested_probability: float
 
     def as_row(self) -> dict[str, Any]:
-        return {"rank": 0, "where": self.where, "given": self.given, "suggested": self.suggested,
+        return {"where": self.where, "given": self.given, "suggested": self.suggested,
                 "p_given": self.given_probability, "p_suggested": self.suggested_probability, "text": self.text}
 
 
@@ -161,7 +161,7 @@ def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
 
 def _table(config: LabelIssuesConfig, train: dataset.Labelled, probs: np.ndarray, issues: list[Issue],
            seconds: float, folds: int) -> report.Table:
-    rows = [issue.as_row() | {"rank": rank} for rank, issue in enumerate(issues, start=1)]
+    rows = [{"rank": rank} | issue.as_row() for rank, issue in enumerate(issues, start=1)]
     accuracy = float((probs.argmax(1) == train.y).mean())
     summary = [f"{train.path}: {len(train.examples)} texts, {len(train.labels)} labels",
                f"probabilities: {config.source}, {folds}-fold cross-validation (out-of-fold accuracy "

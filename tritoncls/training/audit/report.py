@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tritoncls.common import files
+from tritoncls.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ def write_reports(folder: str | Path, name: str, table: Table, html_body: str | 
 
 def refuse_original(target: Path, originals: Sequence[Path], option: str) -> None:
     """Refuse to write ``target`` over one of the data set's own files."""
-    from tritoncls.errors import ConfigError
-
     for original in originals:
         if target.resolve() == original.resolve():
             raise ConfigError(f"{option} {target}: that is the data set's own {original.name}, which an audit never "
