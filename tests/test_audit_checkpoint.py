@@ -31,3 +31,15 @@ def test_sparse_in_the_checkpoint_space_uses_unit_cls_vectors_and_selects(keywor
                                  checkpoint=str(keyword_checkpoint), top=3, select=2, max_seq_length=32))
     assert len(result["rows"]) == 3 and all(-1.0 <= row["similarity"] <= 1.0 for row in result["rows"])
     assert len((tmp_path / "to_annotate.txt").read_text(encoding="utf-8").splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_interpret_command_prints_coloured_text_and_writes_the_page(keyword_checkpoint, tmp_path, capsys):
+    from tritoncls.cli import main
+
+    code = main(["analyze", "interpret", "--checkpoint", str(keyword_checkpoint), "--text", "the soup and cake today",
+                 "--output", str(tmp_path), "--steps", "20", "--max_seq_length", "32"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("food (") and "\x1b[48;5;" in printed
+    assert "<span" in (tmp_path / "interpret.html").read_text(encoding="utf-8")
