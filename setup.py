@@ -44,6 +44,8 @@ setup(
         "kubernetes-validate>=1.37,<1.38",
         "tritonclient[grpc,http]>=2.50,<2.52",
         "nvidia-pytriton==0.7.0",
+        # `tritoncls analyze label-issues`: confident learning
+        "cleanlab>=2.9,<2.10",
     ],
     extras_require={
         # perf_analyzer (from the tritonclient wheel) links against libcudart even on CPU.

@@ -119,6 +119,13 @@ def toy_dir(tmp_path) -> Path:
     return support.write_toy_dataset(tmp_path / "toy")
 
 
+@pytest.fixture()
+def noisy_toy_dir(tmp_path) -> Path:
+    """The toy set with 120 training texts, five of them mislabeled (support.NOISY_TOY_FLIPPED), a clean dev
+    set and unlabeled data.txt; a fresh copy a test may change."""
+    return support.write_noisy_toy_dataset(tmp_path / "noisy_toy")
+
+
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory) -> Path:
     """The toy set (40 train, 8 dev), shared by the session's fixtures: read it, never write to it."""
@@ -139,6 +146,17 @@ def teacher_checkpoint(tmp_path_factory, toy_dataset) -> Path:
     return save
 
 
+@pytest.fixture(scope="session")
+def keyword_checkpoint(tmp_path_factory) -> Path:
+    """The tiny architecture trained until it has learned the toy set's keywords (160 texts, 6 epochs of 9 steps):
+    what the interpretation and k-fold fine-tuning tests explain and fine-tune."""
+    root = support.write_toy_dataset(tmp_path_factory.mktemp("keywords") / "toy", count=160, dev=16)
+    save = root.parent / "checkpoint"
+    result = support.train_tiny(root, save, epochs=6, batch_size=16, learning_rate=3e-3)
+    assert result.best_accuracy == 1.0, result.history
+    return save
+
+
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory, toy_dataset, teacher_checkpoint):
     """``prune`` of the teacher at widths 1/2 and 3/4: the output directory and the PruneResult."""
@@ -152,6 +170,23 @@ def pruned(tmp_path_factory, toy_dataset, teacher_checkpoint):
         importance_max_examples=24, latency_repeats=1,
     ))
     return out, result
+
+
+@pytest.fixture()
+def random_tiny_classifier(tmp_path):
+    """A randomly initialised tiny classifier (eval mode, weights wide enough that logits vary by text) and its
+    tokenizer over the toy texts (no training)."""
+    import paddle
+
+    from tritoncls import modeling
+
+    paddle.seed(11)
+    texts = [line.split("\t")[0] for line in support.toy_lines()]
+    tokenizer = modeling.scratch_tokenizer(texts, tmp_path / "vocab")
+    model = modeling.scratch_model(dict(support.TINY_ARCH, initializer_range=0.2), 2, len(tokenizer.vocab),
+                                   tokenizer.pad_token_id)
+    model.eval()
+    return model, tokenizer
 
 
 @pytest.fixture()

@@ -65,7 +65,7 @@ def export_dir_for(checkpoint: Path, out: Path) -> Path:
 #: The fixtures (in conftest.py) that train or export a model with Paddle: every test that uses one,
 #: even through another fixture, is marked slow at collection.
 TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
-                     "pruned", "good_checkpoint")
+                     "pruned", "good_checkpoint", "keyword_checkpoint")
 
 
 def must_be_slow(item: Any) -> bool:
@@ -136,6 +136,27 @@ def write_toy_dataset(root: Path, count: int = 48, dev: int = 8) -> Path:
     (root / "train.txt").write_text("\n".join(lines[:-dev]) + "\n", encoding="utf-8")
     (root / "dev.txt").write_text("\n".join(lines[-dev:]) + "\n", encoding="utf-8")
     (root / "label.txt").write_text("\n".join(TOY_LABELS) + "\n", encoding="utf-8")
+    return root
+
+#: Lines of the noisy toy set whose label is flipped (1-based, as in file:line).
+NOISY_TOY_FLIPPED = (4, 21, 42, 77, 99)
+
+
+def write_noisy_toy_dataset(root: Path, count: int = 120) -> Path:
+    """The toy set with ``count`` training texts, the lines in NOISY_TOY_FLIPPED given the other label, a clean
+    dev set and a file of unlabeled texts (``data.txt``)."""
+    flip = {"food": "sport", "sport": "food"}
+    lines = []
+    for number, line in enumerate(toy_lines(count), start=1):
+        text, label = line.split("\t")
+        lines.append(f"{text}\t{flip[label] if number in NOISY_TOY_FLIPPED else label}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dev = [f"my {TOY_WORDS[label][i % 5]} was late {i}\t{label}" for i, label in enumerate(TOY_LABELS * 6)]
+    (root / "dev.txt").write_text("\n".join(dev) + "\n", encoding="utf-8")
+    (root / "label.txt").write_text("\n".join(TOY_LABELS) + "\n", encoding="utf-8")
+    pool = [f"a {TOY_WORDS[label][i % 5]} story {i}" for i, label in enumerate(TOY_LABELS * 10)]
+    (root / "data.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
     return root
 
 # ---------------------------------------------------------------------------------------------

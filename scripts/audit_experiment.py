@@ -1,0 +1,368 @@
+"""The reference's data-audit protocol on KUAKE-QIC, with the classifier that runs here in seconds
+(character n-gram TF-IDF + logistic regression, tritoncls.training.audit.features), averaged over seeds.
+
+    python scripts/audit_experiment.py [--dataset_dir ../shared/data/kuake_qic] [--seeds 1 2 3] [--output DIR]
+
+- dirty: a random training subset (2,000 texts) with 10% of its labels changed at random to another label;
+  label issues by 5-fold out-of-fold probabilities + cleanlab on the corrupted subset; detection precision and
+  recall of the changed labels; dev accuracy trained on the clean, corrupted and cleaned (flagged dropped, or
+  relabelled to the suggestion) subset.
+- sparse: a small labelled subset (500 texts); the rest of train.txt plays the unlabeled pool (data.txt has no
+  labels; the pool's true labels are taken when a text is "annotated"). The selection ranks a random half of dev
+  ("dev-select") by support and picks 100 pool texts covering the 100 least supported; against 100 random pool
+  texts. Accuracy on the other half ("dev-held", never seen by the selection) and on the whole dev set (what the
+  reference reports; optimistic, since the selection looked at half of it).
+- augment: the same 500 texts plus 2 augmented copies (swap/delete/insert) of the training texts nearest the
+  100 least supported dev-select texts, or of every text; accuracy with and without.
+
+With --ernie, the dirty-data protocol (the first --dirty setting) is also run with a small ERNIE trained from
+scratch here (2 layers, hidden 128; the best of --ernie_epochs epochs on dev, as `tritoncls train` keeps it):
+dev accuracy trained on the clean, corrupted and cleaned subsets (flags from the TF-IDF detection above), and
+detection by k-fold fine-tuning (`--source checkpoint`) of a small ERNIE trained on the rest of train.txt (it has
+not seen the subset's labels), compared with the TF-IDF detection in precision, recall and minutes.
+
+Prints a markdown table per protocol and writes the figures as JSON to --output (default /tmp/audit_experiment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tritoncls.common import data
+from tritoncls.training.audit import augment as aug
+from tritoncls.training.audit import features, sparse
+from tritoncls.training.audit.label_issues import rank_issues
+
+log = logging.getLogger("audit_experiment")
+
+
+def accuracy(texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+    vectorizer, model = features.tfidf_classifier(texts, y, seed)
+    return 100.0 * float((model.predict(vectorizer.transform(dev_texts)) == dev_y).mean())
+
+
+def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float) -> dict:
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(train))[:size]
+    texts = [train[r].text for r in rows]
+    clean_y = np.array([train[r].label_id for r in rows])
+    noisy_y = clean_y.copy()
+    corrupted = rng.permutation(size)[:int(round(noise * size))]
+    for r in corrupted:
+        noisy_y[r] = rng.choice([c for c in range(num_labels) if c != clean_y[r]])
+    dev_texts, dev_y = [e.text for e in dev], np.array([e.label_id for e in dev])
+    started = time.perf_counter()
+    probs = features.tfidf_folds(texts, noisy_y, num_labels, 5, seed).oof_probs
+    flagged = rank_issues(noisy_y, probs)
+    seconds = time.perf_counter() - started
+    out = {"clean": accuracy(texts, clean_y, dev_texts, dev_y, seed),
+           "corrupted": accuracy(texts, noisy_y, dev_texts, dev_y, seed),
+           "corrupted_count": int(len(corrupted)), "detect_seconds": seconds}
+    # cleanlab's own count, and the reference's budget: the 1.5 x (number corrupted) least self-confident texts
+    for suffix, rows in (("", flagged), ("_top", flagged[:int(round(1.5 * len(corrupted)))])):
+        out |= {f"{k}{suffix}": v for k, v in cleaned(texts, noisy_y, probs, rows, corrupted, dev_texts, dev_y,
+                                                      seed).items()}
+    lost = out["clean"] - out["corrupted"]
+    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top"):
+        out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    # control: the same cleaning applied to the uncorrupted subset (KUAKE-QIC's own labels are not all right)
+    clean_probs = features.tfidf_folds(texts, clean_y, num_labels, 5, seed).oof_probs
+    control = cleaned(texts, clean_y, clean_probs, rank_issues(clean_y, clean_probs), corrupted, dev_texts, dev_y, seed)
+    out |= {"control_dropped": control["dropped"], "control_relabelled": control["relabelled"],
+            "control_flagged": control["flagged"]}
+    return out
+
+
+SMALL_ERNIE = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 256}
+
+
+def write_dataset(root: Path, texts: list[str], y: np.ndarray, dev, labels: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text("".join(f"{t}\t{labels[c]}\n" for t, c in zip(texts, y)), encoding="utf-8")
+    (root / "dev.txt").write_text("".join(f"{e.text}\t{e.label}\n" for e in dev), encoding="utf-8")
+    (root / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return root
+
+
+def ernie_accuracy(root: Path, seed: int, epochs: int) -> float:
+    from tritoncls.training.train import TrainConfig, train
+
+    result = train(TrainConfig(dataset_dir=str(root), output=str(root / "checkpoint"), model_name="ernie-3.0-nano-zh",
+                               from_scratch=True, arch_overrides=dict(SMALL_ERNIE), epochs=epochs, learning_rate=2e-3,
+                               batch_size=32, max_seq_length=64, logging_steps=1000, seed=seed))
+    return 100.0 * result.best_accuracy
+
+
+def ernie_control(train, dev, labels: list[str], seed: int, size: int, epochs: int, work: Path) -> dict:
+    """The uncorrupted subset of ``dirty_ernie`` cleaned by the same TF-IDF detection, with the small ERNIE."""
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(train))[:size]
+    texts = [train[r].text for r in rows]
+    clean_y = np.array([train[r].label_id for r in rows])
+    probs = features.tfidf_folds(texts, clean_y, len(labels), 5, seed).oof_probs
+    flagged = rank_issues(clean_y, probs)
+    keep = np.setdiff1d(np.arange(size), flagged)
+    relabelled = clean_y.copy()
+    relabelled[flagged] = probs[flagged].argmax(1)
+    out = {"control_flagged": int(len(flagged))}
+    for name, (t, y) in (("control_dropped", ([texts[i] for i in keep], clean_y[keep])),
+                         ("control_relabelled", (texts, relabelled))):
+        out[name] = ernie_accuracy(write_dataset(work / f"seed{seed}" / name, t, y, dev, labels), seed, epochs)
+        print(f"seed {seed}: ERNIE {name} {out[name]:.2f}", flush=True)
+    return out
+
+
+def dirty_ernie(train, dev, labels: list[str], seed: int, size: int, noise: float, epochs: int, work: Path) -> dict:
+    """The dirty-data protocol with the small ERNIE: same subset, corruption and TF-IDF flags as ``dirty``."""
+    from tritoncls.training.audit.finetune import FineTune, checkpoint_folds
+
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(len(train))[:size]
+    texts = [train[r].text for r in rows]
+    clean_y = np.array([train[r].label_id for r in rows])
+    noisy_y = clean_y.copy()
+    corrupted = rng.permutation(size)[:int(round(noise * size))]
+    for r in corrupted:
+        noisy_y[r] = rng.choice([c for c in range(len(labels)) if c != clean_y[r]])
+    probs = features.tfidf_folds(texts, noisy_y, len(labels), 5, seed).oof_probs
+    flagged = rank_issues(noisy_y, probs)
+    top = flagged[:int(round(1.5 * len(corrupted)))]
+    out = {}
+    sets = {"clean": (texts, clean_y), "corrupted": (texts, noisy_y)}
+    for name, rows_flagged in (("", flagged), ("_top", top)):
+        keep = np.setdiff1d(np.arange(size), rows_flagged)
+        relabelled = noisy_y.copy()
+        relabelled[rows_flagged] = probs[rows_flagged].argmax(1)
+        sets[f"dropped{name}"] = ([texts[i] for i in keep], noisy_y[keep])
+        sets[f"relabelled{name}"] = (texts, relabelled)
+    for name, (t, y) in sets.items():
+        out[name] = ernie_accuracy(write_dataset(work / f"seed{seed}" / name, t, y, dev, labels), seed, epochs)
+        print(f"seed {seed}: ERNIE {name} {out[name]:.2f}", flush=True)
+    lost = out["clean"] - out["corrupted"]
+    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top"):
+        out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    rest = np.setdiff1d(np.arange(len(train)), rows)
+    domain = write_dataset(work / f"seed{seed}" / "rest", [train[r].text for r in rest],
+                           np.array([train[r].label_id for r in rest]), dev, labels)
+    started = time.perf_counter()
+    ernie_accuracy(domain, seed, 3)
+    trained = time.perf_counter() - started
+    ernie_probs = checkpoint_folds(FineTune(str(domain / "checkpoint"), epochs=2, learning_rate=5e-4,
+                                            max_seq_length=64), texts, noisy_y, len(labels), 5, seed).oof_probs
+    ernie_flags = rank_issues(noisy_y, ernie_probs)
+    hits = len(set(ernie_flags.tolist()) & set(corrupted.tolist()))
+    out["detect_ernie"] = {"flagged": int(len(ernie_flags)), "precision": 100.0 * hits / max(1, len(ernie_flags)),
+                           "recall": 100.0 * hits / len(corrupted), "minutes_folds": (time.perf_counter() - started - trained) / 60,
+                           "minutes_checkpoint": trained / 60,
+                           "out_of_fold_accuracy": 100.0 * float((ernie_probs.argmax(1) == noisy_y).mean())}
+    print(f"seed {seed}: ERNIE detection {json.dumps(out['detect_ernie'])}", flush=True)
+    return out
+
+
+def cleaned(texts, noisy_y, probs, flagged, corrupted, dev_texts, dev_y, seed) -> dict:
+    hits = len(set(flagged.tolist()) & set(corrupted.tolist()))
+    keep = np.setdiff1d(np.arange(len(texts)), flagged)
+    relabelled = noisy_y.copy()
+    relabelled[flagged] = probs[flagged].argmax(1)
+    return {"dropped": accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
+            "relabelled": accuracy(texts, relabelled, dev_texts, dev_y, seed), "flagged": int(len(flagged)),
+            "precision": 100.0 * hits / max(1, len(flagged)), "recall": 100.0 * hits / len(corrupted)}
+
+
+def split_dev(dev, seed: int):
+    rng = np.random.default_rng(seed + 1000)
+    order = rng.permutation(len(dev))
+    half = len(dev) // 2
+    return [dev[i] for i in order[:half]], [dev[i] for i in order[half:]]
+
+
+def sparse_and_augment(train, dev, num_labels: int, seed: int, size: int, added: int) -> dict:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(train))
+    labelled, pool = [train[r] for r in order[:size]], [train[r] for r in order[size:]]
+    dev_select, dev_held = split_dev(dev, seed)
+    l_texts, l_y = [e.text for e in labelled], np.array([e.label_id for e in labelled])
+    p_texts, p_y = [e.text for e in pool], np.array([e.label_id for e in pool])
+    q_texts = [e.text for e in dev_select]
+    evals = {"held": ([e.text for e in dev_held], np.array([e.label_id for e in dev_held])),
+             "all": ([e.text for e in dev], np.array([e.label_id for e in dev]))}
+
+    def score(texts, y):
+        return {name: accuracy(texts, y, t, ty, seed) for name, (t, ty) in evals.items()}
+
+    folds = features.tfidf_folds(l_texts, l_y, num_labels, 5, seed, others=q_texts)
+    space = sparse.tfidf_space(l_texts + q_texts + p_texts)
+    l_vecs, q_vecs, p_vecs = space.transform(l_texts), space.transform(q_texts), space.transform(p_texts)
+    allowed = np.array([t not in set(l_texts) | set(q_texts) for t in p_texts])
+    random_rows = rng.choice(np.flatnonzero(allowed), size=added, replace=False)
+
+    def with_rows(rows):
+        return score(l_texts + [p_texts[r] for r in rows], np.concatenate([l_y, p_y[rows]]))
+
+    out = {"base": score(l_texts, l_y), "random": with_rows(random_rows)}
+    for rank_by, name in (("similarity_x_stability", "selected_x_stability"), ("similarity", "selected")):
+        sup = sparse.support_of(l_vecs, q_vecs, folds.other_probs, 5, rank_by)
+        worst = sup.least_supported(100)
+        out[name] = with_rows([row for row, _, _ in sparse.select_covering(q_vecs[worst], p_vecs, allowed, added, 0.9)])
+    # for reference, not a sparse-data method: the pool texts the base model is least sure of (top-2 margin)
+    vectorizer, model = features.tfidf_classifier(l_texts, l_y, seed)
+    probs = np.sort(model.predict_proba(vectorizer.transform(p_texts)), axis=1)
+    margin = np.where(allowed, probs[:, -1] - probs[:, -2], np.inf)
+    out["uncertainty"] = with_rows(np.argsort(margin, kind="stable")[:added])
+    targets = np.unique(sup.nearest[worst].ravel())
+    for name, rows in (("augment_sparse", targets), ("augment_all", np.arange(size))):
+        new = aug.augment_texts(aug.Augmenter(l_texts, 0.1, seed), [l_texts[r] for r in rows], list(aug.METHODS), 2)
+        out[name] = score(l_texts + [t for _, _, t in new], np.concatenate([l_y, [l_y[rows[s]] for s, _, _ in new]]))
+        out[f"{name}_count"] = len(new)
+    return out
+
+
+def mean(runs: list[dict], *path: str) -> tuple[float, float]:
+    values = []
+    for run in runs:
+        value = run
+        for key in path:
+            value = value[key]
+        values.append(value)
+    return float(np.mean(values)), float(np.std(values))
+
+
+def fmt(runs: list[dict], *path: str) -> str:
+    average, spread = mean(runs, *path)
+    return f"{average:.2f} ± {spread:.2f}"
+
+
+def print_dirty(name: str, runs: list[dict], seeds: list[int]) -> None:
+    print(f"\n## Dirty data, {name} (seeds {seeds})\n")
+    print(f"clean {fmt(runs, 'clean')}, corrupted {fmt(runs, 'corrupted')}\n")
+    print("| flagged | how many | precision | recall | dropped | relabelled | recovered (dropped) | "
+          "recovered (relabelled) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, s in (("cleanlab's count", ""), ("1.5 x corrupted, least self-confident", "_top")):
+        keys = (f"flagged{s}", f"precision{s}", f"recall{s}", f"dropped{s}", f"relabelled{s}",
+                f"recovered_dropped{s}", f"recovered_relabelled{s}")
+        print(f"| {label} | " + " | ".join(fmt(runs, k) for k in keys) + " |")
+    print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
+          f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+
+
+def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], seeds: list[int]) -> None:
+    for name, runs in dirty_runs.items():
+        print_dirty(name, runs, seeds)
+    print(f"\n## Sparse data and augmentation (seeds {seeds})\n")
+    print("| training set | dev-held | dev (all) |")
+    print("|---|---|---|")
+    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "augment_sparse", "augment_all"):
+        print(f"| {name} | {fmt(sparse_runs, name, 'held')} | {fmt(sparse_runs, name, 'all')} |")
+    gain = [r["selected"]["held"] - r["random"]["held"] for r in sparse_runs]
+    gain_all = [r["selected"]["all"] - r["random"]["all"] for r in sparse_runs]
+    print(f"\nselected - random: dev-held {np.mean(gain):+.2f} (per seed {np.round(gain, 2).tolist()}), "
+          f"dev (all) {np.mean(gain_all):+.2f} (per seed {np.round(gain_all, 2).tolist()})")
+
+
+def faithfulness(checkpoint: str, dev, count: int, seeds: list[int], out: Path) -> None:
+    """Deleting each text's top-3 IG tokens vs 3 random tokens: mean fall of the predicted class's probability."""
+    from tritoncls.cli_common import set_cpu_threads
+
+    set_cpu_threads()
+    from tritoncls import modeling
+    from tritoncls.training.audit.interpret import deletion_drops
+
+    model, tokenizer = modeling.load_checkpoint_model(checkpoint), modeling.load_tokenizer(checkpoint)
+    runs = []
+    for seed in seeds:
+        rows = np.random.default_rng(seed).permutation(len(dev))[:count]
+        started = time.perf_counter()
+        runs.append(deletion_drops(model, tokenizer, [dev[r].text for r in rows], 3, 50, 64, seed)
+                    | {"seconds": time.perf_counter() - started})
+        print(f"seed {seed}: faithfulness {json.dumps(runs[-1])}", flush=True)
+    print(f"\n## Faithfulness of integrated gradients ({checkpoint}, {count} dev texts, seeds {seeds})\n")
+    print(f"top-3 deleted: {fmt(runs, 'top_k_drop')}; 3 random deleted: {fmt(runs, 'random_k_drop')}; "
+          f"ratio {fmt(runs, 'ratio')}")
+    (out / "audit_experiment_faithfulness.json").write_text(json.dumps(runs, indent=2) + "\n")
+
+
+def print_ernie(runs: list[dict], seeds: list[int]) -> None:
+    print(f"\n## Dirty data, small ERNIE from scratch (seeds {seeds})\n")
+    print("| " + " | ".join(("clean", "corrupted", "dropped", "relabelled", "dropped (1.5x)", "relabelled (1.5x)")) + " |")
+    print("|---|---|---|---|---|---|")
+    print("| " + " | ".join(fmt(runs, k) for k in ("clean", "corrupted", "dropped", "relabelled", "dropped_top",
+                                                   "relabelled_top")) + " |")
+    print("\nrecovered: " + ", ".join(f"{k} {fmt(runs, 'recovered_' + k)}%" for k in
+                                      ("dropped", "relabelled", "dropped_top", "relabelled_top")))
+    print("detection by k-fold fine-tuning: " + ", ".join(f"{k} {fmt(runs, 'detect_ernie', k)}" for k in
+                                                          ("flagged", "precision", "recall", "minutes_folds",
+                                                           "minutes_checkpoint", "out_of_fold_accuracy")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset_dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/kuake_qic"))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--dirty", nargs="+", default=["2000:0.1", "500:0.2"], metavar="SIZE:NOISE",
+                        help="dirty-data settings: subset size and share of labels corrupted")
+    parser.add_argument("--sparse_size", type=int, default=500)
+    parser.add_argument("--added", type=int, default=100)
+    parser.add_argument("--output", default="/tmp/audit_experiment")
+    parser.add_argument("--ernie", action="store_true", help="also run the dirty protocol with a small ERNIE")
+    parser.add_argument("--ernie_epochs", type=int, default=8)
+    parser.add_argument("--ernie_control", action="store_true",
+                        help="the small ERNIE on the uncorrupted subset cleaned the same way (a control)")
+    parser.add_argument("--skip_fast", action="store_true", help="only the --ernie or --faithfulness runs")
+    parser.add_argument("--faithfulness", metavar="CHECKPOINT", default=None,
+                        help="deletion check of integrated gradients with this checkpoint over dev texts")
+    parser.add_argument("--faithfulness_texts", type=int, default=500, help="dev texts (a random sample) to check")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    root = Path(args.dataset_dir)
+    labels = data.read_labels(root / "label.txt")
+    train, dev = data.read_examples(root / "train.txt", labels), data.read_examples(root / "dev.txt", labels)
+    dirty_runs: dict[str, list[dict]] = {f"{s.split(':')[0]} texts, {float(s.split(':')[1]):.0%} corrupted": []
+                                         for s in args.dirty}
+    sparse_runs, ernie_runs = [], []
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.faithfulness:
+        faithfulness(args.faithfulness, dev, args.faithfulness_texts, args.seeds, out)
+    if args.ernie_control:
+        from tritoncls.cli_common import set_cpu_threads
+
+        set_cpu_threads()
+        runs = [ernie_control(train, dev, labels, seed, int(args.dirty[0].split(":")[0]), args.ernie_epochs,
+                              out / "ernie") for seed in args.seeds]
+        print(f"\n## Control, small ERNIE (seeds {args.seeds}): flagged {fmt(runs, 'control_flagged')}; dropped "
+              f"{fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+        (out / "audit_experiment_ernie_control.json").write_text(json.dumps(runs, indent=2) + "\n")
+    if args.ernie:
+        from tritoncls.cli_common import set_cpu_threads
+
+        set_cpu_threads()
+        size, noise = args.dirty[0].split(":")
+        for seed in args.seeds:
+            ernie_runs.append(dirty_ernie(train, dev, labels, seed, int(size), float(noise), args.ernie_epochs,
+                                          out / "ernie"))
+        print_ernie(ernie_runs, args.seeds)
+        (out / "audit_experiment_ernie.json").write_text(json.dumps({"args": vars(args), "ernie": ernie_runs},
+                                                                    indent=2) + "\n")
+    if args.skip_fast:
+        return
+    for seed in args.seeds:
+        for setting, name in zip(args.dirty, dirty_runs):
+            size, noise = setting.split(":")
+            dirty_runs[name].append(dirty(train, dev, len(labels), seed, int(size), float(noise)))
+            print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
+        sparse_runs.append(sparse_and_augment(train, dev, len(labels), seed, args.sparse_size, args.added))
+        print(f"seed {seed}: sparse {json.dumps(sparse_runs[-1])}", flush=True)
+    print_tables(dirty_runs, sparse_runs, args.seeds)
+    (out / "audit_experiment.json").write_text(json.dumps({"args": vars(args), "dirty": dirty_runs,
+                                                           "sparse": sparse_runs}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

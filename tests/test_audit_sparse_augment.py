@@ -1,0 +1,89 @@
+"""``analyze sparse`` and ``analyze augment``: support ranks off-topic texts last, the selection covers them
+from the pool without repeating train; augmentation is deterministic, offline and keeps the original."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tritoncls.errors import ConfigError
+from tritoncls.training.audit import sparse as sp
+from tritoncls.training.audit.augment import AugmentConfig, Augmenter, augment, split_units
+from tritoncls.training.audit.sparse import SparseConfig
+
+
+def test_sparse_ranks_a_text_unlike_any_training_text_least_supported(noisy_toy_dir, tmp_path):
+    dev = noisy_toy_dir / "dev.txt"
+    dev.write_text(dev.read_text(encoding="utf-8") + "quantum physics lecture notes\tfood\n", encoding="utf-8")
+    result = sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path), top=3, select=0))
+    assert result["rows"][0]["text"] == "quantum physics lecture notes"
+    assert result["rows"][0]["where"] == f"{dev}:13"
+    assert 0 <= result["rows"][0]["support"] < result["rows"][-1]["support"] <= 1
+
+
+def test_selection_covers_the_sparse_texts_with_pool_texts_not_in_train(noisy_toy_dir, tmp_path):
+    (noisy_toy_dir / "data.txt").write_text("physics lecture today\nthe soup and salad today 1\nmy cake\n"
+                                            "quantum physics lecture notes again\n", encoding="utf-8")
+    (noisy_toy_dir / "dev.txt").write_text("quantum physics lecture notes\tfood\nthe soup\tfood\n", encoding="utf-8")
+    sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path), top=1, select=2))
+    chosen = (tmp_path / "to_annotate.txt").read_text(encoding="utf-8").splitlines()
+    assert chosen == ["quantum physics lecture notes again\t", "physics lecture today\t"]
+
+
+def test_select_covering_skips_near_copies_and_excluded_rows():
+    pool = np.eye(4, dtype=np.float32)
+    pool[1] = pool[0]  # a copy of row 0
+    sparse_vecs = np.array([[1, 0, 0, 0], [0, 0, 1, 0]], dtype=np.float32)
+    allowed = np.array([True, True, False, True])
+    chosen = sp.select_covering(sparse_vecs, pool, allowed, 3, max_similarity=0.9)
+    assert [row for row, _, _ in chosen] == [0, 3]  # 1 is a copy of 0; 2 is excluded; then nothing is left
+
+
+def test_stability_is_the_share_of_fold_models_agreeing_with_the_majority():
+    folds = [np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[0.6, 0.4], [0.7, 0.3]]), np.array([[0.8, 0.2], [0.1, 0.9]])]
+    share, majority = sp.stability(folds)
+    assert share.tolist() == [1.0, pytest.approx(2 / 3)] and majority.tolist() == [0, 1]
+
+
+def test_sparse_without_a_pool_file_says_how_to_go_on(noisy_toy_dir, tmp_path):
+    (noisy_toy_dir / "data.txt").unlink()
+    with pytest.raises(ConfigError, match="--select 0"):
+        sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path)))
+
+
+def test_units_are_characters_in_chinese_and_words_in_english():
+    assert split_units("头疼吃什么药 ok") == (["头", "疼", "吃", "什", "么", "药", " ", "ok"], "")
+    assert split_units("who wrote hamlet ?") == (["who", "wrote", "hamlet", "?"], " ")
+
+
+@pytest.mark.parametrize("method", ["swap", "delete", "insert"])
+def test_each_method_changes_a_text_by_one_unit_and_inserts_only_corpus_units(method):
+    corpus = ["头疼吃什么药", "感冒发烧怎么办"]
+    out = Augmenter(corpus, ratio=0.1, seed=1).augment("头疼吃什么药", method)
+    assert out != "头疼吃什么药"
+    assert len(out) == {"swap": 6, "delete": 5, "insert": 7}[method]
+    assert set(out) <= set("".join(corpus))
+
+
+def test_augment_writes_original_then_new_lines_deterministically(noisy_toy_dir, tmp_path):
+    outputs = []
+    for name in ("a.txt", "b.txt"):
+        result = augment(AugmentConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path / name), targets="all",
+                                       copies=1, seed=7))
+        outputs.append((tmp_path / name).read_text(encoding="utf-8"))
+    original = (noisy_toy_dir / "train.txt").read_text(encoding="utf-8")
+    assert outputs[0] == outputs[1] and outputs[0].startswith(original)
+    added = outputs[0][len(original):].splitlines()
+    assert len(added) == result["augmented"] > 100
+    assert all(line.rsplit("\t", 1)[1] in ("food", "sport") for line in added)
+
+
+def test_augment_sparse_targets_only_neighbours_of_the_least_supported_dev_texts(noisy_toy_dir, tmp_path):
+    result = augment(AugmentConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path / "a.txt"), top=1,
+                                   neighbours=3, copies=1))
+    assert result["targets"] == 3
+
+
+def test_augment_refuses_to_write_over_the_training_file(noisy_toy_dir):
+    with pytest.raises(ConfigError, match="never changes"):
+        augment(AugmentConfig(dataset_dir=str(noisy_toy_dir), output=str(noisy_toy_dir / "train.txt")))

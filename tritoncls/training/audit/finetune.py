@@ -1,0 +1,101 @@
+"""The slower, model-based source: k-fold fine-tuning of the user's checkpoint (out-of-fold
+probabilities), and the checkpoint's [CLS] embeddings as a space for neighbours."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tritoncls import modeling
+from tritoncls.modeling import checkpoint as ckpt
+from tritoncls.modeling.dynamic import Encoded, encode, pad_batch, predict_logits
+from tritoncls.modeling.loop import adamw, epoch_batches, set_device, set_seed
+from tritoncls.runtime import run_batched, softmax
+from tritoncls.training.audit.features import FoldResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """How each fold fine-tunes the checkpoint."""
+
+    checkpoint: str
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_seq_length: int = 128
+    device: str = "cpu"
+
+
+def checkpoint_folds(options: FineTune, texts: Sequence[str], y: np.ndarray, num_labels: int, folds: int,
+                     seed: int, others: Sequence[str] = ()) -> FoldResult:
+    """Fine-tune a fresh copy of the checkpoint on each k-1 folds; predict the held-out fold (and ``others``)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    set_device(options.device)
+    directory = ckpt.resolve_checkpoint(options.checkpoint)
+    tokenizer = modeling.load_tokenizer(directory)
+    enc = encode(tokenizer, texts, options.max_seq_length)
+    enc_other = encode(tokenizer, others, options.max_seq_length) if len(others) else None
+    oof = np.zeros((len(texts), num_labels))
+    other_probs: list[np.ndarray] = []
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (train_rows, held_rows) in enumerate(splitter.split(np.zeros(len(y)), y), start=1):
+        set_seed(seed + fold)
+        model = modeling.load_checkpoint_model(directory)
+        _fine_tune(model, enc.subset(train_rows), y[train_rows], options, seed + fold)
+        oof[held_rows] = softmax(predict_logits(model, enc.subset(held_rows), options.batch_size))
+        if enc_other is not None:
+            other_probs.append(softmax(predict_logits(model, enc_other, options.batch_size)))
+        log.info("fold %d/%d: fine-tuned on %d texts, predicted %d", fold, folds, len(train_rows), len(held_rows))
+    return FoldResult(oof_probs=oof, other_probs=other_probs)
+
+
+def _fine_tune(model, enc: Encoded, y: np.ndarray, options: FineTune, seed: int) -> None:
+    import paddle
+    from tqdm import tqdm
+
+    per_epoch = len(epoch_batches(enc.lengths(), options.batch_size, seed, 0, 1))
+    optimizer, lr = adamw(model, options.learning_rate, 0.0, per_epoch * options.epochs, 0.1)
+    loss_fn = paddle.nn.CrossEntropyLoss()
+    model.train()
+    for epoch in range(options.epochs):
+        batches = epoch_batches(enc.lengths(), options.batch_size, seed * 1000 + epoch, 0, 1)
+        for rows in tqdm(batches, desc=f"fine-tune epoch {epoch + 1}", unit="batch", leave=False):
+            ids, types = pad_batch(enc, rows)
+            loss = loss_fn(model(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types)),
+                           paddle.to_tensor(y[rows]))
+            loss.backward()
+            optimizer.step()
+            lr.step()
+            optimizer.clear_grad()
+    model.eval()
+
+
+class _ClsRunner:
+    """The encoder's [CLS] hidden state behind the runtime's ``run(ids, types)`` interface."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        import paddle
+
+        with paddle.no_grad():
+            sequence = self.model.ernie(paddle.to_tensor(input_ids), token_type_ids=paddle.to_tensor(token_type_ids))[0]
+        return sequence[:, 0].numpy()
+
+
+def cls_embeddings(checkpoint: str | Path, texts: Sequence[str], max_seq_length: int, batch_size: int) -> np.ndarray:
+    """L2-normalised [CLS] vectors of ``texts`` from the checkpoint's encoder, in input order."""
+    directory = ckpt.resolve_checkpoint(checkpoint)
+    model = modeling.load_checkpoint_model(directory)
+    enc = encode(modeling.load_tokenizer(directory), texts, max_seq_length)
+    pad_id = int(getattr(model.config, "pad_token_id", 0) or 0)
+    vectors = run_batched(enc.input_ids, _ClsRunner(model), pad_id, batch_size).logits
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

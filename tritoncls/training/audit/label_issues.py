@@ -1,0 +1,175 @@
+"""Label issues (dirty data): training texts whose given label is probably wrong.
+
+Out-of-sample probabilities come from k-fold cross-validation (a TF-IDF linear model, or fine-tuning the
+user's checkpoint on each k-1 folds); cleanlab's confident learning then flags the texts whose given
+label the held-out model finds unlikely compared with the per-class confidence thresholds, ranked by
+self-confidence (the probability of the given label). The original training file is never changed:
+``write_cleaned`` writes a new one with the flagged texts relabelled or dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.common import files
+from tritoncls.errors import ConfigError
+from tritoncls.training.audit import dataset, features, report
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("tfidf", "checkpoint")
+MODES = ("relabel", "drop")
+
+
+@dataclass
+class LabelIssuesConfig:
+    dataset_dir: str
+    train_file: str = "train.txt"
+    label_file: str = "label.txt"
+    source: str = "tfidf"
+    checkpoint: str = "./checkpoint"
+    folds: int = 5
+    seed: int = 3
+    output: str = "./audit"
+    write_cleaned: str | None = None
+    mode: str = "relabel"
+    max_issues: int | None = None  # flag at most this many (the least self-confident); None: cleanlab decides
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_seq_length: int = 128
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"--source {self.source!r}: choose one of {', '.join(SOURCES)}.")
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode {self.mode!r}: choose one of {', '.join(MODES)}.")
+        if self.folds < 2:
+            raise ConfigError(f"--folds must be at least 2, got {self.folds}.")
+        if self.max_issues is not None and self.max_issues < 0:
+            raise ConfigError(f"--max_issues must not be negative, got {self.max_issues}.")
+
+
+@dataclass
+class Issue:
+    row: int
+    where: str
+    text: str
+    given: str
+    suggested: str
+    given_probability: float  # out-of-fold probability of the given label (self-confidence)
+    suggested_probability: float
+
+    def as_row(self) -> dict[str, Any]:
+        return {"where": self.where, "given": self.given, "suggested": self.suggested,
+                "p_given": self.given_probability, "p_suggested": self.suggested_probability, "text": self.text}
+
+
+def out_of_fold_probs(config: LabelIssuesConfig, train: dataset.Labelled, folds: int) -> np.ndarray:
+    """(texts, labels) probabilities, each row from a model that did not train on it."""
+    if config.source == "tfidf":
+        return features.tfidf_folds(train.texts, train.y, len(train.labels), folds, config.seed).oof_probs
+    from tritoncls.training.audit.finetune import FineTune, checkpoint_folds
+
+    return checkpoint_folds(FineTune(config.checkpoint, config.epochs, config.batch_size, config.learning_rate,
+                                     config.max_seq_length, config.device), train.texts, train.y, len(train.labels), folds,
+                            config.seed).oof_probs
+
+
+def rank_issues(y: np.ndarray, probs: np.ndarray, max_issues: int | None = None) -> np.ndarray:
+    """Row indices flagged by confident learning, least self-confident first (at most ``max_issues``)."""
+    from cleanlab.filter import find_label_issues
+
+    ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    return np.asarray(ranked[:max_issues] if max_issues is not None else ranked, dtype=np.int64)
+
+
+def _warn_if_trained_on(directory: Path, train_path: Path) -> None:
+    """A checkpoint fine-tuned on this very file has seen every held-out fold's labels: its probabilities are
+    not out of sample, and confident learning then misses the errors it memorised."""
+    from tritoncls.modeling import checkpoint as ckpt
+
+    config_path = directory / "training_config.json"
+    if not config_path.is_file():
+        return
+    trained = ckpt.read_json(config_path)
+    source = Path(str(trained.get("dataset_dir", ""))) / str(trained.get("train_file", "train.txt"))
+    if source.is_file() and source.resolve() == train_path.resolve():
+        log.warning("%s was trained on %s itself: each fold starts from weights that saw its labels, so mislabeled "
+                    "texts it memorised look right. Prefer a pretrained or imported model, or one trained on other "
+                    "data.", directory, train_path)
+
+
+def find_issues(train: dataset.Labelled, probs: np.ndarray, max_issues: int | None = None) -> list[Issue]:
+    issues = []
+    for row in rank_issues(train.y, probs, max_issues):
+        suggested = int(probs[row].argmax())
+        example = train.examples[row]
+        issues.append(Issue(row=int(row), where=train.where(int(row)), text=example.text, given=example.label,
+                            suggested=train.labels[suggested], given_probability=float(probs[row, example.label_id]),
+                            suggested_probability=float(probs[row, suggested])))
+    return issues
+
+
+def cleaned_lines(train: dataset.Labelled, issues: list[Issue], mode: str) -> list[str]:
+    """The training file's lines with each flagged text relabelled (to its suggestion) or dropped."""
+    flagged = {issue.row: issue for issue in issues}
+    lines = []
+    for row, example in enumerate(train.examples):
+        issue = flagged.get(row)
+        if issue is not None and mode == "drop":
+            continue
+        label = issue.suggested if issue is not None else example.label
+        lines.append(f"{example.text}\t{label}")
+    return lines
+
+
+def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
+    """Flag probable label errors in the training file; write the reports (and a cleaned file if asked)."""
+    train = dataset.read_labelled(config.dataset_dir, config.train_file, config.label_file, min_classes=2)
+    if config.write_cleaned:
+        report.refuse_original(Path(config.write_cleaned), [train.path], "--write_cleaned")
+    if config.source == "checkpoint":
+        from tritoncls.modeling import checkpoint as ckpt
+
+        directory = ckpt.resolve_checkpoint(config.checkpoint)
+        dataset.check_checkpoint_labels(directory, train.labels, Path(config.dataset_dir) / config.label_file)
+        _warn_if_trained_on(directory, train.path)
+    started = time.perf_counter()
+    folds = dataset.fold_count(train.y, config.folds)
+    probs = out_of_fold_probs(config, train, folds)
+    issues = find_issues(train, probs, config.max_issues)
+    seconds = time.perf_counter() - started
+    result = _table(config, train, probs, issues, seconds, folds)
+    paths = report.write_reports(config.output, "label_issues", result)
+    if config.write_cleaned:
+        lines = cleaned_lines(train, issues, config.mode)
+        files.write_text(config.write_cleaned, "\n".join(lines) + "\n")
+        log.info("Wrote %d training lines (%d %s) to %s", len(lines), len(issues),
+                 "relabelled" if config.mode == "relabel" else "dropped", config.write_cleaned)
+    log.info("%d of %d training texts flagged as probably mislabeled (%s, %d folds, %.1f s)",
+             len(issues), len(train.examples), config.source, folds, seconds)
+    return result.data | {"rows": result.rows, "paths": {k: str(v) for k, v in paths.items()}}
+
+
+def _table(config: LabelIssuesConfig, train: dataset.Labelled, probs: np.ndarray, issues: list[Issue],
+           seconds: float, folds: int) -> report.Table:
+    rows = [{"rank": rank} | issue.as_row() for rank, issue in enumerate(issues, start=1)]
+    accuracy = float((probs.argmax(1) == train.y).mean())
+    summary = [f"{train.path}: {len(train.examples)} texts, {len(train.labels)} labels",
+               f"probabilities: {config.source}, {folds}-fold cross-validation (out-of-fold accuracy "
+               f"{100 * accuracy:.1f}%), {seconds:.1f} s",
+               f"flagged by confident learning (cleanlab): {len(issues)}, ranked by the probability of the given label",
+               "p_given: out-of-fold probability of the given label; p_suggested: of the suggested label"]
+    data = {"train_file": str(train.path), "source": config.source, "folds": folds, "seed": config.seed,
+            "texts": len(train.examples), "flagged": len(issues), "out_of_fold_accuracy": accuracy,
+            "seconds": seconds}
+    return report.Table("Label issues", summary, ["rank", "where", "given", "suggested", "p_given", "p_suggested",
+                                                  "text"], rows, data)
