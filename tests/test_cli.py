@@ -28,6 +28,7 @@ MINIMAL = {
     "classify": ["--url", "h:1", "--input", "i", "--output", "o"],
     "soak": ["--url", "h:1", "--input", "i"],
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
+    "tune": ["--model", "m", "--input", "i", "--output", "o"],
     "perf-analyzer": [],
 }
 
@@ -72,6 +73,7 @@ CANONICAL = {
     "classify": ["--url", "--input", "--output", "--name", "--batch_size", "--timeout_s"],
     "soak": ["--url", "--model_repository", "--input", "--name", "--reference_model", "--report"],
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
+    "tune": ["--model", "--input", "--output", "--batch_size", "--name"],
 }
 
 

@@ -213,12 +213,14 @@ class SearchResult:
 
 def search(measure: Callable[[Candidate], Measured], space: Space, budget_ms: float, time_budget_s: float,
            clock: Callable[[], float], min_gain: float = 0.03, stages: Sequence[Stage] = STAGES,
-           progress: Callable[[Measured, Measured | None], None] | None = None) -> SearchResult:
+           progress: Callable[[Measured, Measured | None], None] | None = None,
+           max_candidates: int | None = None) -> SearchResult:
     """Measure the default, then each stage's candidates on the best so far, until the time budget ends.
 
     The best is what the stages kept (a value beating the best by ``min_gain``), not the single highest
     score: a noise-level win of one stage does not carry into the next. A candidate is started only when
-    the time left covers the mean time a candidate has taken.
+    the time left covers the mean time a candidate has taken, and while fewer than ``max_candidates``
+    (the default included) have run.
     """
     start = clock()
     done: dict[Candidate, Measured] = {}
@@ -236,7 +238,8 @@ def search(measure: Callable[[Candidate], Measured], space: Space, budget_ms: fl
     stopped = False
     for stage, propose in stages:
         for candidate in _fresh(propose(best.candidate, space), done):
-            if _out_of_time(clock() - start, time_budget_s, done.values()):
+            if _out_of_time(clock() - start, time_budget_s, done.values()) or (
+                    max_candidates is not None and len(done) >= max_candidates):
                 stopped = True
                 break
             result = run(candidate, stage)
