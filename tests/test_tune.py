@@ -96,3 +96,63 @@ def test_tune_exits_3_with_the_closest_candidates_when_no_configuration_meets_th
     report = (out / "tune_report.md").read_text(encoding="utf-8")
     assert "No configuration meets the budget of 0.001 ms" in report and "| default |" in report
     assert not (out / "tune.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The outputs, from recorded measurements (no server)
+# ---------------------------------------------------------------------------------------------
+
+
+def recorded_outcome(tmp_path: Path, budget_ms: float):
+    from tritoncls.benchmarks.tune.search import Candidate, Measured, Point, SearchResult
+    from tritoncls.benchmarks.tune.tune import TuneOutcome
+
+    def measured(candidate, rates, p99s, batched=()):
+        points = [Point(1, c, r, p / 2, p, 4.0) for c, r, p in zip((1, 4), rates, p99s)]
+        points += [Point(32, c, r, p / 2, p, 32.0) for c, r, p in batched]
+        return Measured(candidate, points, seconds=20.0, stage="x")
+
+    default, fused = Candidate(), Candidate.of(layout="fused", instances=2, intra_op_threads=1)
+    runs = [measured(default, (50.0, 90.0), (20.0, 60.0)), measured(fused, (70.0, 150.0), (15.0, 40.0))]
+    best = runs[1] if runs[1].score(budget_ms) > 0 else None
+    final = {"default": [measured(default, (48.0, 95.0), (20.0, 61.0), [(1, 200.0, 300.0)])],
+             "tuned": [measured(fused, (72.0, 152.0), (15.0, 41.0), [(1, 400.0, 150.0)])]} if best else {
+        "default": [], "tuned": []}
+    config = TuneConfig(model="m", input="dev.txt", output=str(tmp_path / "tune"), latency_budget_ms=budget_ms,
+                        concurrencies=(1, 4), final_rounds=1)
+    config.output_dir.mkdir(parents=True)
+    machine = {"cpu": "test CPU", "usable_cpus": 2, "usable_cpus_source": "os.sched_getaffinity(0) when tune ran",
+               "load_average_1m_at_start": 1.0, "hostname": "h", "date": "today"}
+    corpus = {"texts": 64, "mean_tokens": 18.0, "corpus_buckets": [16, 24, 128]}
+    accuracy = {"texts": 64, "fp32_accuracy": 70.0, "int8_accuracy": 69.5, "drop_points": 0.5}
+    return TuneOutcome(config, machine, corpus, accuracy, SearchResult(budget_ms, runs, best), final,
+                       {"texts_per_s": 160.0}, 60.0)
+
+
+def test_outputs_write_tune_json_report_and_plot_with_the_side_by_side_ratios(tmp_path):
+    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.builder.options import read_options
+
+    outcome = recorded_outcome(tmp_path, budget_ms=100.0)
+    files = write_outputs(outcome, Path("EXPORT"))
+    assert set(files) == {"results", "options", "plot", "report"} and files["plot"].stat().st_size > 0
+    assert read_options(files["options"]).build_options == {"layout": "fused", "instances": 2, "intra_op_threads": 1}
+    summary = json.loads(files["results"].read_text(encoding="utf-8"))["summary"]
+    assert summary["tuned_vs_default"] == pytest.approx(152.0 / 95.0)
+    assert summary["tuned_single_text_c4_vs_inprocess_sorted"] == pytest.approx(152.0 / 160.0)
+    report = files["report"].read_text(encoding="utf-8")
+    assert "## Chosen: `fused-i2t1`" in report and "**1.60**" in report and "**0.95** of it" in report
+    assert "| INT8 | 69.50% |" in report and "2 usable cores" in report
+    assert "--options " + str(outcome.config.output_dir / "tune.json") in report
+
+
+def test_outputs_without_a_candidate_in_budget_list_the_closest_and_remove_a_stale_tune_json(tmp_path):
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    outcome = recorded_outcome(tmp_path, budget_ms=5.0)
+    (outcome.config.output_dir / "tune.json").write_text("{}", encoding="utf-8")
+    files = write_outputs(outcome, Path("EXPORT"))
+    assert "options" not in files and not (outcome.config.output_dir / "tune.json").exists()
+    report = files["report"].read_text(encoding="utf-8")
+    assert "No configuration meets the budget of 5 ms" in report
+    assert report.index("| fused-i2t1 | 15.0 |") < report.index("| default | 20.0 |")

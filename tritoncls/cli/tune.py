@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from tritoncls.cli._args import add_batch_size, add_input, add_model, add_output, config_from_args, flag, shared
+
+if TYPE_CHECKING:
+    from tritoncls.benchmarks.tune.tune import TuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "no_plots", action="store_true", help="skip tune_plot.png")
 
 
+def tune_config(args: argparse.Namespace) -> TuneConfig:
+    """The :class:`TuneConfig` of ``args`` (lists as tuples, ``--no_plots`` inverted)."""
+    from tritoncls.benchmarks.tune.tune import TuneConfig
+
+    return config_from_args(TuneConfig, args, concurrencies=tuple(args.concurrencies), plots=not args.no_plots,
+                            stages=tuple(args.stages) if args.stages else None)
+
+
 def run(args: argparse.Namespace) -> int:
     """Tune; 3 when no configuration meets the budget."""
     from tritoncls.cli_common import quiet_paddlenlp
 
     quiet_paddlenlp()
-    from tritoncls.benchmarks.tune.tune import NO_CANDIDATE_MEETS_BUDGET, REPORT_FILE, TuneConfig, run_tune
+    from tritoncls.benchmarks.tune.tune import NO_CANDIDATE_MEETS_BUDGET, REPORT_FILE, run_tune
 
-    config = config_from_args(TuneConfig, args, concurrencies=tuple(args.concurrencies), plots=not args.no_plots,
-                              stages=tuple(args.stages) if args.stages else None)
+    config = tune_config(args)
     outcome = run_tune(config)
     print(f"report: {config.output_dir / REPORT_FILE}")
     if not outcome.met:
