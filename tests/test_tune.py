@@ -126,7 +126,7 @@ def recorded_outcome(tmp_path: Path, budget_ms: float):
     corpus = {"texts": 64, "mean_tokens": 18.0, "corpus_buckets": [16, 24, 128]}
     accuracy = {"texts": 64, "fp32_accuracy": 70.0, "int8_accuracy": 69.5, "drop_points": 0.5}
     return TuneOutcome(config, machine, corpus, accuracy, SearchResult(budget_ms, runs, best), final,
-                       {"texts_per_s": 160.0}, 60.0)
+                       {"fp32": {"texts_per_s": 160.0}}, 60.0)
 
 
 def test_outputs_write_tune_json_report_and_plot_with_the_side_by_side_ratios(tmp_path):
@@ -141,7 +141,7 @@ def test_outputs_write_tune_json_report_and_plot_with_the_side_by_side_ratios(tm
     assert summary["tuned_vs_default"] == pytest.approx(152.0 / 95.0)
     assert summary["tuned_single_text_c4_vs_inprocess_sorted"] == pytest.approx(152.0 / 160.0)
     report = files["report"].read_text(encoding="utf-8")
-    assert "## Chosen: `fused-i2t1`" in report and "**1.60**" in report and "**0.95** of it" in report
+    assert "## Chosen: `fused-i2t1`" in report and "**1.60**" in report and "**0.95** of the in-process FP32 rate" in report
     assert "| INT8 | 69.50% |" in report and "2 usable cores" in report
     assert "--options " + str(outcome.config.output_dir / "tune.json") in report
 

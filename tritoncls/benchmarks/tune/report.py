@@ -68,12 +68,15 @@ def summarize(outcome: TuneOutcome) -> dict[str, Any]:
             "rounds": {role: [m.score(budget) for m in rounds] for role, rounds in final.items()},
             "per_round_ratio": [t.score(budget) / d.score(budget) if d.score(budget) else None
                                 for d, t in zip(final["default"], final["tuned"])]}
-    sorted_rate = (outcome.inprocess_sorted or {}).get("texts_per_s")
+    precision = outcome.result.best.candidate.get("precision") if outcome.result.best else "fp32"
+    rates = {p: run["texts_per_s"] for p, run in outcome.inprocess_sorted.items()}
     tuned_top = _point(final["tuned"], 1, top)
-    if sorted_rate and tuned_top:
-        out |= {"inprocess_sorted_texts_per_s": sorted_rate, f"tuned_single_text_c{top}_texts_per_s": tuned_top,
-                f"tuned_single_text_c{top}_vs_inprocess_sorted": tuned_top / sorted_rate,
-                "top_concurrency": top}
+    if rates.get(precision) and tuned_top:
+        out |= {"inprocess_sorted_texts_per_s": rates, "tuned_precision": precision, "top_concurrency": top,
+                f"tuned_single_text_c{top}_texts_per_s": tuned_top,
+                f"tuned_single_text_c{top}_vs_inprocess_sorted": tuned_top / rates[precision]}
+        if precision != "fp32" and rates.get("fp32"):
+            out[f"tuned_single_text_c{top}_vs_inprocess_sorted_fp32"] = tuned_top / rates["fp32"]
     return out
 
 
@@ -168,10 +171,16 @@ def _side_by_side(outcome: TuneOutcome, summary: dict[str, Any]) -> list[str]:
                          f"| {_f(tv)} ({_f(p99[1], 0)}) | {_f(tv / dv if dv and tv else None, 2)} |")
     top = summary.get("top_concurrency")
     if top:
-        lines += ["", f"In-process ONNX Runtime, batch 32, length-sorted (best of 2, same texts, same run): "
-                      f"{_f(summary['inprocess_sorted_texts_per_s'])} texts/s. Tuned single texts at concurrency {top}: "
-                      f"{_f(summary[f'tuned_single_text_c{top}_texts_per_s'])} texts/s = "
-                      f"**{_f(summary[f'tuned_single_text_c{top}_vs_inprocess_sorted'], 2)}** of it."]
+        rates, precision = summary["inprocess_sorted_texts_per_s"], summary["tuned_precision"]
+        listed = ", ".join(f"{p.upper()} {_f(r)}" for p, r in rates.items())
+        lines += ["", f"In-process ONNX Runtime, batch 32, length-sorted, all cores (the best of the rounds, each "
+                      f"measured right after that round's served runs, same texts): {listed} texts/s. Tuned single "
+                      f"texts at concurrency {top}: {_f(summary[f'tuned_single_text_c{top}_texts_per_s'])} texts/s = "
+                      f"**{_f(summary[f'tuned_single_text_c{top}_vs_inprocess_sorted'], 2)}** of the in-process "
+                      f"{precision.upper()} rate."]
+        vs_fp32 = summary.get(f"tuned_single_text_c{top}_vs_inprocess_sorted_fp32")
+        if vs_fp32 is not None:
+            lines.append(f"Against the in-process FP32 rate: {_f(vs_fp32, 2)}.")
     return lines + [""]
 
 
