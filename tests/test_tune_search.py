@@ -89,6 +89,13 @@ def test_search_stops_at_the_time_budget_and_says_so():
     assert measure.calls[1].name == "fused-i2t1"  # the most promising first
 
 
+def test_search_keeps_time_for_what_runs_after_it():
+    clock = Clock(step_s=30.0)
+    measure = recorded(clock)
+    search(measure, Space(cores=2), BUDGET_MS, time_budget_s=300, clock=clock, reserve_candidates=4)
+    assert len(measure.calls) == 6  # at 180 s, one more (30 s) plus 4 x 30 s reserved would pass 300 s
+
+
 def test_no_candidate_within_the_budget_gives_no_best_and_the_closest_by_p99():
     clock = Clock()
     result = search(recorded(clock), Space(cores=2), budget_ms=10.0, time_budget_s=3600, clock=clock)

@@ -214,13 +214,13 @@ class SearchResult:
 def search(measure: Callable[[Candidate], Measured], space: Space, budget_ms: float, time_budget_s: float,
            clock: Callable[[], float], min_gain: float = 0.03, stages: Sequence[Stage] = STAGES,
            progress: Callable[[Measured, Measured | None], None] | None = None,
-           max_candidates: int | None = None) -> SearchResult:
+           max_candidates: int | None = None, reserve_candidates: float = 0.0) -> SearchResult:
     """Measure the default, then each stage's candidates on the best so far, until the time budget ends.
 
     The best is what the stages kept (a value beating the best by ``min_gain``), not the single highest
     score: a noise-level win of one stage does not carry into the next. A candidate is started only when
-    the time left covers the mean time a candidate has taken, and while fewer than ``max_candidates``
-    (the default included) have run.
+    the time left covers the mean time a candidate has taken plus ``reserve_candidates`` more such times (kept
+    for what runs after the search), and while fewer than ``max_candidates`` (the default included) have run.
     """
     start = clock()
     done: dict[Candidate, Measured] = {}
@@ -238,7 +238,7 @@ def search(measure: Callable[[Candidate], Measured], space: Space, budget_ms: fl
     stopped = False
     for stage, propose in stages:
         for candidate in _fresh(propose(best.candidate, space), done):
-            if _out_of_time(clock() - start, time_budget_s, done.values()) or (
+            if _out_of_time(clock() - start, time_budget_s, done.values(), reserve_candidates) or (
                     max_candidates is not None and len(done) >= max_candidates):
                 stopped = True
                 break
@@ -259,10 +259,10 @@ def _best(measured: Iterable[Measured], budget_ms: float) -> Measured | None:
     return max(scored, key=lambda m: m.score(budget_ms), default=None)
 
 
-def _out_of_time(elapsed_s: float, budget_s: float, measured: Iterable[Measured]) -> bool:
+def _out_of_time(elapsed_s: float, budget_s: float, measured: Iterable[Measured], reserve: float = 0.0) -> bool:
     times = [m.seconds for m in measured]
     mean = sum(times) / len(times) if times else 0.0
-    return elapsed_s + mean > budget_s
+    return elapsed_s + mean * (1 + reserve) > budget_s
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
