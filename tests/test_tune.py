@@ -45,6 +45,18 @@ def test_tune_fails_up_front_on_a_missing_text_file(tiny_export, tmp_path, caplo
     assert "absent.txt: not found" in caplog.text
 
 
+@pytest.mark.parametrize("accuracy, allowed", [
+    (None, False),  # unlabelled texts: INT8 is not tried
+    ({"drop_points": 0.4}, True),
+    ({"drop_points": 1.0}, True),
+    ({"drop_points": 1.5}, False),
+])
+def test_int8_is_a_candidate_only_within_the_accuracy_floor(accuracy, allowed):
+    from tritoncls.benchmarks.tune.tune import int8_allowed
+
+    assert int8_allowed(accuracy, 1.0) is allowed
+
+
 @pytest.mark.parametrize("options, problem", [
     ({"latency_budget_ms": 0}, "--latency_budget_ms"),
     ({"concurrencies": (8, 1)}, "--concurrencies"),

@@ -170,6 +170,11 @@ def int8_accuracy(export_dir: Path, corpus: Corpus, labels: Sequence[str]) -> di
     return out
 
 
+def int8_allowed(accuracy: dict[str, Any] | None, floor_points: float) -> bool:
+    """INT8 is a candidate only when its measured accuracy is at most ``floor_points`` below FP32's."""
+    return accuracy is not None and accuracy["drop_points"] <= floor_points
+
+
 # ---------------------------------------------------------------------------------------------
 # Measuring one candidate for real
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +281,7 @@ def run_tune(config: TuneConfig) -> TuneOutcome:
              len(corpus.texts), float(np.mean(corpus.lengths)), config.latency_budget_ms, config.budget_minutes,
              machine["usable_cpus"])
     accuracy = int8_accuracy(export.directory, corpus, export.labels)
-    int8_ok = accuracy is not None and accuracy["drop_points"] <= config.accuracy_floor
+    int8_ok = int8_allowed(accuracy, config.accuracy_floor)
     if accuracy is not None:
         log.info("INT8 accuracy %.2f%% vs FP32 %.2f%% (floor: %.2f points): INT8 %s", accuracy["int8_accuracy"],
                  accuracy["fp32_accuracy"], config.accuracy_floor, "is a candidate" if int8_ok else "is not tried")
