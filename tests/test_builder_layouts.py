@@ -153,3 +153,28 @@ def test_options_file_that_is_not_one_is_refused(tmp_path):
         read_options(path)
     with pytest.raises(ConfigError, match="not found"):
         read_options(tmp_path / "absent.json")
+
+
+@pytest.mark.triton
+def test_served_fused_layout_gives_the_ensembles_labels_and_fails_only_the_bad_request(tiny_export, tmp_path):
+    import tritonclient.grpc as grpcclient
+
+    from tritoncls.benchmarks.served import classify
+    from tritoncls.server import TritonServer
+
+    texts = ["good movie", "bad " * 30, "the movie was very fine", "中文 好", "awful !"]
+    labels = {}
+    for layout in ("ensemble", "fused"):
+        repo = build_repository(BuildConfig(model=str(tiny_export), output=str(tmp_path / layout), layout=layout,
+                                            instances=2, intra_op_threads=1))
+        with TritonServer(repo, log_file=tmp_path / f"{layout}.log") as server:
+            labels[layout] = classify(server.grpc_url, "seqcls", texts, rt.TEXT, batch_size=2)
+            if layout == "fused":
+                client = grpcclient.InferenceServerClient(server.grpc_url)
+                bad = grpcclient.InferInput(rt.TEXT, [1, 1], "BYTES")
+                bad.set_data_from_numpy(np.array([[b"\xc3\x28"]], dtype=np.object_))
+                with pytest.raises(Exception, match="UTF-8"):
+                    client.infer("seqcls", [bad])
+                assert classify(server.grpc_url, "seqcls", texts[:1], rt.TEXT) == labels[layout][:1]
+                client.close()
+    assert labels["fused"] == labels["ensemble"] and set(labels["fused"]) <= {"positive", "negative", "neutral"}
