@@ -284,7 +284,8 @@ def run_tune(config: TuneConfig) -> TuneOutcome:
     int8_ok = int8_allowed(accuracy, config.accuracy_floor)
     if accuracy is not None:
         log.info("INT8 accuracy %.2f%% vs FP32 %.2f%% (floor: %.2f points): INT8 %s", accuracy["int8_accuracy"],
-                 accuracy["fp32_accuracy"], config.accuracy_floor, "is a candidate" if int8_ok else "is not tried")
+                 accuracy["fp32_accuracy"], config.accuracy_floor,
+                 "is within the floor" if int8_ok else "is below the floor and is not tried")
     bench = Bench(config, export.directory, corpus, analyzer, work)
     space = Space(cores=machine["usable_cpus"], corpus_buckets=_new_buckets(corpus.buckets, export.max_seq_length),
                   int8=int8_ok)
