@@ -80,6 +80,26 @@ def test_search_keeps_a_later_stages_value_only_when_it_beats_the_best_by_min_ga
     assert result.best.candidate.get("layout") == "fused"
 
 
+def test_each_stage_compares_its_candidates_with_a_fresh_reading_of_the_best_so_far():
+    """The default read 500 texts/s once (a quiet moment), 300 when measured again: Y's 400 must win."""
+    x, y = Candidate.of(instances=2), Candidate.of(instances=3)
+    stages = (("a", lambda best, space: [x]), ("b", lambda best, space: [y]))
+
+    def run(remeasure: bool) -> tuple[Candidate, list[str]]:
+        readings = {Candidate(): [500.0, 300.0, 300.0], x: [200.0], y: [400.0]}
+        clock = Clock()
+
+        def measure(candidate):
+            clock.now += clock.step_s
+            return Measured(candidate, [Point(1, 8, readings[candidate].pop(0), 10.0, 20.0)])
+
+        result = search(measure, Space(cores=2), BUDGET_MS, 3600, clock, stages=stages, remeasure_incumbent=remeasure)
+        return result.best.candidate, [m.stage for m in result.measured]
+
+    assert run(remeasure=False) == (Candidate(), ["default", "a", "b"])
+    assert run(remeasure=True) == (y, ["default", "a", "b (the best so far, again)", "b"])
+
+
 def test_search_stops_at_the_time_budget_and_says_so():
     clock = Clock(step_s=30.0)
     measure = recorded(clock)

@@ -207,39 +207,56 @@ class SearchResult:
         return self.measured[0]
 
     def closest(self, count: int = 3) -> list[Measured]:
-        """The candidates nearest the budget (lowest p99 first): what to show when none meets it."""
-        return sorted((m for m in self.measured if m.points), key=Measured.lowest_p99_ms)[:count]
+        """The candidates nearest the budget (lowest p99 first, each once): what to show when none meets it."""
+        out: list[Measured] = []
+        for m in sorted((m for m in self.measured if m.points), key=Measured.lowest_p99_ms):
+            if all(m.candidate != kept.candidate for kept in out):
+                out.append(m)
+        return out[:count]
 
 
 def search(measure: Callable[[Candidate], Measured], space: Space, budget_ms: float, time_budget_s: float,
            clock: Callable[[], float], min_gain: float = 0.03, stages: Sequence[Stage] = STAGES,
            progress: Callable[[Measured, Measured | None], None] | None = None,
-           max_candidates: int | None = None, reserve_candidates: float = 0.0) -> SearchResult:
+           max_candidates: int | None = None, reserve_candidates: float = 0.0,
+           remeasure_incumbent: bool = True) -> SearchResult:
     """Measure the default, then each stage's candidates on the best so far, until the time budget ends.
 
     The best is what the stages kept (a value beating the best by ``min_gain``), not the single highest
-    score: a noise-level win of one stage does not carry into the next. A candidate is started only when
-    the time left covers the mean time a candidate has taken plus ``reserve_candidates`` more such times (kept
-    for what runs after the search), and while fewer than ``max_candidates`` (the default included) have run.
+    score: a noise-level win of one stage does not carry into the next. With ``remeasure_incumbent`` each
+    stage after the first measures the best again before its candidates, and they must beat that fresh
+    reading: on a shared machine load moves a measurement by 2x, and an old lucky reading would otherwise
+    block every later value. A candidate is started only when the time left covers the mean time a
+    candidate has taken plus ``reserve_candidates`` more such times (kept for what runs after the search),
+    and while fewer than ``max_candidates`` measurements (the default included) have run.
     """
     start = clock()
-    done: dict[Candidate, Measured] = {}
+    measured: list[Measured] = []
 
     def run(candidate: Candidate, stage: str) -> Measured:
         began = clock()
         result = measure(candidate)
         result.seconds, result.stage = clock() - began, stage
-        done[candidate] = result
+        measured.append(result)
         if progress:
-            progress(result, _best(done.values(), budget_ms))
+            progress(result, _best(measured, budget_ms))
         return result
+
+    def may_start() -> bool:
+        return not (_out_of_time(clock() - start, time_budget_s, measured, reserve_candidates)
+                    or (max_candidates is not None and len(measured) >= max_candidates))
 
     best = run(Candidate(), "default")
     stopped = False
-    for stage, propose in stages:
-        for candidate in _fresh(propose(best.candidate, space), done):
-            if _out_of_time(clock() - start, time_budget_s, done.values(), reserve_candidates) or (
-                    max_candidates is not None and len(done) >= max_candidates):
+    for index, (stage, propose) in enumerate(stages):
+        fresh = _fresh(propose(best.candidate, space), {m.candidate for m in measured})
+        if fresh and index > 0 and remeasure_incumbent:
+            if not may_start():
+                stopped = True
+                break
+            best = run(best.candidate, f"{stage} (the best so far, again)")
+        for candidate in fresh:
+            if not may_start():
                 stopped = True
                 break
             result = run(candidate, stage)
@@ -247,10 +264,10 @@ def search(measure: Callable[[Candidate], Measured], space: Space, budget_ms: fl
                 best = result
         if stopped:
             break
-    return SearchResult(budget_ms, list(done.values()), best if best.score(budget_ms) > 0 else None, stopped)
+    return SearchResult(budget_ms, measured, best if best.score(budget_ms) > 0 else None, stopped)
 
 
-def _fresh(candidates: Iterable[Candidate], done: dict[Candidate, Measured]) -> list[Candidate]:
+def _fresh(candidates: Iterable[Candidate], done: set[Candidate]) -> list[Candidate]:
     return [c for c in dict.fromkeys(candidates) if c not in done]
 
 
