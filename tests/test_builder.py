@@ -238,6 +238,8 @@ def test_a_model_with_hf_bert_tokenizer_rules_is_built_with_the_wordpiece_tokeni
         build(export, tmp_path / "bad", tokenizer=tokenizer)
     repo = build(export, tmp_path / "repo")
     assert 'key: "rules"\n  value: { string_value: "hf-bert" }' in (repo / "tokenizer" / "config.pbtxt").read_text()
+    fused = build(export, tmp_path / "fused", layout="fused")
+    assert 'key: "rules"\n  value: { string_value: "hf-bert" }' in (fused / "seqcls" / "config.pbtxt").read_text()
 
 
 def test_an_export_without_its_paddle_graph_builds_onnx_repositories_and_refuses_paddle_ones(tmp_path):

@@ -28,6 +28,7 @@ MINIMAL = {
     "classify": ["--url", "h:1", "--input", "i", "--output", "o"],
     "soak": ["--url", "h:1", "--input", "i"],
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
+    "tune": ["--model", "m", "--input", "i", "--output", "o"],
     "perf-analyzer": [],
 }
 
@@ -72,6 +73,7 @@ CANONICAL = {
     "classify": ["--url", "--input", "--output", "--name", "--batch_size", "--timeout_s"],
     "soak": ["--url", "--model_repository", "--input", "--name", "--reference_model", "--report"],
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
+    "tune": ["--model", "--input", "--output", "--batch_size", "--name"],
 }
 
 
@@ -200,9 +202,11 @@ def test_config_from_args_fills_same_named_fields_and_takes_derived_values():
 def test_every_command_builds_its_config_from_the_parsed_defaults():
     from tritoncls.benchmarks.bench import BenchConfig
     from tritoncls.benchmarks.soak import SoakConfig
+    from tritoncls.benchmarks.tune.tune import TuneConfig
     from tritoncls.builder.config import BuildConfig
     from tritoncls.cli.bench import bench_config
     from tritoncls.cli.build_repo import build_config
+    from tritoncls.cli.tune import tune_config
     from tritoncls.clients.chunked import ClassifyFileConfig
     from tritoncls.modeling.export import ExportConfig
     from tritoncls.prune.prune import PruneConfig
@@ -226,6 +230,8 @@ def test_every_command_builds_its_config_from_the_parsed_defaults():
     assert soak.reference_model == "e" and soak.input == "i"
     assert isinstance(build_config(parse("build-repo")), BuildConfig)
     assert isinstance(bench_config(parse("bench", "--tiny")), BenchConfig)
+    tune = tune_config(parse("tune", "--data", "d.txt", "--concurrencies", "2", "8"))
+    assert isinstance(tune, TuneConfig) and tune.input == "d.txt" and tune.concurrencies == (2, 8)
 
 
 def test_help_imports_no_heavy_library():

@@ -125,7 +125,7 @@ def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence
         for point in sweep:
             model = info.ensemble if point.target == "ensemble" else info.steps["model"]
             before = fetch_statistics(server.grpc_url)
-            measured, stable = _measure_point(analyzer, name, model, server.grpc_url, files, point, workdir,
+            measured, stable = measure_point(analyzer, name, model, server.grpc_url, files, point, workdir,
                                               requests_per_window(point, min_requests), max_trials, stability_pct,
                                               result.errors)
             if measured is None:
@@ -150,7 +150,7 @@ def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence
 ATTEMPTS = ((1, None), (2, None), (2, 1000))
 
 
-def _measure_point(analyzer: PerfAnalyzer, name: str, model: str, url: str, files: dict, point: SweepPoint,
+def measure_point(analyzer: PerfAnalyzer, name: str, model: str, url: str, files: dict, point: SweepPoint,
                    workdir: Path, requests: int, max_trials: int, stability_pct: int, errors: list[str]):
     """One sweep point with retries; returns (PerfPoint or None, stable)."""
     for attempt, (factor, stability) in enumerate(ATTEMPTS):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from tritoncls import __version__
 from tritoncls import runtime as rt
 from tritoncls.builder.config import BuildConfig
+from tritoncls.builder.options import provenance
 from tritoncls.builder.plan import ONNX_FILE, VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
@@ -114,6 +116,11 @@ def build_record(plan: RepositoryPlan) -> dict[str, Any]:
         "models": {"ensemble": plan.names.ensemble, "tokenizer": plan.names.tokenizer,
                    "model": plan.names.model, "postprocess": plan.names.postprocess},
         "buckets": list(plan.buckets),
+        "layout": plan.config.layout,
+        "build_machine": {"usable_cpus": len(os.sched_getaffinity(0)),
+                          "note": "os.sched_getaffinity at build time, recorded only: no option is derived from it "
+                                  "(intra_op_threads 0 lets ONNX Runtime use every core of the serving machine)"},
+        "options_file": provenance(plan.config),
         "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
                    "max_seq_length": plan.export.max_seq_length, "versions": manifest.versions},
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 from tritoncls.builder.specs import check_name
 from tritoncls.errors import ConfigError
-from tritoncls.runtime import PADDINGS
+from tritoncls.runtime import DEFAULT_GROUP_PADDING, LAYOUTS, PADDINGS
 
 BACKENDS = ("python", "onnxruntime", "paddle")
 RUNTIMES = ("onnxruntime", "paddle_inference")  # inside --backend python
@@ -47,6 +47,7 @@ class BuildConfig:
     output: str
     name: str = "seqcls"
     profile: str = "default"
+    layout: str = "ensemble"
     backend: str = "python"
     runtime: str | None = None  # python backend only; default onnxruntime
     device: str = "cpu"
@@ -54,6 +55,7 @@ class BuildConfig:
     precision: str = "fp32"
     trt_cache_dir: str = "/tmp/tritoncls_trt_cache"
     instances: int = 1
+    tokenizer_instances: int = 1
     instance_kind: str = "auto"
     max_batch_size: int = 64
     dynamic_batching: bool | None = None
@@ -66,13 +68,18 @@ class BuildConfig:
     tokenizer: str | None = None
     merge_requests: bool = True
     trim_padding: bool | None = None
+    group_padding: float = DEFAULT_GROUP_PADDING
     top_k: int = 0
     force: bool = False
+    options_file: str | None = None  # the tune.json whose options this config took (tritoncls_build.json says)
 
     def __post_init__(self) -> None:
         check = _Checker()
         check.choice("profile", self.profile, tuple(PROFILES))
+        check.choice("layout", self.layout, LAYOUTS)
         check.choice("backend", self.backend, BACKENDS)
+        check.require(self.layout == "ensemble" or self.backend == "python", "layout",
+                      "fused runs the model inside a python model: use it with --backend python")
         check.choice("device", self.device, DEVICES)
         check.choice("accelerator", self.accelerator, ACCELERATORS.get((self.backend, self.device), ()),
                      f"with --backend {self.backend} --device {self.device}")
@@ -96,6 +103,13 @@ class BuildConfig:
         check.require(self.instance_kind != "gpu" or self.device == "gpu", "instance_kind",
                       "gpu needs --device gpu")
         check.at_least("instances", self.instances, 1)
+        check.at_least("tokenizer_instances", self.tokenizer_instances, 1)
+        check.require(self.layout == "ensemble" or self.tokenizer_instances == 1, "tokenizer_instances",
+                      "the fused layout has no tokenizer model of its own; set --instances instead")
+        check.require(self.group_padding >= 1.0, "group_padding",
+                      f"{self.group_padding} must be >= 1.0 (padded tokens / real tokens of a length group)")
+        check.require(self.layout == "fused" or self.group_padding == DEFAULT_GROUP_PADDING, "group_padding",
+                      f"applies to --layout fused only (the ensemble's model step uses {DEFAULT_GROUP_PADDING})")
         check.at_least("max_batch_size", self.max_batch_size, 1)
         check.at_least("max_queue_delay_us", self.max_queue_delay_us, 0)
         check.at_least("intra_op_threads", self.intra_op_threads, 0)

@@ -170,6 +170,7 @@ class RepositoryPlan:
     names: StepNames
     buckets: tuple[int, ...]
     models: tuple[ModelDir, ...]
+    roles: tuple[tuple[str, str], ...] = ()  # (model name, what it does) for the README
 
     def model(self, name: str) -> ModelDir:
         return next(m for m in self.models if m.spec.name == name)
@@ -177,7 +178,6 @@ class RepositoryPlan:
 
 def plan_repository(config: BuildConfig, export: ExportInfo) -> RepositoryPlan:
     config = config.resolved()
-    names = StepNames.for_name(config.name)
     buckets = clip_buckets(config.buckets, export.max_seq_length)
     if config.top_k > export.num_labels:
         raise BuildError(f"--top_k {config.top_k} is more than the model's {export.num_labels} labels; lower it.")
@@ -186,6 +186,12 @@ def plan_repository(config: BuildConfig, export: ExportInfo) -> RepositoryPlan:
         raise BuildError(f"--tokenizer {config.tokenizer}: only the wordpiece tokenizer splits text by the {rules!r} "
                          f"rules this model was trained with (manifest field tokenizer.rules); the {config.tokenizer} "
                          f"tokenizer would give other ids. Use --tokenizer wordpiece.")
+    return LAYOUTS[config.layout](config, export, buckets)
+
+
+def _ensemble_layout(config: BuildConfig, export: ExportInfo, buckets: tuple[int, ...]) -> RepositoryPlan:
+    """The default layout: an ensemble of three steps (tokenizer, model step, postprocess)."""
+    names = StepNames.for_name(config.name)
     model_step = MODEL_STEPS[config.backend](config, export, names.model)
     models = (
         _tokenizer(config, export, names.tokenizer, buckets),
@@ -193,7 +199,55 @@ def plan_repository(config: BuildConfig, export: ExportInfo) -> RepositoryPlan:
         _postprocess(config, export, names.postprocess),
     )
     ensemble = ModelDir(_ensemble(config, names, models))
-    return RepositoryPlan(config, export, names, buckets, (ensemble, *models))
+    roles = (
+        (names.ensemble, "ensemble: input `text` (one string per batch row) -> `label`, `confidence`"),
+        (names.tokenizer, f"python: WordPiece ids, each request padded to a length bucket ({', '.join(map(str, buckets))})"),
+        (names.model, f"{config.backend}: token ids -> logits"),
+        (names.postprocess, "python: softmax, label names from `label.txt`, top-k"),
+    )
+    return RepositoryPlan(config, export, names, buckets, (ensemble, *models), roles)
+
+
+def _fused_layout(config: BuildConfig, export: ExportInfo, buckets: tuple[int, ...]) -> RepositoryPlan:
+    """One python model under the ensemble's name, with the ensemble's inputs and outputs, doing all three
+    steps in one execution (``--layout fused``)."""
+    name = config.name
+    names = StepNames(name, name, name, name)
+    model = _fused(config, export, name, buckets)
+    roles = ((name, "python: input `text` (one string per batch row) -> `label`, `confidence`; tokenizes "
+                    f"(length buckets {', '.join(map(str, buckets))}), runs the model and postprocesses in one "
+                    "execution (fused layout)"),)
+    return RepositoryPlan(config, export, names, buckets, (model,), roles)
+
+
+def _fused(config: BuildConfig, export: ExportInfo, name: str, buckets: tuple[int, ...]) -> ModelDir:
+    tok = export.tokenizer
+    paddle = config.runtime == "paddle_inference"
+    section = "paddle" if paddle else "onnx"
+    graph = export.graph(section)
+    _graph_tensors(export, section, ragged=True)  # the graph has the classifier's two inputs and one output
+    graph_files = (PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE) if paddle else (ONNX_FILE,)
+    label_file = export.manifest.label_file
+    files = (tuple((export.path(f), f) for f in tok.files.values())
+             + tuple((export.path(source), target) for source, target in zip(graph.files, graph_files))
+             + ((export.path(label_file), label_file),))
+    spec = ModelSpec(
+        name=name, backend="python", max_batch_size=config.max_batch_size,
+        inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),), outputs=_postprocess_outputs(config.top_k),
+        instance_group=_instance_group(config),
+        dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
+        parameters=_params(rt.FusedParameters(
+            implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
+            special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
+            buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id,
+            runtime=config.runtime, model_file=graph_files[0], params_file=graph_files[1] if paddle else "",
+            device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
+            merge_requests=config.merge_requests, trim_padding=config.trim_padding,
+            group_padding=config.group_padding, graph_inputs=",".join(t.name for t in graph.inputs),
+            graph_output=graph.outputs[0].name, label_file=label_file, num_labels=export.num_labels,
+            top_k=config.top_k)),
+    )
+    return ModelDir(spec, files, "fused.py", config.precision == "int8", config.fp16_graph)
 
 
 def clip_buckets(buckets: tuple[int, ...], max_seq_length: int) -> tuple[int, ...]:
@@ -201,7 +255,8 @@ def clip_buckets(buckets: tuple[int, ...], max_seq_length: int) -> tuple[int, ..
     return tuple(sorted({b for b in buckets if b < max_seq_length} | {max_seq_length}))
 
 
-def _params(typed: rt.TokenizerParameters | rt.ModelParameters | rt.PostprocessParameters) -> tuple[Parameter, ...]:
+def _params(typed: rt.TokenizerParameters | rt.ModelParameters | rt.PostprocessParameters | rt.FusedParameters,
+            ) -> tuple[Parameter, ...]:
     """A python step's typed parameters as config entries (the runtime reads them back with the same class)."""
     return tuple(Parameter(key, value) for key, value in typed.to_strings().items())
 
@@ -235,7 +290,7 @@ def _tokenizer(config: BuildConfig, export: ExportInfo, name: str, buckets: tupl
         name=name, backend="python", max_batch_size=config.max_batch_size,
         inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),),
         outputs=(Tensor(rt.INPUT_IDS, "TYPE_INT64", (-1,)), Tensor(rt.TOKEN_TYPE_IDS, "TYPE_INT64", (-1,))),
-        instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
+        instance_group=InstanceGroup(config.tokenizer_instances, "KIND_CPU"), dynamic_batching=_batching(config, 0),
         parameters=_params(rt.TokenizerParameters(
             implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
             special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
@@ -400,3 +455,10 @@ def _ensemble(config: BuildConfig, names: StepNames, models: tuple[ModelDir, ...
     )
     return EnsembleSpec(names.ensemble, config.max_batch_size, (Tensor(rt.TEXT, "TYPE_STRING", (1,)),),
                         postprocess.outputs, steps)
+
+
+#: --layout -> the plan of that layout
+LAYOUTS: dict[str, Callable[[BuildConfig, ExportInfo, tuple[int, ...]], RepositoryPlan]] = {
+    "ensemble": _ensemble_layout,
+    "fused": _fused_layout,
+}

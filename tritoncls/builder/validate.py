@@ -18,6 +18,7 @@ from tritoncls.runtime.contract import REPO_ONNX_FILE, REPO_PADDLE_MODEL_FILE
 from tritoncls.runtime.manifest import Graph
 
 CONFIG = "config.pbtxt"
+FUSED_GRAPH_KEYS = {"graph_inputs", "graph_output"}  # rt.FusedParameters' names of the graph's tensors
 
 
 def parse_config(path: Path):
@@ -62,11 +63,17 @@ def validate_repository(root: str | Path, paddle_graph: Graph | None = None) -> 
             check_ensemble(path, config, configs)
         version_dir = root / name / "1"
         onnx_file = version_dir / REPO_ONNX_FILE
+        check = check_fused_graph if is_fused(config) else check_against_graph
         if onnx_file.is_file():
-            check_against_graph(path, config, onnx_graph(onnx_file), onnx_file)
+            check(path, config, onnx_graph(onnx_file), onnx_file)
         elif (version_dir / REPO_PADDLE_MODEL_FILE).is_file() and paddle_graph is not None:
-            check_against_graph(path, config, paddle_graph, Path("manifest.json (paddle section)"))
+            check(path, config, paddle_graph, Path("manifest.json (paddle section)"))
     return configs
+
+
+def is_fused(config) -> bool:
+    """A fused-layout model: one python model whose graph's tensor names are parameters, not its inputs."""
+    return FUSED_GRAPH_KEYS <= set(config.parameters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +167,21 @@ def onnx_graph(path: Path) -> Graph:
     from tritoncls.common.onnx import onnx_io
 
     return onnx_io(path)
+
+
+def check_fused_graph(path: Path, config, graph: Graph, graph_file: Path) -> None:
+    """A fused model's parameters name the graph's inputs (in order) and output as the graph does."""
+    inputs = config.parameters["graph_inputs"].string_value.split(",")
+    output = config.parameters["graph_output"].string_value
+    actual_inputs, actual_outputs = [i.name for i in graph.inputs], [o.name for o in graph.outputs]
+    if inputs != actual_inputs or [output] != actual_outputs:
+        raise BuildError(f"{path}: parameters graph_inputs {inputs} / graph_output {output!r} differ from "
+                         f"{graph_file}'s inputs {actual_inputs} / outputs {actual_outputs}; the manifest and the "
+                         f"graph disagree: re-export the model, then rebuild.")
+    for item in graph.inputs:
+        if item.shape[:1] != (-1,):
+            raise BuildError(f"{graph_file}: input {item.name!r} has a fixed batch dimension {item.shape[0]}; export "
+                             f"with a dynamic batch dimension so Triton can batch.")
 
 
 def check_against_graph(path: Path, config, graph: Graph, graph_file: Path) -> None:

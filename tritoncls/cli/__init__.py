@@ -37,6 +37,7 @@ COMMANDS = (
     "classify",
     "soak",
     "bench",
+    "tune",
     "perf_analyzer",
 )
 

@@ -162,3 +162,32 @@ def config_from_args(cls: type[Config], args: argparse.Namespace, **extra: Any) 
         raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
     values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
     return cls(**(values | extra))
+
+
+EXPLICIT = "explicit_flags"  # the Namespace attribute track_explicit fills
+
+
+def track_explicit(parser: argparse.ArgumentParser) -> None:
+    """Record in ``args.explicit_flags`` the dest of every option given on the command line, so a
+    value read from a file can yield to a flag even when the flag repeats the default."""
+    for action in parser._actions:
+        if action.dest not in (argparse.SUPPRESS, "help") and action.option_strings:
+            action.__class__ = _recording(type(action))
+
+
+def explicit_flags(args: argparse.Namespace) -> set[str]:
+    """The dests set on the command line of a parser passed to :func:`track_explicit`."""
+    return set(getattr(args, EXPLICIT, ()))
+
+
+_RECORDING: dict[type, type] = {}
+
+
+def _recording(kind: type) -> type:
+    if kind not in _RECORDING:
+        def call(self, parser, namespace, values, option_string=None):  # noqa: ANN001 - argparse's signature
+            setattr(namespace, EXPLICIT, explicit_flags(namespace) | {self.dest})
+            return kind.__call__(self, parser, namespace, values, option_string)
+
+        _RECORDING[kind] = type(f"Recording{kind.__name__}", (kind,), {"__call__": call})
+    return _RECORDING[kind]

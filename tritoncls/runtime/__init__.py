@@ -12,7 +12,7 @@ without tritoncls. Modules import each other relatively for the same reason.
 - :mod:`.batching`: padding, buckets, merged dynamic batches, length groups
 - :mod:`.runners`: ONNX Runtime and Paddle Inference behind one ``run(ids, types)`` interface
 - :mod:`.postprocess`: softmax, top-k, label names
-- :mod:`.steps`: the three python models' work (tokenize, model, postprocess)
+- :mod:`.steps`: the three python models' work (tokenize, model, postprocess), and the fused layout's one
 - :mod:`.predictor`: the one in-process loop (tokenize -> sort -> pad -> run -> scatter back)
 """
 
@@ -28,10 +28,12 @@ from .batching import (
 )
 from .contract import (
     CONFIDENCE,
+    DEFAULT_GROUP_PADDING,
     INPUT_IDS,
     INPUT_NAMES,
     LABEL,
     LABEL_FILE,
+    LAYOUTS,
     LOGITS,
     MANIFEST_FILE,
     ONNX_FILE,
@@ -41,6 +43,7 @@ from .contract import (
     TOKEN_TYPE_IDS,
     TOP_K_LABELS,
     TOP_K_PROBS,
+    FusedParameters,
     ModelParameters,
     PostprocessParameters,
     TokenizerParameters,
@@ -60,7 +63,7 @@ from .predictor import (
     run_batched,
 )
 from .runners import OnnxRunner, PaddleRunner, Runner
-from .steps import ModelStep, PostprocessStep, TokenizeStep
+from .steps import FusedStep, ModelStep, PostprocessStep, TokenizeStep
 from .text import decode_texts, read_labels, read_vocab
 from .wordpiece import (
     HF_BERT_RULES,

@@ -50,6 +50,8 @@ ADMIN_KEY_HEADER = "admin-key"
 ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"  # inside a deployed container: the key, from a Secret
 
 PADDINGS = ("buckets", "longest", "max_length")
+LAYOUTS = ("ensemble", "fused")  # three python steps in an ensemble, or one python model doing all three
+DEFAULT_GROUP_PADDING = 1.2  # the model step's length groups: padded tokens / real tokens at most
 TOKENIZER_IMPLEMENTATIONS = ("wordpiece", "python", "paddlenlp")
 # How text becomes words (runtime/wordpiece.py): PaddleNLP's BasicTokenizer, or HF's BertNormalizer +
 # BertPreTokenizer (models imported from the Hugging Face format).
@@ -86,6 +88,8 @@ def _from_text(text: str, kind: str, key: str) -> Any:
             return text == "true"
         if kind == "int":
             return int(text)
+        if kind == "float":
+            return float(text)
         if kind == "tuple[int, ...]":
             return parse_ints(text)
         if kind == "dict[str, str]":
@@ -162,3 +166,51 @@ class PostprocessParameters(_Parameters):
     label_file: str = LABEL_FILE
     num_labels: int
     top_k: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusedParameters(_Parameters):
+    """The fused layout's one python model: tokenize, model and postprocess in one execution (see
+    :class:`~.steps.FusedStep`). Its keys are the three steps' keys, plus the graph's tensor names
+    (its own inputs and outputs are the ensemble's) and the length groups' padding tolerance."""
+
+    step: ClassVar[str] = "fused"
+
+    implementation: str = "wordpiece"
+    rules: str = "paddlenlp"
+    vocab_file: str
+    do_lower_case: bool = True
+    special_tokens: dict[str, str]
+    max_seq_length: int
+    padding: str = "buckets"
+    buckets: tuple[int, ...]
+    pad_token_id: int
+    pad_token_type_id: int = 0
+    runtime: str = "onnxruntime"
+    model_file: str = REPO_ONNX_FILE
+    params_file: str = ""
+    device: str = "cpu"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    merge_requests: bool = True
+    trim_padding: bool = True
+    group_padding: float = DEFAULT_GROUP_PADDING
+    graph_inputs: str  # the graph's input names, comma-separated (input_ids, token_type_ids order)
+    graph_output: str
+    label_file: str = LABEL_FILE
+    num_labels: int
+    top_k: int = 0
+
+    def tokenizer(self) -> TokenizerParameters:
+        return _subset(TokenizerParameters, self)
+
+    def model(self) -> ModelParameters:
+        return _subset(ModelParameters, self)
+
+    def postprocess(self) -> PostprocessParameters:
+        return _subset(PostprocessParameters, self)
+
+
+def _subset(cls: type[P], source: _Parameters) -> P:
+    """The ``cls`` parameters held in ``source`` (same field names)."""
+    return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})

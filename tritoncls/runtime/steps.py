@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from .batching import length_groups, merge_requests, pad_rows, padded_width, split_rows, trim_padding
-from .contract import PADDINGS, ModelParameters, PostprocessParameters, TokenizerParameters
+from .contract import (
+    DEFAULT_GROUP_PADDING,
+    PADDINGS,
+    FusedParameters,
+    ModelParameters,
+    PostprocessParameters,
+    TokenizerParameters,
+)
 from .errors import ParameterError, RequestError
 from .postprocess import Classified, classify
 from .runners import OnnxRunner, PaddleRunner, Runner
@@ -36,7 +43,11 @@ class TokenizeStep:
     @classmethod
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> TokenizeStep:
         """The step a repository's tokenizer config describes; its files are in ``version_dir``."""
-        p = TokenizerParameters.from_strings(params)
+        return cls.from_typed(TokenizerParameters.from_strings(params), version_dir)
+
+    @classmethod
+    def from_typed(cls, p: TokenizerParameters, version_dir: str | Path) -> TokenizeStep:
+        """The step of typed parameters ``p``."""
         directory = Path(version_dir)
         if p.implementation != "wordpiece" and p.rules != PADDLENLP_RULES:
             raise ParameterError(f"tokenizer step: the {p.implementation} tokenizer does not follow the {p.rules!r} "
@@ -79,17 +90,24 @@ class ModelStep:
     to its longest request: what the reference deployments compute, for benchmarking them as a peer.
     """
 
-    def __init__(self, runner, pad_token_id: int, merge: bool = True, trim: bool = True) -> None:
+    def __init__(self, runner, pad_token_id: int, merge: bool = True, trim: bool = True,
+                 group_padding: float = DEFAULT_GROUP_PADDING) -> None:
         self.runner = runner
         self.pad_token_id = pad_token_id
         self.merge = merge
         self.trim = trim
+        self.group_padding = group_padding
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path, input_names: Sequence[str],
                         output_name: str) -> ModelStep:
         """The step a repository's model config describes; its graph files are in ``version_dir``."""
-        p = ModelParameters.from_strings(params)
+        return cls.from_typed(ModelParameters.from_strings(params), version_dir, input_names, output_name)
+
+    @classmethod
+    def from_typed(cls, p: ModelParameters, version_dir: str | Path, input_names: Sequence[str], output_name: str,
+                   group_padding: float = DEFAULT_GROUP_PADDING) -> ModelStep:
+        """The step of typed parameters ``p`` (the model config's, or the fused model's share)."""
         directory = Path(version_dir)
         runner: Runner
         if p.runtime == "paddle_inference":
@@ -98,7 +116,7 @@ class ModelStep:
         else:
             runner = OnnxRunner(directory / p.model_file, input_names, output_name, p.intra_op_threads,
                                 p.inter_op_threads, p.device)
-        return cls(runner, p.pad_token_id, p.merge_requests, p.trim_padding)
+        return cls(runner, p.pad_token_id, p.merge_requests, p.trim_padding, group_padding)
 
     def __call__(self, inputs: Sequence[tuple[np.ndarray, np.ndarray] | Exception]) -> list[np.ndarray | Exception]:
         results: list = list(inputs)
@@ -124,7 +142,8 @@ class ModelStep:
     def _run_merged(self, inputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         ids = merge_requests([item[0] for item in inputs], self.pad_token_id)
         types = merge_requests([item[1] for item in inputs], 0)
-        groups = length_groups((ids != self.pad_token_id).sum(axis=1)) if self.trim else [np.arange(len(ids))]
+        lengths = (ids != self.pad_token_id).sum(axis=1)
+        groups = length_groups(lengths, self.group_padding) if self.trim else [np.arange(len(ids))]
         logits = np.concatenate([self._run(ids[rows], types[rows]) for rows in groups])
         out = np.empty_like(logits)
         out[np.concatenate(groups)] = logits
@@ -141,7 +160,11 @@ class PostprocessStep:
     @classmethod
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> PostprocessStep:
         """The step a repository's postprocess config describes; its label file is in ``version_dir``."""
-        p = PostprocessParameters.from_strings(params)
+        return cls.from_typed(PostprocessParameters.from_strings(params), version_dir)
+
+    @classmethod
+    def from_typed(cls, p: PostprocessParameters, version_dir: str | Path) -> PostprocessStep:
+        """The step of typed parameters ``p``."""
         path = Path(version_dir) / p.label_file
         labels = read_labels(path)
         if len(labels) != p.num_labels:
@@ -164,3 +187,28 @@ class PostprocessStep:
                 merged.label, merged.confidence, merged.top_k_labels, merged.top_k_probs)))
             start += n
         return results
+
+
+class FusedStep:
+    """The fused layout: texts -> labels in one python model execution, through the same three steps.
+
+    One execution instead of three python-backend round trips (about 1 ms each): what matters for
+    small models, whose GEMMs take about as long as that overhead. Each request still fails alone.
+    """
+
+    def __init__(self, tokenize: TokenizeStep, model: ModelStep, postprocess: PostprocessStep) -> None:
+        self.tokenize = tokenize
+        self.model = model
+        self.postprocess = postprocess
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> FusedStep:
+        """The step a repository's fused config describes; every file is in ``version_dir``."""
+        p = FusedParameters.from_strings(params)
+        inputs = [name for name in p.graph_inputs.split(",") if name]
+        return cls(TokenizeStep.from_typed(p.tokenizer(), version_dir),
+                   ModelStep.from_typed(p.model(), version_dir, inputs, p.graph_output, p.group_padding),
+                   PostprocessStep.from_typed(p.postprocess(), version_dir))
+
+    def __call__(self, columns: Sequence[np.ndarray | Exception]) -> list[Classified | Exception]:
+        return self.postprocess(self.model(self.tokenize(columns)))

@@ -1,0 +1,170 @@
+"""tritoncls tune: up-front errors (no server), and one small end-to-end run against the real tritonserver
+and perf_analyzer (tiny export, two candidates) whose chosen options build-repo renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import TINY_LABELS, TINY_WORDS
+from tritoncls.benchmarks.tune.tune import TuneConfig, TuneError
+from tritoncls.cli import main
+
+
+def write_texts(path: Path, count: int = 64) -> Path:
+    """``count`` labelled lines of the tiny vocabulary, of mixed lengths."""
+    words = [w for w in TINY_WORDS if not w.startswith("##")]
+    lines = [" ".join(words[(i + j) % len(words)] for j in range(2 + i % 11)) + f"\t{TINY_LABELS[i % 3]}"
+             for i in range(count)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def tune(export: Path, texts: Path, output: Path, *extra: str) -> int:
+    return main(["tune", "--model", str(export), "--input", str(texts), "--output", str(output), "--no_plots",
+                 "--concurrencies", "1", "4", "--max_texts", "64", *extra])
+
+
+def test_tune_fails_up_front_on_an_empty_text_file(tiny_export, tmp_path, caplog):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    assert tune(tiny_export, empty, tmp_path / "out") == 1
+    assert "empty.txt: texts file is empty" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_tune_fails_up_front_on_a_corrupt_export_naming_the_file(own_tiny_export, tmp_path, caplog):
+    (own_tiny_export / "model.onnx").write_bytes(b"not a graph")
+    assert tune(own_tiny_export, write_texts(tmp_path / "t.txt"), tmp_path / "out") == 1
+    assert "model.onnx: not a valid ONNX model" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_tune_fails_up_front_on_a_missing_text_file(tiny_export, tmp_path, caplog):
+    assert tune(tiny_export, tmp_path / "absent.txt", tmp_path / "out") == 1
+    assert "absent.txt: not found" in caplog.text
+
+
+@pytest.mark.parametrize("accuracy, allowed", [
+    (None, False),  # unlabelled texts: INT8 is not tried
+    ({"drop_points": 0.4}, True),
+    ({"drop_points": 1.0}, True),
+    ({"drop_points": 1.5}, False),
+])
+def test_int8_is_a_candidate_only_within_the_accuracy_floor(accuracy, allowed):
+    from tritoncls.benchmarks.tune.tune import int8_allowed
+
+    assert int8_allowed(accuracy, 1.0) is allowed
+
+
+@pytest.mark.parametrize("options, problem", [
+    ({"latency_budget_ms": 0}, "--latency_budget_ms"),
+    ({"concurrencies": (8, 1)}, "--concurrencies"),
+    ({"max_candidates": 0}, "--max_candidates"),
+])
+def test_tune_config_refuses_bad_options(options, problem):
+    with pytest.raises(TuneError, match=problem):
+        TuneConfig(model="m", input="i", output="o", **options)
+
+
+@pytest.mark.triton
+def test_tune_end_to_end_two_candidates_then_build_repo_options_renders_the_choice(perf_analyzer_ready, tiny_export,
+                                                                                  tmp_path):
+    from tritoncls.builder.validate import parse_config
+
+    texts, out = write_texts(tmp_path / "texts.txt"), tmp_path / "tune"
+    assert tune(tiny_export, texts, out, "--max_candidates", "2", "--final_rounds", "1", "--latency_budget_ms",
+                "60000", "--budget_minutes", "5") == 0
+    results = json.loads((out / "tune_results.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in results["candidates"]] == ["default", "fused-i2t1"]
+    assert all(c["error"] is None and c["points"] for c in results["candidates"])
+    assert results["int8_accuracy"]["fp32_accuracy"] >= 0  # the texts carry the model's labels
+    assert {p["batch_size"] for p in results["side_by_side"]["tuned"][0]["points"]} == {1, 32}
+    assert results["summary"]["tuned_vs_default"] > 0
+    report = (out / "tune_report.md").read_text(encoding="utf-8")
+    assert "Default vs tuned, side by side" in report and "usable cores" in report
+    options = json.loads((out / "tune.json").read_text(encoding="utf-8"))
+    chosen = options["build_options"]
+    assert options["candidate"] == results["best"] and options["measured_on"]["usable_cpus"] >= 1
+
+    repo = tmp_path / "repo"
+    assert main(["build-repo", "--model", str(tiny_export), "--output", str(repo), "--options",
+                 str(out / "tune.json")]) == 0
+    config = parse_config(repo / "seqcls" / "config.pbtxt")
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    expected_layout = chosen.get("layout", "ensemble")
+    assert (config.backend == "python") == (expected_layout == "fused")
+    if expected_layout == "fused":
+        assert config.instance_group[0].count == chosen["instances"]
+        assert params["intra_op_threads"] == str(chosen["intra_op_threads"])
+
+
+@pytest.mark.triton
+def test_tune_exits_3_with_the_closest_candidates_when_no_configuration_meets_the_budget(perf_analyzer_ready,
+                                                                                        tiny_export, tmp_path):
+    out = tmp_path / "tune"
+    assert tune(tiny_export, write_texts(tmp_path / "texts.txt"), out, "--max_candidates", "1",
+                "--latency_budget_ms", "0.001") == 3
+    report = (out / "tune_report.md").read_text(encoding="utf-8")
+    assert "No configuration meets the budget of 0.001 ms" in report and "| default |" in report
+    assert not (out / "tune.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The outputs, from recorded measurements (no server)
+# ---------------------------------------------------------------------------------------------
+
+
+def recorded_outcome(tmp_path: Path, budget_ms: float):
+    from tritoncls.benchmarks.tune.search import Candidate, Measured, Point, SearchResult
+    from tritoncls.benchmarks.tune.tune import TuneOutcome
+
+    def measured(candidate, rates, p99s, batched=()):
+        points = [Point(1, c, r, p / 2, p, 4.0) for c, r, p in zip((1, 4), rates, p99s)]
+        points += [Point(32, c, r, p / 2, p, 32.0) for c, r, p in batched]
+        return Measured(candidate, points, seconds=20.0, stage="x")
+
+    default, fused = Candidate(), Candidate.of(layout="fused", instances=2, intra_op_threads=1)
+    runs = [measured(default, (50.0, 90.0), (20.0, 60.0)), measured(fused, (70.0, 150.0), (15.0, 40.0))]
+    best = runs[1] if runs[1].score(budget_ms) > 0 else None
+    final = {"default": [measured(default, (48.0, 95.0), (20.0, 61.0), [(1, 200.0, 300.0)])],
+             "tuned": [measured(fused, (72.0, 152.0), (15.0, 41.0), [(1, 400.0, 150.0)])]} if best else {
+        "default": [], "tuned": []}
+    config = TuneConfig(model="m", input="dev.txt", output=str(tmp_path / "tune"), latency_budget_ms=budget_ms,
+                        concurrencies=(1, 4), final_rounds=1)
+    config.output_dir.mkdir(parents=True)
+    machine = {"cpu": "test CPU", "usable_cpus": 2, "usable_cpus_source": "os.sched_getaffinity(0) when tune ran",
+               "load_average_1m_at_start": 1.0, "hostname": "h", "date": "today"}
+    corpus = {"texts": 64, "mean_tokens": 18.0, "corpus_buckets": [16, 24, 128]}
+    accuracy = {"texts": 64, "fp32_accuracy": 70.0, "int8_accuracy": 69.5, "drop_points": 0.5}
+    return TuneOutcome(config, machine, corpus, accuracy, SearchResult(budget_ms, runs, best), final,
+                       {"fp32": {"texts_per_s": 160.0}}, 60.0)
+
+
+def test_outputs_write_tune_json_report_and_plot_with_the_side_by_side_ratios(tmp_path):
+    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.builder.options import read_options
+
+    outcome = recorded_outcome(tmp_path, budget_ms=100.0)
+    files = write_outputs(outcome, Path("EXPORT"))
+    assert set(files) == {"results", "options", "plot", "report"} and files["plot"].stat().st_size > 0
+    assert read_options(files["options"]).build_options == {"layout": "fused", "instances": 2, "intra_op_threads": 1}
+    summary = json.loads(files["results"].read_text(encoding="utf-8"))["summary"]
+    assert summary["tuned_vs_default"] == pytest.approx(152.0 / 95.0)
+    assert summary["tuned_single_text_c4_vs_inprocess_sorted"] == pytest.approx(152.0 / 160.0)
+    report = files["report"].read_text(encoding="utf-8")
+    assert "## Chosen: `fused-i2t1`" in report and "**1.60**" in report and "**0.95** of the in-process FP32 rate" in report
+    assert "| INT8 | 69.50% |" in report and "2 usable cores" in report
+    assert "--options " + str(outcome.config.output_dir / "tune.json") in report
+
+
+def test_outputs_without_a_candidate_in_budget_list_the_closest_and_remove_a_stale_tune_json(tmp_path):
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    outcome = recorded_outcome(tmp_path, budget_ms=5.0)
+    (outcome.config.output_dir / "tune.json").write_text("{}", encoding="utf-8")
+    files = write_outputs(outcome, Path("EXPORT"))
+    assert "options" not in files and not (outcome.config.output_dir / "tune.json").exists()
+    report = files["report"].read_text(encoding="utf-8")
+    assert "No configuration meets the budget of 5 ms" in report
+    assert report.index("| fused-i2t1 | 15.0 |") < report.index("| default | 20.0 |")

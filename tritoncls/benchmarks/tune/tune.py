@@ -1,0 +1,385 @@
+"""``tritoncls tune``: build, serve and measure candidate configurations on the user's texts; pick the one
+with the highest single-text throughput within a p99 budget; write tune.json, tune_report.md and a plot.
+
+Flow: checks (export, texts, tools) -> corpus facts (token lengths, bucket edges) -> INT8 accuracy when
+the texts are labelled -> the search (:mod:`.search`) -> the default and the chosen configuration
+measured again side by side (alternating, single texts and batched requests) with the in-process
+length-sorted rate in the same run -> report. Exit code 3 when no candidate meets the budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.tune.search import (
+    Candidate,
+    Measured,
+    Point,
+    SearchResult,
+    Space,
+    corpus_buckets,
+    search,
+)
+from tritoncls.errors import TritonclsError
+
+log = logging.getLogger(__name__)
+
+NO_CANDIDATE_MEETS_BUDGET = 3  # the command's exit code then
+OPTIONS_FILE = "tune.json"
+REPORT_FILE = "tune_report.md"
+RESULTS_FILE = "tune_results.json"
+#: A side-by-side measurement (every concurrency, no stop at the budget, plus batched requests, then the
+#: in-process rate) costs about this many search candidates' time; the search keeps that much for them.
+SIDE_BY_SIDE_COST = 1.75
+PLOT_FILE = "tune_plot.png"
+
+
+class TuneError(BenchmarkError):
+    """tune cannot run: a bad option, an unusable export or text file, a missing tool."""
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What ``tritoncls tune`` needs; field names match the CLI flags."""
+
+    model: str
+    input: str
+    output: str
+    latency_budget_ms: float = 200.0
+    budget_minutes: float = 10.0
+    concurrencies: tuple[int, ...] = (1, 4, 16, 32)
+    batch_size: int = 32  # the batched requests of the final side-by-side
+    max_texts: int | None = 1024
+    accuracy_floor: float = 1.0  # INT8 may lose at most this many accuracy points
+    final_rounds: int = 2
+    max_candidates: int | None = None  # stop the search after this many (the default included)
+    min_gain: float = 0.03
+    name: str = "seqcls"
+    plots: bool = True
+    stages: tuple[str, ...] | None = None  # only these search stages (tests); None: all
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.latency_budget_ms <= 0:
+            problems.append(f"--latency_budget_ms {self.latency_budget_ms} must be > 0")
+        if self.budget_minutes <= 0:
+            problems.append(f"--budget_minutes {self.budget_minutes} must be > 0")
+        if not self.concurrencies or sorted(set(self.concurrencies)) != list(self.concurrencies) or min(self.concurrencies) < 1:
+            problems.append(f"--concurrencies {list(self.concurrencies)} must be rising counts >= 1, e.g. 1 4 16 32")
+        if self.batch_size < 1 or self.final_rounds < 1:
+            problems.append("--batch_size and --final_rounds must be >= 1")
+        if self.max_texts is not None and self.max_texts < max(self.batch_size, 1):
+            problems.append(f"--max_texts {self.max_texts} must hold at least one batch of {self.batch_size}")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            problems.append(f"--max_candidates {self.max_candidates} must be >= 1 (the default counts as one)")
+        if self.accuracy_floor < 0:
+            problems.append(f"--accuracy_floor {self.accuracy_floor} must be >= 0 (accuracy points INT8 may lose)")
+        if problems:
+            raise TuneError("invalid tune options:\n  " + "\n  ".join(problems))
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output)
+
+
+# ---------------------------------------------------------------------------------------------
+# Up-front checks and corpus facts
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Corpus:
+    texts: tuple[str, ...]
+    labels: tuple[str, ...] | None
+    lengths: tuple[int, ...]  # tokens per text, [CLS]/[SEP] included
+    buckets: tuple[int, ...]  # from the length quantiles
+
+    def facts(self) -> dict[str, Any]:
+        lengths = np.asarray(self.lengths)
+        return {"texts": len(self.texts), "labelled": self.labels is not None,
+                "mean_tokens": round(float(lengths.mean()), 1),
+                "token_quantiles": {q: int(np.quantile(lengths, q)) for q in (0.5, 0.8, 0.95, 0.99)},
+                "corpus_buckets": list(self.buckets)}
+
+
+def check_inputs(config: TuneConfig):
+    """The export (a corrupt one fails here, naming the file), the texts, tritonserver and perf_analyzer."""
+    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.builder.plan import ExportInfo
+    from tritoncls.server.triton import find_tritonserver
+
+    export = ExportInfo.load(config.model)
+    corpus = read_corpus(config, export.directory, export.max_seq_length)
+    analyzer = PerfAnalyzer.find()
+    find_tritonserver()
+    return export, corpus, analyzer
+
+
+def read_corpus(config: TuneConfig, export_dir: Path, max_seq_length: int) -> Corpus:
+    from tritoncls.benchmarks.inprocess import token_rows
+    from tritoncls.benchmarks.texts import read_bench_texts
+    from tritoncls.errors import DataError
+
+    path = Path(config.input)
+    if not path.is_file():
+        raise TuneError(f"--input {path}: not found; pass a file of texts, one a line (text or text<TAB>label).")
+    try:
+        data = read_bench_texts(path).head(config.max_texts)
+    except DataError as exc:  # says the file, the line and the fix itself (an empty file too)
+        raise TuneError(f"--input: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise TuneError(f"--input {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8, "
+                        f"one text a line.") from None
+    if len(data) == 0:
+        raise TuneError(f"--input {path}: holds no texts (only blank lines or nothing); tune measures the serving "
+                        f"configuration on your own texts: pass a file with at least {config.batch_size} of them.")
+    if len(data) < config.batch_size:
+        raise TuneError(f"--input {path}: {len(data)} texts are fewer than one batched request of --batch_size "
+                        f"{config.batch_size}; pass more texts or a smaller --batch_size.")
+    lengths = tuple(len(row) for row in token_rows(export_dir, data.texts))
+    return Corpus(data.texts, data.labels, lengths, corpus_buckets(lengths, max_seq_length))
+
+
+def int8_accuracy(export_dir: Path, corpus: Corpus, labels: Sequence[str]) -> dict[str, Any] | None:
+    """FP32 and INT8 dev accuracy in-process (ONNX Runtime), or None for unlabelled texts."""
+    from tritoncls.benchmarks.inprocess import run_baseline
+
+    if corpus.labels is None:
+        return None
+    unknown = sorted(set(corpus.labels) - set(labels))
+    if unknown:
+        log.warning("INT8 is not tried: labels %s of the texts are not the model's labels %s, so accuracy cannot be "
+                    "checked", unknown[:5], list(labels)[:5])
+        return None
+    gold = np.array([labels.index(label) for label in corpus.labels])
+    out: dict[str, Any] = {"texts": len(gold)}
+    for precision in ("fp32", "int8"):
+        _, logits = run_baseline(export_dir, corpus.texts, "onnxruntime", "sorted", precision=precision)
+        out[f"{precision}_accuracy"] = round(100.0 * float((logits.argmax(axis=1) == gold).mean()), 2)
+    out["drop_points"] = round(out["fp32_accuracy"] - out["int8_accuracy"], 2)
+    return out
+
+
+def int8_allowed(accuracy: dict[str, Any] | None, floor_points: float) -> bool:
+    """INT8 is a candidate only when its measured accuracy is at most ``floor_points`` below FP32's."""
+    return accuracy is not None and accuracy["drop_points"] <= floor_points
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring one candidate for real
+# ---------------------------------------------------------------------------------------------
+
+
+class Bench:
+    """Builds a candidate's repository, serves it and runs perf_analyzer on the user's texts."""
+
+    def __init__(self, config: TuneConfig, export_dir: Path, corpus: Corpus, analyzer, work: Path) -> None:
+        from tritoncls.benchmarks.perf_analyzer import text_input_data, write_input_data
+        from tritoncls.runtime import TEXT
+
+        self.config, self.export_dir, self.analyzer, self.work = config, export_dir, analyzer, work
+        self.inputs = {b: write_input_data(text_input_data(corpus.texts, TEXT, b), work / f"input_b{b}.json")
+                       for b in (1, config.batch_size)}
+        self.count = 0
+
+    def measure(self, candidate: Candidate, batched: bool = False, stop_over_budget: bool = True) -> Measured:
+        """Single texts at rising concurrency (stopping past the budget), and batched requests if asked."""
+        self.count += 1
+        folder = self.work / f"{self.count:02d}_{candidate.name}"
+        result = Measured(candidate)
+        try:
+            repo = self._build(candidate, folder / "repo")
+            self._serve(repo, folder, result, batched, stop_over_budget)
+        except TritonclsError as exc:
+            result.error = str(exc).splitlines()[0][:300]
+            log.warning("[%s] %s", candidate.name, result.error)
+        finally:
+            shutil.rmtree(folder / "repo", ignore_errors=True)  # repositories are big; the logs stay
+        return result
+
+    def _build(self, candidate: Candidate, repo: Path) -> Path:
+        from tritoncls.benchmarks.served import build
+
+        return build(self.export_dir, repo, name=self.config.name, **candidate.build_options())
+
+    def _serve(self, repo: Path, folder: Path, result: Measured, batched: bool, stop_over_budget: bool) -> None:
+        from tritoncls.benchmarks.served import RepoInfo, SweepPoint, measure_point, requests_per_window
+        from tritoncls.benchmarks.triton_stats import delta, fetch_statistics, stage_share
+        from tritoncls.server import TritonServer
+
+        info = RepoInfo.load(repo)
+        sweep = [SweepPoint("ensemble", 1, c) for c in self.config.concurrencies]
+        if batched:
+            sweep += [SweepPoint("ensemble", self.config.batch_size, c) for c in (1, 2)]
+        files = {("ensemble", b): path for b, path in self.inputs.items()}
+        errors: list[str] = []
+        with TritonServer(repo, log_file=folder / "tritonserver.log") as server:
+            for point in sweep:
+                if stop_over_budget and point.batch_size == 1 and _over_budget(result, self.config.latency_budget_ms):
+                    continue  # more concurrency only adds latency
+                before = fetch_statistics(server.grpc_url)
+                measured, _ = measure_point(self.analyzer, result.candidate.name, info.ensemble, server.grpc_url,
+                                            files, point, folder, requests_per_window(point, 8), 6, 20, errors)
+                if measured is None:
+                    continue
+                share = stage_share(delta(fetch_statistics(server.grpc_url), before), info.steps)
+                result.points.append(Point(point.batch_size, point.concurrency, measured.inferences_per_s,
+                                           measured.p50_us / 1e3, measured.p99_us / 1e3,
+                                           share.texts_per_model_execution))
+        if errors and not result.points:
+            result.error = errors[0].splitlines()[0][:300]
+
+
+def _over_budget(result: Measured, budget_ms: float) -> bool:
+    single = result.single_text()
+    return bool(single) and single[-1].p99_ms > budget_ms
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TuneOutcome:
+    config: TuneConfig
+    machine: dict[str, Any]
+    corpus: dict[str, Any]
+    accuracy: dict[str, Any] | None
+    result: SearchResult
+    final: dict[str, list[Measured]]  # "default" / "tuned" -> one Measured per round
+    inprocess_sorted: dict[str, dict[str, Any]]  # precision -> the best round's in-process length-sorted run
+    seconds: float
+
+    @property
+    def met(self) -> bool:
+        return self.result.best is not None
+
+
+def run_tune(config: TuneConfig) -> TuneOutcome:
+    """The whole tune run; writes its files into ``config.output``."""
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers runs here, then servers fork
+    export, corpus, analyzer = check_inputs(config)
+    output = config.output_dir
+    work = output / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    machine = measuring_machine()
+    log.info("tune: %d texts (%.1f tokens each), p99 budget %.0f ms, %.1f min, %d usable cores",
+             len(corpus.texts), float(np.mean(corpus.lengths)), config.latency_budget_ms, config.budget_minutes,
+             machine["usable_cpus"])
+    accuracy = int8_accuracy(export.directory, corpus, export.labels)
+    int8_ok = int8_allowed(accuracy, config.accuracy_floor)
+    if accuracy is not None:
+        log.info("INT8 accuracy %.2f%% vs FP32 %.2f%% (floor: %.2f points): INT8 %s", accuracy["int8_accuracy"],
+                 accuracy["fp32_accuracy"], config.accuracy_floor,
+                 "is within the floor" if int8_ok else "is below the floor and is not tried")
+    bench = Bench(config, export.directory, corpus, analyzer, work)
+    space = Space(cores=machine["usable_cpus"], corpus_buckets=_new_buckets(corpus.buckets, export.max_seq_length),
+                  int8=int8_ok)
+    bar = tqdm(desc="tune: candidates", unit="candidate", disable=None)
+
+    def progress(done: Measured, best: Measured | None) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{done.candidate.name}: {done.score(config.latency_budget_ms):.0f} texts/s; best "
+                            f"{best.candidate.name if best else '-'}")
+        log.info("[%s] %s: %.1f texts/s within p99 %.0f ms (%.0f s)%s", done.stage, done.candidate.name,
+                 done.score(config.latency_budget_ms), config.latency_budget_ms, done.seconds,
+                 f"; error: {done.error}" if done.error else "")
+
+    result = search(bench.measure, space, config.latency_budget_ms, config.budget_minutes * 60 - _elapsed(started),
+                    time.monotonic, config.min_gain, _stages(config.stages), progress, config.max_candidates,
+                    reserve_candidates=SIDE_BY_SIDE_COST * 2 * config.final_rounds)
+    bar.close()
+    final, inprocess = side_by_side(bench, result, config, corpus)
+    outcome = TuneOutcome(config, machine, corpus.facts(), accuracy, result, final, inprocess,
+                          time.monotonic() - started)
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    write_outputs(outcome, export.directory)
+    return outcome
+
+
+def _new_buckets(buckets: tuple[int, ...], max_seq_length: int) -> tuple[int, ...]:
+    """The corpus buckets, or () when they equal the builder's defaults (nothing new to try)."""
+    from tritoncls.builder.config import DEFAULT_BUCKETS
+    from tritoncls.builder.plan import clip_buckets
+
+    return () if buckets == clip_buckets(DEFAULT_BUCKETS, max_seq_length) else buckets
+
+
+def _stages(names: tuple[str, ...] | None):
+    from tritoncls.benchmarks.tune.search import STAGES
+
+    if names is None:
+        return STAGES
+    unknown = sorted(set(names) - {name for name, _ in STAGES})
+    if unknown:
+        raise TuneError(f"unknown search stages {unknown}; known: {[name for name, _ in STAGES]}")
+    return tuple(stage for stage in STAGES if stage[0] in names)
+
+
+def _elapsed(started: float) -> float:
+    return time.monotonic() - started
+
+
+def side_by_side(bench: Bench, result: SearchResult, config: TuneConfig,
+                 corpus: Corpus) -> tuple[dict[str, list[Measured]], dict[str, dict[str, Any]]]:
+    """The default and the chosen configuration measured again, alternating, with batched requests too; each
+    round ends with the in-process length-sorted rate (FP32, and the chosen precision), so all three see
+    the same load."""
+    final: dict[str, list[Measured]] = {"default": [], "tuned": []}
+    inprocess: dict[str, dict[str, Any]] = {}
+    if result.best is None:
+        return final, inprocess
+    precisions = list(dict.fromkeys(("fp32", result.best.candidate.get("precision"))))
+    for round_ in range(config.final_rounds):
+        for role, candidate in (("default", Candidate()), ("tuned", result.best.candidate)):
+            measured = bench.measure(candidate, batched=True, stop_over_budget=False)
+            measured.stage = f"side by side, round {round_ + 1}"
+            final[role].append(measured)
+            log.info("[side by side %d] %s: %.1f texts/s within p99 %.0f ms", round_ + 1, role,
+                     measured.score(config.latency_budget_ms), config.latency_budget_ms)
+        for precision in precisions:
+            run = inprocess_sorted(bench.export_dir, corpus, precision)
+            if run and run["texts_per_s"] > inprocess.get(precision, {}).get("texts_per_s", 0.0):
+                inprocess[precision] = run
+    return final, inprocess
+
+
+def inprocess_sorted(export_dir: Path, corpus: Corpus, precision: str = "fp32") -> dict[str, Any] | None:
+    """In-process ONNX Runtime, batch 32, length-sorted, all cores: the best an offline job does."""
+    from tritoncls.benchmarks.inprocess import run_baseline
+
+    try:
+        result, _ = run_baseline(export_dir, corpus.texts, "onnxruntime", "sorted", precision=precision)
+    except TritonclsError as exc:
+        log.warning("in-process baseline (%s) failed: %s", precision, exc)
+        return None
+    return result.to_dict()
+
+
+def measuring_machine() -> dict[str, Any]:
+    """The machine that measures: what tune.json and the report say the options were measured on."""
+    from tritoncls.benchmarks.machine import cpu_flags, cpu_model
+
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "usable_cpus": len(os.sched_getaffinity(0)),
+            "usable_cpus_source": "os.sched_getaffinity(0) when tune ran",
+            "logical_cores": os.cpu_count(), "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+            "hostname": os.uname().nodename, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def config_dict(config: TuneConfig) -> dict[str, Any]:
+    return asdict(config)
