@@ -14,15 +14,16 @@ measures what matters most.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-#: The builder's defaults for every option the search varies (what ``build-repo`` gives without flags).
-DEFAULTS: dict[str, Any] = {
-    "layout": "ensemble", "instances": 1, "intra_op_threads": 0, "tokenizer_instances": 1,
-    "max_queue_delay_us": 2000, "max_batch_size": 64, "group_padding": 1.2, "buckets": (16, 32, 64, 128),
-    "precision": "fp32",
-}
+from tritoncls.builder import BuildConfig
+
+#: The options the search varies (BuildConfig field names).
+VARIED = ("layout", "instances", "intra_op_threads", "tokenizer_instances", "max_queue_delay_us", "max_batch_size",
+          "group_padding", "buckets", "precision")
+#: The builder's defaults for them (what ``build-repo`` gives without flags), read from BuildConfig itself.
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(BuildConfig) if f.name in VARIED}
 
 
 @dataclass(frozen=True)
