@@ -56,17 +56,29 @@ class FoldResult:
 def tfidf_folds(texts: Sequence[str], y: np.ndarray, num_labels: int, folds: int, seed: int,
                 others: Sequence[str] = ()) -> FoldResult:
     """Fit TF-IDF + logistic regression on each k-1 folds; predict the held-out fold (and ``others``)."""
+    vectorizer = tfidf_vectorizer(texts).fit(list(texts) + list(others))
+    x_other = vectorizer.transform(others) if len(others) else None
+    return linear_folds(vectorizer.transform(texts), y, num_labels, folds, seed, lambda: linear_model(seed), x_other)
+
+
+def dense_model():
+    """Logistic regression (lbfgs) for a few hundred dense embedding dimensions: a second or two per fold."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=10.0, max_iter=2000)
+
+
+def linear_folds(x, y: np.ndarray, num_labels: int, folds: int, seed: int, make_model, x_other=None) -> FoldResult:
+    """Fit ``make_model()`` on each k-1 folds of the feature rows ``x``; predict the held-out fold (and
+    ``x_other``)."""
     from sklearn.model_selection import StratifiedKFold
     from tqdm import tqdm
 
-    vectorizer = tfidf_vectorizer(texts).fit(list(texts) + list(others))
-    x = vectorizer.transform(texts)
-    x_other = vectorizer.transform(others) if len(others) else None
-    oof = np.zeros((len(texts), num_labels))
+    oof = np.zeros((x.shape[0], num_labels))
     other_probs: list[np.ndarray] = []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_rows, held_rows in tqdm(list(splitter.split(x, y)), desc="folds", unit="fold", leave=False):
-        model = linear_model(seed).fit(x[train_rows], y[train_rows])
+        model = make_model().fit(x[train_rows], y[train_rows])
         oof[held_rows] = full_probs(model, x[held_rows], num_labels)
         if x_other is not None:
             other_probs.append(full_probs(model, x_other, num_labels))

@@ -1,5 +1,6 @@
-"""The slower, model-based source: k-fold fine-tuning of the user's checkpoint (out-of-fold
-probabilities), and the checkpoint's [CLS] embeddings as a space for neighbours."""
+"""The model-based sources: k-fold fine-tuning of the user's checkpoint (out-of-fold probabilities), and
+the checkpoint's frozen encoder as a space: [CLS] vectors for neighbours, mean-pooled vectors for a
+linear model."""
 
 from __future__ import annotations
 
@@ -77,25 +78,41 @@ def _fine_tune(model, enc: Encoded, y: np.ndarray, options: FineTune, seed: int)
     model.eval()
 
 
-class _ClsRunner:
-    """The encoder's [CLS] hidden state behind the runtime's ``run(ids, types)`` interface."""
+POOLINGS = ("cls", "mean")
 
-    def __init__(self, model) -> None:
-        self.model = model
+
+class _PooledRunner:
+    """The encoder's last hidden states pooled per text ([CLS], or the mean over real tokens) behind the
+    runtime's ``run(ids, types)`` interface."""
+
+    def __init__(self, model, pooling: str, pad_token_id: int) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
+        self.model, self.pooling, self.pad_token_id = model, pooling, pad_token_id
 
     def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         import paddle
 
         with paddle.no_grad():
             sequence = self.model.ernie(paddle.to_tensor(input_ids), token_type_ids=paddle.to_tensor(token_type_ids))[0]
-        return sequence[:, 0].numpy()
+        if self.pooling == "cls":
+            return sequence[:, 0].numpy()
+        real = (input_ids != self.pad_token_id)[..., None]
+        return (sequence.numpy() * real).sum(1) / np.maximum(real.sum(1), 1)
 
 
 def cls_embeddings(checkpoint: str | Path, texts: Sequence[str], max_seq_length: int, batch_size: int) -> np.ndarray:
     """L2-normalised [CLS] vectors of ``texts`` from the checkpoint's encoder, in input order."""
+    return pooled_embeddings(checkpoint, texts, max_seq_length, batch_size, "cls")
+
+
+def pooled_embeddings(checkpoint: str | Path, texts: Sequence[str], max_seq_length: int, batch_size: int,
+                      pooling: str = "mean") -> np.ndarray:
+    """L2-normalised vectors of ``texts`` from the checkpoint's frozen encoder ([CLS] or mean of the real
+    tokens), in input order."""
     directory = ckpt.resolve_checkpoint(checkpoint)
     model = modeling.load_checkpoint_model(directory)
     enc = encode(modeling.load_tokenizer(directory), texts, max_seq_length)
     pad_id = int(getattr(model.config, "pad_token_id", 0) or 0)
-    vectors = run_batched(enc.input_ids, _ClsRunner(model), pad_id, batch_size).logits
+    vectors = run_batched(enc.input_ids, _PooledRunner(model, pooling, pad_id), pad_id, batch_size).logits
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -1,7 +1,7 @@
 """Label issues (dirty data): training texts whose given label is probably wrong.
 
-Out-of-sample probabilities come from k-fold cross-validation (a TF-IDF linear model, or fine-tuning the
-user's checkpoint on each k-1 folds); cleanlab's confident learning then flags the texts whose given
+Out-of-sample probabilities come from k-fold cross-validation (a TF-IDF linear model, a linear model on the
+checkpoint's frozen mean-pooled embeddings, or fine-tuning the user's checkpoint on each k-1 folds); cleanlab's confident learning then flags the texts whose given
 label the held-out model finds unlikely compared with the per-class confidence thresholds, ranked by
 self-confidence (the probability of the given label). The original training file is never changed:
 ``write_cleaned`` writes a new one with the flagged texts relabelled or dropped.
@@ -23,7 +23,7 @@ from tritoncls.training.audit import dataset, features, report
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("tfidf", "checkpoint")
+SOURCES = ("tfidf", "embeddings", "checkpoint")
 MODES = ("relabel", "drop")
 
 
@@ -76,6 +76,14 @@ def out_of_fold_probs(config: LabelIssuesConfig, train: dataset.Labelled, folds:
     """(texts, labels) probabilities, each row from a model that did not train on it."""
     if config.source == "tfidf":
         return features.tfidf_folds(train.texts, train.y, len(train.labels), folds, config.seed).oof_probs
+    if config.source == "embeddings":
+        from tritoncls.modeling.loop import set_device
+        from tritoncls.training.audit.finetune import pooled_embeddings
+
+        set_device(config.device)
+        vectors = pooled_embeddings(config.checkpoint, train.texts, config.max_seq_length, config.batch_size)
+        return features.linear_folds(vectors, train.y, len(train.labels), folds, config.seed,
+                                     features.dense_model).oof_probs
     from tritoncls.training.audit.finetune import FineTune, checkpoint_folds
 
     return checkpoint_folds(FineTune(config.checkpoint, config.epochs, config.batch_size, config.learning_rate,
@@ -142,6 +150,10 @@ def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
         directory = ckpt.resolve_checkpoint(config.checkpoint)
         dataset.check_checkpoint_labels(directory, train.labels, Path(config.dataset_dir) / config.label_file)
         _warn_if_trained_on(directory, train.path)
+    if config.source == "embeddings":  # only the encoder is used: any classifier head (or none) will do
+        from tritoncls.modeling import checkpoint as ckpt
+
+        _warn_if_trained_on(ckpt.resolve_checkpoint(config.checkpoint), train.path)
     started = time.perf_counter()
     folds = dataset.fold_count(train.y, config.folds)
     probs = out_of_fold_probs(config, train, folds)
