@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,24 +108,16 @@ def inprocess_rates(export_dir: Path, texts: list[str], device: str, onnx_file: 
                     repeats: int = 3) -> tuple[dict[str, float], list[str]]:
     """Texts/s of in-process ONNX Runtime at batch 32 (tokenization included; best of ``repeats`` after a
     warm-up) in file order and sorted by length, and the labels it gives."""
+    from tritoncls.benchmarks.inprocess import best_run
     from tritoncls.runtime import Predictor
 
     rates: dict[str, float] = {}
-    labels: list[str] = []
     for order, sort in (("file", False), ("sorted", True)):
         predictor = Predictor.from_export(export_dir, onnx_file=onnx_file, device=device, batch_size=32,
                                           sort_by_length=sort)
-        predictor.predict(texts[:32])  # warm-up: session, CUDA kernels and allocator
-        best = min(_timed(lambda p=predictor: p.predict(texts)) for _ in range(repeats))
-        rates[order] = len(texts) / best
-        labels = predictor.predict(texts)[0]
-    return rates, labels
-
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+        best, logits = best_run(predictor, texts, repeats)
+        rates[order] = len(texts) / best.seconds
+    return rates, [predictor.labels[i] for i in logits.argmax(1)]
 
 
 def agreement(a: list[str], b: list[str]) -> float:
@@ -135,6 +126,7 @@ def agreement(a: list[str], b: list[str]) -> float:
 
 def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
     """Build, serve and measure each precision; write the JSON and markdown reports; the report dict."""
+    from tritoncls.benchmarks.gpu_check import driver_info
     from tritoncls.benchmarks.machine import machine_info
     from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
     from tritoncls.common.offline import load_manifest
@@ -152,7 +144,7 @@ def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
     reference = Predictor.from_export(export_dir, device="cpu").predict(label_texts)[0]
     report: dict[str, Any] = {
         "started": _dt.datetime.now().isoformat(timespec="seconds"), "config": asdict(config),
-        "machine": machine_info() | {"onnxruntime_providers": providers, "gpu": _gpu_name()},
+        "machine": machine_info() | {"onnxruntime_providers": providers, "gpu": driver_info() or None},
         "texts": len(texts), "label_texts": len(label_texts), "precisions": [],
     }
     for precision in config.resolved_precisions:
@@ -193,17 +185,6 @@ def _measure_precision(config: GpuBenchConfig, precision: str, export_dir: Path,
     return result
 
 
-def _gpu_name() -> str | None:
-    import shutil
-    import subprocess
-
-    if not shutil.which("nvidia-smi"):
-        return None
-    done = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                          capture_output=True, text=True, timeout=30, check=False)
-    return done.stdout.strip() or None
-
-
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +206,7 @@ def markdown(report: dict[str, Any]) -> str:
     device = report["config"]["device"]
     machine = report["machine"]
     lines = [f"# The ensemble served on the {device.upper()}", "",
-             f"{report['started']}; {machine.get('gpu') or machine.get('cpu')}; ONNX Runtime providers "
+             f"{report['started']}; {_machine_name(machine)}; ONNX Runtime providers "
              f"{', '.join(machine['onnxruntime_providers'])}; {report['texts']} texts "
              f"({report['label_texts']} for labels). Served and in-process in the same run.", "",
              "| precision | in-process b32 texts/s (file / sorted) | served b32 best texts/s | ratio (target "
@@ -252,6 +233,11 @@ def markdown(report: dict[str, Any]) -> str:
     if errors:
         lines += ["", "Errors:", *errors]
     return "\n".join(lines) + "\n"
+
+
+def _machine_name(machine: dict[str, Any]) -> str:
+    gpu = machine.get("gpu")
+    return f"{gpu['name']} (driver {gpu['driver']}, {gpu['memory']})" if gpu else str(machine.get("cpu"))
 
 
 def _num(value: float | None) -> str:

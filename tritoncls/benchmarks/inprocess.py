@@ -20,7 +20,7 @@ import numpy as np
 from tritoncls.benchmarks import BenchmarkError
 from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
 from tritoncls.modeling.dynamic import DygraphRunner
-from tritoncls.runtime import Predictor, export_tokenizer, length_batches
+from tritoncls.runtime import BatchedRun, Predictor, export_tokenizer, length_batches
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,20 @@ def run_baseline(export_dir: Path, texts: Sequence[str], runtime: str, order: st
     """Time one runtime over ``texts``; returns the best of ``repeats`` runs and the logits (input order)."""
     threads = threads or os.cpu_count() or 1
     model = predictor(Path(export_dir), runtime, order, batch_size, precision, threads)
-    model.logits(texts[:batch_size])  # warm-up: session and allocator setup
-    runs = [model.logits(texts) for _ in range(max(1, repeats))]
-    best = min(runs, key=lambda run: run.seconds)
+    best, logits = best_run(model, texts, repeats)
     result = InProcessResult(runtime, order, precision, batch_size, len(texts), best.seconds,
                              best.padded_tokens, best.real_tokens, threads)
     log.info("in-process %s %s %s: %.1f texts/s (padding x%.2f)", runtime, precision, order,
              result.texts_per_s, result.padding_ratio)
-    return result, runs[-1].logits
+    return result, logits
+
+
+def best_run(model: Predictor, texts: Sequence[str], repeats: int = 1) -> tuple[BatchedRun, np.ndarray]:
+    """After a warm-up batch (session, kernels and allocator setup), the fastest of ``repeats`` passes over
+    ``texts`` and the logits (input order)."""
+    model.logits(texts[:model.batch_size])
+    runs = [model.logits(texts) for _ in range(max(1, repeats))]
+    return min(runs, key=lambda run: run.seconds), runs[-1].logits
 
 
 def token_rows(export_dir: Path, texts: Sequence[str]) -> list[list[int]]:
