@@ -214,3 +214,15 @@ class FusedParameters(_Parameters):
 def _subset(cls: type[P], source: _Parameters) -> P:
     """The ``cls`` parameters held in ``source`` (same field names)."""
     return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+
+
+def _check_covers(whole: type[_Parameters], *parts: type[_Parameters]) -> None:
+    """Every key of ``parts`` is a key of ``whole`` with the same type and default: a key added to a step
+    fails here, at import, rather than in a served fused model."""
+    have = {f.name: (f.type, f.default) for f in fields(whole)}
+    differ = [f"{p.__name__}.{f.name}" for p in parts for f in fields(p) if have.get(f.name) != (f.type, f.default)]
+    if differ:
+        raise TypeError(f"{whole.__name__} lacks or differs on {differ}; add them to it")
+
+
+_check_covers(FusedParameters, TokenizerParameters, ModelParameters, PostprocessParameters)
