@@ -47,7 +47,10 @@ def accuracy(texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.nd
     return 100.0 * float((model.predict(vectorizer.transform(dev_texts)) == dev_y).mean())
 
 
-def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float) -> dict:
+def corrupted_subset(train, num_labels: int, seed: int, size: int, noise: float):
+    """A random subset of ``size`` training texts with ``noise`` of its labels changed to another label, seeded:
+    (training rows taken, texts, clean labels, corrupted labels, subset rows corrupted). ``dirty``, ``dirty_ernie``
+    and ``ernie_control`` draw the same subset."""
     rng = np.random.default_rng(seed)
     rows = rng.permutation(len(train))[:size]
     texts = [train[r].text for r in rows]
@@ -56,6 +59,11 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float) -> di
     corrupted = rng.permutation(size)[:int(round(noise * size))]
     for r in corrupted:
         noisy_y[r] = rng.choice([c for c in range(num_labels) if c != clean_y[r]])
+    return rows, texts, clean_y, noisy_y, corrupted
+
+
+def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float) -> dict:
+    _, texts, clean_y, noisy_y, corrupted = corrupted_subset(train, num_labels, seed, size, noise)
     dev_texts, dev_y = [e.text for e in dev], np.array([e.label_id for e in dev])
     started = time.perf_counter()
     probs = features.tfidf_folds(texts, noisy_y, num_labels, 5, seed).oof_probs
@@ -101,10 +109,7 @@ def ernie_accuracy(root: Path, seed: int, epochs: int) -> float:
 
 def ernie_control(train, dev, labels: list[str], seed: int, size: int, epochs: int, work: Path) -> dict:
     """The uncorrupted subset of ``dirty_ernie`` cleaned by the same TF-IDF detection, with the small ERNIE."""
-    rng = np.random.default_rng(seed)
-    rows = rng.permutation(len(train))[:size]
-    texts = [train[r].text for r in rows]
-    clean_y = np.array([train[r].label_id for r in rows])
+    _, texts, clean_y, _, _ = corrupted_subset(train, len(labels), seed, size, 0.0)
     probs = features.tfidf_folds(texts, clean_y, len(labels), 5, seed).oof_probs
     flagged = rank_issues(clean_y, probs)
     keep = np.setdiff1d(np.arange(size), flagged)
@@ -122,14 +127,7 @@ def dirty_ernie(train, dev, labels: list[str], seed: int, size: int, noise: floa
     """The dirty-data protocol with the small ERNIE: same subset, corruption and TF-IDF flags as ``dirty``."""
     from tritoncls.training.audit.finetune import FineTune, checkpoint_folds
 
-    rng = np.random.default_rng(seed)
-    rows = rng.permutation(len(train))[:size]
-    texts = [train[r].text for r in rows]
-    clean_y = np.array([train[r].label_id for r in rows])
-    noisy_y = clean_y.copy()
-    corrupted = rng.permutation(size)[:int(round(noise * size))]
-    for r in corrupted:
-        noisy_y[r] = rng.choice([c for c in range(len(labels)) if c != clean_y[r]])
+    rows, texts, clean_y, noisy_y, corrupted = corrupted_subset(train, len(labels), seed, size, noise)
     probs = features.tfidf_folds(texts, noisy_y, len(labels), 5, seed).oof_probs
     flagged = rank_issues(noisy_y, probs)
     top = flagged[:int(round(1.5 * len(corrupted)))]
