@@ -21,6 +21,9 @@ dev accuracy trained on the clean, corrupted and cleaned subsets (flags from the
 detection by k-fold fine-tuning (`--source checkpoint`) of a small ERNIE trained on the rest of train.txt (it has
 not seen the subset's labels), compared with the TF-IDF detection in precision, recall and minutes.
 
+With --embeddings CHECKPOINT, the dirty-data protocol runs instead in that checkpoint's frozen mean-pooled
+vectors (`label-issues --source embeddings`): detection and every dev accuracy from logistic regression on them.
+
 Prints a markdown table per protocol and writes the figures as JSON to --output (default /tmp/audit_experiment).
 """
 
@@ -47,6 +50,40 @@ def accuracy(texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.nd
     return 100.0 * float((model.predict(vectorizer.transform(dev_texts)) == dev_y).mean())
 
 
+class TfidfSpace:
+    """Character n-gram TF-IDF + SGD logistic regression: label-issues' default source, and the dev classifier."""
+
+    def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
+        return features.tfidf_folds(texts, y, num_labels, 5, seed).oof_probs
+
+    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+        return accuracy(texts, y, dev_texts, dev_y, seed)
+
+
+class EmbeddingSpace:
+    """A checkpoint's frozen mean-pooled vectors + lbfgs logistic regression (label-issues --source embeddings);
+    every text is encoded once."""
+
+    def __init__(self, checkpoint: str, texts: list[str], max_seq_length: int = 64) -> None:
+        from tritoncls.training.audit.finetune import pooled_embeddings
+
+        unique = list(dict.fromkeys(texts))
+        self.vectors = dict(zip(unique, pooled_embeddings(checkpoint, unique, max_seq_length, 64)))
+
+    def _x(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[t] for t in texts])
+
+    def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
+        return features.linear_folds(self._x(texts), y, num_labels, 5, seed, features.dense_model).oof_probs
+
+    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+        model = features.dense_model().fit(self._x(texts), y)
+        return 100.0 * float((model.predict(self._x(dev_texts)) == dev_y).mean())
+
+
+TFIDF = TfidfSpace()
+
+
 def corrupted_subset(train, num_labels: int, seed: int, size: int, noise: float):
     """A random subset of ``size`` training texts with ``noise`` of its labels changed to another label, seeded:
     (training rows taken, texts, clean labels, corrupted labels, subset rows corrupted). ``dirty``, ``dirty_ernie``
@@ -62,26 +99,27 @@ def corrupted_subset(train, num_labels: int, seed: int, size: int, noise: float)
     return rows, texts, clean_y, noisy_y, corrupted
 
 
-def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float) -> dict:
+def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space=TFIDF) -> dict:
     _, texts, clean_y, noisy_y, corrupted = corrupted_subset(train, num_labels, seed, size, noise)
     dev_texts, dev_y = [e.text for e in dev], np.array([e.label_id for e in dev])
     started = time.perf_counter()
-    probs = features.tfidf_folds(texts, noisy_y, num_labels, 5, seed).oof_probs
+    probs = space.oof(texts, noisy_y, num_labels, seed)
     flagged = rank_issues(noisy_y, probs)
     seconds = time.perf_counter() - started
-    out = {"clean": accuracy(texts, clean_y, dev_texts, dev_y, seed),
-           "corrupted": accuracy(texts, noisy_y, dev_texts, dev_y, seed),
+    out = {"clean": space.accuracy(texts, clean_y, dev_texts, dev_y, seed),
+           "corrupted": space.accuracy(texts, noisy_y, dev_texts, dev_y, seed),
            "corrupted_count": int(len(corrupted)), "detect_seconds": seconds}
     # cleanlab's own count, and the reference's budget: the 1.5 x (number corrupted) least self-confident texts
     for suffix, rows in (("", flagged), ("_top", flagged[:int(round(1.5 * len(corrupted)))])):
         out |= {f"{k}{suffix}": v for k, v in cleaned(texts, noisy_y, probs, rows, corrupted, dev_texts, dev_y,
-                                                      seed).items()}
+                                                      seed, space).items()}
     lost = out["clean"] - out["corrupted"]
     for name in ("dropped", "relabelled", "dropped_top", "relabelled_top"):
         out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
     # control: the same cleaning applied to the uncorrupted subset (KUAKE-QIC's own labels are not all right)
-    clean_probs = features.tfidf_folds(texts, clean_y, num_labels, 5, seed).oof_probs
-    control = cleaned(texts, clean_y, clean_probs, rank_issues(clean_y, clean_probs), corrupted, dev_texts, dev_y, seed)
+    clean_probs = space.oof(texts, clean_y, num_labels, seed)
+    control = cleaned(texts, clean_y, clean_probs, rank_issues(clean_y, clean_probs), corrupted, dev_texts, dev_y, seed,
+                      space)
     out |= {"control_dropped": control["dropped"], "control_relabelled": control["relabelled"],
             "control_flagged": control["flagged"]}
     return out
@@ -163,13 +201,13 @@ def dirty_ernie(train, dev, labels: list[str], seed: int, size: int, noise: floa
     return out
 
 
-def cleaned(texts, noisy_y, probs, flagged, corrupted, dev_texts, dev_y, seed) -> dict:
+def cleaned(texts, noisy_y, probs, flagged, corrupted, dev_texts, dev_y, seed, space=TFIDF) -> dict:
     hits = len(set(flagged.tolist()) & set(corrupted.tolist()))
     keep = np.setdiff1d(np.arange(len(texts)), flagged)
     relabelled = noisy_y.copy()
     relabelled[flagged] = probs[flagged].argmax(1)
-    return {"dropped": accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
-            "relabelled": accuracy(texts, relabelled, dev_texts, dev_y, seed), "flagged": int(len(flagged)),
+    return {"dropped": space.accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
+            "relabelled": space.accuracy(texts, relabelled, dev_texts, dev_y, seed), "flagged": int(len(flagged)),
             "precision": 100.0 * hits / max(1, len(flagged)), "recall": 100.0 * hits / len(corrupted)}
 
 
@@ -316,6 +354,8 @@ def main() -> None:
     parser.add_argument("--faithfulness", metavar="CHECKPOINT", default=None,
                         help="deletion check of integrated gradients with this checkpoint over dev texts")
     parser.add_argument("--faithfulness_texts", type=int, default=500, help="dev texts (a random sample) to check")
+    parser.add_argument("--embeddings", metavar="CHECKPOINT", default=None,
+                        help="run the dirty-data protocol in this checkpoint's frozen mean-pooled vectors instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.dataset_dir)
@@ -348,6 +388,18 @@ def main() -> None:
         print_ernie(ernie_runs, args.seeds)
         (out / "audit_experiment_ernie.json").write_text(json.dumps({"args": vars(args), "ernie": ernie_runs},
                                                                     indent=2) + "\n")
+    if args.embeddings:
+        space = EmbeddingSpace(args.embeddings, [e.text for e in train] + [e.text for e in dev])
+        for seed in args.seeds:
+            for setting, name in zip(args.dirty, dirty_runs):
+                size, noise = setting.split(":")
+                dirty_runs[name].append(dirty(train, dev, len(labels), seed, int(size), float(noise), space))
+                print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
+        for name, runs in dirty_runs.items():
+            print_dirty(f"{name}, {args.embeddings} mean-pooled", runs, args.seeds)
+        (out / "audit_experiment_embeddings.json").write_text(json.dumps({"args": vars(args), "dirty": dirty_runs},
+                                                                         indent=2) + "\n")
+        return
     if args.skip_fast:
         return
     for seed in args.seeds:
