@@ -81,8 +81,12 @@ def test_tune_end_to_end_two_candidates_then_build_repo_options_renders_the_choi
     assert results["int8_accuracy"]["fp32_accuracy"] >= 0  # the texts carry the model's labels
     assert {p["batch_size"] for p in results["side_by_side"]["tuned"][0]["points"]} == {1, 32}
     assert results["summary"]["tuned_vs_default"] > 0
+    cpu = results["side_by_side"]["tuned"][0]["points"][0]["cpu"]  # read from /proc around the real run
+    assert cpu["texts"] > 0 and cpu["models_ms"] > 0 and cpu["frontend_ms"] > 0 and cpu["client_ms"] > 0
+    assert results["inprocess_sorted"]["fp32"]["cpu_ms_per_text"] > 0
     report = (out / "tune_report.md").read_text(encoding="utf-8")
     assert "Default vs tuned, side by side" in report and "usable cores" in report
+    assert "Where the CPU went: tuned single texts at concurrency 4" in report
     options = json.loads((out / "tune.json").read_text(encoding="utf-8"))
     chosen = options["build_options"]
     assert options["candidate"] == results["best"] and options["measured_on"]["usable_cpus"] >= 1
@@ -168,3 +172,29 @@ def test_outputs_without_a_candidate_in_budget_list_the_closest_and_remove_a_sta
     report = files["report"].read_text(encoding="utf-8")
     assert "No configuration meets the budget of 5 ms" in report
     assert report.index("| fused-i2t1 | 15.0 |") < report.index("| default | 20.0 |")
+
+
+def test_report_says_where_the_cpu_went_next_to_the_in_process_cpu_per_text(tmp_path):
+    from dataclasses import replace
+
+    from tritoncls.benchmarks.cpu_time import CpuPerText
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    outcome = recorded_outcome(tmp_path, budget_ms=100.0)
+    tuned = outcome.final["tuned"][0]
+    tuned.points[1] = replace(tuned.points[1], cpu=CpuPerText(300, frontend_ms=0.5, models_ms=2.5, client_ms=1.0))
+    outcome.inprocess_sorted["fp32"]["cpu_ms_per_text"] = 2.4
+    files = write_outputs(outcome, Path("EXPORT"))
+    summary = json.loads(files["results"].read_text(encoding="utf-8"))["summary"]
+    assert summary["inprocess_cpu_vs_served_server_cpu"] == pytest.approx(2.4 / 3.0)
+    assert summary["cpu_bound_texts_per_s_client_elsewhere"] == pytest.approx(2 * 1000 / 3.0)
+    report = files["report"].read_text(encoding="utf-8")
+    assert "| 2.500 | 0.500 | 1.000 | 4.000 | 2.400 |" in report
+    assert "costs 1.25x the in-process CPU per text" in report and "took 25% of the CPU" in report
+
+
+def test_report_leaves_the_cpu_table_out_where_cpu_was_not_measured(tmp_path):
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    files = write_outputs(recorded_outcome(tmp_path, budget_ms=100.0), Path("EXPORT"))
+    assert "Where the CPU went" not in files["report"].read_text(encoding="utf-8")

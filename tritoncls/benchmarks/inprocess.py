@@ -39,17 +39,23 @@ class InProcessResult:
     padded_tokens: int
     real_tokens: int
     threads: int
+    cpu_seconds: float = 0.0  # the process's CPU time over the timed run, every thread
 
     @property
     def texts_per_s(self) -> float:
         return self.texts / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def cpu_ms_per_text(self) -> float:
+        return 1e3 * self.cpu_seconds / self.texts if self.texts else 0.0
+
+    @property
     def padding_ratio(self) -> float:
         return self.padded_tokens / self.real_tokens if self.real_tokens else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"texts_per_s": self.texts_per_s, "padding_ratio": self.padding_ratio}
+        return asdict(self) | {"texts_per_s": self.texts_per_s, "padding_ratio": self.padding_ratio,
+                               "cpu_ms_per_text": self.cpu_ms_per_text}
 
 
 def padded_tokens(lengths: np.ndarray, batch_size: int, order: str) -> int:
@@ -101,7 +107,7 @@ def run_baseline(export_dir: Path, texts: Sequence[str], runtime: str, order: st
     model = predictor(Path(export_dir), runtime, order, batch_size, precision, threads)
     best, logits = best_run(model, texts, repeats)
     result = InProcessResult(runtime, order, precision, batch_size, len(texts), best.seconds,
-                             best.padded_tokens, best.real_tokens, threads)
+                             best.padded_tokens, best.real_tokens, threads, best.cpu_seconds)
     log.info("in-process %s %s %s: %.1f texts/s (padding x%.2f)", runtime, precision, order,
              result.texts_per_s, result.padding_ratio)
     return result, logits

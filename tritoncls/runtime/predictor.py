@@ -41,6 +41,7 @@ class BatchedRun:
     seconds: float
     padded_tokens: int  # token positions computed (each batch padded to its longest row)
     real_tokens: int
+    cpu_seconds: float = 0.0  # this process's CPU time (every thread), where measured
 
     @property
     def padding_ratio(self) -> float:
@@ -105,11 +106,12 @@ class Predictor:
         return self.tokenizer.encode(list(texts))
 
     def logits(self, texts: Sequence[str], progress: Progress | None = None) -> BatchedRun:
-        """Logits in input order; ``seconds`` covers tokenization too."""
-        started = time.perf_counter()
+        """Logits in input order; ``seconds`` and ``cpu_seconds`` cover tokenization too."""
+        started, cpu = time.perf_counter(), time.process_time()
         run = run_batched(self.encode(texts), self.runner, self.pad_token_id, self.batch_size, self.sort_by_length,
                           progress)
-        return BatchedRun(run.logits, time.perf_counter() - started, run.padded_tokens, run.real_tokens)
+        return BatchedRun(run.logits, time.perf_counter() - started, run.padded_tokens, run.real_tokens,
+                          time.process_time() - cpu)
 
     def predict_probs(self, texts: Sequence[str], progress: Progress | None = None) -> Probabilities:
         run = self.logits(texts, progress)

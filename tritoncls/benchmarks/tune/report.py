@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tritoncls.benchmarks.tune.search import Measured, pareto_front
+from tritoncls.benchmarks.tune.search import Measured, Point, pareto_front
 
 if TYPE_CHECKING:
     from tritoncls.benchmarks.tune.tune import TuneOutcome
@@ -77,7 +77,25 @@ def summarize(outcome: TuneOutcome) -> dict[str, Any]:
                 f"tuned_single_text_c{top}_vs_inprocess_sorted": tuned_top / rates[precision]}
         if precision != "fp32" and rates.get("fp32"):
             out[f"tuned_single_text_c{top}_vs_inprocess_sorted_fp32"] = tuned_top / rates["fp32"]
+        out |= _cpu_summary(final["tuned"], top, outcome.inprocess_sorted[precision], outcome.machine)
     return out
+
+
+def _fastest_point(rounds: list[Measured], batch_size: int, concurrency: int) -> Point | None:
+    points = [p for m in rounds for p in m.points if (p.batch_size, p.concurrency) == (batch_size, concurrency)]
+    return max(points, key=lambda p: p.texts_per_s, default=None)
+
+
+def _cpu_summary(rounds: list[Measured], top: int, inprocess: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
+    """CPU ms per text of the tuned single-text point at ``top`` (its best round) next to the in-process run's."""
+    point = _fastest_point(rounds, 1, top)
+    inprocess_ms = inprocess.get("cpu_ms_per_text") or 0.0
+    if point is None or point.cpu is None or inprocess_ms <= 0 or point.cpu.server_ms <= 0:
+        return {}
+    cores = machine.get("usable_cpus") or 1
+    return {"cpu_ms_per_text": {"served": point.cpu.to_dict(), "inprocess": inprocess_ms},
+            "inprocess_cpu_vs_served_server_cpu": inprocess_ms / point.cpu.server_ms,
+            "cpu_bound_texts_per_s_client_elsewhere": 1e3 * cores / point.cpu.server_ms}
 
 
 def results_record(outcome: TuneOutcome, summary: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +199,28 @@ def _side_by_side(outcome: TuneOutcome, summary: dict[str, Any]) -> list[str]:
         vs_fp32 = summary.get(f"tuned_single_text_c{top}_vs_inprocess_sorted_fp32")
         if vs_fp32 is not None:
             lines.append(f"Against the in-process FP32 rate: {_f(vs_fp32, 2)}.")
+        lines += _cpu_lines(summary, top, outcome.machine)
     return lines + [""]
+
+
+def _cpu_lines(summary: dict[str, Any], top: int, machine: dict[str, Any]) -> list[str]:
+    """Where the CPU went at the top concurrency, next to the in-process run's CPU per text."""
+    cpu = summary.get("cpu_ms_per_text")
+    if not cpu:
+        return []
+    served, inprocess = cpu["served"], cpu["inprocess"]
+    return ["", f"### Where the CPU went: tuned single texts at concurrency {top}", "",
+            "CPU milliseconds per text, every process of the measurement (from `/proc`, its best round):", "",
+            "| python models | tritonserver front end (gRPC, scheduling) | perf_analyzer (load generator) | total | "
+            "in-process, same texts |", "| --- | --- | --- | --- | --- |",
+            f"| {served['models_ms']:.3f} | {served['frontend_ms']:.3f} | {served['client_ms']:.3f} | "
+            f"{served['server_ms'] + served['client_ms']:.3f} | {inprocess:.3f} |", "",
+            f"The server side (python models and front end) costs {served['server_ms'] / inprocess:.2f}x the "
+            f"in-process CPU per text, and the load generator took {served['client_share']:.0%} of the CPU "
+            f"used. On these {machine.get('usable_cpus')} cores perf_analyzer competes with the server; with the "
+            f"client on another machine the server's CPU would allow at most "
+            f"{summary['cpu_bound_texts_per_s_client_elsewhere']:.0f} texts/s (an estimate from CPU time, not "
+            f"measured)."]
 
 
 def _p99(rounds: list[Measured], batch_size: int, concurrency: int) -> float | None:

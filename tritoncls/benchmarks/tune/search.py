@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tritoncls.benchmarks.cpu_time import CpuPerText
 from tritoncls.builder import BuildConfig
 
 #: The options the search varies (BuildConfig field names).
@@ -72,9 +73,10 @@ class Point:
     p50_ms: float
     p99_ms: float
     texts_per_execution: float = 0.0
+    cpu: CpuPerText | None = None  # where the CPU went, per text (Linux; None where unmeasured)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return dict(self.__dict__) | {"cpu": self.cpu.to_dict() if self.cpu else None}
 
 
 @dataclass

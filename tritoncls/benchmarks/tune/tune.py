@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.cpu_time import CpuPerText, ServerCpu, children_cpu_s, per_text, server_cpu
 from tritoncls.benchmarks.tune.search import (
     Candidate,
     Measured,
@@ -227,17 +228,33 @@ class Bench:
             for point in sweep:
                 if stop_over_budget and point.batch_size == 1 and _over_budget(result, self.config.latency_budget_ms):
                     continue  # more concurrency only adds latency
-                before = fetch_statistics(server.grpc_url)
+                before, cpu_before = fetch_statistics(server.grpc_url), _cpu_snapshot(server)
                 measured, _ = measure_point(self.analyzer, result.candidate.name, info.ensemble, server.grpc_url,
                                             files, point, folder, requests_per_window(point, 8), 6, 20, errors)
                 if measured is None:
                     continue
-                share = stage_share(delta(fetch_statistics(server.grpc_url), before), info.steps)
+                stats = delta(fetch_statistics(server.grpc_url), before)
+                share = stage_share(stats, info.steps)
+                served = stats.get(info.ensemble)
                 result.points.append(Point(point.batch_size, point.concurrency, measured.inferences_per_s,
                                            measured.p50_us / 1e3, measured.p99_us / 1e3,
-                                           share.texts_per_model_execution))
+                                           share.texts_per_model_execution,
+                                           _cpu_per_text(server, cpu_before, served.inference_count if served else 0)))
         if errors and not result.points:
             result.error = errors[0].splitlines()[0][:300]
+
+
+def _cpu_snapshot(server) -> tuple[ServerCpu | None, float]:
+    """The server's and this process's children's (perf_analyzer's) CPU counters now."""
+    return (server_cpu(server.process.pid) if server.process is not None else None), children_cpu_s()
+
+
+def _cpu_per_text(server, before: tuple[ServerCpu | None, float], texts: int) -> CpuPerText | None:
+    """CPU per served text since ``before``: front end, python models, load generator (None off Linux)."""
+    after = _cpu_snapshot(server)
+    if before[0] is None or after[0] is None:
+        return None
+    return per_text(after[0].minus(before[0]), after[1] - before[1], texts)
 
 
 def _over_budget(result: Measured, budget_ms: float) -> bool:
