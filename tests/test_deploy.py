@@ -116,6 +116,16 @@ def test_shm_grows_with_the_python_instances_of_the_repository(deploy_repos, tmp
     assert large.shm_mib > small.shm_mib and large.cpu_request == 8 and large.memory_request_mib > small.memory_request_mib
 
 
+
+def test_a_fused_repository_counts_its_one_python_model_once(deploy_repos, tmp_path):
+    from tritoncls.builder import BuildConfig, build_repository
+
+    export = Path(load_repository(deploy_repos["cpu"]).build_config["model"])
+    fused = load_repository(build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo"),
+                                                         layout="fused", instances=2)))
+    assert len({m.name for m in fused.models}) == 1 and fused.python_instances == 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Packages the python steps need
 # ---------------------------------------------------------------------------------------------

@@ -65,8 +65,10 @@ class RepositoryInfo:
 
     @property
     def python_instances(self) -> int:
-        """Python-backend model instances: one stub process and one shared-memory region each."""
-        return sum(m.instances for m in self.models if m.backend == "python")
+        """Python-backend model instances: one stub process and one shared-memory region each. A fused
+        repository names its one model for all three steps; it counts once."""
+        distinct = {m.name: m for m in self.models}.values()
+        return sum(m.instances for m in distinct if m.backend == "python")
 
 
 def load_repository(path: str | Path) -> RepositoryInfo:
