@@ -57,8 +57,19 @@ def test_int8_is_a_candidate_only_within_the_accuracy_floor(accuracy, allowed):
     assert int8_allowed(accuracy, 1.0) is allowed
 
 
+def test_the_sweep_measures_the_workload_and_side_by_side_also_single_texts_and_batches():
+    single = TuneConfig(model="m", input="i", output="o", concurrencies=(1, 8))
+    assert single.sweep(side_by_side=False) == [(1, 1), (1, 8)] and single.workload == "single texts"
+    assert single.sweep(side_by_side=True) == [(1, 1), (1, 8), (32, 1), (32, 2)]
+    batched = TuneConfig(model="m", input="i", output="o", concurrencies=(1, 8), request_texts=8)
+    assert batched.sweep(side_by_side=False) == [(8, 1), (8, 8)] and batched.workload == "requests of 8 texts"
+    assert batched.sweep(side_by_side=True) == [(8, 1), (8, 8), (1, 1), (1, 8), (32, 1), (32, 2)]
+
+
 @pytest.mark.parametrize("options, problem", [
     ({"latency_budget_ms": 0}, "--latency_budget_ms"),
+    ({"request_texts": 0}, "--request_texts"),
+    ({"request_texts": 65}, "--request_texts 65 is more than the default max_batch_size 64"),
     ({"concurrencies": (8, 1)}, "--concurrencies"),
     ({"max_candidates": 0}, "--max_candidates"),
 ])
@@ -108,9 +119,12 @@ def test_tune_exits_3_with_the_closest_candidates_when_no_configuration_meets_th
                                                                                         tiny_export, tmp_path):
     out = tmp_path / "tune"
     assert tune(tiny_export, write_texts(tmp_path / "texts.txt"), out, "--max_candidates", "1",
-                "--latency_budget_ms", "0.001") == 3
+                "--latency_budget_ms", "0.001", "--request_texts", "4") == 3
     report = (out / "tune_report.md").read_text(encoding="utf-8")
     assert "No configuration meets the budget of 0.001 ms" in report and "| default |" in report
+    assert "requests of 4 texts at concurrency 1, 4" in report
+    results = json.loads((out / "tune_results.json").read_text(encoding="utf-8"))
+    assert {p["batch_size"] for p in results["candidates"][0]["points"]} == {4}  # the workload's requests
     assert not (out / "tune.json").exists()
 
 
@@ -191,6 +205,24 @@ def test_report_says_where_the_cpu_went_next_to_the_in_process_cpu_per_text(tmp_
     report = files["report"].read_text(encoding="utf-8")
     assert "| 2.500 | 0.500 | 1.000 | 4.000 | 2.400 |" in report
     assert "costs 1.25x the in-process CPU per text" in report and "took 25% of the CPU" in report
+
+
+def test_report_of_a_batched_workload_names_it_and_compares_its_requests(tmp_path):
+    from dataclasses import replace
+
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    outcome = recorded_outcome(tmp_path, budget_ms=400.0)
+    outcome = replace(outcome, config=replace(outcome.config, request_texts=32, concurrencies=(1,)))
+    for rounds in outcome.final.values():
+        for m in rounds:
+            m.request_texts = 32
+    files = write_outputs(outcome, Path("EXPORT"))
+    summary = json.loads(files["results"].read_text(encoding="utf-8"))["summary"]
+    assert summary["tuned_vs_default"] == pytest.approx(400.0 / 200.0)
+    assert summary["tuned_requests_of_32_c1_vs_inprocess_sorted"] == pytest.approx(400.0 / 160.0)
+    report = files["report"].read_text(encoding="utf-8")
+    assert "| **requests of 32 texts, best within p99 400 ms (texts/s)** | 200.0 | 400.0 | **2.00** |" in report
 
 
 def test_report_leaves_the_cpu_table_out_where_cpu_was_not_measured(tmp_path):

@@ -179,3 +179,18 @@ def test_pareto_front_keeps_points_no_other_point_beats_on_latency_and_throughpu
 ])
 def test_corpus_buckets_sit_at_length_quantiles_rounded_up_to_8_then_max_seq_length(lengths, expected):
     assert corpus_buckets(lengths, 128) == expected
+
+
+def test_a_batched_workload_is_scored_on_its_own_requests_only():
+    points = [Point(1, 32, 900.0, 40.0, 80.0), Point(8, 4, 500.0, 60.0, 120.0), Point(8, 8, 650.0, 150.0, 260.0)]
+    single, batched = Measured(Candidate(), points), Measured(Candidate(), points, request_texts=8)
+    assert single.score(200.0) == 900.0 and [p.batch_size for p in single.workload()] == [1]
+    assert batched.score(200.0) == 500.0 and batched.score(300.0) == 650.0 and batched.lowest_p99_ms() == 120.0
+
+
+def test_max_batch_sizes_below_the_workloads_request_size_are_not_tried():
+    from tritoncls.benchmarks.tune.search import STAGES
+
+    propose = dict(STAGES)["max_batch_size"]
+    assert [c.get("max_batch_size") for c in propose(Candidate(), Space(cores=2, request_texts=48))] == [128]
+    assert [c.get("max_batch_size") for c in propose(Candidate(), Space(cores=2))] == [32, 128]

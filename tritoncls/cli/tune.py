@@ -18,11 +18,11 @@ STAGE = "tritoncls.benchmarks"
 HELP = "search the serving configuration on your texts against a p99 latency budget; writes tune.json"
 DESCRIPTION = (
     "Build candidate repositories from --model, serve each with tritonserver and drive it with perf_analyzer "
-    "using the texts of --input (single-text requests at rising concurrency; batched requests in the final "
-    "comparison). A coordinate search (layout ensemble/fused x model-step instances x intra-op threads, "
-    "max_queue_delay_us, INT8 when labelled texts show its accuracy within --accuracy_floor, bucket edges from "
+    "using the texts of --input (single-text requests, or --request_texts a request, at rising concurrency; "
+    "batched requests in the final comparison). A coordinate search (layout ensemble/fused x model-step "
+    "instances x intra-op threads, max_queue_delay_us, INT8 when labelled texts show its accuracy within --accuracy_floor, bucket edges from "
     "the corpus's token-length quantiles, the fused layout's length-group padding, tokenizer instances, "
-    "max_batch_size) keeps the highest single-text throughput whose p99 stays within --latency_budget_ms, "
+    "max_batch_size) keeps the highest throughput of that workload whose p99 stays within --latency_budget_ms, "
     "within --budget_minutes. Then the default and the chosen configuration are measured again side by side. "
     "Writes tune.json (apply it with `build-repo --options`), tune_report.md, tune_plot.png and "
     "tune_results.json into --output. Exit code 3: no configuration meets the budget."
@@ -35,12 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input(parser, "data", detail="or text<TAB>label lines (labels enable the INT8 accuracy check)", required=True)
     add_output(parser, "the tune folder (tune.json, tune_report.md, tune_plot.png, tune_results.json, work/)",
                required=True)
-    flag(parser, "latency_budget_ms", type=float, default=200.0, help="p99 latency budget of single-text requests")
+    flag(parser, "latency_budget_ms", type=float, default=200.0,
+         help="p99 latency budget of the workload's requests (single texts unless --request_texts)")
     flag(parser, "budget_minutes", type=float, default=10.0,
          help="time for the whole run; the search stops starting candidates when it would run over")
     flag(parser, "concurrencies", type=int, nargs="+", default=[1, 4, 16, 32],
-         help="single-text concurrencies, rising (a candidate stops at the first past the budget)")
+         help="concurrencies of the workload, rising (a candidate stops at the first past the budget)")
     add_batch_size(parser, "of the batched requests in the final side-by-side")
+    flag(parser, "request_texts", type=int, default=1,
+         help="texts per request of the workload the search optimises: 1 (single texts) or your clients' batch "
+              "size; the budget is then the p99 of such requests")
     flag(parser, "max_texts", type=int, default=1024, help="use the first N texts of --input")
     flag(parser, "accuracy_floor", type=float, default=1.0,
          help="INT8 is tried only when its accuracy on labelled texts is at most this many points below FP32")

@@ -54,9 +54,9 @@ def _point(rounds: list[Measured], batch_size: int, concurrency: int) -> float |
 
 
 def summarize(outcome: TuneOutcome) -> dict[str, Any]:
-    """The figures the issue asks for: tuned / default at the budget, and tuned single texts at the highest
-    concurrency / the in-process length-sorted rate."""
-    budget = outcome.config.latency_budget_ms
+    """The figures the issue asks for: tuned / default at the budget, and the tuned workload (single texts, or
+    requests of ``request_texts``) at the highest concurrency / the in-process length-sorted rate."""
+    budget, n = outcome.config.latency_budget_ms, outcome.config.request_texts
     final = outcome.final
     top = max(outcome.config.concurrencies)
     out: dict[str, Any] = {"met": outcome.met, "latency_budget_ms": budget}
@@ -70,15 +70,20 @@ def summarize(outcome: TuneOutcome) -> dict[str, Any]:
                                 for d, t in zip(final["default"], final["tuned"])]}
     precision = outcome.result.best.candidate.get("precision") if outcome.result.best else "fp32"
     rates = {p: run["texts_per_s"] for p, run in outcome.inprocess_sorted.items()}
-    tuned_top = _point(final["tuned"], 1, top)
+    tuned_top, w = _point(final["tuned"], n, top), workload_key(n)
     if rates.get(precision) and tuned_top:
         out |= {"inprocess_sorted_texts_per_s": rates, "tuned_precision": precision, "top_concurrency": top,
-                f"tuned_single_text_c{top}_texts_per_s": tuned_top,
-                f"tuned_single_text_c{top}_vs_inprocess_sorted": tuned_top / rates[precision]}
+                "workload": w, f"tuned_{w}_c{top}_texts_per_s": tuned_top,
+                f"tuned_{w}_c{top}_vs_inprocess_sorted": tuned_top / rates[precision]}
         if precision != "fp32" and rates.get("fp32"):
-            out[f"tuned_single_text_c{top}_vs_inprocess_sorted_fp32"] = tuned_top / rates["fp32"]
-        out |= _cpu_summary(final["tuned"], top, outcome.inprocess_sorted[precision], outcome.machine)
+            out[f"tuned_{w}_c{top}_vs_inprocess_sorted_fp32"] = tuned_top / rates["fp32"]
+        out |= _cpu_summary(final["tuned"], n, top, outcome.inprocess_sorted[precision], outcome.machine)
     return out
+
+
+def workload_key(request_texts: int) -> str:
+    """The workload's name in summary keys: ``single_text``, or ``requests_of_N``."""
+    return "single_text" if request_texts == 1 else f"requests_of_{request_texts}"
 
 
 def _fastest_point(rounds: list[Measured], batch_size: int, concurrency: int) -> Point | None:
@@ -86,9 +91,10 @@ def _fastest_point(rounds: list[Measured], batch_size: int, concurrency: int) ->
     return max(points, key=lambda p: p.texts_per_s, default=None)
 
 
-def _cpu_summary(rounds: list[Measured], top: int, inprocess: dict[str, Any], machine: dict[str, Any]) -> dict[str, Any]:
-    """CPU ms per text of the tuned single-text point at ``top`` (its best round) next to the in-process run's."""
-    point = _fastest_point(rounds, 1, top)
+def _cpu_summary(rounds: list[Measured], request_texts: int, top: int, inprocess: dict[str, Any],
+                 machine: dict[str, Any]) -> dict[str, Any]:
+    """CPU ms per text of the tuned workload point at ``top`` (its best round) next to the in-process run's."""
+    point = _fastest_point(rounds, request_texts, top)
     inprocess_ms = inprocess.get("cpu_ms_per_text") or 0.0
     if point is None or point.cpu is None or inprocess_ms <= 0 or point.cpu.server_ms <= 0:
         return {}
@@ -130,7 +136,7 @@ def render_markdown(outcome: TuneOutcome, summary: dict[str, Any], export_dir: P
         f"- export: `{export_dir}`; texts: `{c.input}` ({outcome.corpus['texts']} texts, "
         f"{outcome.corpus['mean_tokens']} tokens each on average; corpus bucket edges "
         f"{outcome.corpus['corpus_buckets']})",
-        f"- p99 latency budget: **{c.latency_budget_ms:g} ms**; single-text requests at concurrency "
+        f"- p99 latency budget: **{c.latency_budget_ms:g} ms**; {c.workload} at concurrency "
         f"{', '.join(map(str, c.concurrencies))} (rising, stopped past the budget); time budget {c.budget_minutes:g} min, "
         f"took {outcome.seconds / 60:.1f} min{' (the time budget ended the search early)' if result.stopped_early else ''}",
         f"- measured on: {m['cpu']}, **{m['usable_cpus']} usable cores** ({m['usable_cpus_source']}), "
@@ -143,7 +149,7 @@ def render_markdown(outcome: TuneOutcome, summary: dict[str, Any], export_dir: P
     lines += _accuracy(outcome)
     if plot:
         lines += [f"![throughput vs p99]({PLOT_FILE})", "",
-                  "Every candidate's single-text points (throughput vs p99, one line per candidate), the Pareto "
+                  f"Every candidate's points ({c.workload}; throughput vs p99, one line per candidate), the Pareto "
                   "front over all of them, and the budget line.", ""]
     lines += _candidates(outcome)
     if result.best is not None:
@@ -160,7 +166,7 @@ def _verdict(outcome: TuneOutcome, summary: dict[str, Any]) -> list[str]:
                  "Closest candidates (lowest p99 first): raise `--latency_budget_ms`, or serve on more cores.", "",
                  "| candidate | lowest p99 ms | texts/s there |", "| --- | --- | --- |"]
         for m in result.closest():
-            point = min(m.single_text(), key=lambda p: p.p99_ms)
+            point = min(m.workload(), key=lambda p: p.p99_ms)
             lines.append(f"| {m.candidate.name} | {point.p99_ms:.1f} | {point.texts_per_s:.1f} |")
         return lines + [""]
     best = result.best
@@ -177,39 +183,38 @@ def _side_by_side(outcome: TuneOutcome, summary: dict[str, Any]) -> list[str]:
              f"the best round (other load on a shared machine only slows a round down).", "",
              "| what | default | tuned | tuned / default |", "| --- | --- | --- | --- |"]
     d, t = summary["default_texts_per_s_at_budget"], summary["tuned_texts_per_s_at_budget"]
-    lines.append(f"| **single texts, best within p99 {c.latency_budget_ms:g} ms (texts/s)** | {_f(d)} | {_f(t)} | "
+    lines.append(f"| **{c.workload}, best within p99 {c.latency_budget_ms:g} ms (texts/s)** | {_f(d)} | {_f(t)} | "
                  f"**{_f(summary['tuned_vs_default'], 2)}** |")
     ratios = ", ".join(_f(r, 2) for r in summary["per_round_ratio"])
     lines.append(f"| ratio per round | | | {ratios} |")
-    for batch, concurrencies in ((1, c.concurrencies), (c.batch_size, (1, 2))):
-        for conc in concurrencies:
-            dv, tv = _point(final["default"], batch, conc), _point(final["tuned"], batch, conc)
-            p99 = [_p99(final[r], batch, conc) for r in ("default", "tuned")]
-            lines.append(f"| {batch} text(s)/request, concurrency {conc}: texts/s (p99 ms) | {_f(dv)} ({_f(p99[0], 0)}) "
-                         f"| {_f(tv)} ({_f(p99[1], 0)}) | {_f(tv / dv if dv and tv else None, 2)} |")
+    for batch, conc in c.sweep(side_by_side=True):
+        dv, tv = _point(final["default"], batch, conc), _point(final["tuned"], batch, conc)
+        p99 = [_p99(final[r], batch, conc) for r in ("default", "tuned")]
+        lines.append(f"| {batch} text(s)/request, concurrency {conc}: texts/s (p99 ms) | {_f(dv)} ({_f(p99[0], 0)}) "
+                     f"| {_f(tv)} ({_f(p99[1], 0)}) | {_f(tv / dv if dv and tv else None, 2)} |")
     top = summary.get("top_concurrency")
     if top:
-        rates, precision = summary["inprocess_sorted_texts_per_s"], summary["tuned_precision"]
+        rates, precision, w = summary["inprocess_sorted_texts_per_s"], summary["tuned_precision"], summary["workload"]
         listed = ", ".join(f"{p.upper()} {_f(r)}" for p, r in rates.items())
         lines += ["", f"In-process ONNX Runtime, batch 32, length-sorted, all cores (the best of the rounds, each "
-                      f"measured right after that round's served runs, same texts): {listed} texts/s. Tuned single "
-                      f"texts at concurrency {top}: {_f(summary[f'tuned_single_text_c{top}_texts_per_s'])} texts/s = "
-                      f"**{_f(summary[f'tuned_single_text_c{top}_vs_inprocess_sorted'], 2)}** of the in-process "
+                      f"measured right after that round's served runs, same texts): {listed} texts/s. Tuned "
+                      f"{c.workload} at concurrency {top}: {_f(summary[f'tuned_{w}_c{top}_texts_per_s'])} texts/s = "
+                      f"**{_f(summary[f'tuned_{w}_c{top}_vs_inprocess_sorted'], 2)}** of the in-process "
                       f"{precision.upper()} rate."]
-        vs_fp32 = summary.get(f"tuned_single_text_c{top}_vs_inprocess_sorted_fp32")
+        vs_fp32 = summary.get(f"tuned_{w}_c{top}_vs_inprocess_sorted_fp32")
         if vs_fp32 is not None:
             lines.append(f"Against the in-process FP32 rate: {_f(vs_fp32, 2)}.")
-        lines += _cpu_lines(summary, top, outcome.machine)
+        lines += _cpu_lines(summary, c.workload, top, outcome.machine)
     return lines + [""]
 
 
-def _cpu_lines(summary: dict[str, Any], top: int, machine: dict[str, Any]) -> list[str]:
+def _cpu_lines(summary: dict[str, Any], workload: str, top: int, machine: dict[str, Any]) -> list[str]:
     """Where the CPU went at the top concurrency, next to the in-process run's CPU per text."""
     cpu = summary.get("cpu_ms_per_text")
     if not cpu:
         return []
     served, inprocess = cpu["served"], cpu["inprocess"]
-    return ["", f"### Where the CPU went: tuned single texts at concurrency {top}", "",
+    return ["", f"### Where the CPU went: tuned {workload} at concurrency {top}", "",
             "CPU milliseconds per text, every process of the measurement (from `/proc`, its best round):", "",
             "| python models | tritonserver front end (gRPC, scheduling) | perf_analyzer (load generator) | total | "
             "in-process, same texts |", "| --- | --- | --- | --- | --- |",
@@ -272,7 +277,7 @@ def write_plot(outcome: TuneOutcome, path: Path) -> Path | None:
     best = outcome.result.best
     everything = []
     for m in outcome.result.measured:
-        pts = sorted(m.single_text(), key=lambda p: p.concurrency)
+        pts = sorted(m.workload(), key=lambda p: p.concurrency)
         if not pts:
             continue
         everything += [(p.p99_ms, p.texts_per_s) for p in pts]
@@ -289,7 +294,7 @@ def write_plot(outcome: TuneOutcome, path: Path) -> Path | None:
     ax.axvline(outcome.config.latency_budget_ms, color="tab:orange", linestyle=":", label="p99 budget")
     ax.set_xscale("log")
     ax.set_xlabel("p99 latency (ms, log)")
-    ax.set_ylabel("texts/s (single-text requests)")
+    ax.set_ylabel(f"texts/s ({outcome.config.workload})")
     ax.set_title(f"tune: every candidate, {outcome.machine['usable_cpus']} usable cores")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -88,27 +88,29 @@ class Measured:
     error: str | None = None
     seconds: float = 0.0
     stage: str = ""
+    request_texts: int = 1  # the workload scored: requests of this many texts (1: single texts)
 
-    def single_text(self) -> list[Point]:
-        return [p for p in self.points if p.batch_size == 1]
+    def workload(self) -> list[Point]:
+        """The points of the workload the search optimises (requests of ``request_texts`` texts)."""
+        return [p for p in self.points if p.batch_size == self.request_texts]
 
     def best_within(self, budget_ms: float) -> Point | None:
-        """The highest-throughput single-text point whose p99 is within the budget."""
-        inside = [p for p in self.single_text() if p.p99_ms <= budget_ms]
+        """The highest-throughput workload point whose p99 is within the budget."""
+        inside = [p for p in self.workload() if p.p99_ms <= budget_ms]
         return max(inside, key=lambda p: p.texts_per_s, default=None)
 
     def score(self, budget_ms: float) -> float:
-        """Single-text throughput at the budget (texts/s); 0 when no point meets it."""
+        """The workload's throughput at the budget (texts/s); 0 when no point meets it."""
         best = self.best_within(budget_ms)
         return best.texts_per_s if best else 0.0
 
     def lowest_p99_ms(self) -> float:
-        return min((p.p99_ms for p in self.single_text()), default=float("inf"))
+        return min((p.p99_ms for p in self.workload()), default=float("inf"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.candidate.name, "build_options": _jsonable(self.candidate.build_options()),
-                "stage": self.stage, "points": [p.to_dict() for p in self.points], "error": self.error,
-                "seconds": self.seconds}
+                "stage": self.stage, "request_texts": self.request_texts, "points": [p.to_dict() for p in self.points],
+                "error": self.error, "seconds": self.seconds}
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +132,7 @@ class Space:
     queue_delays_us: tuple[int, ...] = (0, 500, 4000, 8000)
     group_paddings: tuple[float, ...] = (1.1, 1.5)
     max_batch_sizes: tuple[int, ...] = (32, 128)
+    request_texts: int = 1  # a max_batch_size below the workload's request size cannot serve it
 
 
 def threading_options(cores: int) -> list[tuple[int, int]]:
@@ -174,7 +177,7 @@ def _tokenizer_instances(best: Candidate, space: Space) -> list[Candidate]:
 
 
 def _max_batch_size(best: Candidate, space: Space) -> list[Candidate]:
-    return [best.with_(max_batch_size=m) for m in space.max_batch_sizes]
+    return [best.with_(max_batch_size=m) for m in space.max_batch_sizes if m >= space.request_texts]
 
 
 def _precision(best: Candidate, space: Space) -> list[Candidate]:

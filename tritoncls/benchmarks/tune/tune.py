@@ -1,9 +1,10 @@
 """``tritoncls tune``: build, serve and measure candidate configurations on the user's texts; pick the one
-with the highest single-text throughput within a p99 budget; write tune.json, tune_report.md and a plot.
+with the highest throughput of the workload (single texts, or ``--request_texts`` a request) within a p99
+budget; write tune.json, tune_report.md and a plot.
 
 Flow: checks (export, texts, tools) -> corpus facts (token lengths, bucket edges) -> INT8 accuracy when
 the texts are labelled -> the search (:mod:`.search`) -> the default and the chosen configuration
-measured again side by side (alternating, single texts and batched requests) with the in-process
+measured again side by side (alternating, the workload, single texts and batched requests) with the in-process
 length-sorted rate in the same run -> report. Exit code 3 when no candidate meets the budget.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 from tritoncls.benchmarks import BenchmarkError
 from tritoncls.benchmarks.cpu_time import CpuPerText, ServerCpu, children_cpu_s, per_text, server_cpu
 from tritoncls.benchmarks.tune.search import (
+    DEFAULTS,
     Candidate,
     Measured,
     Point,
@@ -60,6 +62,7 @@ class TuneConfig:
     budget_minutes: float = 10.0
     concurrencies: tuple[int, ...] = (1, 4, 16, 32)
     batch_size: int = 32  # the batched requests of the final side-by-side
+    request_texts: int = 1  # texts per request of the workload the search optimises (1: single texts)
     max_texts: int | None = 1024
     accuracy_floor: float = 1.0  # INT8 may lose at most this many accuracy points
     final_rounds: int = 2
@@ -77,12 +80,16 @@ class TuneConfig:
             problems.append(f"--budget_minutes {self.budget_minutes} must be > 0")
         if not self.concurrencies or sorted(set(self.concurrencies)) != list(self.concurrencies) or min(self.concurrencies) < 1:
             problems.append(f"--concurrencies {list(self.concurrencies)} must be rising counts >= 1, e.g. 1 4 16 32")
-        if self.batch_size < 1 or self.final_rounds < 1:
-            problems.append("--batch_size and --final_rounds must be >= 1")
-        if self.max_texts is not None and self.max_texts < max(self.batch_size, 1):
-            problems.append(f"--max_texts {self.max_texts} must hold at least one batch of {self.batch_size}")
+        if self.batch_size < 1 or self.final_rounds < 1 or self.request_texts < 1:
+            problems.append("--batch_size, --request_texts and --final_rounds must be >= 1")
+        if self.max_texts is not None and self.max_texts < max(self.batch_size, self.request_texts, 1):
+            problems.append(f"--max_texts {self.max_texts} must hold at least one request of "
+                            f"{max(self.batch_size, self.request_texts)} texts")
         if self.max_candidates is not None and self.max_candidates < 1:
             problems.append(f"--max_candidates {self.max_candidates} must be >= 1 (the default counts as one)")
+        if self.request_texts > DEFAULTS["max_batch_size"]:
+            problems.append(f"--request_texts {self.request_texts} is more than the default max_batch_size "
+                            f"{DEFAULTS['max_batch_size']}, which every search starts from; send smaller requests")
         if self.accuracy_floor < 0:
             problems.append(f"--accuracy_floor {self.accuracy_floor} must be >= 0 (accuracy points INT8 may lose)")
         if problems:
@@ -91,6 +98,22 @@ class TuneConfig:
     @property
     def output_dir(self) -> Path:
         return Path(self.output)
+
+    @property
+    def workload(self) -> str:
+        """The workload the search optimises, in words."""
+        return "single texts" if self.request_texts == 1 else f"requests of {self.request_texts} texts"
+
+    def sweep(self, side_by_side: bool) -> list[tuple[int, int]]:
+        """(texts per request, concurrency) to measure: the workload at rising concurrency; side by side also
+        single texts (when the workload is batched) and ``batch_size`` texts a request at concurrency 1 and 2."""
+        points = [(self.request_texts, c) for c in self.concurrencies]
+        if side_by_side:
+            if self.request_texts != 1:
+                points += [(1, c) for c in self.concurrencies]
+            if self.batch_size != self.request_texts:
+                points += [(self.batch_size, c) for c in (1, 2)]
+        return points
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,14 +213,14 @@ class Bench:
 
         self.config, self.export_dir, self.analyzer, self.work = config, export_dir, analyzer, work
         self.inputs = {b: write_input_data(text_input_data(corpus.texts, TEXT, b), work / f"input_b{b}.json")
-                       for b in (1, config.batch_size)}
+                       for b in {1, config.batch_size, config.request_texts}}
         self.count = 0
 
     def measure(self, candidate: Candidate, batched: bool = False, stop_over_budget: bool = True) -> Measured:
         """Single texts at rising concurrency (stopping past the budget), and batched requests if asked."""
         self.count += 1
         folder = self.work / f"{self.count:02d}_{candidate.name}"
-        result = Measured(candidate)
+        result = Measured(candidate, request_texts=self.config.request_texts)
         try:
             repo = self._build(candidate, folder / "repo")
             self._serve(repo, folder, result, batched, stop_over_budget)
@@ -219,14 +242,13 @@ class Bench:
         from tritoncls.server import TritonServer
 
         info = RepoInfo.load(repo)
-        sweep = [SweepPoint("ensemble", 1, c) for c in self.config.concurrencies]
-        if batched:
-            sweep += [SweepPoint("ensemble", self.config.batch_size, c) for c in (1, 2)]
+        sweep = [SweepPoint("ensemble", b, c) for b, c in self.config.sweep(side_by_side=batched)]
         files = {("ensemble", b): path for b, path in self.inputs.items()}
         errors: list[str] = []
         with TritonServer(repo, log_file=folder / "tritonserver.log") as server:
             for point in sweep:
-                if stop_over_budget and point.batch_size == 1 and _over_budget(result, self.config.latency_budget_ms):
+                if (stop_over_budget and point.batch_size == self.config.request_texts
+                        and _over_budget(result, self.config.latency_budget_ms)):
                     continue  # more concurrency only adds latency
                 before, cpu_before = fetch_statistics(server.grpc_url), _cpu_snapshot(server)
                 measured, _ = measure_point(self.analyzer, result.candidate.name, info.ensemble, server.grpc_url,
@@ -258,8 +280,8 @@ def _cpu_per_text(server, before: tuple[ServerCpu | None, float], texts: int) ->
 
 
 def _over_budget(result: Measured, budget_ms: float) -> bool:
-    single = result.single_text()
-    return bool(single) and single[-1].p99_ms > budget_ms
+    points = result.workload()
+    return bool(points) and points[-1].p99_ms > budget_ms
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +327,7 @@ def run_tune(config: TuneConfig) -> TuneOutcome:
                  "is within the floor" if int8_ok else "is below the floor and is not tried")
     bench = Bench(config, export.directory, corpus, analyzer, work)
     space = Space(cores=machine["usable_cpus"], corpus_buckets=_new_buckets(corpus.buckets, export.max_seq_length),
-                  int8=int8_ok)
+                  int8=int8_ok, request_texts=config.request_texts)
     bar = tqdm(desc="tune: candidates", unit="candidate", disable=None)
 
     def progress(done: Measured, best: Measured | None) -> None:
