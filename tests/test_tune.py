@@ -4,6 +4,9 @@ and perf_analyzer (tiny export, two candidates) whose chosen options build-repo 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,9 +69,31 @@ def test_the_sweep_measures_the_workload_and_side_by_side_also_single_texts_and_
     assert batched.sweep(side_by_side=True) == [(8, 1), (8, 8), (1, 1), (1, 8), (32, 1), (32, 2)]
 
 
+def test_client_cpus_leave_the_rest_to_the_server_and_must_be_usable():
+    from tritoncls.benchmarks.tune.tune import split_cpus
+
+    usable = os.sched_getaffinity(0)
+    assert split_cpus(()) == usable
+    with pytest.raises(TuneError, match="not CPUs this process may use"):
+        split_cpus((max(usable) + 1000,))
+    with pytest.raises(TuneError, match="leaves no CPU for tritonserver"):
+        split_cpus(tuple(usable))
+
+
+def test_perf_analyzer_runs_on_its_client_cpus():
+    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+
+    cpu = min(os.sched_getaffinity(0))
+    pinned = PerfAnalyzer(Path(sys.executable), dict(os.environ), cpus=(cpu,))
+    shown = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                           capture_output=True, text=True, preexec_fn=pinned._pin, check=True).stdout
+    assert shown.strip() == f"[{cpu}]"
+
+
 @pytest.mark.parametrize("options, problem", [
     ({"latency_budget_ms": 0}, "--latency_budget_ms"),
     ({"request_texts": 0}, "--request_texts"),
+    ({"client_cpus": (-1,)}, "--client_cpus"),
     ({"request_texts": 65}, "--request_texts 65 is more than the default max_batch_size 64"),
     ({"concurrencies": (8, 1)}, "--concurrencies"),
     ({"max_candidates": 0}, "--max_candidates"),
@@ -117,14 +142,19 @@ def test_tune_end_to_end_two_candidates_then_build_repo_options_renders_the_choi
 @pytest.mark.triton
 def test_tune_exits_3_with_the_closest_candidates_when_no_configuration_meets_the_budget(perf_analyzer_ready,
                                                                                         tiny_export, tmp_path):
-    out = tmp_path / "tune"
+    out, usable = tmp_path / "tune", os.sched_getaffinity(0)
+    client = ["--client_cpus", str(max(usable))] if len(usable) > 1 else []  # perf_analyzer off the server's CPUs
     assert tune(tiny_export, write_texts(tmp_path / "texts.txt"), out, "--max_candidates", "1",
-                "--latency_budget_ms", "0.001", "--request_texts", "4") == 3
+                "--latency_budget_ms", "0.001", "--request_texts", "4", *client) == 3
+    assert os.sched_getaffinity(0) == usable  # tune gives its CPUs back
     report = (out / "tune_report.md").read_text(encoding="utf-8")
     assert "No configuration meets the budget of 0.001 ms" in report and "| default |" in report
     assert "requests of 4 texts at concurrency 1, 4" in report
     results = json.loads((out / "tune_results.json").read_text(encoding="utf-8"))
     assert {p["batch_size"] for p in results["candidates"][0]["points"]} == {4}  # the workload's requests
+    if client:
+        assert results["machine"]["client_cpus"] == [max(usable)] and results["machine"]["usable_cpus"] == len(usable) - 1
+        assert f"perf_analyzer ran on CPUs [{max(usable)}], off the server's" in report
     assert not (out / "tune.json").exists()
 
 

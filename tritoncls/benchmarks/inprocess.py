@@ -9,7 +9,6 @@ model; one warm-up batch runs first.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from tritoncls.benchmarks import BenchmarkError
 from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
 from tritoncls.modeling.dynamic import DygraphRunner
 from tritoncls.runtime import BatchedRun, Predictor, export_tokenizer, length_batches
+from tritoncls.runtime.predictor import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def predictor(export_dir: Path, runtime: str, order: str, batch_size: int = 32, 
 def run_baseline(export_dir: Path, texts: Sequence[str], runtime: str, order: str, batch_size: int = 32,
                  precision: str = "fp32", threads: int | None = None, repeats: int = 1) -> tuple[InProcessResult, np.ndarray]:
     """Time one runtime over ``texts``; returns the best of ``repeats`` runs and the logits (input order)."""
-    threads = threads or os.cpu_count() or 1
+    threads = threads or usable_cpus()
     model = predictor(Path(export_dir), runtime, order, batch_size, precision, threads)
     best, logits = best_run(model, texts, repeats)
     result = InProcessResult(runtime, order, precision, batch_size, len(texts), best.seconds,

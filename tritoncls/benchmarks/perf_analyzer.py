@@ -178,6 +178,7 @@ class PerfAnalyzer:
 
     binary: Path
     env: dict[str, str]
+    cpus: tuple[int, ...] = ()  # run perf_analyzer on these CPUs only (off the server's); () = anywhere
 
     @classmethod
     def find(cls) -> PerfAnalyzer:
@@ -196,6 +197,10 @@ class PerfAnalyzer:
                                  "environment with `pip install nvidia-cuda-runtime-cu12` (or `pip install -e "
                                  "'.[bench]'`); its lib folder is then put on LD_LIBRARY_PATH for perf_analyzer.")
         return cls(binary, env)
+
+    def _pin(self) -> None:
+        """In the child before exec: keep perf_analyzer on ``cpus``."""
+        os.sched_setaffinity(0, self.cpus)
 
     def command(self, model: str, url: str, input_data: Path, batch_size: int, concurrency: int,
                 csv_path: Path, requests_per_window: int, max_trials: int, stability_pct: int) -> list[str]:
@@ -218,7 +223,8 @@ class PerfAnalyzer:
                                max_trials, stability_pct)
         log.debug("running %s", " ".join(command))
         try:
-            done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout_s)
+            done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout_s,
+                                  preexec_fn=self._pin if self.cpus else None)
         except subprocess.TimeoutExpired as exc:
             raise BenchmarkError(f"perf_analyzer on {model!r} (b={batch_size}, c={concurrency}) ran over {timeout_s:.0f} s") from exc
         (workdir / f"{csv_path.stem}.log").write_text(done.stdout + done.stderr, encoding="utf-8")

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "request_texts", type=int, default=1,
          help="texts per request of the workload the search optimises: 1 (single texts) or your clients' batch "
               "size; the budget is then the p99 of such requests")
+    flag(parser, "client_cpus", type=int, nargs="+", default=[],
+         help="run perf_analyzer on these CPU numbers and tritonserver and the in-process runs on the others, "
+              "as if the client ran on another machine (default: everything shares every CPU)")
     flag(parser, "max_texts", type=int, default=1024, help="use the first N texts of --input")
     flag(parser, "accuracy_floor", type=float, default=1.0,
          help="INT8 is tried only when its accuracy on labelled texts is at most this many points below FP32")
@@ -63,7 +66,7 @@ def tune_config(args: argparse.Namespace) -> TuneConfig:
     from tritoncls.benchmarks.tune.tune import TuneConfig
 
     return config_from_args(TuneConfig, args, concurrencies=tuple(args.concurrencies), plots=not args.no_plots,
-                            stages=tuple(args.stages) if args.stages else None)
+                            stages=tuple(args.stages) if args.stages else None, client_cpus=tuple(args.client_cpus))
 
 
 def run(args: argparse.Namespace) -> int:

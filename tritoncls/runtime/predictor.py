@@ -132,13 +132,21 @@ def export_tokenizer(export_dir: str | Path, manifest: Manifest) -> WordPieceTok
                               manifest.max_seq_length, spec.rules)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's limit), else every core."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+
+
 def export_runner(export_dir: str | Path, manifest: Manifest, backend: str = "onnxruntime",
                   onnx_file: str | Path | None = None, threads: int | None = None, device: str = "cpu") -> Runner:
     """ONNX Runtime over the export's ONNX graph, or Paddle Inference over its static graph."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     export_dir = Path(export_dir)
-    threads = threads or os.cpu_count() or 1
+    threads = threads or usable_cpus()
     if backend == "paddle_inference":
         graph = manifest.paddle
         return PaddleRunner(export_dir / graph.model_file, export_dir / graph.params_file, graph.input_names,

@@ -141,7 +141,9 @@ def render_markdown(outcome: TuneOutcome, summary: dict[str, Any], export_dir: P
         f"took {outcome.seconds / 60:.1f} min{' (the time budget ended the search early)' if result.stopped_early else ''}",
         f"- measured on: {m['cpu']}, **{m['usable_cpus']} usable cores** ({m['usable_cpus_source']}), "
         f"load average {m['load_average_1m_at_start']} at the start, {m['hostname']}, {m['date']}. The options "
-        f"fit this machine's cores: re-run tune on a serving machine with other cores.",
+        f"fit this machine's cores: re-run tune on a serving machine with other cores."
+        + (f" perf_analyzer ran on CPUs {m['client_cpus']}, off the server's (`--client_cpus`)."
+           if m.get("client_cpus") else ""),
         "",
     ]
     lines += _verdict(outcome, summary)
@@ -222,10 +224,17 @@ def _cpu_lines(summary: dict[str, Any], workload: str, top: int, machine: dict[s
             f"{served['server_ms'] + served['client_ms']:.3f} | {inprocess:.3f} |", "",
             f"The server side (python models and front end) costs {served['server_ms'] / inprocess:.2f}x the "
             f"in-process CPU per text, and the load generator took {served['client_share']:.0%} of the CPU "
-            f"used. On these {machine.get('usable_cpus')} cores perf_analyzer competes with the server; with the "
-            f"client on another machine the server's CPU would allow at most "
+            f"used. " + _client_sentence(summary, machine)]
+
+
+def _client_sentence(summary: dict[str, Any], machine: dict[str, Any]) -> str:
+    if machine.get("client_cpus"):
+        return (f"perf_analyzer ran on CPUs {machine['client_cpus']}, off the {machine.get('usable_cpus')} CPUs of "
+                f"the server and the in-process runs.")
+    return (f"On these {machine.get('usable_cpus')} cores perf_analyzer competes with the server; with the client on "
+            f"another machine the server's CPU would allow at most "
             f"{summary['cpu_bound_texts_per_s_client_elsewhere']:.0f} texts/s (an estimate from CPU time, not "
-            f"measured)."]
+            f"measured; `--client_cpus` measures it where there are spare CPUs).")
 
 
 def _p99(rounds: list[Measured], batch_size: int, concurrency: int) -> float | None:

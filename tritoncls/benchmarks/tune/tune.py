@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class TuneConfig:
     concurrencies: tuple[int, ...] = (1, 4, 16, 32)
     batch_size: int = 32  # the batched requests of the final side-by-side
     request_texts: int = 1  # texts per request of the workload the search optimises (1: single texts)
+    client_cpus: tuple[int, ...] = ()  # pin perf_analyzer to these CPUs, the server to the others
     max_texts: int | None = 1024
     accuracy_floor: float = 1.0  # INT8 may lose at most this many accuracy points
     final_rounds: int = 2
@@ -90,6 +91,8 @@ class TuneConfig:
         if self.request_texts > DEFAULTS["max_batch_size"]:
             problems.append(f"--request_texts {self.request_texts} is more than the default max_batch_size "
                             f"{DEFAULTS['max_batch_size']}, which every search starts from; send smaller requests")
+        if any(cpu < 0 for cpu in self.client_cpus):
+            problems.append(f"--client_cpus {list(self.client_cpus)} must be CPU numbers >= 0")
         if self.accuracy_floor < 0:
             problems.append(f"--accuracy_floor {self.accuracy_floor} must be >= 0 (accuracy points INT8 may lose)")
         if problems:
@@ -306,16 +309,41 @@ class TuneOutcome:
 
 
 def run_tune(config: TuneConfig) -> TuneOutcome:
-    """The whole tune run; writes its files into ``config.output``."""
-    from tqdm import tqdm
-
+    """The whole tune run; writes its files into ``config.output``. With ``client_cpus`` perf_analyzer runs on
+    those CPUs and everything else (tritonserver, the in-process runs) on the rest."""
     started = time.monotonic()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers runs here, then servers fork
     export, corpus, analyzer = check_inputs(config)
+    server_cpus = split_cpus(config.client_cpus)
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, server_cpus)  # tritonserver and the in-process runs inherit it
+    try:
+        return _tune(config, export, corpus, replace(analyzer, cpus=config.client_cpus), started)
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+def split_cpus(client_cpus: Sequence[int]) -> set[int]:
+    """The CPUs left to the server when perf_analyzer takes ``client_cpus``; they must be CPUs this process
+    may use, and leave at least one."""
+    usable = os.sched_getaffinity(0)
+    stray = sorted(set(client_cpus) - usable)
+    if stray:
+        raise TuneError(f"--client_cpus {stray} are not CPUs this process may use (usable: {sorted(usable)})")
+    server = usable - set(client_cpus)
+    if not server:
+        raise TuneError(f"--client_cpus {sorted(client_cpus)} leaves no CPU for tritonserver (usable: {sorted(usable)})")
+    return server
+
+
+def _tune(config: TuneConfig, export, corpus: Corpus, analyzer, started: float) -> TuneOutcome:
+    """The search, the side-by-side rounds and the outputs, on the CPUs the server may use."""
+    from tqdm import tqdm
+
     output = config.output_dir
     work = output / "work"
     work.mkdir(parents=True, exist_ok=True)
-    machine = measuring_machine()
+    machine = measuring_machine(config.client_cpus)
     log.info("tune: %d texts (%.1f tokens each), p99 budget %.0f ms, %.1f min, %d usable cores",
              len(corpus.texts), float(np.mean(corpus.lengths)), config.latency_budget_ms, config.budget_minutes,
              machine["usable_cpus"])
@@ -410,12 +438,15 @@ def inprocess_sorted(export_dir: Path, corpus: Corpus, precision: str = "fp32") 
     return result.to_dict()
 
 
-def measuring_machine() -> dict[str, Any]:
-    """The machine that measures: what tune.json and the report say the options were measured on."""
+def measuring_machine(client_cpus: Sequence[int] = ()) -> dict[str, Any]:
+    """The machine that measures: what tune.json and the report say the options were measured on (the usable
+    CPUs are the server's: without those perf_analyzer was pinned to)."""
     from tritoncls.benchmarks.machine import cpu_flags, cpu_model
 
     return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "usable_cpus": len(os.sched_getaffinity(0)),
-            "usable_cpus_source": "os.sched_getaffinity(0) when tune ran",
+            "usable_cpus_source": "os.sched_getaffinity(0) when tune ran"
+                                  + (", without --client_cpus" if client_cpus else ""),
+            "client_cpus": sorted(client_cpus) or None,
             "logical_cores": os.cpu_count(), "load_average_1m_at_start": round(os.getloadavg()[0], 2),
             "hostname": os.uname().nodename, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
