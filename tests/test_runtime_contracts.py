@@ -4,6 +4,10 @@ sort-pad-run-scatter loop every in-process path uses."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +183,37 @@ def test_python_model_glue_fails_only_the_bad_request_with_the_right_code():
     np.testing.assert_array_equal(out[0].output_tensors[0].array, [2, 2])
     assert (out[1].error.code, out[2].error.code) == ("INTERNAL", "INVALID_ARG")
     assert out[2].error.message == "text 0: the text is empty" and out[2].output_tensors == []
+
+
+def test_usable_cores_counts_physical_cores_of_the_affinity_once(tmp_path, monkeypatch):
+    from tritoncls.runtime.runners import usable_cores
+
+    for cpu, (package, core) in enumerate([(0, 0), (0, 0), (0, 1), (0, 1)]):  # 2 cores x 2 hyperthreads
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text(f"{package}\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert usable_cores(tmp_path) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2})
+    assert usable_cores(tmp_path) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7})  # no topology: logical CPUs
+    assert usable_cores(tmp_path) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and 2 usable CPUs")
+def test_onnx_runtime_threads_stay_on_the_cpus_the_process_may_use(tiny_export):
+    # ONNX Runtime's own default (0 threads) pins a pool thread to every core of the machine; ours must not
+    # leave the affinity taskset or tune --client_cpus gave the process. A fresh process: affinity is per thread.
+    script = (f"import glob, os\nos.sched_setaffinity(0, {{{min(os.sched_getaffinity(0))}}})\n"
+              "import numpy as np\nfrom tritoncls.runtime.manifest import Manifest\n"
+              "from tritoncls.runtime.runners import OnnxRunner\n"
+              f"m = Manifest.load({str(tiny_export)!r})\n"
+              f"runner = OnnxRunner({str(tiny_export)!r} + '/' + m.onnx.file, m.onnx.input_names, m.onnx.output_name, 0)\n"
+              "runner.run(np.full((4, 8), 5, dtype=np.int64), np.zeros((4, 8), dtype=np.int64))\n"
+              "print(sorted({open(t).read().split('Cpus_allowed_list:')[1].split()[0]\n"
+              "              for t in glob.glob(f'/proc/{os.getpid()}/task/*/status')}))")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).parents[1]).stdout
+    assert shown.strip() == f"['{min(os.sched_getaffinity(0))}']"

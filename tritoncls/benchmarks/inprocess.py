@@ -20,7 +20,7 @@ from tritoncls.benchmarks import BenchmarkError
 from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
 from tritoncls.modeling.dynamic import DygraphRunner
 from tritoncls.runtime import BatchedRun, Predictor, export_tokenizer, length_batches
-from tritoncls.runtime.predictor import usable_cpus
+from tritoncls.runtime.runners import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def predictor(export_dir: Path, runtime: str, order: str, batch_size: int = 32, 
 def run_baseline(export_dir: Path, texts: Sequence[str], runtime: str, order: str, batch_size: int = 32,
                  precision: str = "fp32", threads: int | None = None, repeats: int = 1) -> tuple[InProcessResult, np.ndarray]:
     """Time one runtime over ``texts``; returns the best of ``repeats`` runs and the logits (input order)."""
-    threads = threads or usable_cpus()
+    threads = threads or usable_cores()
     model = predictor(Path(export_dir), runtime, order, batch_size, precision, threads)
     best, logits = best_run(model, texts, repeats)
     result = InProcessResult(runtime, order, precision, batch_size, len(texts), best.seconds,

@@ -119,7 +119,7 @@ def build_record(plan: RepositoryPlan) -> dict[str, Any]:
         "layout": plan.config.layout,
         "build_machine": {"usable_cpus": len(os.sched_getaffinity(0)),
                           "note": "os.sched_getaffinity at build time, recorded only: no option is derived from it "
-                                  "(intra_op_threads 0 lets ONNX Runtime use every core of the serving machine)"},
+                                  "(intra_op_threads 0 gives ONNX Runtime one thread per physical core the serving process may run on)"},
         "options_file": provenance(plan.config),
         "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
                    "max_seq_length": plan.export.max_seq_length, "versions": manifest.versions},

@@ -49,7 +49,7 @@ CONCEPTS: dict[str, str] = {
     "concurrency": "requests in flight at once",
     "timeout_s": "per-request timeout in seconds",
     "instances": "model-step instances",
-    "intra_op_threads": "threads inside an operator in the model step (0: the runtime decides)",
+    "intra_op_threads": "threads inside an operator in the model step (0: one per physical core the server may run on)",
 }
 
 

@@ -7,7 +7,6 @@ the GPU check, and (through :func:`run_batched`) the Paddle dynamic graph in tra
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import numpy as np
 from .batching import pad_rows
 from .manifest import Manifest
 from .postprocess import softmax
-from .runners import OnnxRunner, PaddleRunner, Runner
+from .runners import OnnxRunner, PaddleRunner, Runner, usable_cores
 from .wordpiece import WordPieceTokenizer
 
 BACKENDS = ("onnxruntime", "paddle_inference")
@@ -132,21 +131,13 @@ def export_tokenizer(export_dir: str | Path, manifest: Manifest) -> WordPieceTok
                               manifest.max_seq_length, spec.rules)
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity: a container's or taskset's limit), else every core."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # no affinity on this platform (macOS)
-        return os.cpu_count() or 1
-
-
 def export_runner(export_dir: str | Path, manifest: Manifest, backend: str = "onnxruntime",
                   onnx_file: str | Path | None = None, threads: int | None = None, device: str = "cpu") -> Runner:
     """ONNX Runtime over the export's ONNX graph, or Paddle Inference over its static graph."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
     export_dir = Path(export_dir)
-    threads = threads or usable_cpus()
+    threads = threads or usable_cores()
     if backend == "paddle_inference":
         graph = manifest.paddle
         return PaddleRunner(export_dir / graph.model_file, export_dir / graph.params_file, graph.input_names,

@@ -6,6 +6,7 @@ the GPU check) runs a model through this one small interface.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,10 @@ class OnnxRunner:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
+        # 0 would let ONNX Runtime size its pool from the machine's cores and pin a thread to each, escaping
+        # the process's CPU affinity (taskset, tune --client_cpus); one thread per core the process may use
+        # stays inside it.
+        options.intra_op_num_threads = intra_op_threads or usable_cores()
         options.inter_op_num_threads = inter_op_threads
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
         if device == "gpu":
@@ -55,6 +59,23 @@ class OnnxRunner:
     def run(self, input_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         feed = dict(zip(self._inputs, (input_ids, token_type_ids)))
         return self._session.run([self._output], feed)[0]
+
+
+def usable_cores(sysfs: Path = Path("/sys/devices/system/cpu")) -> int:
+    """Physical cores among the CPUs this process may run on (its affinity); hyperthreads of one core count
+    once, as in ONNX Runtime's own default. Without affinity or topology: the logical CPU count."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        topology = sysfs / f"cpu{cpu}" / "topology"
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
+        except OSError:
+            return len(cpus) or 1
+    return len(cores) or 1
 
 
 def _preload_cuda(ort) -> None:
