@@ -24,6 +24,13 @@ not seen the subset's labels), compared with the TF-IDF detection in precision, 
 With --embeddings CHECKPOINT, the dirty-data protocol runs instead in that checkpoint's frozen mean-pooled
 vectors (`label-issues --source embeddings`): detection and every dev accuracy from logistic regression on them.
 
+With --finetune CHECKPOINT (a pretrained or imported model, e.g. `tritoncls import-hf`), the dirty-data protocol
+runs with the reference's kind of classifier: detection by 5-fold fine-tuning of fresh copies of it
+(`label-issues --source checkpoint`) and every dev accuracy by fine-tuning a fresh copy on that training set
+(--finetune_epochs, --finetune_learning_rate, max 64 tokens, no early stop); also dev accuracy after dropping
+the TF-IDF detection's flags. No control run (too slow on CPU). Settings run one after the other, seeds within;
+the JSON is rewritten after every run.
+
 Prints a markdown table per protocol and writes the figures as JSON to --output (default /tmp/audit_experiment).
 """
 
@@ -81,6 +88,34 @@ class EmbeddingSpace:
         return 100.0 * float((model.predict(self._x(dev_texts)) == dev_y).mean())
 
 
+class FineTuneSpace:
+    """Fine-tuning of a fresh copy of a (pretrained or imported) checkpoint, the reference's classifier: k-fold
+    for the out-of-fold probabilities (label-issues --source checkpoint), and once per training set for dev
+    accuracy (every epoch, no early stop: the corrupted labels are memorised as in the reference). Slow, so no
+    control run."""
+
+    control = False
+
+    def __init__(self, checkpoint: str, epochs: int, learning_rate: float, max_seq_length: int = 64) -> None:
+        from tritoncls.training.audit.finetune import FineTune
+
+        self.options = FineTune(checkpoint, epochs=epochs, learning_rate=learning_rate, max_seq_length=max_seq_length)
+
+    def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
+        from tritoncls.training.audit.finetune import checkpoint_folds
+
+        return checkpoint_folds(self.options, texts, y, num_labels, 5, seed).oof_probs
+
+    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+        from tritoncls.training.audit.finetune import fine_tuned_probs
+
+        started = time.perf_counter()
+        probs = fine_tuned_probs(self.options, texts, y, dev_texts, seed)
+        acc = 100.0 * float((probs.argmax(1) == dev_y).mean())
+        log.warning("fine-tuned on %d texts: dev %.2f (%.0f s)", len(texts), acc, time.perf_counter() - started)
+        return acc
+
+
 TFIDF = TfidfSpace()
 
 
@@ -113,9 +148,14 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     for suffix, rows in (("", flagged), ("_top", flagged[:int(round(1.5 * len(corrupted)))])):
         out |= {f"{k}{suffix}": v for k, v in cleaned(texts, noisy_y, probs, rows, corrupted, dev_texts, dev_y,
                                                       seed, space).items()}
+    if space is not TFIDF:  # the fast detection's flags, cleaned with the same (slower) classifier
+        out |= tfidf_flags_dropped(texts, noisy_y, num_labels, corrupted, dev_texts, dev_y, seed, space)
     lost = out["clean"] - out["corrupted"]
-    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top"):
-        out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top", "dropped_tfidf"):
+        if name in out:
+            out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    if not getattr(space, "control", True):
+        return out
     # control: the same cleaning applied to the uncorrupted subset (KUAKE-QIC's own labels are not all right)
     clean_probs = space.oof(texts, clean_y, num_labels, seed)
     control = cleaned(texts, clean_y, clean_probs, rank_issues(clean_y, clean_probs), corrupted, dev_texts, dev_y, seed,
@@ -123,6 +163,16 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     out |= {"control_dropped": control["dropped"], "control_relabelled": control["relabelled"],
             "control_flagged": control["flagged"]}
     return out
+
+
+def tfidf_flags_dropped(texts, noisy_y, num_labels: int, corrupted, dev_texts, dev_y, seed: int, space) -> dict:
+    """TF-IDF detection (label-issues' default) on the same corrupted subset; ``space`` trains on what it keeps."""
+    flags = rank_issues(noisy_y, TFIDF.oof(texts, noisy_y, num_labels, seed))
+    hits = len(set(flags.tolist()) & set(corrupted.tolist()))
+    keep = np.setdiff1d(np.arange(len(texts)), flags)
+    return {"dropped_tfidf": space.accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
+            "flagged_tfidf": int(len(flags)), "precision_tfidf": 100.0 * hits / max(1, len(flags)),
+            "recall_tfidf": 100.0 * hits / len(corrupted)}
 
 
 SMALL_ERNIE = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 256}
@@ -284,8 +334,15 @@ def print_dirty(name: str, runs: list[dict], seeds: list[int]) -> None:
         keys = (f"flagged{s}", f"precision{s}", f"recall{s}", f"dropped{s}", f"relabelled{s}",
                 f"recovered_dropped{s}", f"recovered_relabelled{s}")
         print(f"| {label} | " + " | ".join(fmt(runs, k) for k in keys) + " |")
-    print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
-          f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+    if "dropped_tfidf" in runs[0]:
+        print(f"\nTF-IDF flags (cleanlab's count: {fmt(runs, 'flagged_tfidf')}, precision {fmt(runs, 'precision_tfidf')}, "
+              f"recall {fmt(runs, 'recall_tfidf')}) dropped: {fmt(runs, 'dropped_tfidf')}, recovered "
+              f"{fmt(runs, 'recovered_dropped_tfidf')}%")
+    if "control_dropped" in runs[0]:
+        print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
+              f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+    print("\nper seed: " + "; ".join(f"clean {r['clean']:.2f}, corrupted {r['corrupted']:.2f}, dropped {r['dropped']:.2f}, "
+                                     f"dropped (1.5x) {r['dropped_top']:.2f}" for r in runs))
 
 
 def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], seeds: list[int]) -> None:
@@ -337,6 +394,26 @@ def print_ernie(runs: list[dict], seeds: list[int]) -> None:
                                                            "minutes_checkpoint", "out_of_fold_accuracy")))
 
 
+def finetune_dirty(args, train, dev, num_labels: int, dirty_runs: dict[str, list[dict]], out: Path) -> None:
+    """The dirty-data protocol by fine-tuning, setting by setting (all seeds of one setting before the next);
+    the JSON is rewritten after every run, so an interrupted run leaves its finished seeds."""
+    from tritoncls.cli_common import set_cpu_threads
+
+    set_cpu_threads()
+    space = FineTuneSpace(args.finetune, args.finetune_epochs, args.finetune_learning_rate)
+    path = out / "audit_experiment_finetune.json"
+    for setting, name in zip(args.dirty, dirty_runs):
+        size, noise = setting.split(":")
+        for seed in args.seeds:
+            started = time.perf_counter()
+            dirty_runs[name].append(dirty(train, dev, num_labels, seed, int(size), float(noise), space)
+                                    | {"seed": seed, "minutes": (time.perf_counter() - started) / 60})
+            print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
+            path.write_text(json.dumps({"args": vars(args), "dirty": dirty_runs}, indent=2) + "\n")
+    for name, runs in dirty_runs.items():
+        print_dirty(f"{name}, fine-tuned {args.finetune}", runs, [r["seed"] for r in runs])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset_dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/kuake_qic"))
@@ -356,6 +433,10 @@ def main() -> None:
     parser.add_argument("--faithfulness_texts", type=int, default=500, help="dev texts (a random sample) to check")
     parser.add_argument("--embeddings", metavar="CHECKPOINT", default=None,
                         help="run the dirty-data protocol in this checkpoint's frozen mean-pooled vectors instead")
+    parser.add_argument("--finetune", metavar="CHECKPOINT", default=None,
+                        help="run the dirty-data protocol by fine-tuning fresh copies of this (pretrained) checkpoint")
+    parser.add_argument("--finetune_epochs", type=int, default=3)
+    parser.add_argument("--finetune_learning_rate", type=float, default=1e-4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.dataset_dir)
@@ -388,6 +469,9 @@ def main() -> None:
         print_ernie(ernie_runs, args.seeds)
         (out / "audit_experiment_ernie.json").write_text(json.dumps({"args": vars(args), "ernie": ernie_runs},
                                                                     indent=2) + "\n")
+    if args.finetune:
+        finetune_dirty(args, train, dev, len(labels), dirty_runs, out)
+        return
     if args.embeddings:
         space = EmbeddingSpace(args.embeddings, [e.text for e in train] + [e.text for e in dev])
         for seed in args.seeds:
