@@ -11,7 +11,9 @@
   labels; the pool's true labels are taken when a text is "annotated"). The selection ranks a random half of dev
   ("dev-select") by support and picks 100 pool texts covering the 100 least supported; against 100 random pool
   texts. Accuracy on the other half ("dev-held", never seen by the selection) and on the whole dev set (what the
-  reference reports; optimistic, since the selection looked at half of it).
+  reference reports; optimistic, since the selection looked at half of it). Also `analyze sparse --strategy
+  uncertainty` and `hybrid` (the cross-validation models' top-2 margins on the pool), and, for reference, the
+  margins of one model trained on all 500 texts. --sparse_only skips the dirty-data protocol.
 - augment: the same 500 texts plus 2 augmented copies (swap/delete/insert) of the training texts nearest the
   100 least supported dev-select texts, or of every text; accuracy with and without.
 
@@ -296,11 +298,18 @@ def sparse_and_augment(train, dev, num_labels: int, seed: int, size: int, added:
         sup = sparse.support_of(l_vecs, q_vecs, folds.other_probs, 5, rank_by)
         worst = sup.least_supported(100)
         out[name] = with_rows([row for row, _, _ in sparse.select_covering(q_vecs[worst], p_vecs, allowed, added, 0.9)])
-    # for reference, not a sparse-data method: the pool texts the base model is least sure of (top-2 margin)
+    # `analyze sparse --strategy uncertainty / hybrid`: margins of the fold models (as the command fits them, on
+    # the queries and the pool); coverage is "selected" above (the command's default ranking by similarity)
+    pool_folds = features.tfidf_folds(l_texts, l_y, num_labels, 5, seed, others=q_texts + p_texts)
+    pool_margin = sparse.margins([p[len(q_texts):] for p in pool_folds.other_probs])
+    for strategy in ("uncertainty", "hybrid"):
+        picks = sparse.choose(strategy, q_vecs[worst], p_vecs, allowed, added, 0.9, pool_margin)
+        out[strategy] = with_rows([p.row for p in picks])
+    # for reference: the pool texts one model trained on all the labelled texts is least sure of (top-2 margin)
     vectorizer, model = features.tfidf_classifier(l_texts, l_y, seed)
     probs = np.sort(model.predict_proba(vectorizer.transform(p_texts)), axis=1)
     margin = np.where(allowed, probs[:, -1] - probs[:, -2], np.inf)
-    out["uncertainty"] = with_rows(np.argsort(margin, kind="stable")[:added])
+    out["uncertainty_single"] = with_rows(np.argsort(margin, kind="stable")[:added])
     targets = np.unique(sup.nearest[worst].ravel())
     for name, rows in (("augment_sparse", targets), ("augment_all", np.arange(size))):
         new = aug.augment_texts(aug.Augmenter(l_texts, 0.1, seed), [l_texts[r] for r in rows], list(aug.METHODS), 2)
@@ -351,12 +360,15 @@ def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], see
     print(f"\n## Sparse data and augmentation (seeds {seeds})\n")
     print("| training set | dev-held | dev (all) |")
     print("|---|---|---|")
-    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "augment_sparse", "augment_all"):
+    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "hybrid", "uncertainty_single",
+                 "augment_sparse", "augment_all"):
         print(f"| {name} | {fmt(sparse_runs, name, 'held')} | {fmt(sparse_runs, name, 'all')} |")
-    gain = [r["selected"]["held"] - r["random"]["held"] for r in sparse_runs]
-    gain_all = [r["selected"]["all"] - r["random"]["all"] for r in sparse_runs]
-    print(f"\nselected - random: dev-held {np.mean(gain):+.2f} (per seed {np.round(gain, 2).tolist()}), "
-          f"dev (all) {np.mean(gain_all):+.2f} (per seed {np.round(gain_all, 2).tolist()})")
+    print()
+    for name in ("selected", "uncertainty", "hybrid", "uncertainty_single"):
+        gain = [r[name]["held"] - r["random"]["held"] for r in sparse_runs]
+        gain_all = [r[name]["all"] - r["random"]["all"] for r in sparse_runs]
+        print(f"{name} - random: dev-held {np.mean(gain):+.2f} (per seed {np.round(gain, 2).tolist()}), "
+              f"dev (all) {np.mean(gain_all):+.2f} (per seed {np.round(gain_all, 2).tolist()})")
 
 
 def faithfulness(checkpoint: str, dev, count: int, seeds: list[int], out: Path) -> None:
@@ -433,6 +445,7 @@ def main() -> None:
     parser.add_argument("--faithfulness_texts", type=int, default=500, help="dev texts (a random sample) to check")
     parser.add_argument("--embeddings", metavar="CHECKPOINT", default=None,
                         help="run the dirty-data protocol in this checkpoint's frozen mean-pooled vectors instead")
+    parser.add_argument("--sparse_only", action="store_true", help="only the sparse and augmentation protocols")
     parser.add_argument("--finetune", metavar="CHECKPOINT", default=None,
                         help="run the dirty-data protocol by fine-tuning fresh copies of this (pretrained) checkpoint")
     parser.add_argument("--finetune_epochs", type=int, default=3)
@@ -487,13 +500,13 @@ def main() -> None:
     if args.skip_fast:
         return
     for seed in args.seeds:
-        for setting, name in zip(args.dirty, dirty_runs):
+        for setting, name in zip(args.dirty if not args.sparse_only else [], dirty_runs):
             size, noise = setting.split(":")
             dirty_runs[name].append(dirty(train, dev, len(labels), seed, int(size), float(noise)))
             print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
         sparse_runs.append(sparse_and_augment(train, dev, len(labels), seed, args.sparse_size, args.added))
         print(f"seed {seed}: sparse {json.dumps(sparse_runs[-1])}", flush=True)
-    print_tables(dirty_runs, sparse_runs, args.seeds)
+    print_tables({} if args.sparse_only else dirty_runs, sparse_runs, args.seeds)
     (out / "audit_experiment.json").write_text(json.dumps({"args": vars(args), "dirty": dirty_runs,
                                                            "sparse": sparse_runs}, indent=2) + "\n")
 
