@@ -29,7 +29,8 @@ vectors (`label-issues --source embeddings`): detection and every dev accuracy f
 With --finetune CHECKPOINT (a pretrained or imported model, e.g. `tritoncls import-hf`), the dirty-data protocol
 runs with the reference's kind of classifier: detection by 5-fold fine-tuning of fresh copies of it
 (`label-issues --source checkpoint`) and every dev accuracy by fine-tuning a fresh copy on that training set
-(--finetune_epochs, --finetune_learning_rate, max 64 tokens, no early stop); also dev accuracy after dropping
+(--finetune_epochs, more for a set smaller than the subset so that the optimizer steps match; --finetune_learning_rate,
+max 64 tokens, no early stop); also dev accuracy after dropping
 the TF-IDF detection's flags. No control run (too slow on CPU). Settings run one after the other, seeds within;
 the JSON is rewritten after every run.
 
@@ -41,7 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -93,15 +96,19 @@ class EmbeddingSpace:
 class FineTuneSpace:
     """Fine-tuning of a fresh copy of a (pretrained or imported) checkpoint, the reference's classifier: k-fold
     for the out-of-fold probabilities (label-issues --source checkpoint), and once per training set for dev
-    accuracy (every epoch, no early stop: the corrupted labels are memorised as in the reference). Slow, so no
-    control run."""
+    accuracy (every epoch, no early stop: the corrupted labels are memorised as in the reference). A training set
+    smaller than ``subset_size`` (flagged texts dropped) gets proportionally more epochs, so every dev-accuracy
+    run takes at least as many optimizer steps as the full subset's: with a few hundred texts a fixed epoch count
+    leaves the smaller set under-trained and measures that instead of the cleaning. Slow, so no control run."""
 
     control = False
 
-    def __init__(self, checkpoint: str, epochs: int, learning_rate: float, max_seq_length: int = 64) -> None:
+    def __init__(self, checkpoint: str, epochs: int, learning_rate: float, subset_size: int,
+                 max_seq_length: int = 64) -> None:
         from tritoncls.training.audit.finetune import FineTune
 
         self.options = FineTune(checkpoint, epochs=epochs, learning_rate=learning_rate, max_seq_length=max_seq_length)
+        self.subset_size = subset_size
 
     def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
         from tritoncls.training.audit.finetune import checkpoint_folds
@@ -112,9 +119,11 @@ class FineTuneSpace:
         from tritoncls.training.audit.finetune import fine_tuned_probs
 
         started = time.perf_counter()
-        probs = fine_tuned_probs(self.options, texts, y, dev_texts, seed)
+        epochs = max(self.options.epochs, math.ceil(self.options.epochs * self.subset_size / len(texts)))
+        probs = fine_tuned_probs(replace(self.options, epochs=epochs), texts, y, dev_texts, seed)
         acc = 100.0 * float((probs.argmax(1) == dev_y).mean())
-        log.warning("fine-tuned on %d texts: dev %.2f (%.0f s)", len(texts), acc, time.perf_counter() - started)
+        log.warning("fine-tuned on %d texts, %d epochs: dev %.2f (%.0f s)", len(texts), epochs, acc,
+                    time.perf_counter() - started)
         return acc
 
 
@@ -412,10 +421,10 @@ def finetune_dirty(args, train, dev, num_labels: int, dirty_runs: dict[str, list
     from tritoncls.cli_common import set_cpu_threads
 
     set_cpu_threads()
-    space = FineTuneSpace(args.finetune, args.finetune_epochs, args.finetune_learning_rate)
     path = out / "audit_experiment_finetune.json"
     for setting, name in zip(args.dirty, dirty_runs):
         size, noise = setting.split(":")
+        space = FineTuneSpace(args.finetune, args.finetune_epochs, args.finetune_learning_rate, int(size))
         for seed in args.seeds:
             started = time.perf_counter()
             dirty_runs[name].append(dirty(train, dev, num_labels, seed, int(size), float(noise), space)
@@ -448,7 +457,7 @@ def main() -> None:
     parser.add_argument("--sparse_only", action="store_true", help="only the sparse and augmentation protocols")
     parser.add_argument("--finetune", metavar="CHECKPOINT", default=None,
                         help="run the dirty-data protocol by fine-tuning fresh copies of this (pretrained) checkpoint")
-    parser.add_argument("--finetune_epochs", type=int, default=3)
+    parser.add_argument("--finetune_epochs", type=int, default=4)
     parser.add_argument("--finetune_learning_rate", type=float, default=1e-4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
