@@ -11,8 +11,8 @@ A text's support combines two signals, both in [0, 1]:
 
 Texts are ranked by ``support``: ``similarity`` by default, or ``similarity * stability`` with
 ``rank_by="similarity_x_stability"``. On KUAKE-QIC (docs/analysis.md) choosing pool texts for the least similar
-dev texts beat random choice by +0.92 points on held-out dev, and multiplying in stability only by +0.44, so
-stability is reported but does not rank by default.
+dev texts beat random choice by +0.92 points on held-out dev, and multiplying in stability only by +0.44 (seeds
+1-3; over seeds 1-5 they are level, +0.39 and +0.53), so stability is reported but does not rank by default.
 
 Selection (``strategy``) chooses ``select`` pool texts (from ``data.txt``) that are neither in train nor in the
 queries and are not near-copies (cosine >= ``max_similarity``) of a text already chosen:
