@@ -109,13 +109,21 @@ class FineTuneSpace:
 
         self.options = FineTune(checkpoint, epochs=epochs, learning_rate=learning_rate, max_seq_length=max_seq_length)
         self.subset_size = subset_size
+        self._scores: dict[tuple, float] = {}  # the 1.5 x budget often keeps every cleanlab flag: the same sets
+
+    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+        key = (tuple(texts), tuple(int(c) for c in y), seed)
+        if key not in self._scores:
+            self._scores[key] = self._fine_tuned_accuracy(texts, y, dev_texts, dev_y, seed)
+        return self._scores[key]
 
     def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
         from tritoncls.training.audit.finetune import checkpoint_folds
 
         return checkpoint_folds(self.options, texts, y, num_labels, 5, seed).oof_probs
 
-    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+    def _fine_tuned_accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray,
+                             seed: int) -> float:
         from tritoncls.training.audit.finetune import fine_tuned_probs
 
         started = time.perf_counter()
@@ -152,6 +160,9 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     probs = space.oof(texts, noisy_y, num_labels, seed)
     flagged = rank_issues(noisy_y, probs)
     seconds = time.perf_counter() - started
+    hits = len(set(flagged.tolist()) & set(corrupted.tolist()))
+    log.warning("seed %d: %d flagged, %d of them corrupted (of %d), out-of-fold accuracy %.1f, %.0f s", seed,
+                len(flagged), hits, len(corrupted), 100.0 * float((probs.argmax(1) == noisy_y).mean()), seconds)
     out = {"clean": space.accuracy(texts, clean_y, dev_texts, dev_y, seed),
            "corrupted": space.accuracy(texts, noisy_y, dev_texts, dev_y, seed),
            "corrupted_count": int(len(corrupted)), "detect_seconds": seconds}
