@@ -11,7 +11,9 @@
   labels; the pool's true labels are taken when a text is "annotated"). The selection ranks a random half of dev
   ("dev-select") by support and picks 100 pool texts covering the 100 least supported; against 100 random pool
   texts. Accuracy on the other half ("dev-held", never seen by the selection) and on the whole dev set (what the
-  reference reports; optimistic, since the selection looked at half of it).
+  reference reports; optimistic, since the selection looked at half of it). Also `analyze sparse --strategy
+  uncertainty` and `hybrid` (the cross-validation models' top-2 margins on the pool), and, for reference, the
+  margins of one model trained on all 500 texts. --sparse_only skips the dirty-data protocol.
 - augment: the same 500 texts plus 2 augmented copies (swap/delete/insert) of the training texts nearest the
   100 least supported dev-select texts, or of every text; accuracy with and without.
 
@@ -24,6 +26,14 @@ not seen the subset's labels), compared with the TF-IDF detection in precision, 
 With --embeddings CHECKPOINT, the dirty-data protocol runs instead in that checkpoint's frozen mean-pooled
 vectors (`label-issues --source embeddings`): detection and every dev accuracy from logistic regression on them.
 
+With --finetune CHECKPOINT (a pretrained or imported model, e.g. `tritoncls import-hf`), the dirty-data protocol
+runs with the reference's kind of classifier: detection by 5-fold fine-tuning of fresh copies of it
+(`label-issues --source checkpoint`) and every dev accuracy by fine-tuning a fresh copy on that training set
+(--finetune_epochs, more for a set smaller than the subset so that the optimizer steps match; --finetune_learning_rate,
+max 64 tokens, no early stop); also dev accuracy after dropping
+the TF-IDF detection's flags. No control run (too slow on CPU). Settings run one after the other, seeds within;
+the JSON is rewritten after every run.
+
 Prints a markdown table per protocol and writes the figures as JSON to --output (default /tmp/audit_experiment).
 """
 
@@ -32,7 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +93,48 @@ class EmbeddingSpace:
         return 100.0 * float((model.predict(self._x(dev_texts)) == dev_y).mean())
 
 
+class FineTuneSpace:
+    """Fine-tuning of a fresh copy of a (pretrained or imported) checkpoint, the reference's classifier: k-fold
+    for the out-of-fold probabilities (label-issues --source checkpoint), and once per training set for dev
+    accuracy (every epoch, no early stop: the corrupted labels are memorised as in the reference). A training set
+    smaller than ``subset_size`` (flagged texts dropped) gets proportionally more epochs, so every dev-accuracy
+    run takes at least as many optimizer steps as the full subset's: with a few hundred texts a fixed epoch count
+    leaves the smaller set under-trained and measures that instead of the cleaning. Slow, so no control run."""
+
+    control = False
+
+    def __init__(self, checkpoint: str, epochs: int, learning_rate: float, subset_size: int,
+                 max_seq_length: int = 64) -> None:
+        from tritoncls.training.audit.finetune import FineTune
+
+        self.options = FineTune(checkpoint, epochs=epochs, learning_rate=learning_rate, max_seq_length=max_seq_length)
+        self.subset_size = subset_size
+        self._scores: dict[tuple, float] = {}  # the 1.5 x budget often keeps every cleanlab flag: the same sets
+
+    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+        key = (tuple(texts), tuple(int(c) for c in y), seed)
+        if key not in self._scores:
+            self._scores[key] = self._fine_tuned_accuracy(texts, y, dev_texts, dev_y, seed)
+        return self._scores[key]
+
+    def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
+        from tritoncls.training.audit.finetune import checkpoint_folds
+
+        return checkpoint_folds(self.options, texts, y, num_labels, 5, seed).oof_probs
+
+    def _fine_tuned_accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray,
+                             seed: int) -> float:
+        from tritoncls.training.audit.finetune import fine_tuned_probs
+
+        started = time.perf_counter()
+        epochs = max(self.options.epochs, math.ceil(self.options.epochs * self.subset_size / len(texts)))
+        probs = fine_tuned_probs(replace(self.options, epochs=epochs), texts, y, dev_texts, seed)
+        acc = 100.0 * float((probs.argmax(1) == dev_y).mean())
+        log.warning("fine-tuned on %d texts, %d epochs: dev %.2f (%.0f s)", len(texts), epochs, acc,
+                    time.perf_counter() - started)
+        return acc
+
+
 TFIDF = TfidfSpace()
 
 
@@ -106,6 +160,9 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     probs = space.oof(texts, noisy_y, num_labels, seed)
     flagged = rank_issues(noisy_y, probs)
     seconds = time.perf_counter() - started
+    hits = len(set(flagged.tolist()) & set(corrupted.tolist()))
+    log.warning("seed %d: %d flagged, %d of them corrupted (of %d), out-of-fold accuracy %.1f, %.0f s", seed,
+                len(flagged), hits, len(corrupted), 100.0 * float((probs.argmax(1) == noisy_y).mean()), seconds)
     out = {"clean": space.accuracy(texts, clean_y, dev_texts, dev_y, seed),
            "corrupted": space.accuracy(texts, noisy_y, dev_texts, dev_y, seed),
            "corrupted_count": int(len(corrupted)), "detect_seconds": seconds}
@@ -113,9 +170,14 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     for suffix, rows in (("", flagged), ("_top", flagged[:int(round(1.5 * len(corrupted)))])):
         out |= {f"{k}{suffix}": v for k, v in cleaned(texts, noisy_y, probs, rows, corrupted, dev_texts, dev_y,
                                                       seed, space).items()}
+    if space is not TFIDF:  # the fast detection's flags, cleaned with the same (slower) classifier
+        out |= tfidf_flags_dropped(texts, noisy_y, num_labels, corrupted, dev_texts, dev_y, seed, space)
     lost = out["clean"] - out["corrupted"]
-    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top"):
-        out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top", "dropped_tfidf"):
+        if name in out:
+            out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
+    if not getattr(space, "control", True):
+        return out
     # control: the same cleaning applied to the uncorrupted subset (KUAKE-QIC's own labels are not all right)
     clean_probs = space.oof(texts, clean_y, num_labels, seed)
     control = cleaned(texts, clean_y, clean_probs, rank_issues(clean_y, clean_probs), corrupted, dev_texts, dev_y, seed,
@@ -123,6 +185,16 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     out |= {"control_dropped": control["dropped"], "control_relabelled": control["relabelled"],
             "control_flagged": control["flagged"]}
     return out
+
+
+def tfidf_flags_dropped(texts, noisy_y, num_labels: int, corrupted, dev_texts, dev_y, seed: int, space) -> dict:
+    """TF-IDF detection (label-issues' default) on the same corrupted subset; ``space`` trains on what it keeps."""
+    flags = rank_issues(noisy_y, TFIDF.oof(texts, noisy_y, num_labels, seed))
+    hits = len(set(flags.tolist()) & set(corrupted.tolist()))
+    keep = np.setdiff1d(np.arange(len(texts)), flags)
+    return {"dropped_tfidf": space.accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
+            "flagged_tfidf": int(len(flags)), "precision_tfidf": 100.0 * hits / max(1, len(flags)),
+            "recall_tfidf": 100.0 * hits / len(corrupted)}
 
 
 SMALL_ERNIE = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 256}
@@ -246,11 +318,18 @@ def sparse_and_augment(train, dev, num_labels: int, seed: int, size: int, added:
         sup = sparse.support_of(l_vecs, q_vecs, folds.other_probs, 5, rank_by)
         worst = sup.least_supported(100)
         out[name] = with_rows([row for row, _, _ in sparse.select_covering(q_vecs[worst], p_vecs, allowed, added, 0.9)])
-    # for reference, not a sparse-data method: the pool texts the base model is least sure of (top-2 margin)
+    # `analyze sparse --strategy uncertainty / hybrid`: margins of the fold models (as the command fits them, on
+    # the queries and the pool); coverage is "selected" above (the command's default ranking by similarity)
+    pool_folds = features.tfidf_folds(l_texts, l_y, num_labels, 5, seed, others=q_texts + p_texts)
+    pool_margin = sparse.margins([p[len(q_texts):] for p in pool_folds.other_probs])
+    for strategy in ("uncertainty", "hybrid"):
+        picks = sparse.choose(strategy, q_vecs[worst], p_vecs, allowed, added, 0.9, pool_margin)
+        out[strategy] = with_rows([p.row for p in picks])
+    # for reference: the pool texts one model trained on all the labelled texts is least sure of (top-2 margin)
     vectorizer, model = features.tfidf_classifier(l_texts, l_y, seed)
     probs = np.sort(model.predict_proba(vectorizer.transform(p_texts)), axis=1)
     margin = np.where(allowed, probs[:, -1] - probs[:, -2], np.inf)
-    out["uncertainty"] = with_rows(np.argsort(margin, kind="stable")[:added])
+    out["uncertainty_single"] = with_rows(np.argsort(margin, kind="stable")[:added])
     targets = np.unique(sup.nearest[worst].ravel())
     for name, rows in (("augment_sparse", targets), ("augment_all", np.arange(size))):
         new = aug.augment_texts(aug.Augmenter(l_texts, 0.1, seed), [l_texts[r] for r in rows], list(aug.METHODS), 2)
@@ -284,8 +363,15 @@ def print_dirty(name: str, runs: list[dict], seeds: list[int]) -> None:
         keys = (f"flagged{s}", f"precision{s}", f"recall{s}", f"dropped{s}", f"relabelled{s}",
                 f"recovered_dropped{s}", f"recovered_relabelled{s}")
         print(f"| {label} | " + " | ".join(fmt(runs, k) for k in keys) + " |")
-    print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
-          f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+    if "dropped_tfidf" in runs[0]:
+        print(f"\nTF-IDF flags (cleanlab's count: {fmt(runs, 'flagged_tfidf')}, precision {fmt(runs, 'precision_tfidf')}, "
+              f"recall {fmt(runs, 'recall_tfidf')}) dropped: {fmt(runs, 'dropped_tfidf')}, recovered "
+              f"{fmt(runs, 'recovered_dropped_tfidf')}%")
+    if "control_dropped" in runs[0]:
+        print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
+              f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
+    print("\nper seed: " + "; ".join(f"clean {r['clean']:.2f}, corrupted {r['corrupted']:.2f}, dropped {r['dropped']:.2f}, "
+                                     f"dropped (1.5x) {r['dropped_top']:.2f}" for r in runs))
 
 
 def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], seeds: list[int]) -> None:
@@ -294,12 +380,15 @@ def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], see
     print(f"\n## Sparse data and augmentation (seeds {seeds})\n")
     print("| training set | dev-held | dev (all) |")
     print("|---|---|---|")
-    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "augment_sparse", "augment_all"):
+    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "hybrid", "uncertainty_single",
+                 "augment_sparse", "augment_all"):
         print(f"| {name} | {fmt(sparse_runs, name, 'held')} | {fmt(sparse_runs, name, 'all')} |")
-    gain = [r["selected"]["held"] - r["random"]["held"] for r in sparse_runs]
-    gain_all = [r["selected"]["all"] - r["random"]["all"] for r in sparse_runs]
-    print(f"\nselected - random: dev-held {np.mean(gain):+.2f} (per seed {np.round(gain, 2).tolist()}), "
-          f"dev (all) {np.mean(gain_all):+.2f} (per seed {np.round(gain_all, 2).tolist()})")
+    print()
+    for name in ("selected", "uncertainty", "hybrid", "uncertainty_single"):
+        gain = [r[name]["held"] - r["random"]["held"] for r in sparse_runs]
+        gain_all = [r[name]["all"] - r["random"]["all"] for r in sparse_runs]
+        print(f"{name} - random: dev-held {np.mean(gain):+.2f} (per seed {np.round(gain, 2).tolist()}), "
+              f"dev (all) {np.mean(gain_all):+.2f} (per seed {np.round(gain_all, 2).tolist()})")
 
 
 def faithfulness(checkpoint: str, dev, count: int, seeds: list[int], out: Path) -> None:
@@ -337,6 +426,26 @@ def print_ernie(runs: list[dict], seeds: list[int]) -> None:
                                                            "minutes_checkpoint", "out_of_fold_accuracy")))
 
 
+def finetune_dirty(args, train, dev, num_labels: int, dirty_runs: dict[str, list[dict]], out: Path) -> None:
+    """The dirty-data protocol by fine-tuning, setting by setting (all seeds of one setting before the next);
+    the JSON is rewritten after every run, so an interrupted run leaves its finished seeds."""
+    from tritoncls.cli_common import set_cpu_threads
+
+    set_cpu_threads()
+    path = out / "audit_experiment_finetune.json"
+    for setting, name in zip(args.dirty, dirty_runs):
+        size, noise = setting.split(":")
+        space = FineTuneSpace(args.finetune, args.finetune_epochs, args.finetune_learning_rate, int(size))
+        for seed in args.seeds:
+            started = time.perf_counter()
+            dirty_runs[name].append(dirty(train, dev, num_labels, seed, int(size), float(noise), space)
+                                    | {"seed": seed, "minutes": (time.perf_counter() - started) / 60})
+            print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
+            path.write_text(json.dumps({"args": vars(args), "dirty": dirty_runs}, indent=2) + "\n")
+    for name, runs in dirty_runs.items():
+        print_dirty(f"{name}, fine-tuned {args.finetune}", runs, [r["seed"] for r in runs])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset_dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/kuake_qic"))
@@ -356,6 +465,11 @@ def main() -> None:
     parser.add_argument("--faithfulness_texts", type=int, default=500, help="dev texts (a random sample) to check")
     parser.add_argument("--embeddings", metavar="CHECKPOINT", default=None,
                         help="run the dirty-data protocol in this checkpoint's frozen mean-pooled vectors instead")
+    parser.add_argument("--sparse_only", action="store_true", help="only the sparse and augmentation protocols")
+    parser.add_argument("--finetune", metavar="CHECKPOINT", default=None,
+                        help="run the dirty-data protocol by fine-tuning fresh copies of this (pretrained) checkpoint")
+    parser.add_argument("--finetune_epochs", type=int, default=4)
+    parser.add_argument("--finetune_learning_rate", type=float, default=1e-4)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.dataset_dir)
@@ -388,6 +502,9 @@ def main() -> None:
         print_ernie(ernie_runs, args.seeds)
         (out / "audit_experiment_ernie.json").write_text(json.dumps({"args": vars(args), "ernie": ernie_runs},
                                                                     indent=2) + "\n")
+    if args.finetune:
+        finetune_dirty(args, train, dev, len(labels), dirty_runs, out)
+        return
     if args.embeddings:
         space = EmbeddingSpace(args.embeddings, [e.text for e in train] + [e.text for e in dev])
         for seed in args.seeds:
@@ -403,13 +520,13 @@ def main() -> None:
     if args.skip_fast:
         return
     for seed in args.seeds:
-        for setting, name in zip(args.dirty, dirty_runs):
+        for setting, name in zip(args.dirty if not args.sparse_only else [], dirty_runs):
             size, noise = setting.split(":")
             dirty_runs[name].append(dirty(train, dev, len(labels), seed, int(size), float(noise)))
             print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
         sparse_runs.append(sparse_and_augment(train, dev, len(labels), seed, args.sparse_size, args.added))
         print(f"seed {seed}: sparse {json.dumps(sparse_runs[-1])}", flush=True)
-    print_tables(dirty_runs, sparse_runs, args.seeds)
+    print_tables({} if args.sparse_only else dirty_runs, sparse_runs, args.seeds)
     (out / "audit_experiment.json").write_text(json.dumps({"args": vars(args), "dirty": dirty_runs,
                                                            "sparse": sparse_runs}, indent=2) + "\n")
 

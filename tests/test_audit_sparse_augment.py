@@ -25,9 +25,53 @@ def test_selection_covers_the_sparse_texts_with_pool_texts_not_in_train(noisy_to
     (noisy_toy_dir / "data.txt").write_text("physics lecture today\nthe soup and salad today 1\nmy cake\n"
                                             "quantum physics lecture notes again\n", encoding="utf-8")
     (noisy_toy_dir / "dev.txt").write_text("quantum physics lecture notes\tfood\nthe soup\tfood\n", encoding="utf-8")
-    sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path), top=1, select=2))
+    sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path), top=1, select=2, strategy="coverage"))
     chosen = (tmp_path / "to_annotate.txt").read_text(encoding="utf-8").splitlines()
     assert chosen == ["quantum physics lecture notes again\t", "physics lecture today\t"]
+
+
+def test_uncertainty_selects_the_pool_texts_the_fold_models_cannot_decide(noisy_toy_dir, tmp_path):
+    (noisy_toy_dir / "data.txt").write_text("the soup and salad 7\nthe goal and match 8\nthe soup and the goal 9\n"
+                                            "the cake and the team 10\n", encoding="utf-8")
+    result = sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path), top=2, select=2,
+                                    strategy="uncertainty"))
+    chosen = (tmp_path / "to_annotate.txt").read_text(encoding="utf-8").splitlines()
+    assert sorted(chosen) == ["the cake and the team 10\t", "the soup and the goal 9\t"]  # a food and a sport word
+    assert all(0 <= item["margin"] < 0.5 and item["covers"] is None for item in result["selected"])
+
+
+def test_margins_are_the_top_two_gap_of_the_averaged_fold_probabilities():
+    folds = [np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]]), np.array([[0.1, 0.9, 0.0], [0.2, 0.3, 0.5]])]
+    assert sp.margins(folds) == pytest.approx([0.0, 0.2])
+
+
+def test_select_uncertain_takes_the_smallest_margins_skipping_near_copies_and_excluded_rows():
+    pool = np.eye(4, dtype=np.float32)
+    pool[1] = pool[0]  # a copy of row 0
+    margin = np.array([0.1, 0.0, 0.2, 0.9])
+    allowed = np.array([True, True, False, True])
+    assert sp.select_uncertain(pool, margin, allowed, 3, max_similarity=0.9) == [1, 3]  # 0 copies 1; 2 excluded
+    assert sp.select_uncertain(pool, margin, allowed, 3, 0.9, candidates=np.array([0, 3])) == [0, 3]
+
+
+def test_hybrid_prefers_uncertain_texts_near_the_sparse_ones_then_fills_from_the_rest(monkeypatch):
+    pool = np.eye(5, dtype=np.float32)
+    sparse_vecs = np.array([[1, 0, 0, 0, 0], [0, 0.6, 0.8, 0, 0]], dtype=np.float32)
+    margin = np.array([0.5, 0.4, 0.3, 0.0, 0.1])  # rows 3 and 4 are the least certain but near no sparse text
+    allowed = np.ones(5, dtype=bool)
+    monkeypatch.setattr(sp, "HYBRID_CANDIDATES", 1)  # row 0 for the first sparse text, row 2 for the second
+    picks = sp.choose("hybrid", sparse_vecs, pool, allowed, 3, 0.9, margin)
+    assert [(p.row, p.covers) for p in picks] == [(2, 1), (0, 0), (3, None)]
+    assert picks[0].similarity == pytest.approx(0.8) and picks[0].margin == pytest.approx(0.3)
+
+
+def test_an_unknown_strategy_is_a_clear_error(noisy_toy_dir, tmp_path):
+    with pytest.raises(ConfigError, match="--strategy 'newest': choose one of coverage, uncertainty, hybrid"):
+        SparseConfig(dataset_dir=str(noisy_toy_dir), strategy="newest")
+    with pytest.raises(ConfigError, match="strategy 'newest'"):
+        sp.choose("newest", np.eye(2), np.eye(2), np.ones(2, dtype=bool), 1, 0.9)
+    with pytest.raises(ValueError, match="margins"):
+        sp.choose("uncertainty", np.eye(2), np.eye(2), np.ones(2, dtype=bool), 1, 0.9)
 
 
 def test_select_covering_skips_near_copies_and_excluded_rows():

@@ -113,6 +113,11 @@ def _sparse_args(parser: argparse.ArgumentParser) -> None:
          help="what 'least supported' means: the similarity alone, or times the cross-validation stability")
     flag(parser, "top", type=int, default=100, help="least supported texts reported and covered by the selection")
     flag(parser, "select", type=int, default=100, help="unlabeled texts from --data_file to choose for annotation (0: none)")
+    flag(parser, "strategy", default="uncertainty", choices=("uncertainty", "coverage", "hybrid"),
+         help="how --select chooses: the pool texts the cross-validation models are least sure of (uncertainty: "
+              "smallest top-2 margin of their averaged probabilities), the nearest pool text of each least "
+              "supported text in turn (coverage), or the least sure among the 10 nearest of each least supported "
+              "text (hybrid); measured in docs/analysis.md")
     flag(parser, "max_similarity", type=float, default=0.9,
          help="skip a candidate at least this similar (cosine) to one already chosen")
     _add_seed_and_folds(parser)
@@ -196,8 +201,10 @@ AUDITS: tuple[Audit, ...] = (
     Audit("sparse", "dev texts the training data hardly supports, and unlabeled texts to annotate for them",
           "Support of each dev (or --input) text: the mean similarity of its nearest training texts (TF-IDF or "
           "checkpoint [CLS] space), and the share of cross-validation models agreeing on its label. Reports the "
-          "least supported (sparse.md/.json/.html) and chooses --select texts of --data_file near them, diverse, "
-          "not in train, written to to_annotate.txt as text<TAB> lines for an annotator to label.",
+          "least supported (sparse.md/.json/.html) and chooses --select texts of --data_file, not in train and no "
+          "near-copies, by --strategy: those the cross-validation models are least sure of (default), those "
+          "nearest the least supported texts (coverage), or the least sure among those (hybrid); written to "
+          "to_annotate.txt as text<TAB> lines for an annotator to label.",
           _sparse_args, _run_sparse),
     Audit("augment", "extra training texts by swap, delete and insert (offline, Chinese and English)",
           "Augment chosen training texts (by default those nearest the least supported dev texts) by swapping, "

@@ -47,14 +47,30 @@ def checkpoint_folds(options: FineTune, texts: Sequence[str], y: np.ndarray, num
     other_probs: list[np.ndarray] = []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (train_rows, held_rows) in enumerate(splitter.split(np.zeros(len(y)), y), start=1):
-        set_seed(seed + fold)
-        model = modeling.load_checkpoint_model(directory)
-        _fine_tune(model, enc.subset(train_rows), y[train_rows], options, seed + fold)
+        model = _fresh_fine_tuned(directory, enc.subset(train_rows), y[train_rows], options, seed + fold)
         oof[held_rows] = softmax(predict_logits(model, enc.subset(held_rows), options.batch_size))
         if enc_other is not None:
             other_probs.append(softmax(predict_logits(model, enc_other, options.batch_size)))
         log.info("fold %d/%d: fine-tuned on %d texts, predicted %d", fold, folds, len(train_rows), len(held_rows))
     return FoldResult(oof_probs=oof, other_probs=other_probs)
+
+
+def fine_tuned_probs(options: FineTune, texts: Sequence[str], y: np.ndarray, predict: Sequence[str],
+                     seed: int) -> np.ndarray:
+    """Fine-tune a fresh copy of the checkpoint on ``texts`` (every epoch, no early stop); the probabilities
+    it gives ``predict``."""
+    set_device(options.device)
+    directory = ckpt.resolve_checkpoint(options.checkpoint)
+    tokenizer = modeling.load_tokenizer(directory)
+    model = _fresh_fine_tuned(directory, encode(tokenizer, texts, options.max_seq_length), np.asarray(y), options, seed)
+    return softmax(predict_logits(model, encode(tokenizer, predict, options.max_seq_length), options.batch_size))
+
+
+def _fresh_fine_tuned(directory, enc: Encoded, y: np.ndarray, options: FineTune, seed: int):
+    set_seed(seed)
+    model = modeling.load_checkpoint_model(directory)
+    _fine_tune(model, enc, y, options, seed)
+    return model
 
 
 def _fine_tune(model, enc: Encoded, y: np.ndarray, options: FineTune, seed: int) -> None:
