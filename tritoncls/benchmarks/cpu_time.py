@@ -4,21 +4,17 @@ On a machine where perf_analyzer runs beside tritonserver, the CPU the client an
 end use is CPU the model cannot. Comparing CPU time per text, rather than only texts per second, shows
 how much of a served-vs-in-process gap is the served path's own cost and how much is the client's.
 
-Counters come from ``/proc/PID/stat`` (utime + stime, every thread of the process): tritonserver's own
-process is the front end (gRPC, scheduling, the ensemble), its descendants are the python-backend stubs.
-The load generator's CPU is what this process's reaped children used (``os.times``), so measure it
-around a ``perf_analyzer`` run with no other child exiting meanwhile. Linux only; elsewhere the
-counters read as unavailable (``None``) and reports leave them out.
+Counters come from psutil (user + system time, every thread of the process): tritonserver's own process
+is the front end (gRPC, scheduling, the ensemble), its descendants are the python-backend stubs. The
+load generator's CPU is what this process's reaped children used (``os.times``), so measure it around a
+``perf_analyzer`` run with no other child exiting meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
@@ -68,43 +64,28 @@ def per_text(server: ServerCpu, client_s: float, texts: int) -> CpuPerText | Non
     return CpuPerText(texts, server.frontend_s * scale, server.models_s * scale, client_s * scale)
 
 
-def parse_stat(text: str) -> tuple[int, float]:
-    """``/proc/PID/stat`` -> (parent pid, utime + stime in clock ticks). The command name, in parentheses,
-    may itself hold spaces and parentheses, so fields are counted after its last ')'."""
-    fields = text.rsplit(")", 1)[1].split()
-    return int(fields[1]), float(int(fields[11]) + int(fields[12]))
+def server_cpu(pid: int) -> ServerCpu | None:
+    """Cumulative CPU of process ``pid`` (front end) and of all its live descendants (python models); the
+    process tree as ``server.memory.server_memory`` walks it. ``None`` when ``pid`` is gone."""
+    import psutil
 
-
-def _processes(proc: Path) -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU ticks) of every readable process."""
-    out: dict[int, tuple[int, float]] = {}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+    try:
+        root = psutil.Process(pid)
+        frontend, children = _cpu_s(root), root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return None
+    models = 0.0
+    for child in children:
         try:
-            out[int(entry.name)] = parse_stat((entry / "stat").read_text())
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile, or unreadable
-    return out
+            models += _cpu_s(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # exited meanwhile
+    return ServerCpu(frontend, models)
 
 
-def server_cpu(pid: int, proc: Path = PROC) -> ServerCpu | None:
-    """Cumulative CPU of process ``pid`` (front end) and of all its live descendants (python models)."""
-    if not (proc / str(pid) / "stat").is_file():
-        return None
-    table = _processes(proc)
-    if pid not in table:
-        return None
-    children: dict[int, list[int]] = {}
-    for child, (parent, _) in table.items():
-        children.setdefault(parent, []).append(child)
-    descendants, todo = 0.0, list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        descendants += table[child][1]
-        todo += children.get(child, [])
-    tick = float(os.sysconf("SC_CLK_TCK"))
-    return ServerCpu(table[pid][1] / tick, descendants / tick)
+def _cpu_s(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def children_cpu_s() -> float:

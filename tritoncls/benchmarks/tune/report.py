@@ -49,8 +49,8 @@ def _best_round(rounds: list[Measured], budget_ms: float) -> float:
 
 
 def _point(rounds: list[Measured], batch_size: int, concurrency: int) -> float | None:
-    rates = [p.texts_per_s for m in rounds for p in m.points if (p.batch_size, p.concurrency) == (batch_size, concurrency)]
-    return max(rates) if rates else None
+    point = _fastest_point(rounds, batch_size, concurrency)
+    return point.texts_per_s if point else None
 
 
 def summarize(outcome: TuneOutcome) -> dict[str, Any]:
