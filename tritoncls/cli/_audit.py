@@ -85,6 +85,9 @@ def _label_issues_args(parser: argparse.ArgumentParser) -> None:
          help="also write a new training file with the flagged texts fixed (the original is never changed)")
     flag(parser, "mode", default="relabel", choices=("relabel", "drop"),
          help="with --write_cleaned: give flagged texts their suggested label, or drop them")
+    flag(parser, "write_review", default=None, metavar="FILE",
+         help="also write the flagged lines (given label, least likely first) for a person to re-check; with "
+              "--write_cleaned REST --mode drop, `cat REST FILE` after the review is the cleaned training file")
     _add_fine_tuning(parser)
 
 

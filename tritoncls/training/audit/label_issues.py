@@ -4,7 +4,9 @@ Out-of-sample probabilities come from k-fold cross-validation (a TF-IDF linear m
 checkpoint's frozen mean-pooled embeddings, or fine-tuning the user's checkpoint on each k-1 folds); cleanlab's confident learning then flags the texts whose given
 label the held-out model finds unlikely compared with the per-class confidence thresholds, ranked by
 self-confidence (the probability of the given label). The original training file is never changed:
-``write_cleaned`` writes a new one with the flagged texts relabelled or dropped.
+``write_cleaned`` writes a new one with the flagged texts relabelled or dropped; ``write_review`` writes the
+flagged lines alone, for a person to re-check and correct (the reference's workflow, and the one that recovers
+what corruption cost: docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class LabelIssuesConfig:
     output: str = "./audit"
     write_cleaned: str | None = None
     mode: str = "relabel"
+    write_review: str | None = None  # the flagged lines as they are, least self-confident first
     max_issues: int | None = None  # flag at most this many (the least self-confident); None: cleanlab decides
     epochs: int = 2
     batch_size: int = 32
@@ -53,6 +56,10 @@ class LabelIssuesConfig:
             raise ConfigError(f"--mode {self.mode!r}: choose one of {', '.join(MODES)}.")
         if self.folds < 2:
             raise ConfigError(f"--folds must be at least 2, got {self.folds}.")
+        if self.write_review and self.write_cleaned and Path(self.write_review).resolve() == Path(
+                self.write_cleaned).resolve():
+            raise ConfigError(f"--write_review and --write_cleaned both name {self.write_review}: give the review "
+                              "file its own name (e.g. train.review.txt).")
         if self.max_issues is not None and self.max_issues < 0:
             raise ConfigError(f"--max_issues must not be negative, got {self.max_issues}.")
 
@@ -139,11 +146,18 @@ def cleaned_lines(train: dataset.Labelled, issues: list[Issue], mode: str) -> li
     return lines
 
 
+def review_lines(train: dataset.Labelled, issues: list[Issue]) -> list[str]:
+    """The flagged training lines with their given label, least self-confident first: a file in the training
+    format for a person to re-check, correct the label where it is wrong, and append to the unflagged lines."""
+    return [f"{issue.text}\t{issue.given}" for issue in issues]
+
+
 def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
-    """Flag probable label errors in the training file; write the reports (and a cleaned file if asked)."""
+    """Flag probable label errors in the training file; write the reports (and a cleaned or review file if asked)."""
     train = dataset.read_labelled(config.dataset_dir, config.train_file, config.label_file, min_classes=2)
-    if config.write_cleaned:
-        report.refuse_original(Path(config.write_cleaned), [train.path], "--write_cleaned")
+    for option, path in (("--write_cleaned", config.write_cleaned), ("--write_review", config.write_review)):
+        if path:
+            report.refuse_original(Path(path), [train.path], option)
     if config.source == "checkpoint":
         from tritoncls.modeling import checkpoint as ckpt
 
@@ -166,6 +180,10 @@ def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
         files.write_text(config.write_cleaned, "\n".join(lines) + "\n")
         log.info("Wrote %d training lines (%d %s) to %s", len(lines), len(issues),
                  "relabelled" if config.mode == "relabel" else "dropped", config.write_cleaned)
+    if config.write_review:
+        files.write_text(config.write_review, "".join(line + "\n" for line in review_lines(train, issues)))
+        log.info("Wrote the %d flagged lines to %s for review: correct the labels there, then append the file to "
+                 "the unflagged lines (--write_cleaned FILE --mode drop)", len(issues), config.write_review)
     log.info("%d of %d training texts flagged as probably mislabeled (%s, %d folds, %.1f s)",
              len(issues), len(train.examples), config.source, folds, seconds)
     return result.data | {"rows": result.rows, "paths": {k: str(v) for k, v in paths.items()}}
