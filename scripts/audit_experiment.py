@@ -12,7 +12,8 @@
   ("dev-select") by support and picks 100 pool texts covering the 100 least supported; against 100 random pool
   texts. Accuracy on the other half ("dev-held", never seen by the selection) and on the whole dev set (what the
   reference reports; optimistic, since the selection looked at half of it). Also `analyze sparse --strategy
-  uncertainty` and `hybrid` (the cross-validation models' top-2 margins on the pool), and, for reference, the
+  uncertainty`, `hybrid` and `diverse` (the cross-validation models' top-2 margins on the pool), two variants
+  not offered (diverse with prefilter 5; the least certain per predicted label), and, for reference, the
   margins of one model trained on all 500 texts. --sparse_only skips the dirty-data protocol.
 - augment: the same 500 texts plus 2 augmented copies (swap/delete/insert) of the training texts nearest the
   100 least supported dev-select texts, or of every text; accuracy with and without.

@@ -139,6 +139,18 @@ def test_diverse_selects_end_to_end(noisy_toy_dir, tmp_path):
     assert len((tmp_path / "to_annotate.txt").read_text(encoding="utf-8").splitlines()) == 2
 
 
+def test_the_command_takes_diverse_and_refuses_a_bad_prefilter(noisy_toy_dir, tmp_path, caplog):
+    from tritoncls.cli import main
+
+    (noisy_toy_dir / "data.txt").write_text("".join(f"the soup and the goal {i}\n" for i in range(8)), encoding="utf-8")
+    args = ["analyze", "sparse", "--dataset_dir", str(noisy_toy_dir), "--output", str(tmp_path), "--top", "2",
+            "--select", "2", "--strategy", "diverse"]
+    assert main(args + ["--prefilter", "3"]) == 0
+    assert "k-means of the 3 x 2 least certain" in (tmp_path / "sparse.md").read_text(encoding="utf-8")
+    assert main(args + ["--prefilter", "0"]) == 1
+    assert "--prefilter must be a whole number of at least 1" in caplog.text
+
+
 def test_select_covering_skips_near_copies_and_excluded_rows():
     pool = np.eye(4, dtype=np.float32)
     pool[1] = pool[0]  # a copy of row 0
