@@ -12,7 +12,8 @@
   ("dev-select") by support and picks 100 pool texts covering the 100 least supported; against 100 random pool
   texts. Accuracy on the other half ("dev-held", never seen by the selection) and on the whole dev set (what the
   reference reports; optimistic, since the selection looked at half of it). Also `analyze sparse --strategy
-  uncertainty` and `hybrid` (the cross-validation models' top-2 margins on the pool), and, for reference, the
+  uncertainty`, `hybrid` and `diverse` (the cross-validation models' top-2 margins on the pool), two variants
+  not offered (diverse with prefilter 5; the least certain per predicted label), and, for reference, the
   margins of one model trained on all 500 texts. --sparse_only skips the dirty-data protocol.
 - augment: the same 500 texts plus 2 augmented copies (swap/delete/insert) of the training texts nearest the
   100 least supported dev-select texts, or of every text; accuracy with and without.
@@ -341,6 +342,19 @@ def split_dev(dev, seed: int):
     return [dev[i] for i in order[:half]], [dev[i] for i in order[half:]]
 
 
+def balanced_uncertain(p_vecs, margin: np.ndarray, predicted: np.ndarray, allowed: np.ndarray, count: int) -> list[int]:
+    """Class-balanced uncertainty: the least certain allowed pool texts of each predicted label, as many per label
+    as its share of the allowed pool (largest remainders), skipping near-copies within a label."""
+    labels, sizes = np.unique(predicted[allowed], return_counts=True)
+    exact = count * sizes / sizes.sum()
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(-(exact - quota), kind="stable")[:count - quota.sum()]] += 1
+    rows: list[int] = []
+    for label, n in zip(labels, quota):
+        rows += sparse.select_uncertain(p_vecs, margin, allowed & (predicted == label), int(n), 0.9) if n else []
+    return rows
+
+
 def sparse_and_augment(train, dev, num_labels: int, seed: int, size: int, added: int) -> dict:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(train))
@@ -373,9 +387,13 @@ def sparse_and_augment(train, dev, num_labels: int, seed: int, size: int, added:
     # the queries and the pool); coverage is "selected" above (the command's default ranking by similarity)
     pool_folds = features.tfidf_folds(l_texts, l_y, num_labels, 5, seed, others=q_texts + p_texts)
     pool_margin = sparse.margins([p[len(q_texts):] for p in pool_folds.other_probs])
-    for strategy in ("uncertainty", "hybrid"):
-        picks = sparse.choose(strategy, q_vecs[worst], p_vecs, allowed, added, 0.9, pool_margin)
+    for strategy in ("uncertainty", "hybrid", "diverse"):
+        picks = sparse.choose(strategy, q_vecs[worst], p_vecs, allowed, added, 0.9, pool_margin, seed=seed)
         out[strategy] = with_rows([p.row for p in picks])
+    # variants, not offered by the command: diverse with a smaller prefilter; the least certain per predicted label
+    out["diverse_prefilter_5"] = with_rows(sparse.select_diverse(p_vecs, pool_margin, allowed, added, 0.9, 5, seed))
+    pool_predicted = np.mean([p[len(q_texts):] for p in pool_folds.other_probs], axis=0).argmax(1)
+    out["balanced"] = with_rows(balanced_uncertain(p_vecs, pool_margin, pool_predicted, allowed, added))
     # for reference: the pool texts one model trained on all the labelled texts is least sure of (top-2 margin)
     vectorizer, model = features.tfidf_classifier(l_texts, l_y, seed)
     probs = np.sort(model.predict_proba(vectorizer.transform(p_texts)), axis=1)
@@ -432,14 +450,15 @@ def print_tables(dirty_runs: dict[str, list[dict]], sparse_runs: list[dict], see
     print(f"\n## Sparse data and augmentation (seeds {seeds})\n")
     print("| training set | dev-held | dev (all) |")
     print("|---|---|---|")
-    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "hybrid", "uncertainty_single",
-                 "augment_sparse", "augment_all"):
+    for name in ("base", "random", "selected", "selected_x_stability", "uncertainty", "hybrid", "diverse",
+                 "diverse_prefilter_5", "balanced", "uncertainty_single", "augment_sparse", "augment_all"):
         print(f"| {name} | {fmt(sparse_runs, name, 'held')} | {fmt(sparse_runs, name, 'all')} |")
     print()
-    for name in ("selected", "uncertainty", "hybrid", "uncertainty_single"):
+    for name in ("selected", "uncertainty", "hybrid", "diverse", "diverse_prefilter_5", "balanced",
+                 "uncertainty_single"):
         gain = [r[name]["held"] - r["random"]["held"] for r in sparse_runs]
         gain_all = [r[name]["all"] - r["random"]["all"] for r in sparse_runs]
-        print(f"{name} - random: dev-held {np.mean(gain):+.2f} (per seed {np.round(gain, 2).tolist()}), "
+        print(f"{name} - random: dev-held {np.mean(gain):+.2f} ± {np.std(gain):.2f} (per seed {np.round(gain, 2).tolist()}), "
               f"dev (all) {np.mean(gain_all):+.2f} (per seed {np.round(gain_all, 2).tolist()})")
 
 

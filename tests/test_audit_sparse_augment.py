@@ -66,12 +66,89 @@ def test_hybrid_prefers_uncertain_texts_near_the_sparse_ones_then_fills_from_the
 
 
 def test_an_unknown_strategy_is_a_clear_error(noisy_toy_dir, tmp_path):
-    with pytest.raises(ConfigError, match="--strategy 'newest': choose one of coverage, uncertainty, hybrid"):
+    with pytest.raises(ConfigError, match="--strategy 'newest': choose one of coverage, uncertainty, hybrid, diverse"):
         SparseConfig(dataset_dir=str(noisy_toy_dir), strategy="newest")
     with pytest.raises(ConfigError, match="strategy 'newest'"):
         sp.choose("newest", np.eye(2), np.eye(2), np.ones(2, dtype=bool), 1, 0.9)
     with pytest.raises(ValueError, match="margins"):
         sp.choose("uncertainty", np.eye(2), np.eye(2), np.ones(2, dtype=bool), 1, 0.9)
+
+
+def _two_clusters() -> tuple[np.ndarray, np.ndarray]:
+    """Six unit rows in two tight clusters (rows 0-2 near axis 0, rows 3-5 near axis 2), all nearly a tie; the
+    first cluster a little less certain, so plain uncertainty takes both of two picks from it."""
+    pool = np.zeros((6, 4))
+    pool[:3, 0], pool[:3, 1] = 1, [0.0, 0.3, 0.6]  # cosine 0.86-0.97 within a cluster, 0 across
+    pool[3:, 2], pool[3:, 3] = 1, [0.0, 0.3, 0.6]
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    return pool, np.array([0.05, 0.04, 0.06, 0.10, 0.11, 0.12])
+
+
+def test_diverse_takes_one_text_from_each_cluster_where_uncertainty_takes_two_from_one():
+    pool, margin = _two_clusters()
+    allowed = np.ones(6, dtype=bool)
+    assert sp.select_uncertain(pool, margin, allowed, 2, max_similarity=0.99) == [1, 0]  # both near axis 0
+    picks = sp.choose("diverse", np.eye(4), pool, allowed, 2, 0.99, margin, prefilter=3, seed=1)
+    rows = [p.row for p in picks]
+    assert len(rows) == 2 and {r // 3 for r in rows} == {0, 1}  # one of rows 0-2, one of rows 3-5
+    assert rows[0] < 3  # the less certain cluster first
+    assert all(p.covers is None and p.margin == pytest.approx(margin[p.row]) for p in picks)
+
+
+def test_diverse_takes_the_text_nearest_each_centroid():
+    pool = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.0], [-0.8, -0.6]])
+    margin = np.full(6, 0.1)
+    # prefilter 3: all six rows are candidates, clustered {0, 1, 2, 3} and {4, 5}; rows 1 and 2 are the central
+    # ones of the first (the least certain, row 0 on a tie, would be wrong)
+    rows = sp.select_diverse(pool, margin, np.ones(6, dtype=bool), 2, 0.99, prefilter=3, seed=0)
+    assert sorted(rows)[0] in (1, 2) and sorted(rows)[1] in (4, 5)
+
+
+def test_diverse_respects_allowed_near_copies_and_is_seeded():
+    import scipy.sparse
+
+    pool, margin = _two_clusters()
+    allowed = np.array([True, True, True, False, False, True])
+    rows = sp.select_diverse(pool, margin, allowed, 2, 0.99, prefilter=2, seed=3)
+    assert 5 in rows and all(allowed[r] for r in rows)
+    copies = np.vstack([pool[:3], pool[:3]])  # rows 3-5 are copies of rows 0-2: never two of one text
+    chosen = sp.select_diverse(copies, np.full(6, 0.1), np.ones(6, dtype=bool), 4, 0.99, prefilter=2, seed=3)
+    assert len({r % 3 for r in chosen}) == len(chosen) == 3  # only three distinct texts exist
+    big = scipy.sparse.random(200, 50, density=0.1, random_state=1, format="csr")
+    big = scipy.sparse.diags(1 / np.sqrt(big.multiply(big).sum(1).A1 + 1e-12)) @ big
+    wide = np.random.default_rng(1).random(200)
+    runs = [sp.select_diverse(big, wide, np.ones(200, dtype=bool), 10, 0.9, prefilter=5, seed=7) for _ in range(2)]
+    assert runs[0] == runs[1] and len(runs[0]) == 10
+    assert set(runs[0]) <= set(np.argsort(wide)[:50].tolist())  # only among the 5 x 10 least certain
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True])
+def test_a_bad_prefilter_is_a_clear_error(noisy_toy_dir, bad):
+    with pytest.raises(ConfigError, match="--prefilter must be a whole number of at least 1"):
+        SparseConfig(dataset_dir=str(noisy_toy_dir), strategy="diverse", prefilter=bad)
+    with pytest.raises(ConfigError, match="--prefilter"):
+        sp.select_diverse(np.eye(2), np.zeros(2), np.ones(2, dtype=bool), 1, 0.9, prefilter=bad)
+
+
+def test_diverse_selects_end_to_end(noisy_toy_dir, tmp_path):
+    (noisy_toy_dir / "data.txt").write_text("the soup and salad 7\nthe goal and match 8\nthe soup and the goal 9\n"
+                                            "the cake and the team 10\n", encoding="utf-8")
+    result = sp.sparse(SparseConfig(dataset_dir=str(noisy_toy_dir), output=str(tmp_path), top=2, select=2,
+                                    strategy="diverse", prefilter=2))
+    assert result["strategy"] == "diverse" and len(result["selected"]) == 2
+    assert len((tmp_path / "to_annotate.txt").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_the_command_takes_diverse_and_refuses_a_bad_prefilter(noisy_toy_dir, tmp_path, caplog):
+    from tritoncls.cli import main
+
+    (noisy_toy_dir / "data.txt").write_text("".join(f"the soup and the goal {i}\n" for i in range(8)), encoding="utf-8")
+    args = ["analyze", "sparse", "--dataset_dir", str(noisy_toy_dir), "--output", str(tmp_path), "--top", "2",
+            "--select", "2", "--strategy", "diverse"]
+    assert main(args + ["--prefilter", "3"]) == 0
+    assert "k-means of the 3 x 2 least certain" in (tmp_path / "sparse.md").read_text(encoding="utf-8")
+    assert main(args + ["--prefilter", "0"]) == 1
+    assert "--prefilter must be a whole number of at least 1" in caplog.text
 
 
 def test_select_covering_skips_near_copies_and_excluded_rows():

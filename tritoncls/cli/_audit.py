@@ -116,11 +116,15 @@ def _sparse_args(parser: argparse.ArgumentParser) -> None:
          help="what 'least supported' means: the similarity alone, or times the cross-validation stability")
     flag(parser, "top", type=int, default=100, help="least supported texts reported and covered by the selection")
     flag(parser, "select", type=int, default=100, help="unlabeled texts from --data_file to choose for annotation (0: none)")
-    flag(parser, "strategy", default="uncertainty", choices=("uncertainty", "coverage", "hybrid"),
+    flag(parser, "strategy", default="uncertainty", choices=("uncertainty", "coverage", "hybrid", "diverse"),
          help="how --select chooses: the pool texts the cross-validation models are least sure of (uncertainty: "
               "smallest top-2 margin of their averaged probabilities), the nearest pool text of each least "
-              "supported text in turn (coverage), or the least sure among the 10 nearest of each least supported "
-              "text (hybrid); measured in docs/analysis.md")
+              "supported text in turn (coverage), the least sure among the 10 nearest of each least supported "
+              "text (hybrid), or one text per k-means cluster of the --prefilter x --select least sure (diverse); "
+              "measured in docs/analysis.md")
+    flag(parser, "prefilter", type=int, default=10,
+         help="with --strategy diverse: cluster the --prefilter x --select least sure pool texts into --select "
+              "clusters (k-means seeded by --seed, weighted by uncertainty) and take the text nearest each centre")
     flag(parser, "max_similarity", type=float, default=0.9,
          help="skip a candidate at least this similar (cosine) to one already chosen")
     _add_seed_and_folds(parser)
@@ -206,7 +210,8 @@ AUDITS: tuple[Audit, ...] = (
           "checkpoint [CLS] space), and the share of cross-validation models agreeing on its label. Reports the "
           "least supported (sparse.md/.json/.html) and chooses --select texts of --data_file, not in train and no "
           "near-copies, by --strategy: those the cross-validation models are least sure of (default), those "
-          "nearest the least supported texts (coverage), or the least sure among those (hybrid); written to "
+          "nearest the least supported texts (coverage), the least sure among those (hybrid), or one per cluster "
+          "of the least sure (diverse); written to "
           "to_annotate.txt as text<TAB> lines for an annotator to label.",
           _sparse_args, _run_sparse),
     Audit("augment", "extra training texts by swap, delete and insert (offline, Chinese and English)",
