@@ -72,6 +72,10 @@ class TfidfSpace:
     def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
         return accuracy(texts, y, dev_texts, dev_y, seed)
 
+    def probs(self, texts: list[str], y: np.ndarray, dev_texts: list[str], num_labels: int, seed: int) -> np.ndarray:
+        vectorizer, model = features.tfidf_classifier(texts, y, seed)
+        return _full_probs(model, model.predict_proba(vectorizer.transform(dev_texts)), num_labels)
+
 
 class EmbeddingSpace:
     """Frozen text vectors + lbfgs logistic regression (label-issues --source embeddings); every text is encoded
@@ -130,9 +134,8 @@ class EnsembleSpace:
         return (TFIDF.oof(texts, y, num_labels, seed) + self.embeddings.oof(texts, y, num_labels, seed)) / 2
 
     def accuracy(self, texts: list[str], y: np.ndarray, dev_texts: list[str], dev_y: np.ndarray, seed: int) -> float:
-        vectorizer, model = features.tfidf_classifier(texts, y, seed)
-        tfidf = _full_probs(model, model.predict_proba(vectorizer.transform(dev_texts)), self.num_labels)
-        both = tfidf + self.embeddings.probs(texts, y, dev_texts, self.num_labels)
+        both = (TFIDF.probs(texts, y, dev_texts, self.num_labels, seed)
+                + self.embeddings.probs(texts, y, dev_texts, self.num_labels))
         return 100.0 * float((both.argmax(1) == dev_y).mean())
 
 
@@ -545,6 +548,8 @@ def main() -> None:
     parser.add_argument("--finetune_epochs", type=int, default=4)
     parser.add_argument("--finetune_learning_rate", type=float, default=1e-4)
     args = parser.parse_args()
+    if args.ensemble and not args.embeddings:
+        parser.error("--ensemble averages TF-IDF with --embeddings SOURCE's model: give --embeddings too")
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.dataset_dir)
     labels = data.read_labels(root / "label.txt")

@@ -200,9 +200,8 @@ def select_uncertain(pool_vecs, margin: np.ndarray, allowed: np.ndarray, count: 
         eligible &= np.isin(np.arange(len(allowed)), candidates)
     chosen: list[int] = []
     for row in np.argsort(np.where(eligible, margin, np.inf), kind="stable")[:int(eligible.sum())]:
-        if chosen and cosine(pool_vecs[row], _stack([pool_vecs[r] for r in chosen])).max() >= max_similarity:
-            continue
-        chosen.append(int(row))
+        if not _near_copy(pool_vecs, int(row), chosen, max_similarity):
+            chosen.append(int(row))
         if len(chosen) == count:
             break
     return chosen
@@ -277,9 +276,11 @@ def choose(strategy: str, sparse_vecs, pool_vecs, allowed: np.ndarray, count: in
                 select_covering(sparse_vecs, pool_vecs, allowed, count, max_similarity)]
     if pool_margin is None:
         raise ValueError(f"strategy {strategy!r} needs the fold models' margins on the pool")
-    if strategy in ("uncertainty", "diverse"):
-        rows = (select_uncertain(pool_vecs, pool_margin, allowed, count, max_similarity) if strategy == "uncertainty"
-                else select_diverse(pool_vecs, pool_margin, allowed, count, max_similarity, prefilter, seed))
+    if strategy == "uncertainty":
+        rows = select_uncertain(pool_vecs, pool_margin, allowed, count, max_similarity)
+        return [Pick(row, None, None, float(pool_margin[row])) for row in rows]
+    if strategy == "diverse":
+        rows = select_diverse(pool_vecs, pool_margin, allowed, count, max_similarity, prefilter, seed)
         return [Pick(row, None, None, float(pool_margin[row])) for row in rows]
     near = near_sparse(sparse_vecs, pool_vecs, allowed, HYBRID_CANDIDATES)
     rows = select_uncertain(pool_vecs, pool_margin, allowed, count, max_similarity, near)
