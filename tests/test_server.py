@@ -35,6 +35,17 @@ def test_bundled_server_gets_this_pythons_stub_linked_into_a_cache_folder(tmp_pa
     assert find_tritonserver().backend_directory == install.backend_directory  # prepared once, then reused
 
 
+def test_bundled_server_refuses_numpy_2_whose_stub_dies_on_text_inputs(monkeypatch):
+    from tritoncls.server import triton
+
+    assert triton.stub_numpy_problem("1.26.4") is None
+    assert "pip install 'numpy<2'" in triton.stub_numpy_problem("2.5.5")
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "tritonserver").exists()))
+    monkeypatch.setattr(triton.importlib.metadata, "version", lambda name: "2.0.0" if name == "numpy" else "0")
+    with pytest.raises(ServeError, match="cannot serve text models under NumPy 2.0.0"):
+        find_tritonserver()
+
+
 def test_server_command_binds_localhost_and_sizes_python_shared_memory(tiny_repo):
     install = find_tritonserver()
     server = TritonServer(tiny_repo, grpc_port=1, http_port=2, metrics_port=3, shm_size="8M")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import hashlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -172,8 +173,26 @@ def find_tritonserver(backend_directory: str | Path | None = None) -> ServerInst
     binary = dist / "bin" / "tritonserver"
     if not binary.is_file():
         raise ServeError(f"{binary}: not found; the nvidia-pytriton install looks incomplete. Reinstall it.")
+    problem = stub_numpy_problem(importlib.metadata.version("numpy"))
+    if problem:
+        raise ServeError(problem)
     backends = Path(backend_directory) if backend_directory else bundled_backend_directory(dist)
     return ServerInstall(binary, backends, dist.parent.parent / "nvidia_pytriton.libs", True)
+
+
+def stub_numpy_problem(numpy_version: str) -> str | None:
+    """Why the bundled python-backend stub cannot run under this NumPy, or None.
+
+    The stub of the bundled Triton (2.51) reads text (BYTES) inputs wrongly under NumPy 2 and dies on the
+    first request ("unpack_from requires a buffer ..."; the client sees "Stub process ... is not healthy").
+    The stub imports from this Python's environment, so this environment's NumPy is the one that counts.
+    """
+    if int(numpy_version.split(".")[0]) < 2:
+        return None
+    return (f"the bundled tritonserver (nvidia-pytriton, Triton 2.51) cannot serve text models under NumPy "
+            f"{numpy_version}: its python-backend stub misreads string inputs and dies on the first request. "
+            f"Install NumPy 1.x in this environment (pip install 'numpy<2', as the constraints file pins), or run "
+            f"NVIDIA's Triton container, whose tritonserver on PATH is used instead.")
 
 
 def python_library_dir() -> Path | None:
