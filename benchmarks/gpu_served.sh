@@ -12,22 +12,33 @@
 #   bash benchmarks/gpu_served.sh receive .gpu/partK
 # and in the last call (carrying the last part), after receiving it:
 #   bash benchmarks/gpu_served.sh run
-#       reassembles and installs the wheels into /tmp/tritoncls_site, refills the skeletons, then for
+#       reassembles and installs the wheels into a venv over the image's packages (/tmp/tritoncls_venv:
+#       the python-backend stub reads its packages from there, not from PYTHONPATH), refills the skeletons, then for
 #       each export runs `tritoncls bench --device gpu` (FP32 and FP16 repositories served with the model
 #       step on the GPU, perf_analyzer sweeps, in-process CUDA on the same texts), plus the in-process
 #       GPU check (gpu_check.py: CUDA FP32/FP16, TensorRT when its libraries are there), and writes
-#       everything under $OUT (or ./gpu_served_out).
+#       everything under $OUT (or ./gpu_served_out). It starts with a preflight (preflight.txt: Python,
+#       the python-backend stub's libraries, perf_analyzer, ONNX Runtime's providers, nvidia-smi), so a
+#       missing piece shows in seconds. BENCH_ARGS adds options to each `bench --device gpu`.
+# Here again, before spending GPU time:
+#   benchmarks/gpu_served.sh rehearse
+#       the same receive + run on this machine, under a Python 3.12 venv holding the GPU image's packages
+#       (made once in $REHEARSE_VENV from ${PYTHON312:-python3.12}; it stands in for the image's venv), with the model step in a KIND_CPU
+#       instance (Triton sees no GPU here; ONNX Runtime falls back to the CPU) and 256 texts. Every step
+#       but the GPU itself is exercised: the install, imports, the stub, tritonserver, perf_analyzer, reports.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 carry="$repo/.gpu"
 store="${TRITONCLS_GPU_STORE:-/tmp/tritoncls_gpu}"
-site=/tmp/tritoncls_site
+venv="${TRITONCLS_GPU_VENV:-/tmp/tritoncls_venv}"
 part_mib=56  # the working tree travels in the same 64 MiB
 py_tag=3.12  # the GPU machine's python3 (see the device notes)
 platforms=(--platform manylinux_2_35_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
            --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
-wheels=(onnxruntime-gpu==1.31.0 nvidia-pytriton==0.7.0 tritonclient==2.51.0 python-rapidjson==1.25 protobuf==4.25.9
-        nvidia-cuda-runtime-cu12==12.9.79)
+# No protobuf: the image's onnx needs its own (>= 5.26, for runtime_version), and tritonclient's generated
+# modules load under it even though its metadata asks for < 5 (rehearsed with 7.36; `rehearse` below).
+wheels=(onnxruntime-gpu==1.31.0 nvidia-pytriton==0.7.0 tritonclient==2.51.0 python-rapidjson==1.25
+        nvidia-cuda-runtime-cu12==12.9.79 numpy==1.26.4)
 
 prepare() {
   local trained="$1"; shift
@@ -60,20 +71,53 @@ receive() {
 }
 
 install() {
+  # A venv of our own on top of the image's packages: the python-backend stub ignores PYTHONPATH and takes
+  # its packages from the venv of the `python3` first on PATH, and Triton 2.51's stub breaks on NumPy 2
+  # (BYTES inputs: "unpack_from requires a buffer"), so numpy 1.26 and onnxruntime-gpu must come first
+  # there. The image's own site-packages follow through a .pth file.
+  local purelib='import sysconfig; print(sysconfig.get_paths()["purelib"])' image_site ours
   rm -rf "$store/stage" && mkdir -p "$store/stage"
   cat "$store"/stage.tar.* | tar -C "$store/stage" -xf -
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+  image_site="$(python3 -c "$purelib")"
+  rm -rf "$venv" && python3 -m venv --without-pip "$venv"  # the image's pip installs into it (no ensurepip needed)
+  ours="$("$venv/bin/python3" -c "$purelib")"
+  echo "$image_site" >"$ours/zz_image_packages.pth"
+  python3 -m pip --python "$venv/bin/python3" install -q --no-index --no-deps --no-compile --no-cache-dir \
     "$store"/stage/wheels/*.whl
   mkdir -p "$store/root" && for deb in "$store"/stage/debs/*.deb; do dpkg -x "$deb" "$store/root"; done
-  export PYTHONPATH="$repo:$site${PYTHONPATH:+:$PYTHONPATH}"
-  export PATH="$site/bin:$PATH"
-  export LD_LIBRARY_PATH="$store/root/usr/lib/x86_64-linux-gnu:$site/nvidia/cuda_runtime/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+  export PATH="$venv/bin:$PATH"
+  export LD_LIBRARY_PATH="$store/root/usr/lib/x86_64-linux-gnu:$ours/nvidia/cuda_runtime/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+preflight() {
+  local pytriton stub libs pydir
+  echo "python3: $(command -v python3), $(python3 -V 2>&1)"
+  pytriton="$(python3 -c 'import importlib.util as u; print(u.find_spec("pytriton").submodule_search_locations[0])')"
+  stub="$pytriton/tritonserver/python_backend_stubs/$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')/triton_python_backend_stub"
+  pydir="$(python3 -c 'from tritoncls.server.triton import python_library_dir as d; print(d() or "")')"
+  echo "libpython folder for the stub: ${pydir:-none (the stub needs libpython3.X.so.1.0 from the system)}"
+  libs="$(dirname "$pytriton")/nvidia_pytriton.libs${pydir:+:$pydir}:${LD_LIBRARY_PATH:-}"
+  if [ ! -f "$stub" ]; then echo "MISSING python-backend stub $stub"
+  elif LD_LIBRARY_PATH="$libs" ldd "$stub" | grep 'not found'; then echo "MISSING libraries of the stub (above)"
+  else echo "stub: every library found"; fi
+  if perf_analyzer --version >/dev/null 2>&1 || perf_analyzer --help >/dev/null 2>&1; then
+    echo "perf_analyzer: $(command -v perf_analyzer) runs"
+  else echo "MISSING: perf_analyzer does not run: $(perf_analyzer --help 2>&1 | head -n 2)"; fi
+  # what the stub will import: no PYTHONPATH, away from the repository
+  (cd / && env -u PYTHONPATH python3 -c 'import onnxruntime as o, tritonclient.grpc, google.protobuf as p, numpy as n
+print("onnxruntime", o.__version__, o.get_available_providers(), o.__file__, "| protobuf", p.__version__,
+      "| numpy", n.__version__)
+assert n.__version__ < "2", "numpy 2 breaks the python-backend stub of Triton 2.51"') \
+    || echo "MISSING: an import failed (above)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "no nvidia-smi"
 }
 
 run() {
   local out="${OUT:-$PWD/gpu_served_out}"
   install
   mkdir -p "$out"
+  preflight 2>&1 | tee "$out/preflight.txt"
   local exports=("$store/stage/exports/trained")
   for skeleton in "$store"/stage/skeletons/*; do
     [ -d "$skeleton" ] || continue
@@ -87,16 +131,37 @@ run() {
     --output "$out/gpu_check.json" --time_budget_s 120 || echo "gpu_check exited $?"
   for e in "${exports[@]}"; do
     name="$(basename "$e")"
+    # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
     python3 -c 'import sys; from tritoncls.cli import main; sys.exit(main())' bench --device gpu --model "$e" \
-      --input "$store/stage/texts.txt" --output "$store/out_$name" 2>&1 | tail -n 40 || echo "bench $name exited $?"
+      --input "$store/stage/texts.txt" --output "$store/out_$name" ${BENCH_ARGS:-} 2>&1 | tail -n 40 \
+      || echo "bench $name exited $?"
     for f in gpu_served.json gpu_served.md; do cp "$store/out_$name/$f" "$out/${name}_$f" 2>/dev/null || true; done
   done
   ls -la "$out"
+}
+
+# What tritoncls needs of the GPU image's own packages (KINDS.md lists them), for the rehearsal venv.
+image_packages=(numpy jinja2 tokenizers onnx onnxruntime protobuf grpcio psutil tqdm pyyaml requests matplotlib
+                scikit-learn safetensors packaging typing-extensions)
+
+rehearse() {
+  local image="${REHEARSE_VENV:-/tmp/tritoncls_rehearse_image}" part  # stands in for the image's /opt/torch/.venv
+  [ -n "$(ls -d "$carry"/part* 2>/dev/null)" ] || { echo "no parts in $carry: run prepare first"; exit 2; }
+  if [ ! -x "$image/bin/python3" ]; then
+    "${PYTHON312:-python3.12}" -m venv "$image"
+    "$image/bin/python3" -m pip install -q "${image_packages[@]}"
+  fi
+  store="${TRITONCLS_GPU_STORE:-/tmp/tritoncls_rehearse_store}" venv="/tmp/tritoncls_rehearse_venv"
+  rm -rf "$store"
+  for part in "$carry"/part*; do receive "$part"; done
+  PATH="$image/bin:$PATH" BENCH_ARGS="--instance_kind cpu --max_texts 256 ${BENCH_ARGS:-}" \
+    OUT="${OUT:-/tmp/tritoncls_rehearse_out}" run
 }
 
 case "${1:-}" in
   prepare) shift; prepare "$@" ;;
   receive) shift; receive "$1" ;;
   run) run ;;
-  *) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 2 ;;
+  rehearse) rehearse ;;
+  *) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 2 ;;
 esac

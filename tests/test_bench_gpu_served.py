@@ -23,7 +23,8 @@ from tritoncls.errors import ConfigError
 def test_gpu_defaults_serve_fp32_and_fp16_with_the_model_step_on_the_gpu_and_large_batches():
     config = GpuBenchConfig(model="m", input="t", output="o")
     assert config.resolved_precisions == ("fp32", "fp16")
-    assert config.build_options("fp16") == {"device": "gpu", "precision": "fp16", "max_batch_size": 256}
+    assert config.build_options("fp16") == {"device": "gpu", "precision": "fp16", "max_batch_size": 256,
+                                            "instance_kind": "auto"}
     points = {(p.batch_size, p.concurrency) for p in config.sweep()}
     assert {(32, 1), (32, 4), (1, 64), (1, 512)} <= points
 
@@ -32,10 +33,23 @@ def test_gpu_defaults_serve_fp32_and_fp16_with_the_model_step_on_the_gpu_and_lar
     ({"device": "tpu"}, "--device 'tpu'"),
     ({"device": "cpu", "precisions": ("fp16",)}, "fp16 on the GPU only"),
     ({"max_texts": 8}, "at least 32"),
+    ({"instance_kind": "tpu"}, "--instance_kind 'tpu'"),
 ])
 def test_bad_options_are_refused_naming_them(options, message):
     with pytest.raises(ConfigError, match=message):
         GpuBenchConfig(model="m", input="t", output="o", **options)
+
+
+@pytest.mark.parametrize(("kind", "rendered"), [("auto", "KIND_GPU"), ("cpu", "KIND_CPU")])
+def test_the_rehearsal_kind_keeps_the_cuda_model_step_in_a_cpu_instance(tmp_path, kind, rendered):
+    from tritoncls.benchmarks import served
+
+    export = write_tiny_export(tmp_path / "export")
+    config = GpuBenchConfig(model=str(export), input="t", output="o", instance_kind=kind)
+    repo = served.build(export, tmp_path / "repo", **config.build_options("fp32"))
+    (text,) = [t for p in repo.glob("*/config.pbtxt") if 'key: "device"' in (t := p.read_text())]
+    assert f"kind: {rendered}" in text
+    assert 'key: "device"\n  value: { string_value: "gpu" }' in text  # the session still asks for CUDA
 
 
 def test_a_gpu_run_without_the_cuda_provider_says_how_to_get_it():

@@ -32,6 +32,7 @@ from tritoncls.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEVICES = ("gpu", "cpu")
+INSTANCE_KINDS = ("auto", "cpu", "gpu")
 REPORT_JSON, REPORT_MD = "gpu_served.json", "gpu_served.md"
 #: The issue's floor: 32-text requests through the ensemble reach this share of in-process batch 32.
 BATCH32_TARGET = 0.5
@@ -49,6 +50,9 @@ class GpuBenchConfig:
     precisions: tuple[str, ...] | None = None  # default: fp32 and fp16 on the GPU, fp32 on the CPU
     max_texts: int = 1024
     max_batch_size: int = 256
+    # The model step's instance kind; "auto" is KIND_GPU with --device gpu. "cpu" (KIND_CPU) keeps ONNX Runtime's
+    # CUDA session and lets benchmarks/gpu_served.sh rehearse the whole flow on a machine with no GPU visible.
+    instance_kind: str = "auto"
     batch32_concurrency: tuple[int, ...] = (1, 2, 4)
     single_concurrency: tuple[int, ...] | None = None  # default: 64..512 on the GPU, 8 on the CPU
     label_texts: int = 512
@@ -62,6 +66,8 @@ class GpuBenchConfig:
         bad = [p for p in self.resolved_precisions if p not in ("fp32", "fp16")]
         if bad or (self.device == "cpu" and "fp16" in self.resolved_precisions):
             raise ConfigError(f"precisions {list(self.resolved_precisions)}: fp32, and fp16 on the GPU only.")
+        if self.instance_kind not in INSTANCE_KINDS:
+            raise ConfigError(f"--instance_kind {self.instance_kind!r}: choose one of {', '.join(INSTANCE_KINDS)}.")
         if self.max_texts < 32 or self.max_batch_size < 32:
             raise ConfigError("--max_texts and the max batch size must be at least 32 (one request of 32 texts).")
 
@@ -79,7 +85,8 @@ class GpuBenchConfig:
 
     def build_options(self, precision: str) -> dict[str, Any]:
         """build-repo options of the measured repository (BuildConfig fields)."""
-        return {"device": self.device, "precision": precision, "max_batch_size": self.max_batch_size}
+        return {"device": self.device, "precision": precision, "max_batch_size": self.max_batch_size,
+                "instance_kind": self.instance_kind}
 
 
 @dataclass

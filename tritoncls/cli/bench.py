@@ -53,7 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "no_plots", action="store_true", help="skip the PNG plots")
     shared(parser, "device", default="cpu", choices=("cpu", "gpu"),
            detail="gpu: serve the --model export with its model step on the GPU and compare it with in-process "
-                  "CUDA (needs onnxruntime-gpu; the other options but --max_texts do not apply)")
+                  "CUDA (needs onnxruntime-gpu; the other options but --max_texts and --instance_kind do not apply)")
+    flag(parser, "instance_kind", default="auto", choices=("auto", "cpu", "gpu"),
+         help="with --device gpu: the model step's instance kind (auto: KIND_GPU); cpu keeps the CUDA session in a "
+              "KIND_CPU instance, so the flow can be rehearsed where Triton sees no GPU")
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
@@ -70,6 +73,7 @@ def _run_gpu(args: argparse.Namespace) -> int:
     from tritoncls.benchmarks.gpu_served import REPORT_MD, GpuBenchConfig, markdown, run_gpu_bench
 
     options = {"max_texts": args.max_texts} if args.max_texts else {}
+    options["instance_kind"] = args.instance_kind
     report = run_gpu_bench(GpuBenchConfig(model=args.model, input=args.input, output=args.output, **options))
     print(markdown(report))
     print(f"report: {args.output}/{REPORT_MD}")
