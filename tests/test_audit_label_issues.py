@@ -58,14 +58,14 @@ def test_review_file_holds_the_flagged_lines_and_after_review_makes_the_clean_tr
 
 
 def test_review_file_may_not_be_the_training_file_or_the_cleaned_file(noisy_toy_dir, tmp_path):
-    with pytest.raises(ConfigError, match="--write_review .*never changes"):
+    with pytest.raises(ConfigError, match=r"--write_review .*never changes.*train\.review\.txt"):
         _run(noisy_toy_dir, tmp_path, write_review=str(noisy_toy_dir / "train.txt"))
     with pytest.raises(ConfigError, match="both name"):
         _run(noisy_toy_dir, tmp_path, write_review=str(tmp_path / "x.txt"), write_cleaned=str(tmp_path / "x.txt"))
 
 
 def test_write_cleaned_refuses_the_original_training_file(noisy_toy_dir, tmp_path):
-    with pytest.raises(ConfigError, match="never changes"):
+    with pytest.raises(ConfigError, match=r"never changes.*train\.cleaned\.txt"):
         _run(noisy_toy_dir, tmp_path, write_cleaned=str(noisy_toy_dir / "train.txt"))
 
 

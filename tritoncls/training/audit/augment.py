@@ -147,7 +147,7 @@ def augment(config: AugmentConfig) -> dict[str, Any]:
     """Write the training file plus augmented copies of the target texts to ``config.output``."""
     train = dataset.read_labelled(config.dataset_dir, config.train_file, config.label_file,
                                   min_classes=2 if config.targets == "sparse" else 1)
-    report.refuse_original(Path(config.output), [train.path], "--output")
+    report.refuse_original(Path(config.output), [train.path], "--output", "augmented")
     if config.targets == "all":
         rows = np.arange(len(train.examples))
     else:

@@ -155,9 +155,10 @@ def review_lines(train: dataset.Labelled, issues: list[Issue]) -> list[str]:
 def label_issues(config: LabelIssuesConfig) -> dict[str, Any]:
     """Flag probable label errors in the training file; write the reports (and a cleaned or review file if asked)."""
     train = dataset.read_labelled(config.dataset_dir, config.train_file, config.label_file, min_classes=2)
-    for option, path in (("--write_cleaned", config.write_cleaned), ("--write_review", config.write_review)):
+    for option, path, example in (("--write_cleaned", config.write_cleaned, "cleaned"),
+                                  ("--write_review", config.write_review, "review")):
         if path:
-            report.refuse_original(Path(path), [train.path], option)
+            report.refuse_original(Path(path), [train.path], option, example)
     if config.source == "checkpoint":
         from tritoncls.modeling import checkpoint as ckpt
 

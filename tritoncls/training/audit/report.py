@@ -69,9 +69,9 @@ def write_reports(folder: str | Path, name: str, table: Table, html_body: str | 
     return paths
 
 
-def refuse_original(target: Path, originals: Sequence[Path], option: str) -> None:
-    """Refuse to write ``target`` over one of the data set's own files."""
+def refuse_original(target: Path, originals: Sequence[Path], option: str, example: str = "cleaned") -> None:
+    """Refuse to write ``target`` over one of the data set's own files (the error suggests ``NAME.example.txt``)."""
     for original in originals:
         if target.resolve() == original.resolve():
             raise ConfigError(f"{option} {target}: that is the data set's own {original.name}, which an audit never "
-                              f"changes. Write to a new file (e.g. {original.with_name(original.stem + '.cleaned.txt')}).")
+                              f"changes. Write to a new file (e.g. {original.with_name(f'{original.stem}.{example}.txt')}).")
