@@ -3,7 +3,7 @@
 # takes at most 64 MiB per call and keeps /tmp only while it stays warm (30 s between calls).
 #
 # Here (network, the project's venv):
-#   benchmarks/gpu_served.sh prepare TRAINED_EXPORT [SHAPE_EXPORT ...]
+#   benchmarks/gpu_served.sh prepare TRAINED_EXPORT [SHAPE_EXPORT or medium|mini|nano ...]
 #       downloads the wheels the GPU machine lacks (onnxruntime-gpu, nvidia-pytriton's tritonserver,
 #       tritonclient's perf_analyzer and its libraries), copies the trained export, makes skeletons of
 #       the shape exports (weights removed; refilled there) and the dev texts, and splits it all into
@@ -12,20 +12,21 @@
 #   bash benchmarks/gpu_served.sh receive .gpu/partK
 # and in the last call (carrying the last part), after receiving it:
 #   bash benchmarks/gpu_served.sh run
-#       reassembles and installs the wheels into a venv over the image's packages (/tmp/tritoncls_venv:
-#       the python-backend stub reads its packages from there, not from PYTHONPATH), refills the skeletons, then for
-#       each export runs `tritoncls bench --device gpu` (FP32 and FP16 repositories served with the model
-#       step on the GPU, perf_analyzer sweeps, in-process CUDA on the same texts), plus the in-process
-#       GPU check (gpu_check.py: CUDA FP32/FP16, TensorRT when its libraries are there), and writes
-#       everything under $OUT (or ./gpu_served_out). It starts with a preflight (preflight.txt: Python,
-#       the python-backend stub's libraries, perf_analyzer, ONNX Runtime's providers, nvidia-smi), so a
-#       missing piece shows in seconds. BENCH_ARGS adds options to each `bench --device gpu`.
+#       reassembles and installs the wheels into a venv over the image's packages (/tmp/tritoncls_venv: the
+#       python-backend stub reads its packages from there, not from PYTHONPATH), prints a preflight
+#       (preflight.txt: Python, the stub's libraries, perf_analyzer, what the stub imports, nvidia-smi) so a
+#       missing piece shows in seconds, refills the skeletons, runs `tritoncls bench --device gpu` per export,
+#       shapes first (FP32 and FP16 repositories served with the model step on the GPU, perf_analyzer sweeps,
+#       in-process CUDA on the same texts), then the in-process GPU check (gpu_check.py: CUDA FP32/FP16,
+#       TensorRT when its libraries are there), and writes everything under $OUT (or ./gpu_served_out).
+#       BENCH_ARGS adds options to each bench; BENCH_ONLY=NAME benches that export alone.
 # Here again, before spending GPU time:
 #   benchmarks/gpu_served.sh rehearse
 #       the same receive + run on this machine, under a Python 3.12 venv holding the GPU image's packages
-#       (made once in $REHEARSE_VENV from ${PYTHON312:-python3.12}; it stands in for the image's venv), with the model step in a KIND_CPU
-#       instance (Triton sees no GPU here; ONNX Runtime falls back to the CPU) and 256 texts. Every step
-#       but the GPU itself is exercised: the install, imports, the stub, tritonserver, perf_analyzer, reports.
+#       (made once in $REHEARSE_VENV from ${PYTHON312:-python3.12}; it stands in for the image's venv),
+#       with the model step in a KIND_CPU instance (Triton sees no GPU here; ONNX Runtime falls back to the
+#       CPU), 256 texts, and only the trained export benched (the shapes are refilled). Every step but the
+#       GPU itself is exercised: the install, imports, the stub, tritonserver, perf_analyzer, the reports.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 carry="$repo/.gpu"
@@ -43,7 +44,9 @@ wheels=(onnxruntime-gpu==1.31.0 nvidia-pytriton==0.7.0 tritonclient==2.51.0 pyth
 prepare() {
   local trained="$1"; shift
   local python="${PYTHON:-$repo/.venv/bin/python}"
-  grep -qx '/.gpu/' "$repo/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >>"$repo/.git/info/exclude"
+  for ignored in /.gpu/ /.gpu_shapes/; do
+    grep -qx "$ignored" "$repo/.git/info/exclude" 2>/dev/null || echo "$ignored" >>"$repo/.git/info/exclude"
+  done
   rm -rf "$carry" && mkdir -p "$carry/stage/wheels" "$carry/stage/exports" "$carry/stage/debs"
   "$python" -m pip download -q --no-deps --only-binary=:all: --python-version "$py_tag" --implementation cp \
     "${platforms[@]}" -d "$carry/stage/wheels" "${wheels[@]}"
@@ -51,6 +54,11 @@ prepare() {
   cp -r "$trained" "$carry/stage/exports/trained"
   rm -f "$carry/stage/exports/trained/"*.pdiparams  # the ONNX model step needs no Paddle weights
   for shape in "$@"; do
+    if [ ! -d "$shape" ]; then  # a shape name: random weights, the trained export's vocabulary (bench's shapes)
+      shape="$(PYTHONPATH="$repo" "$python" -c 'import sys; from pathlib import Path
+from tritoncls.benchmarks.variants import shape_export
+print(shape_export(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])))' "$shape" "$trained" "$repo/.gpu_shapes" | tail -n 1)"
+    fi
     "$python" "$repo/tritoncls/benchmarks/gpu_check.py" --model "$shape" --strip_to "$carry/stage/skeletons/$(basename "$shape")"
   done
   head -n 1024 "$repo/../shared/data/kuake_qic/dev.txt" | cut -f1 >"$carry/stage/texts.txt"
@@ -114,29 +122,30 @@ assert n.__version__ < "2", "numpy 2 breaks the python-backend stub of Triton 2.
 }
 
 run() {
-  local out="${OUT:-$PWD/gpu_served_out}"
+  local out="${OUT:-$PWD/gpu_served_out}" exports=() skeleton name args=()
   install
   mkdir -p "$out"
   preflight 2>&1 | tee "$out/preflight.txt"
-  local exports=("$store/stage/exports/trained")
-  for skeleton in "$store"/stage/skeletons/*; do
+  for skeleton in "$store"/stage/skeletons/*; do  # the shapes first: medium carries the throughput goal
     [ -d "$skeleton" ] || continue
-    python3 "$repo/tritoncls/benchmarks/gpu_check.py" --model "$skeleton" --refill_to "$store/stage/exports/$(basename "$skeleton")"
-    exports+=("$store/stage/exports/$(basename "$skeleton")")
+    name="$(basename "$skeleton")"
+    python3 "$repo/tritoncls/benchmarks/gpu_check.py" --model "$skeleton" --refill_to "$store/stage/exports/$name"
+    exports+=("$store/stage/exports/$name")
   done
+  exports+=("$store/stage/exports/trained")
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/nvidia_smi.csv" || true
-  local args=()
-  for e in "${exports[@]}"; do args+=(--model "$e"); done
-  python3 "$repo/tritoncls/benchmarks/gpu_check.py" "${args[@]}" --input "$store/stage/texts.txt" \
-    --output "$out/gpu_check.json" --time_budget_s 120 || echo "gpu_check exited $?"
-  for e in "${exports[@]}"; do
+  for e in "${exports[@]}"; do  # served first, each report copied out as soon as it is written
     name="$(basename "$e")"
+    [ -z "${BENCH_ONLY:-}" ] || [ "$name" = "$BENCH_ONLY" ] || continue
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
     python3 -c 'import sys; from tritoncls.cli import main; sys.exit(main())' bench --device gpu --model "$e" \
       --input "$store/stage/texts.txt" --output "$store/out_$name" ${BENCH_ARGS:-} 2>&1 | tail -n 40 \
       || echo "bench $name exited $?"
     for f in gpu_served.json gpu_served.md; do cp "$store/out_$name/$f" "$out/${name}_$f" 2>/dev/null || true; done
   done
+  for e in "${exports[@]}"; do args+=(--model "$e"); done  # then in-process CUDA/TensorRT (measured 2026-11-28)
+  python3 "$repo/tritoncls/benchmarks/gpu_check.py" "${args[@]}" --input "$store/stage/texts.txt" \
+    --output "$out/gpu_check.json" --time_budget_s 90 || echo "gpu_check exited $?"
   ls -la "$out"
 }
 
@@ -152,10 +161,12 @@ rehearse() {
     "$image/bin/python3" -m pip install -q "${image_packages[@]}"
   fi
   store="${TRITONCLS_GPU_STORE:-/tmp/tritoncls_rehearse_store}" venv="/tmp/tritoncls_rehearse_venv"
-  rm -rf "$store"
+  local out=/tmp/tritoncls_rehearse_out  # removed first, so never $OUT
+  rm -rf "$store" "$out"
   for part in "$carry"/part*; do receive "$part"; done
-  PATH="$image/bin:$PATH" BENCH_ARGS="--instance_kind cpu --max_texts 256 ${BENCH_ARGS:-}" \
-    OUT="${OUT:-/tmp/tritoncls_rehearse_out}" run
+  # shapes are refilled but not benched: medium serves ~25 texts/s on two cores
+  PATH="$image/bin:$PATH" BENCH_ARGS="--instance_kind cpu --max_texts 256 ${BENCH_ARGS:-}" BENCH_ONLY=trained \
+    OUT="$out" run
 }
 
 case "${1:-}" in
@@ -163,5 +174,5 @@ case "${1:-}" in
   receive) shift; receive "$1" ;;
   run) run ;;
   rehearse) rehearse ;;
-  *) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 2 ;;
+  *) sed -n '2,29p' "${BASH_SOURCE[0]}"; exit 2 ;;
 esac
