@@ -84,3 +84,18 @@ def test_served_flow_on_the_cpu_measures_against_inprocess_and_checks_labels(per
     assert {(p["batch_size"], p["concurrency"]) for p in result["served"]["points"]} == {(32, 1), (1, 4)}
     assert result["inprocess"]["file"] > 0 and batch32_ratio(result) > 0
     assert "| fp32 |" in (tmp_path / "out" / REPORT_MD).read_text()
+
+
+def test_the_gpu_machine_script_parses_and_its_usage_names_every_step():
+    """benchmarks/gpu_served.sh runs once on a lent GPU; a syntax error there would cost the whole session.
+    (Its receive + run is rehearsed end to end by `gpu_served.sh rehearse`, which needs the network and Python 3.12.)"""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_served.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
+    usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert usage.returncode == 2
+    for step in ("prepare TRAINED_EXPORT", "receive .gpu/partK", "gpu_served.sh run", "gpu_served.sh rehearse"):
+        assert step in usage.stdout
+    assert "set -euo" not in usage.stdout  # the usage is the header comment, all of it and nothing more
