@@ -193,7 +193,7 @@ def test_paddlenlp_and_paddle_inference_on_gpu_install_paddle_gpu_from_paddles_i
     lines = [line.split("#")[0].strip() for line in (out / "requirements.txt").read_text().splitlines()]
     assert [line for line in lines if line] == [
         "--extra-index-url https://www.paddlepaddle.org.cn/packages/stable/cu126/", "paddlenlp==3.0.0b4",
-        "paddlepaddle-gpu==3.3.1", "aistudio-sdk==0.2.6", "datasets==2.21.0", "pyarrow<18", "pandas<2.3",
+        "paddlepaddle-gpu==3.3.1", "numpy<2", "aistudio-sdk==0.2.6", "datasets==2.21.0", "pyarrow<18", "pandas<2.3",
         "huggingface_hub<0.26"]
 
 

@@ -33,12 +33,27 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnxruntime",),
 GPU_PACKAGES = {"onnxruntime": "onnxruntime-gpu", "paddlepaddle": "paddlepaddle-gpu"}
 #: paddlenlp 3.0.0b4 fails at import without these (see constraints.txt)
 PADDLENLP_CONSTRAINTS = ("aistudio-sdk==0.2.6", "datasets==2.21.0", "pyarrow<18", "pandas<2.3", "huggingface_hub<0.26")
+#: Triton 24.10's python-backend stub (pybind11 2.10) misreads text inputs under NumPy 2 and dies on the first
+#: request; python_backend fixed it after 24.10 (pull request 384). A package that pulled NumPy 2 into the image
+#: would break every model, so the install keeps the image's NumPy 1.x or fails at build time.
+STUB_NUMPY = "numpy<2"
 #: GPU packages released with the same version numbers as their CPU package (onnxruntime-gpu's are not)
 SAME_VERSION_AS_CPU = {"paddlepaddle-gpu"}
 #: Paddle 3 GPU wheels are not on PyPI; Paddle's own index (CUDA 12.6, the image's CUDA). Not reachable from here.
 PADDLE_GPU_INDEX = "https://www.paddlepaddle.org.cn/packages/stable/cu126/"
 #: newest release with a wheel for the image's Python (3.10), checked with `pip index versions` on 2026-11-30
 NEWEST_FOR_IMAGE_PYTHON = {"onnxruntime": "1.23.2", "onnxruntime-gpu": "1.23.2"}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A line installed beside the requirements so that they import and run at all, and why."""
+
+    line: str
+    why: str
+
+    def __str__(self) -> str:
+        return self.line
 
 
 @dataclass(frozen=True)
@@ -68,9 +83,15 @@ def required_packages(repo: RepositoryInfo, device: str, pins: dict[str, str]) -
     return tuple(_pin(GPU_PACKAGES.get(p, p) if device == "gpu" else p, p, why, repo, pins) for p, why in wanted.items())
 
 
-def extra_constraints(requirements: tuple[Requirement, ...]) -> tuple[str, ...]:
-    """Constraints a required package needs to import at all (paddlenlp's pins)."""
-    return PADDLENLP_CONSTRAINTS if any(r.name == "paddlenlp" for r in requirements) else ()
+def extra_constraints(requirements: tuple[Requirement, ...]) -> tuple[Constraint, ...]:
+    """What the requirements need beside them: the image's NumPy 1.x kept (the stub dies under 2), and the pins
+    paddlenlp needs to import at all."""
+    if not requirements:
+        return ()
+    out = [Constraint(STUB_NUMPY, "Triton 24.10's python-backend stub dies on text inputs under NumPy 2")]
+    if any(r.name == "paddlenlp" for r in requirements):
+        out += [Constraint(c, "paddlenlp 3.0.0b4 does not import without it") for c in PADDLENLP_CONSTRAINTS]
+    return tuple(out)
 
 
 def extra_index(requirements: tuple[Requirement, ...]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tritoncls.deploy.packages import Requirement
+from tritoncls.deploy.packages import Constraint, Requirement
 from tritoncls.errors import DeployError
 from tritoncls.runtime.contract import ADMIN_KEY_ENV, ADMIN_KEY_HEADER, RESTRICTED_APIS
 
@@ -85,7 +85,7 @@ class DockerSpec:
     triton_version: str
     python_version: str
     requirements: tuple[Requirement, ...]
-    constraints: tuple[str, ...]
+    constraints: tuple[Constraint, ...]
     extra_index: str | None
     uid: int
     repository_dir: str  # in the build context (the output folder)
