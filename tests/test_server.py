@@ -46,6 +46,50 @@ def test_bundled_server_refuses_numpy_2_whose_stub_dies_on_text_inputs(monkeypat
         find_tritonserver()
 
 
+def test_the_stubs_libraries_are_looked_up_as_the_server_will_run_it(tiny_repo):
+    from tritoncls.server.triton import stub_missing_libraries
+
+    install = find_tritonserver()
+    if not install.bundled:
+        pytest.skip("tritonserver on PATH: its stub is not ours to check")
+    stub = install.backend_directory / "python" / "triton_python_backend_stub"
+    assert stub_missing_libraries(stub, TritonServer(tiny_repo).environment(install)) == []
+    bare = {"PATH": os.environ["PATH"], "LD_LIBRARY_PATH": ""}  # without nvidia_pytriton.libs: its libcudart is missing
+    assert any(name.startswith("libcudart") for name in stub_missing_libraries(stub, bare))
+
+
+def test_a_stub_without_libpython_is_refused_before_the_server_starts(tiny_repo, monkeypatch):
+    from tritoncls.server import triton
+
+    monkeypatch.setattr(triton, "stub_missing_libraries", lambda stub, env: ["libpython3.11.so.1.0"])
+    server = TritonServer(tiny_repo)
+    with pytest.raises(ServeError, match=r"cannot start: libpython3.11.so.1.0 not found\. Fix: .*--enable-shared"):
+        server.start()
+    assert server.process is None
+
+
+@pytest.mark.triton
+def test_a_stub_that_cannot_load_fails_the_start_at_once_not_after_the_timeout(tiny_repo, tmp_path):
+    """The python backend waits for its stub for good; the loader's message is enough to stop."""
+    import time
+
+    install = find_tritonserver()
+    if not install.bundled:
+        pytest.skip("tritonserver on PATH: the backend folder is its own")
+    backends = tmp_path / "backends" / "python"
+    backends.mkdir(parents=True)
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        (backends / name).symlink_to((install.backend_directory / "python" / name).resolve())
+    stub = backends / "triton_python_backend_stub"
+    stub.write_text("#!/bin/sh\necho \"$0: error while loading shared libraries: libpython9.9.so.1.0: cannot open "
+                    "shared object file: No such file or directory\" >&2\nexit 127\n")
+    stub.chmod(0o755)
+    started = time.monotonic()
+    with pytest.raises(ServeError, match=r"(?s)a python-backend stub could not start.*libpython9\.9\.so\.1\.0.*--enable-shared"):
+        TritonServer(tiny_repo, backend_directory=backends.parent).start(timeout_s=120)
+    assert time.monotonic() - started < 60
+
+
 def test_server_command_binds_localhost_and_sizes_python_shared_memory(tiny_repo):
     install = find_tritonserver()
     server = TritonServer(tiny_repo, grpc_port=1, http_port=2, metrics_port=3, shm_size="8M")

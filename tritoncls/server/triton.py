@@ -43,7 +43,9 @@ DEFAULT_SHM_BYTES = 16 * 1024 * 1024
 #: tritonserver error lines that a CPU-only machine always prints; they explain nothing.
 BENIGN_ERRORS = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "unable to create stream",
                  "failed to enable peer access", "Unable to get CUDA device count")
-_ERROR_LINE = re.compile(r"^E\d{4} |^error:|Error:|Traceback|Exception", re.IGNORECASE)
+#: the loader's message when a python-backend stub lacks a library; the server then waits for the stub forever.
+STUB_CANNOT_START = "error while loading shared libraries"
+_ERROR_LINE = re.compile(rf"^E\d{{4}} |^error:|Error:|Traceback|Exception|{STUB_CANNOT_START}", re.IGNORECASE)
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 
 #: Triton's administrative APIs (HTTP) and protocols (gRPC) that a key locks; inference, metadata,
@@ -208,6 +210,30 @@ def python_library_dir() -> Path | None:
     if not libdir or not soname or not (Path(libdir) / soname).is_file():
         return None
     return Path(libdir)
+
+
+def stub_missing_libraries(stub: Path, env: dict[str, str]) -> list[str]:
+    """Shared libraries the python-backend stub would not find under ``env`` (``ldd``); [] when all are
+    found, or when ``ldd`` is not there to ask."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return []
+    try:
+        listing = subprocess.run([ldd, str(stub)], env=env, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split("=>")[0].strip() for line in listing.splitlines() if "not found" in line]
+
+
+def missing_library_fix(missing: list[str]) -> str:
+    """What to do about the stub's missing libraries (libpython gets its own advice)."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if any(name.startswith("libpython") for name in missing):
+        return (f"this Python ({sys.executable}) has no shared libpython{version}.so.1.0 and the system has none "
+                f"either. Install your distribution's libpython{version} package (Debian/Ubuntu: apt-get install "
+                f"libpython{version}), or use a Python built with --enable-shared (pyenv: PYTHON_CONFIGURE_OPTS="
+                f"--enable-shared pyenv install {version}), or run NVIDIA's Triton container.")
+    return "reinstall nvidia-pytriton (its nvidia_pytriton.libs folder holds the others)."
 
 
 def _cache_root() -> Path:
@@ -441,10 +467,16 @@ class TritonServer:
         self.grpc_port = self.grpc_port or free_port(self.client_host)
         self.http_port = self.http_port or free_port(self.client_host)
         self.metrics_port = self.metrics_port or free_port(self.client_host)
-        command = self.command(install)
+        command, env = self.command(install), self.environment(install)
+        if install.bundled and install.backend_directory is not None:
+            stub = install.backend_directory / "python" / "triton_python_backend_stub"
+            missing = stub_missing_libraries(stub, env)
+            if missing:
+                raise ServeError(f"the python-backend stub {stub.resolve()} cannot start: {', '.join(missing)} not "
+                                 f"found. Fix: {missing_library_fix(missing)}")
         log.debug("starting %s", " ".join(self._redacted(command)))
         self.process = subprocess.Popen(
-            command, env=self.environment(install), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True)
@@ -490,6 +522,11 @@ class TritonServer:
                 raise ServeError(self._failure(f"tritonserver exited with code {self.process.returncode} before it was ready"))
             if self.is_ready():
                 return
+            missing = [line.split(f"{STUB_CANNOT_START}: ", 1)[1].split(":")[0] for line in list(self._tail)
+                       if f"{STUB_CANNOT_START}: " in line]
+            if missing:  # the server would wait for the stub for good
+                raise ServeError(self._failure("a python-backend stub could not start",
+                                               f"Fix: {missing_library_fix(missing)}"))
             time.sleep(0.2)
         raise ServeError(self._failure(f"tritonserver was not ready after {timeout_s:.0f} s"))
 
@@ -536,8 +573,9 @@ class TritonServer:
         """The server's own error lines (known CPU-only noise left out)."""
         return [line for line in self._tail if _ERROR_LINE.search(line) and not any(b in line for b in BENIGN_ERRORS)]
 
-    def _failure(self, what: str) -> str:
+    def _failure(self, what: str, fix: str | None = None) -> str:
         errors = self.error_lines() or self.log_tail(15)
         where = f" Full log: {self.log_file}." if self.log_file else ""
+        fix = fix or "Fix the model named above (or rebuild the repository with `tritoncls build-repo --force`)."
         return (f"{what} (model repository {self.model_repository}). The server said:\n  " + "\n  ".join(errors)
-                + f"\nFix the model named above (or rebuild the repository with `tritoncls build-repo --force`).{where}")
+                + f"\n{fix}{where}")
