@@ -99,16 +99,15 @@ install() {
 }
 
 preflight() {
-  local pytriton stub libs pydir
   echo "python3: $(command -v python3), $(python3 -V 2>&1)"
-  pytriton="$(python3 -c 'import importlib.util as u; print(u.find_spec("pytriton").submodule_search_locations[0])')"
-  stub="$pytriton/tritonserver/python_backend_stubs/$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')/triton_python_backend_stub"
-  pydir="$(python3 -c 'from tritoncls.server.triton import python_library_dir as d; print(d() or "")')"
-  echo "libpython folder for the stub: ${pydir:-none (the stub needs libpython3.X.so.1.0 from the system)}"
-  libs="$(dirname "$pytriton")/nvidia_pytriton.libs${pydir:+:$pydir}:${LD_LIBRARY_PATH:-}"
-  if [ ! -f "$stub" ]; then echo "MISSING python-backend stub $stub"
-  elif LD_LIBRARY_PATH="$libs" ldd "$stub" | grep 'not found'; then echo "MISSING libraries of the stub (above)"
-  else echo "stub: every library found"; fi
+  # the stub as tritoncls will start it (its own check: ldd under the server's environment; NumPy 1.x)
+  python3 -c 'from tritoncls.server.triton import TritonServer, find_tritonserver, python_library_dir, stub_missing_libraries
+install = find_tritonserver()
+stub = install.backend_directory / "python" / "triton_python_backend_stub"
+missing = stub_missing_libraries(stub, TritonServer(".").environment(install))
+print("libpython folder:", python_library_dir() or "none (the system must have libpython3.X.so.1.0)")
+print("stub:", stub.resolve(), "MISSING " + ", ".join(missing) if missing else "every library found")' \
+    || echo "MISSING: tritoncls cannot start the bundled tritonserver (above)"
   if perf_analyzer --version >/dev/null 2>&1 || perf_analyzer --help >/dev/null 2>&1; then
     echo "perf_analyzer: $(command -v perf_analyzer) runs"
   else echo "MISSING: perf_analyzer does not run: $(perf_analyzer --help 2>&1 | head -n 2)"; fi
@@ -116,7 +115,7 @@ preflight() {
   (cd / && env -u PYTHONPATH python3 -c 'import onnxruntime as o, tritonclient.grpc, google.protobuf as p, numpy as n
 print("onnxruntime", o.__version__, o.get_available_providers(), o.__file__, "| protobuf", p.__version__,
       "| numpy", n.__version__)
-assert n.__version__ < "2", "numpy 2 breaks the python-backend stub of Triton 2.51"') \
+assert int(n.__version__.split(".")[0]) < 2, "numpy 2 breaks the python-backend stub of Triton 2.51"') \
     || echo "MISSING: an import failed (above)"
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "no nvidia-smi"
 }
