@@ -153,7 +153,7 @@ REQUIRED = [
     ("bench", ["--model", "m", "--output", "o"], "--input"),
     # needed unless another option is given: checked in run(), reported the same way
     ("prune", [], "--dataset_dir"),
-    ("predict", [], "--dataset_dir"),
+    ("predict", [], "--input"),
     ("predict", ["--model", "m"], "--input"),
 ]
 

@@ -38,12 +38,34 @@ def test_predict_checkpoint_and_offline_export_write_the_same_labels(demo_checkp
     for backend in ("onnxruntime", "paddle_inference"):
         assert main(["predict", "--model", str(demo_export), "--backend", backend, "--input",
                      str(demo_dir / "data.txt"), "--output", str(tmp_path / f"{backend}.tsv"), *common]) == 0
+    # --input without a data set: the texts from the file, the labels from the checkpoint's own label.txt
+    assert main(["predict", "--checkpoint", str(demo_checkpoint), "--input", str(demo_dir / "data.txt"),
+                 "--output", str(tmp_path / "input.tsv"), *common]) == 0
     dynamic = [line.split("\t")[:2] for line in (tmp_path / "dyn.tsv").read_text(encoding="utf-8").splitlines()]
     assert dynamic[0] == ["text", "label"] and len(dynamic) == 41
     assert [row[0] for row in dynamic[1:]] == data.read_texts(demo_dir / "data.txt")
-    for backend in ("onnxruntime", "paddle_inference"):
+    for backend in ("onnxruntime", "paddle_inference", "input"):
         rows = [line.split("\t")[:2] for line in (tmp_path / f"{backend}.tsv").read_text(encoding="utf-8").splitlines()]
         assert rows == dynamic, backend
+
+
+def test_predict_input_wins_over_the_data_sets_data_txt(demo_checkpoint, demo_dir, tmp_path):
+    (tmp_path / "texts.txt").write_text("hello\nmy parcel never arrived\n", encoding="utf-8")
+    assert main(["predict", "--dataset_dir", str(demo_dir), "--checkpoint", str(demo_checkpoint), "--input",
+                 str(tmp_path / "texts.txt"), "--output", str(tmp_path / "p.tsv"), "--device", "cpu"]) == 0
+    rows = [line.split("\t")[0] for line in (tmp_path / "p.tsv").read_text(encoding="utf-8").splitlines()]
+    assert rows == ["text", "hello", "my parcel never arrived"]
+
+
+def test_predict_without_a_data_set_needs_the_checkpoints_label_file(demo_checkpoint, tmp_path, caplog):
+    import shutil
+
+    bare = tmp_path / "ckpt"
+    shutil.copytree(demo_checkpoint, bare)
+    (bare / "label.txt").unlink()
+    (tmp_path / "texts.txt").write_text("hello\n", encoding="utf-8")
+    code = main(["predict", "--checkpoint", str(bare), "--input", str(tmp_path / "texts.txt"), "--device", "cpu"])
+    assert code == 1 and "has no label.txt" in caplog.text and "--dataset_dir" in caplog.text
 
 
 def test_predict_refuses_a_label_file_of_another_size(demo_checkpoint, demo_dir, tmp_path, caplog):

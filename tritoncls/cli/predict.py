@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 
 NAME = "predict"
 STAGE = "tritoncls.training"
-HELP = "classify data.txt with a checkpoint, or an export with --model"
+HELP = "classify a texts file with a checkpoint, or with an export (--model)"
 DESCRIPTION = (
-    "Classify one text per line. With --checkpoint it runs the Paddle dynamic graph on --dataset_dir's "
-    "data.txt (--dataset_dir is then required); with --model EXPORT_DIR it runs the exported model "
-    "in-process (ONNX Runtime or Paddle Inference), with no server, on --input."
+    "Classify one text per line: --input, or --dataset_dir's data.txt. With --checkpoint it runs the Paddle "
+    "dynamic graph (labels: --dataset_dir's label.txt, else the checkpoint's own); with --model EXPORT_DIR it "
+    "runs the exported model in-process (ONNX Runtime or Paddle Inference), with no server."
 )
 
 
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output(parser, "text<TAB>label<TAB>confidence lines", "output_file", default="output.txt")
     add_max_seq_length(parser)
     add_batch_size(parser, "per forward pass")
+    add_input(parser, detail="the texts to classify (default: --dataset_dir/--data_file)", default=None)
     group = parser.add_argument_group("exported model (in-process, no server)")
     add_model(group, detail="switches to the offline predictor", default=None)
     flag(group, "backend", default="onnxruntime", choices=("onnxruntime", "paddle_inference"),
@@ -48,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(group, "precision", default="fp32", choices=("fp32", "fp16", "int8"),
          help="fp32; int8 = ONNX Runtime dynamic quantization (CPU); fp16 needs a GPU")
     flag(group, "num_threads", type=int, default=None, help="CPU threads for the runtime (default: all cores)")
-    add_input(group, detail="with --model (default: --dataset_dir/--data_file)", default=None)
     flag(group, "keep_order", action="store_true",
          help="batch texts in file order instead of sorted by length (results are in input order either way)")
 
@@ -57,11 +57,10 @@ def run(args: argparse.Namespace) -> int:
     """Predict with a checkpoint, or with an export when ``--model`` is given."""
     from tritoncls.cli_common import quiet_paddlenlp, resolve_device
 
+    if not args.input and not args.dataset_dir:
+        raise UsageError("--input is required (a texts file, one text a line), or --dataset_dir holding data.txt")
     if args.model:
         return _run_offline(args)
-    if not args.dataset_dir:
-        raise UsageError("--dataset_dir is required with --checkpoint (it holds data.txt and label.txt); "
-                         "or pass --model EXPORT_DIR")
     quiet_paddlenlp()
     from tritoncls.training.predict import PredictConfig, predict
 
@@ -71,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_offline(args: argparse.Namespace) -> int:
     """Classify ``--input`` with the export in ``--model``, in-process."""
-    source = args.input or (str(Path(args.dataset_dir) / args.data_file) if args.dataset_dir else None)
-    if not source:
-        raise UsageError("--input is required with --model (or --dataset_dir holding data.txt)")
+    source = args.input or str(Path(args.dataset_dir) / args.data_file)
     from tritoncls.cli_common import quiet_paddlenlp, resolve_device
 
     quiet_paddlenlp()

@@ -1,4 +1,5 @@
-"""Classify ``data.txt`` with a checkpoint (Paddle dynamic graph) and write text, label, confidence."""
+"""Classify a texts file (``--input``, or the data set's ``data.txt``) with a checkpoint (Paddle dynamic graph)
+and write text, label, confidence."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ from pathlib import Path
 from tritoncls import modeling
 from tritoncls.common import data
 from tritoncls.common.predictions import write_predictions
+from tritoncls.errors import ConfigError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling.dynamic import encode, predict_logits
 from tritoncls.runtime import softmax
+from tritoncls.runtime.contract import LABEL_FILE
 
 log = logging.getLogger(__name__)
 
 @dataclass
 class PredictConfig:
-    dataset_dir: str
+    """``input`` (one text a line) or ``dataset_dir``/``data_file``; the labels are the data set's ``label_file``
+    where a data set is given, else the checkpoint's own ``label.txt``."""
+
+    dataset_dir: str | None = None
+    input: str | None = None
     checkpoint: str = "./checkpoint"
     output: str = "output.txt"
     device: str = "cpu"
@@ -32,10 +39,11 @@ def predict(config: PredictConfig) -> Path:
 
     paddle.set_device(config.device)
     directory = ckpt.resolve_checkpoint(config.checkpoint)
-    labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
-    texts = data.read_texts(Path(config.dataset_dir) / config.data_file)
+    label_path = _label_path(config, directory)
+    labels = data.read_labels(label_path)
+    texts = data.read_texts(_texts_path(config))
     model = modeling.load_checkpoint_model(directory)
-    modeling.check_label_count(model, labels, directory, Path(config.dataset_dir) / config.label_file)
+    modeling.check_label_count(model, labels, directory, label_path)
     tokenizer = modeling.load_tokenizer(directory)
     probs = softmax(predict_logits(model, encode(tokenizer, texts, config.max_seq_length), config.batch_size,
                                    progress=True, desc="predict"))
@@ -44,3 +52,21 @@ def predict(config: PredictConfig) -> Path:
     write_predictions(out, texts, [labels[i] for i in best], [float(probs[i, j]) for i, j in enumerate(best)])
     log.info("Wrote %d predictions to %s", len(texts), out)
     return out
+
+
+def _texts_path(config: PredictConfig) -> Path:
+    if config.input:
+        return Path(config.input)
+    if config.dataset_dir:
+        return Path(config.dataset_dir) / config.data_file
+    raise ConfigError("nothing to classify: pass --input TEXTS_FILE, or --dataset_dir holding data.txt.")
+
+
+def _label_path(config: PredictConfig, directory: Path) -> Path:
+    if config.dataset_dir:
+        return Path(config.dataset_dir) / config.label_file
+    path = directory / LABEL_FILE
+    if not path.is_file():
+        raise ConfigError(f"{directory}: this checkpoint has no {LABEL_FILE} (it was not written by tritoncls train); "
+                          f"pass --dataset_dir holding the label file it was trained with.")
+    return path
