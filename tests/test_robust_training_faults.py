@@ -137,8 +137,7 @@ def test_sigkill_while_writing_the_best_checkpoint_keeps_the_last_good_one(toy_d
                         init_from_ckpt=str(save_dir))
     assert [h["epoch"] for h in result.history] == [2], "the run must resume after epoch 1"
     assert_loads(save_dir)
-    if result.best_epoch == 2:
-        assert not [p for p in stale if p.exists()], "stale staging folders of a dead writer must be removed"
+    assert not [p for p in stale if p.exists()], "the next run removes a dead writer's staging folders"
 
 
 def under_way(log: Path, process: subprocess.Popen, save_dir: Path) -> bool:

@@ -83,6 +83,7 @@ class TrainResult:
     save_dir: Path
     stopped_early: bool
     history: list[dict[str, float]]
+    global_step: int = 0  # optimizer steps since the first epoch, a resumed run's included
 
 
 @dataclass
@@ -185,6 +186,8 @@ def train(config: TrainConfig) -> TrainResult:
     if rank == 0:
         log.info("Model: %s; %d labels; vocab %d; max_seq_length %d; %d processes",
                  source, len(labels), len(tokenizer.vocab), max_len, world)
+        for stale in ckpt.remove_stale_staging(save_dir):  # a killed writer's half checkpoint: free the disk now
+            log.info("Removed %s, left by a checkpoint writer that was killed", stale)
 
     steps_per_epoch = len(epoch_batches(train_enc.lengths(), config.batch_size, 0, rank, world))
     total_steps = steps_per_epoch * config.epochs
@@ -231,6 +234,7 @@ def train(config: TrainConfig) -> TrainResult:
         save_dir=save_dir,
         stopped_early=stopped_early,
         history=history,
+        global_step=state.global_step,
     )
 
 
