@@ -90,6 +90,20 @@ def test_a_stub_that_cannot_load_fails_the_start_at_once_not_after_the_timeout(t
     assert time.monotonic() - started < 60
 
 
+def test_a_gpu_repository_on_a_cpu_onnxruntime_is_said_to_fall_back_to_the_cpu(tiny_repo, tiny_export, tmp_path):
+    import onnxruntime as ort
+
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.server.triton import gpu_step_without_cuda
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    gpu = build_repository(BuildConfig(model=str(tiny_export), output=str(tmp_path / "gpu"), device="gpu"))
+    assert "will run on the CPU. Install onnxruntime-gpu" in gpu_step_without_cuda(gpu)
+    assert gpu_step_without_cuda(tiny_repo) is None  # built for the CPU
+    assert gpu_step_without_cuda(tmp_path) is None  # not a tritoncls repository: nothing recorded
+
+
 def test_server_command_binds_localhost_and_sizes_python_shared_memory(tiny_repo):
     install = find_tritonserver()
     server = TritonServer(tiny_repo, grpc_port=1, http_port=2, metrics_port=3, shm_size="8M")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO
 
 from tritoncls.errors import ServeError
-from tritoncls.runtime.contract import ADMIN_KEY_HEADER, RESTRICTED_APIS
+from tritoncls.runtime.contract import ADMIN_KEY_HEADER, REPOSITORY_MARKER, RESTRICTED_APIS
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,33 @@ def missing_library_fix(missing: list[str]) -> str:
                 f"libpython{version}), or use a Python built with --enable-shared (pyenv: PYTHON_CONFIGURE_OPTS="
                 f"--enable-shared pyenv install {version}), or run NVIDIA's Triton container.")
     return "reinstall nvidia-pytriton (its nvidia_pytriton.libs folder holds the others)."
+
+
+def gpu_step_without_cuda(model_repository: Path) -> str | None:
+    """Why a repository built for the GPU would run its python model step on the CPU here, or None.
+
+    The bundled server's python models import this environment's onnxruntime; a CPU build of it makes the
+    model step fall back to the CPU with only a warning in the server log (the stub ignores PYTHONPATH, so
+    an onnxruntime-gpu outside this environment does not count either).
+    """
+    import json
+
+    try:
+        build = json.loads((model_repository / REPOSITORY_MARKER).read_text(encoding="utf-8"))["build_config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not built by tritoncls: nothing recorded to check
+    if build.get("device") != "gpu" or build.get("backend") != "python" or build.get("runtime") == "paddle_inference":
+        return None
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None  # the model step will say so itself, at load
+    providers = ort.get_available_providers()
+    if "CUDAExecutionProvider" in providers:
+        return None
+    return (f"{model_repository} runs its model step on the GPU, but this environment's onnxruntime "
+            f"({ort.__version__}, providers {providers}) has no CUDA provider: the python model step will run on "
+            f"the CPU. Install onnxruntime-gpu in this environment ({sys.prefix}).")
 
 
 def _cache_root() -> Path:
@@ -474,6 +501,9 @@ class TritonServer:
             if missing:
                 raise ServeError(f"the python-backend stub {stub.resolve()} cannot start: {', '.join(missing)} not "
                                  f"found. Fix: {missing_library_fix(missing)}")
+            cpu_fallback = gpu_step_without_cuda(self.model_repository)
+            if cpu_fallback:
+                log.warning("%s", cpu_fallback)
         log.debug("starting %s", " ".join(self._redacted(command)))
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
