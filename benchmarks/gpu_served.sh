@@ -14,7 +14,7 @@
 #   bash benchmarks/gpu_served.sh run
 #       reassembles and installs the wheels into a venv over the image's packages (/tmp/tritoncls_venv: the
 #       python-backend stub reads its packages from there, not from PYTHONPATH), prints a preflight
-#       (preflight.txt: Python, the stub's libraries, perf_analyzer, what the stub imports, nvidia-smi) so a
+#       (preflight.txt, `tritoncls doctor`: the stub's libraries and imports, perf_analyzer, the GPU) so a
 #       missing piece shows in seconds, refills the skeletons, runs `tritoncls bench --device gpu` per export,
 #       shapes first (FP32 and FP16 repositories served with the model step on the GPU, perf_analyzer sweeps,
 #       in-process CUDA on the same texts), then the in-process GPU check (gpu_check.py: CUDA FP32/FP16,
@@ -99,25 +99,9 @@ install() {
 }
 
 preflight() {
-  echo "python3: $(command -v python3), $(python3 -V 2>&1)"
-  # the stub as tritoncls will start it (its own check: ldd under the server's environment; NumPy 1.x)
-  python3 -c 'from tritoncls.server.triton import TritonServer, find_tritonserver, python_library_dir, stub_missing_libraries
-install = find_tritonserver()
-stub = install.backend_directory / "python" / "triton_python_backend_stub"
-missing = stub_missing_libraries(stub, TritonServer(".").environment(install))
-print("libpython folder:", python_library_dir() or "none (the system must have libpython3.X.so.1.0)")
-print("stub:", stub.resolve(), "MISSING " + ", ".join(missing) if missing else "every library found")' \
-    || echo "MISSING: tritoncls cannot start the bundled tritonserver (above)"
-  if perf_analyzer --version >/dev/null 2>&1 || perf_analyzer --help >/dev/null 2>&1; then
-    echo "perf_analyzer: $(command -v perf_analyzer) runs"
-  else echo "MISSING: perf_analyzer does not run: $(perf_analyzer --help 2>&1 | head -n 2)"; fi
-  # what the stub will import: no PYTHONPATH, away from the repository
-  (cd / && env -u PYTHONPATH python3 -c 'import onnxruntime as o, tritonclient.grpc, google.protobuf as p, numpy as n
-print("onnxruntime", o.__version__, o.get_available_providers(), o.__file__, "| protobuf", p.__version__,
-      "| numpy", n.__version__)
-assert int(n.__version__.split(".")[0]) < 2, "numpy 2 breaks the python-backend stub of Triton 2.51"') \
-    || echo "MISSING: an import failed (above)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "no nvidia-smi"
+  # `tritoncls doctor`: Python, NumPy, tritonserver and its stub's libraries, perf_analyzer, ONNX Runtime's
+  # providers, what the stub imports without PYTHONPATH, the GPU
+  python3 -c 'import sys; from tritoncls.cli import main; sys.exit(main())' doctor || echo "doctor: a check FAILED (above)"
 }
 
 run() {

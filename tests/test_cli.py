@@ -30,6 +30,7 @@ MINIMAL = {
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
     "tune": ["--model", "m", "--input", "i", "--output", "o"],
     "perf-analyzer": [],
+    "doctor": [],
 }
 
 #: Commands that hand every argument to another program: no options, no --help of their own.
@@ -74,6 +75,7 @@ CANONICAL = {
     "soak": ["--url", "--model_repository", "--input", "--name", "--reference_model", "--report"],
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
     "tune": ["--model", "--input", "--output", "--batch_size", "--name"],
+    "doctor": ["--model_repository"],
 }
 
 

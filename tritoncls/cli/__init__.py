@@ -39,6 +39,7 @@ COMMANDS = (
     "bench",
     "tune",
     "perf_analyzer",
+    "doctor",
 )
 
 
