@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -45,7 +44,9 @@ def python_check() -> Check:
 
 def _bundled_server() -> bool:
     """Whether serve would start nvidia-pytriton's tritonserver (none on PATH), whose stub needs NumPy 1.x."""
-    return shutil.which("tritonserver") is None
+    from tritoncls.server.triton import tritonserver_on_path
+
+    return tritonserver_on_path() is None
 
 
 def numpy_check() -> Check:
@@ -59,7 +60,7 @@ def numpy_check() -> Check:
 def server_checks() -> list[Check]:
     """tritonserver found, and (bundled) its python-backend stub's libraries found."""
     from tritoncls.errors import ServeError
-    from tritoncls.server.triton import TritonServer, find_tritonserver, missing_library_fix, stub_missing_libraries
+    from tritoncls.server.triton import find_tritonserver, missing_library_fix, stub_missing_libraries
 
     try:
         install = find_tritonserver()
@@ -67,9 +68,8 @@ def server_checks() -> list[Check]:
         return [Check("tritonserver", FAIL, "not usable", str(exc))]
     where = "bundled in nvidia-pytriton" if install.bundled else "on PATH"
     checks = [Check("tritonserver", OK, f"{install.binary} ({where})")]
-    if install.bundled and install.backend_directory is not None:
-        stub = install.backend_directory / "python" / "triton_python_backend_stub"
-        missing = stub_missing_libraries(stub, TritonServer(".").environment(install))
+    if install.stub is not None:
+        missing = stub_missing_libraries(install.stub, install.environment())
         checks.append(Check("python-backend stub", FAIL if missing else OK,
                             f"missing {', '.join(missing)}" if missing else "every library found",
                             missing_library_fix(missing) if missing else ""))

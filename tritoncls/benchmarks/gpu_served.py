@@ -27,12 +27,12 @@ from typing import Any
 from tritoncls.benchmarks import BenchmarkError
 from tritoncls.benchmarks.served import SweepPoint
 from tritoncls.benchmarks.texts import read_bench_texts
+from tritoncls.builder.config import INSTANCE_KINDS
 from tritoncls.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("gpu", "cpu")
-INSTANCE_KINDS = ("auto", "cpu", "gpu")
 REPORT_JSON, REPORT_MD = "gpu_served.json", "gpu_served.md"
 #: The issue's floor: 32-text requests through the ensemble reach this share of in-process batch 32.
 BATCH32_TARGET = 0.5
@@ -66,7 +66,7 @@ class GpuBenchConfig:
         bad = [p for p in self.resolved_precisions if p not in ("fp32", "fp16")]
         if bad or (self.device == "cpu" and "fp16" in self.resolved_precisions):
             raise ConfigError(f"precisions {list(self.resolved_precisions)}: fp32, and fp16 on the GPU only.")
-        if self.instance_kind not in INSTANCE_KINDS:
+        if self.instance_kind not in INSTANCE_KINDS:  # the builder's, checked before any work
             raise ConfigError(f"--instance_kind {self.instance_kind!r}: choose one of {', '.join(INSTANCE_KINDS)}.")
         if self.max_texts < 32 or self.max_batch_size < 32:
             raise ConfigError("--max_texts and the max batch size must be at least 32 (one request of 32 texts).")

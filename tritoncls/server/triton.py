@@ -161,10 +161,33 @@ class ServerInstall:
     library_path: Path | None  # prepended to LD_LIBRARY_PATH
     bundled: bool
 
+    @property
+    def stub(self) -> Path | None:
+        """The python-backend stub tritoncls prepared for this Python (bundled server only)."""
+        if not self.bundled or self.backend_directory is None:
+            return None
+        return self.backend_directory / "python" / "triton_python_backend_stub"
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: this Python's ``bin`` first on PATH; for the bundled binary, the wheel's
+        libraries and this Python's libpython first on LD_LIBRARY_PATH."""
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        first = [str(p) for p in (self.library_path, python_library_dir() if self.bundled else None) if p]
+        current = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and p not in first]
+        if first:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(first + current)
+        return env
+
+
+def tritonserver_on_path() -> str | None:
+    """A ``tritonserver`` on PATH (NVIDIA's container), which wins over the bundled one."""
+    return shutil.which("tritonserver")
+
 
 def find_tritonserver(backend_directory: str | Path | None = None) -> ServerInstall:
     """``tritonserver`` on PATH, else the nvidia-pytriton one (prepared for this Python)."""
-    on_path = shutil.which("tritonserver")
+    on_path = tritonserver_on_path()
     if on_path:
         return ServerInstall(Path(on_path), Path(backend_directory) if backend_directory else None, None, False)
     spec = importlib.util.find_spec("pytriton")  # locate it without importing it
@@ -473,13 +496,7 @@ class TritonServer:
         return [arg.replace(self.admin_key.key, "<api key>") for arg in command]
 
     def environment(self, install: ServerInstall) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        first = [str(p) for p in (install.library_path, python_library_dir() if install.bundled else None) if p]
-        current = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and p not in first]
-        if first:
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(first + current)
-        return env
+        return install.environment()
 
     def start(self, timeout_s: float = 180.0) -> TritonServer:
         """Start the server and wait until every model is ready; ServeError with its error lines if not."""
@@ -494,13 +511,12 @@ class TritonServer:
         self.grpc_port = self.grpc_port or free_port(self.client_host)
         self.http_port = self.http_port or free_port(self.client_host)
         self.metrics_port = self.metrics_port or free_port(self.client_host)
-        command, env = self.command(install), self.environment(install)
-        if install.bundled and install.backend_directory is not None:
-            stub = install.backend_directory / "python" / "triton_python_backend_stub"
-            missing = stub_missing_libraries(stub, env)
+        command, env = self.command(install), install.environment()
+        if install.stub is not None:
+            missing = stub_missing_libraries(install.stub, env)
             if missing:
-                raise ServeError(f"the python-backend stub {stub.resolve()} cannot start: {', '.join(missing)} not "
-                                 f"found. Fix: {missing_library_fix(missing)}")
+                raise ServeError(f"the python-backend stub {install.stub.resolve()} cannot start: {', '.join(missing)} "
+                                 f"not found. Fix: {missing_library_fix(missing)}")
             cpu_fallback = gpu_step_without_cuda(self.model_repository)
             if cpu_fallback:
                 log.warning("%s", cpu_fallback)
