@@ -229,6 +229,18 @@ def tiny_export(tmp_path_factory) -> Path:
     return support.write_tiny_export(tmp_path_factory.mktemp("tiny") / "export")
 
 
+@pytest.fixture(scope="session")
+def multi_label_export(tmp_path_factory) -> Path:
+    """The tiny export as a multi-label model (support.write_multi_label_export), shared: never write to it."""
+    return support.write_multi_label_export(tmp_path_factory.mktemp("tiny_ml") / "export")
+
+
+@pytest.fixture(scope="session")
+def hierarchical_export(tmp_path_factory) -> Path:
+    """The tiny export as a hierarchical model (support.TINY_TREE_LABELS), shared: never write to it."""
+    return support.write_multi_label_export(tmp_path_factory.mktemp("tiny_tree") / "export", hierarchical=True)
+
+
 @pytest.fixture()
 def own_tiny_export(tmp_path) -> Path:
     """A tiny export of this test's own, to edit (``tiny_export`` is shared by the session)."""

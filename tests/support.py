@@ -216,9 +216,15 @@ def write_tiny_onnx(path: Path, vocab_size: int, num_labels: int, hidden: int = 
     onnx.save(model, str(path))
 
 
+#: A multi-label tiny export's labels and thresholds, and a hierarchical one's (every level listed).
+TINY_MULTI_LABELS = ("positive", "negative", "neutral", "sarcastic")
+TINY_TREE_LABELS = ("pos", "pos##joy", "pos##joy##glee", "neg", "neg##anger")
+
+
 def write_tiny_export(directory: Path, labels: Sequence[str] = TINY_LABELS, max_seq_length: int = 64,
-                      do_lower_case: bool = True) -> Path:
-    """An export directory with the layout and manifest of ``tritoncls export``."""
+                      do_lower_case: bool = True, task: dict[str, Any] | None = None) -> Path:
+    """An export directory with the layout and manifest of ``tritoncls export``; ``task`` (e.g.
+    ``{"task": "multi_label", "thresholds": [...]}``) writes a format_version 3 manifest of that task."""
     directory.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
@@ -247,8 +253,18 @@ def write_tiny_export(directory: Path, labels: Sequence[str] = TINY_LABELS, max_
                    "outputs": [{"name": "fetch_name_0", "dtype": "float32", "shape": [-1, len(labels)]}]},
         "versions": {"tritoncls": "test"},
     }
+    if task is not None:
+        manifest.update(task, format_version=3)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return directory
+
+
+def write_multi_label_export(directory: Path, hierarchical: bool = False) -> Path:
+    """The tiny export as a multi-label (or hierarchical) model: thresholds 0.5, but 0.3 for the last label."""
+    labels = TINY_TREE_LABELS if hierarchical else TINY_MULTI_LABELS
+    task = {"task": "hierarchical" if hierarchical else "multi_label",
+            "thresholds": [0.5] * (len(labels) - 1) + [0.3]}
+    return write_tiny_export(directory, labels, task=task)
 
 
 def edit_manifest(export_dir: Path, edit: Callable[[dict], Any]) -> None:

@@ -54,9 +54,9 @@ def test_fused_config_has_the_ensembles_inputs_and_outputs(tiny_export, tmp_path
 def test_fused_parameters_round_trip_and_split_into_the_three_steps_parameters(tiny_export, tmp_path):
     config = parse_config(fused_repo(tiny_export, tmp_path / "repo", group_padding=1.3) / "seqcls" / "config.pbtxt")
     params = rt.FusedParameters.from_strings({k: v.string_value for k, v in config.parameters.items()})
-    assert params.group_padding == 1.3 and params.graph_inputs == "input_ids,token_type_ids"
-    assert params.tokenizer().buckets == (16, 32, 64) and params.model().trim_padding
-    assert params.postprocess().num_labels == 3
+    assert params.graph.group_padding == 1.3 and params.graph.graph_inputs == "input_ids,token_type_ids"
+    assert params.tokenizer.buckets == (16, 32, 64) and params.model.trim_padding
+    assert params.postprocess.num_labels == 3
 
 
 def test_fused_step_gives_the_ensemble_steps_labels_and_fails_only_the_bad_request(tiny_export, tmp_path):

@@ -181,6 +181,10 @@ def plan_repository(config: BuildConfig, export: ExportInfo) -> RepositoryPlan:
     buckets = clip_buckets(config.buckets, export.max_seq_length)
     if config.top_k > export.num_labels:
         raise BuildError(f"--top_k {config.top_k} is more than the model's {export.num_labels} labels; lower it.")
+    task = export.manifest.task
+    if config.top_k and task.multi_label:
+        raise BuildError(f"--top_k: this export is a {task.task} model, whose repository returns every label's "
+                         f"probability (output `{rt.PROBS}`) beside each text's label set; drop --top_k.")
     rules = export.tokenizer.rules
     if config.tokenizer != "wordpiece" and rules != "paddlenlp":
         raise BuildError(f"--tokenizer {config.tokenizer}: only the wordpiece tokenizer splits text by the {rules!r} "
@@ -200,10 +204,10 @@ def _ensemble_layout(config: BuildConfig, export: ExportInfo, buckets: tuple[int
     )
     ensemble = ModelDir(_ensemble(config, names, models))
     roles = (
-        (names.ensemble, "ensemble: input `text` (one string per batch row) -> `label`, `confidence`"),
+        (names.ensemble, f"ensemble: input `text` (one string per batch row) -> {_outputs_role(export)}"),
         (names.tokenizer, f"python: WordPiece ids, each request padded to a length bucket ({', '.join(map(str, buckets))})"),
         (names.model, f"{config.backend}: token ids -> logits"),
-        (names.postprocess, "python: softmax, label names from `label.txt`, top-k"),
+        (names.postprocess, f"python: {_postprocess_role(export)}"),
     )
     return RepositoryPlan(config, export, names, buckets, (ensemble, *models), roles)
 
@@ -214,38 +218,50 @@ def _fused_layout(config: BuildConfig, export: ExportInfo, buckets: tuple[int, .
     name = config.name
     names = StepNames(name, name, name, name)
     model = _fused(config, export, name, buckets)
-    roles = ((name, "python: input `text` (one string per batch row) -> `label`, `confidence`; tokenizes "
+    roles = ((name, f"python: input `text` (one string per batch row) -> {_outputs_role(export)}; tokenizes "
                     f"(length buckets {', '.join(map(str, buckets))}), runs the model and postprocesses in one "
                     "execution (fused layout)"),)
     return RepositoryPlan(config, export, names, buckets, (model,), roles)
 
 
+def _outputs_role(export: ExportInfo) -> str:
+    if export.manifest.task.multi_label:
+        return f"`{rt.LABELS}`, `{rt.LABEL_PROBS}`, `{rt.LABEL_COUNT}`, `{rt.PROBS}` ({export.manifest.task.task})"
+    return f"`{rt.LABEL}`, `{rt.CONFIDENCE}`"
+
+
+def _postprocess_role(export: ExportInfo) -> str:
+    task = export.manifest.task
+    if task.hierarchical:
+        return ("a sigmoid per label, each label's threshold, a path only with its parent; label names from "
+                "`label.txt`")
+    if task.multi_label:
+        return "a sigmoid per label and each label's threshold; label names from `label.txt`"
+    return "softmax, label names from `label.txt`, top-k"
+
+
 def _fused(config: BuildConfig, export: ExportInfo, name: str, buckets: tuple[int, ...]) -> ModelDir:
     tok = export.tokenizer
-    paddle = config.runtime == "paddle_inference"
-    section = "paddle" if paddle else "onnx"
+    section = _python_graph_section(config)
     graph = export.graph(section)
     _graph_tensors(export, section, ragged=True)  # the graph has the classifier's two inputs and one output
-    graph_files = (PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE) if paddle else (ONNX_FILE,)
+    graph_files = _python_graph_files(config)
     label_file = export.manifest.label_file
     files = (tuple((export.path(f), f) for f in tok.files.values())
              + tuple((export.path(source), target) for source, target in zip(graph.files, graph_files))
              + ((export.path(label_file), label_file),))
+    parameters = rt.FusedParameters(
+        tokenizer=_tokenizer_parameters(config, export, buckets), model=_model_parameters(config, export),
+        graph=rt.FusedGraphParameters(group_padding=config.group_padding,
+                                      graph_inputs=",".join(t.name for t in graph.inputs),
+                                      graph_output=graph.outputs[0].name),
+        postprocess=_postprocess_parameters(config, export))
     spec = ModelSpec(
         name=name, backend="python", max_batch_size=config.max_batch_size,
-        inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),), outputs=_postprocess_outputs(config.top_k),
+        inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),), outputs=_postprocess_outputs(config, export),
         instance_group=_instance_group(config),
         dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
-        parameters=_params(rt.FusedParameters(
-            implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
-            special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
-            buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id,
-            runtime=config.runtime, model_file=graph_files[0], params_file=graph_files[1] if paddle else "",
-            device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
-            merge_requests=config.merge_requests, trim_padding=config.trim_padding,
-            group_padding=config.group_padding, graph_inputs=",".join(t.name for t in graph.inputs),
-            graph_output=graph.outputs[0].name, label_file=label_file, num_labels=export.num_labels,
-            top_k=config.top_k)),
+        parameters=_params(parameters),
     )
     return ModelDir(spec, files, "fused.py", config.precision == "int8", config.fp16_graph)
 
@@ -291,12 +307,17 @@ def _tokenizer(config: BuildConfig, export: ExportInfo, name: str, buckets: tupl
         inputs=(Tensor(rt.TEXT, "TYPE_STRING", (1,)),),
         outputs=(Tensor(rt.INPUT_IDS, "TYPE_INT64", (-1,)), Tensor(rt.TOKEN_TYPE_IDS, "TYPE_INT64", (-1,))),
         instance_group=InstanceGroup(config.tokenizer_instances, "KIND_CPU"), dynamic_batching=_batching(config, 0),
-        parameters=_params(rt.TokenizerParameters(
-            implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
-            special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
-            buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id)),
+        parameters=_params(_tokenizer_parameters(config, export, buckets)),
     )
     return ModelDir(spec, files, "tokenizer.py")
+
+
+def _tokenizer_parameters(config: BuildConfig, export: ExportInfo, buckets: tuple[int, ...]) -> rt.TokenizerParameters:
+    tok = export.tokenizer
+    return rt.TokenizerParameters(
+        implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
+        special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
+        buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id)
 
 
 def _graph_tensors(export: ExportInfo, section: str, ragged: bool) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
@@ -321,21 +342,35 @@ def _instance_group(config: BuildConfig) -> InstanceGroup:
     return InstanceGroup(config.instances, kind)
 
 
+def _python_graph_section(config: BuildConfig) -> str:
+    """The export's graph a python model step runs: ``paddle`` for Paddle Inference, else ``onnx``."""
+    return "paddle" if config.runtime == "paddle_inference" else "onnx"
+
+
+def _python_graph_files(config: BuildConfig) -> tuple[str, ...]:
+    """The graph's file names inside a python model step's version folder."""
+    return (PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE) if config.runtime == "paddle_inference" else (ONNX_FILE,)
+
+
+def _model_parameters(config: BuildConfig, export: ExportInfo) -> rt.ModelParameters:
+    names = _python_graph_files(config)
+    return rt.ModelParameters(
+        runtime=config.runtime, model_file=names[0], params_file=names[1] if len(names) > 1 else "",
+        device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
+        pad_token_id=export.tokenizer.pad_token_id, merge_requests=config.merge_requests,
+        trim_padding=config.trim_padding)
+
+
 def _python_model_step(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
-    paddle = config.runtime == "paddle_inference"
-    section = "paddle" if paddle else "onnx"
+    section = _python_graph_section(config)
     inputs, outputs = _graph_tensors(export, section, ragged=True)
-    names = (PADDLE_MODEL_FILE, PADDLE_PARAMS_FILE) if paddle else (ONNX_FILE,)
+    names = _python_graph_files(config)
     files = tuple((export.path(source), name) for source, name in zip(export.graph(section).files, names))
     spec = ModelSpec(
         name=name, backend="python", max_batch_size=config.max_batch_size, inputs=inputs, outputs=outputs,
         instance_group=_instance_group(config),
         dynamic_batching=_batching(config, config.max_queue_delay_us, config.preferred_batch_sizes),
-        parameters=_params(rt.ModelParameters(
-            runtime=config.runtime, model_file=names[0], params_file=names[1] if paddle else "",
-            device=config.device, intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
-            pad_token_id=export.tokenizer.pad_token_id, merge_requests=config.merge_requests,
-            trim_padding=config.trim_padding)),
+        parameters=_params(_model_parameters(config, export)),
     )
     return ModelDir(spec, files, "model.py", config.precision == "int8", config.fp16_graph)
 
@@ -424,20 +459,36 @@ MODEL_STEPS: dict[str, Callable[[BuildConfig, ExportInfo, str], ModelDir]] = {
 }
 
 
-def _postprocess_outputs(top_k: int) -> tuple[Tensor, ...]:
+def _postprocess_outputs(config: BuildConfig, export: ExportInfo) -> tuple[Tensor, ...]:
+    """Multi-class: label and confidence (and the top-k). Multi-label and hierarchical: each text's label set
+    (as many labels as pass their thresholds, so the width varies), their probabilities, the count, and every
+    label's probability (a client gets it by asking for ``probs``)."""
+    if export.manifest.task.multi_label:
+        return (Tensor(rt.LABELS, "TYPE_STRING", (-1,)), Tensor(rt.LABEL_PROBS, "TYPE_FP32", (-1,)),
+                Tensor(rt.LABEL_COUNT, "TYPE_INT32", (1,)), Tensor(rt.PROBS, "TYPE_FP32", (export.num_labels,)))
     outputs = (Tensor(rt.LABEL, "TYPE_STRING", (1,)), Tensor(rt.CONFIDENCE, "TYPE_FP32", (1,)))
-    if top_k:
-        outputs += (Tensor(rt.TOP_K_LABELS, "TYPE_STRING", (top_k,)), Tensor(rt.TOP_K_PROBS, "TYPE_FP32", (top_k,)))
+    if config.top_k:
+        outputs += (Tensor(rt.TOP_K_LABELS, "TYPE_STRING", (config.top_k,)),
+                    Tensor(rt.TOP_K_PROBS, "TYPE_FP32", (config.top_k,)))
     return outputs
+
+
+def _postprocess_parameters(config: BuildConfig, export: ExportInfo) -> rt.PostprocessParameters | rt.LabelSetParameters:
+    """The postprocess keys: the thresholds and the hierarchy come from the export's manifest, never a flag."""
+    label_file, task = export.manifest.label_file, export.manifest.task
+    if task.multi_label:
+        return rt.LabelSetParameters(task=task.task, label_file=label_file, num_labels=export.num_labels,
+                                     thresholds=task.thresholds, hierarchy_separator=task.hierarchy_separator)
+    return rt.PostprocessParameters(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k)
 
 
 def _postprocess(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:
     label_file = export.manifest.label_file
     spec = ModelSpec(
         name=name, backend="python", max_batch_size=config.max_batch_size,
-        inputs=(Tensor(rt.LOGITS, "TYPE_FP32", (export.num_labels,)),), outputs=_postprocess_outputs(config.top_k),
+        inputs=(Tensor(rt.LOGITS, "TYPE_FP32", (export.num_labels,)),), outputs=_postprocess_outputs(config, export),
         instance_group=_cpu_instance(), dynamic_batching=_batching(config, 0),
-        parameters=_params(rt.PostprocessParameters(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k)),
+        parameters=_params(_postprocess_parameters(config, export)),
     )
     return ModelDir(spec, ((export.path(label_file), label_file),), "postprocess.py")
 

@@ -11,7 +11,9 @@ without tritoncls. Modules import each other relatively for the same reason.
 - :mod:`.text`, :mod:`.wordpiece`: text decoding and the tokenizers
 - :mod:`.batching`: padding, buckets, merged dynamic batches, length groups
 - :mod:`.runners`: ONNX Runtime and Paddle Inference behind one ``run(ids, types)`` interface
-- :mod:`.postprocess`: softmax, top-k, label names
+- :mod:`.task`: the task (multi-class, multi-label, hierarchical) and its head: softmax or sigmoid, argmax or
+  per-label thresholds, a child only with its parent
+- :mod:`.postprocess`: the postprocess outputs (label and top-k, or label sets)
 - :mod:`.steps`: the three python models' work (tokenize, model, postprocess), and the fused layout's one
 - :mod:`.predictor`: the one in-process loop (tokenize -> sort -> pad -> run -> scatter back)
 """
@@ -32,27 +34,34 @@ from .contract import (
     INPUT_IDS,
     INPUT_NAMES,
     LABEL,
+    LABEL_COUNT,
     LABEL_FILE,
+    LABEL_PROBS,
+    LABELS,
     LAYOUTS,
     LOGITS,
     MANIFEST_FILE,
     ONNX_FILE,
     PADDINGS,
+    PROBS,
     RUNTIME_PACKAGE,
     TEXT,
     TOKEN_TYPE_IDS,
     TOP_K_LABELS,
     TOP_K_PROBS,
+    FusedGraphParameters,
     FusedParameters,
+    LabelSetParameters,
     ModelParameters,
     PostprocessParameters,
     TokenizerParameters,
     parse_ints,
+    postprocess_parameters,
     string_parameters,
 )
-from .errors import ManifestError, ModelLoadError, ParameterError, RequestError, TritonclsRuntimeError
+from .errors import ManifestError, ModelLoadError, ParameterError, RequestError, TaskError, TritonclsRuntimeError
 from .manifest import Manifest, OnnxGraph, PaddleGraph, TensorSpec, TokenizerSpec
-from .postprocess import Classified, classify, label_bytes, softmax, top_k
+from .postprocess import Classified, LabelSets, classify, classify_probs, label_bytes, label_sets_of, top_k
 from .predictor import (
     BatchedRun,
     Predictor,
@@ -64,6 +73,23 @@ from .predictor import (
 )
 from .runners import OnnxRunner, PaddleRunner, Runner
 from .steps import FusedStep, ModelStep, PostprocessStep, TokenizeStep
+from .task import (
+    DEFAULT_THRESHOLD,
+    HIERARCHICAL,
+    HIERARCHY_SEPARATOR,
+    LABEL_SEPARATOR,
+    MULTI_CLASS,
+    MULTI_LABEL,
+    TASKS,
+    Head,
+    TaskSpec,
+    depth,
+    label_parents,
+    label_sets,
+    parent_path,
+    sigmoid,
+    softmax,
+)
 from .text import decode_texts, read_labels, read_vocab
 from .wordpiece import (
     HF_BERT_RULES,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from .errors import ParameterError
+from .task import HIERARCHY_SEPARATOR
 
 # Files of an export (written by `tritoncls export`).
 MANIFEST_FILE = "manifest.json"
@@ -43,6 +44,11 @@ LABEL = "label"
 CONFIDENCE = "confidence"
 TOP_K_LABELS = "top_k_labels"
 TOP_K_PROBS = "top_k_probs"
+# ... and of a multi-label or hierarchical task's ensemble (see docs/multilabel.md, "Tensor contract").
+LABELS = "labels"  # BYTES [batch, -1]: each text's predicted labels, in label order, padded with b""
+LABEL_PROBS = "label_probs"  # FP32 [batch, -1]: their probabilities, padded with 0
+LABEL_COUNT = "label_count"  # INT32 [batch, 1]: how many of a row's labels are real
+PROBS = "probs"  # FP32 [batch, num_labels]: every label's probability, in label.txt order
 
 # Triton's administrative APIs that a served repository keeps behind a key (serve and deploy).
 RESTRICTED_APIS = ("shared-memory", "model-repository", "statistics", "trace", "logging")
@@ -92,6 +98,8 @@ def _from_text(text: str, kind: str, key: str) -> Any:
             return float(text)
         if kind == "tuple[int, ...]":
             return parse_ints(text)
+        if kind == "tuple[float, ...]":
+            return tuple(float(v) for v in text.replace(" ", "").split(",") if v)
         if kind == "dict[str, str]":
             return dict(json.loads(text))
         return text
@@ -169,60 +177,68 @@ class PostprocessParameters(_Parameters):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FusedParameters(_Parameters):
-    """The fused layout's one python model: tokenize, model and postprocess in one execution (see
-    :class:`~.steps.FusedStep`). Its keys are the three steps' keys, plus the graph's tensor names
-    (its own inputs and outputs are the ensemble's) and the length groups' padding tolerance."""
+class LabelSetParameters(_Parameters):
+    """The postprocess step of a multi-label or hierarchical task (see :class:`~.steps.PostprocessStep`):
+    a sigmoid per label, its threshold, and for a hierarchy the separator of the label paths."""
+
+    step: ClassVar[str] = "postprocess"
+
+    task: str
+    label_file: str = LABEL_FILE
+    num_labels: int
+    thresholds: tuple[float, ...]
+    hierarchy_separator: str = HIERARCHY_SEPARATOR
+
+
+def postprocess_parameters(values: Mapping[str, str]) -> PostprocessParameters | LabelSetParameters:
+    """The postprocess parameters in ``values``: a ``task`` key marks a multi-label or hierarchical task's."""
+    kind = LabelSetParameters if "task" in values else PostprocessParameters
+    return kind.from_strings(values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusedGraphParameters(_Parameters):
+    """The fused model's own keys: the graph's tensor names (its own inputs and outputs are the ensemble's)
+    and the length groups' padding tolerance."""
 
     step: ClassVar[str] = "fused"
 
-    implementation: str = "wordpiece"
-    rules: str = "paddlenlp"
-    vocab_file: str
-    do_lower_case: bool = True
-    special_tokens: dict[str, str]
-    max_seq_length: int
-    padding: str = "buckets"
-    buckets: tuple[int, ...]
-    pad_token_id: int
-    pad_token_type_id: int = 0
-    runtime: str = "onnxruntime"
-    model_file: str = REPO_ONNX_FILE
-    params_file: str = ""
-    device: str = "cpu"
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    merge_requests: bool = True
-    trim_padding: bool = True
     group_padding: float = DEFAULT_GROUP_PADDING
     graph_inputs: str  # the graph's input names, comma-separated (input_ids, token_type_ids order)
     graph_output: str
-    label_file: str = LABEL_FILE
-    num_labels: int
-    top_k: int = 0
-
-    def tokenizer(self) -> TokenizerParameters:
-        return _subset(TokenizerParameters, self)
-
-    def model(self) -> ModelParameters:
-        return _subset(ModelParameters, self)
-
-    def postprocess(self) -> PostprocessParameters:
-        return _subset(PostprocessParameters, self)
 
 
-def _subset(cls: type[P], source: _Parameters) -> P:
-    """The ``cls`` parameters held in ``source`` (same field names)."""
-    return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+@dataclass(frozen=True)
+class FusedParameters:
+    """The fused layout's one python model: tokenize, model and postprocess in one execution (see
+    :class:`~.steps.FusedStep`). Its keys are the three steps' keys (``pad_token_id`` is the tokenizer's and
+    the model's, once) and the graph's, in that order."""
 
+    tokenizer: TokenizerParameters
+    model: ModelParameters
+    graph: FusedGraphParameters
+    postprocess: PostprocessParameters | LabelSetParameters
 
-def _check_covers(whole: type[_Parameters], *parts: type[_Parameters]) -> None:
-    """Every key of ``parts`` is a key of ``whole`` with the same type and default: a key added to a step
-    fails here, at import, rather than in a served fused model."""
-    have = {f.name: (f.type, f.default) for f in fields(whole)}
-    differ = [f"{p.__name__}.{f.name}" for p in parts for f in fields(p) if have.get(f.name) != (f.type, f.default)]
-    if differ:
-        raise TypeError(f"{whole.__name__} lacks or differs on {differ}; add them to it")
+    def __post_init__(self) -> None:
+        if self.tokenizer.pad_token_id != self.model.pad_token_id:
+            raise ParameterError(f"fused parameters: the tokenizer pads with id {self.tokenizer.pad_token_id} but "
+                                 f"the model trims id {self.model.pad_token_id}")
 
+    def to_strings(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for part in (self.tokenizer, self.model, self.graph, self.postprocess):
+            out.update(part.to_strings())
+        return out
 
-_check_covers(FusedParameters, TokenizerParameters, ModelParameters, PostprocessParameters)
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> FusedParameters:
+        post = LabelSetParameters if "task" in values else PostprocessParameters
+        parts = (TokenizerParameters, ModelParameters, FusedGraphParameters, post)
+        known = {f.name for part in parts for f in fields(part)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ParameterError(f"fused step parameters: unknown {unknown}; the repository was built by another "
+                                 f"tritoncls version: rebuild it with `tritoncls build-repo`.")
+        tokenizer, model, graph, postprocess = (
+            part.from_strings({f.name: values[f.name] for f in fields(part) if f.name in values}) for part in parts)
+        return cls(tokenizer, model, graph, postprocess)

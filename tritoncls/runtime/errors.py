@@ -22,3 +22,7 @@ class ModelLoadError(TritonclsRuntimeError):
 
 class ParameterError(TritonclsRuntimeError, ValueError):
     """A Triton model config's ``parameters`` lack a key, carry an unknown one, or hold a bad value."""
+
+
+class TaskError(TritonclsRuntimeError, ValueError):
+    """A task description (task, thresholds, label hierarchy) is invalid or does not fit the labels."""

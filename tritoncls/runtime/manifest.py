@@ -3,7 +3,10 @@
 :class:`Manifest` is the only way code reads or writes an export's description. It validates on
 load (every field present and of the right type, every file a plain name inside the export), so a
 reader never falls back to a guessed value. ``format_version`` 2 added the optional ``variant``
-section (what a benchmark variant was derived from); version 1 files load unchanged.
+section (what a benchmark variant was derived from); 3 made ``task`` one of ``multi_class``,
+``multi_label``, ``hierarchical``, with ``thresholds`` (one per label) for the last two and
+``hierarchy_separator`` for hierarchies. Earlier files load unchanged (their ``task``,
+``sequence_classification``, is multi-class).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .contract import LABEL_FILE, MANIFEST_FILE, TOKENIZER_RULES
-from .errors import ManifestError
+from .errors import ManifestError, TaskError
+from .task import Head, TaskSpec
 
 FORMAT = "tritoncls-export"
-FORMAT_VERSION = 2
-TASK = "sequence_classification"
+FORMAT_VERSION = 3
+LEGACY_TASK = "sequence_classification"  # format_version 1 and 2: always multi-class
 
 
 class _Reader:
@@ -172,7 +176,7 @@ class Manifest:
     export_check: dict[str, float] = field(default_factory=dict)  # max |logit diff| of each graph vs the dynamic graph
     versions: dict[str, str] = field(default_factory=dict)
     variant: dict[str, Any] | None = None  # a benchmark variant: its name, what it was derived from, how
-    task: str = TASK
+    task: TaskSpec = field(default_factory=TaskSpec)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -183,6 +187,10 @@ class Manifest:
     def files(self) -> tuple[str, ...]:
         """Every file of the export the manifest names (the manifest itself aside)."""
         return (self.label_file, *self.onnx.files, *self.paddle.files, *self.tokenizer.files.values())
+
+    def head(self) -> Head:
+        """Logits -> probabilities -> labels, as this export's task decides them."""
+        return self.task.head(self.labels)
 
     def replace(self, **changes: Any) -> Manifest:
         return replace(self, **changes)
@@ -230,7 +238,7 @@ class Manifest:
             precision=r.get("precision", str), source_checkpoint=r.get("source_checkpoint", str, ""),
             export_check=dict(r.get("export_check", dict, {})), versions=dict(r.get("versions", dict, {})),
             variant=r.get("variant", dict, None) or r.get("benchmark_variant", dict, None),
-            task=r.get("task", str, TASK), format_version=FORMAT_VERSION,
+            task=_task(r, version, tuple(labels)), format_version=FORMAT_VERSION,
         )
 
     # --- writing ------------------------------------------------------------------------------
@@ -241,7 +249,7 @@ class Manifest:
                     "outputs": [asdict(t) | {"shape": list(t.shape)} for t in g.outputs]}
 
         out: dict[str, Any] = {
-            "format": FORMAT, "format_version": self.format_version, "task": self.task,
+            "format": FORMAT, "format_version": self.format_version, **self.task.to_dict(),
             "labels": list(self.labels), "label_file": self.label_file, "max_seq_length": self.max_seq_length,
             "precision": self.precision, "tokenizer": self.tokenizer.to_dict(), "architecture": dict(self.architecture),
             "onnx": graph(self.onnx, file=self.onnx.file, opset=self.onnx.opset),
@@ -255,3 +263,24 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _task(r: _Reader, version: int, labels: tuple[str, ...]) -> TaskSpec:
+    """The task fields: before format_version 3 only multi-class existed."""
+    if version < 3:
+        task = r.get("task", str, LEGACY_TASK)
+        if task != LEGACY_TASK:
+            raise ManifestError(f"{r.where}: field 'task' is {task!r} in a format_version {version} manifest, which "
+                                f"knows only {LEGACY_TASK!r}. Re-run `tritoncls export`.")
+        return TaskSpec()
+    fields = {"task": r.get("task", str), "thresholds": r.get("thresholds", list, []),
+              "hierarchy_separator": r.get("hierarchy_separator", str, "##")}
+    try:
+        spec = TaskSpec.from_dict(fields, r.where)
+    except TaskError as exc:
+        raise ManifestError(f"{exc}. Re-run `tritoncls export`.") from None
+    try:
+        spec.check(labels)
+    except TaskError as exc:
+        raise ManifestError(f"{r.where}: {exc}. Re-run `tritoncls export`.") from None
+    return spec

@@ -17,8 +17,8 @@ import numpy as np
 
 from .batching import pad_rows
 from .manifest import Manifest
-from .postprocess import softmax
 from .runners import OnnxRunner, PaddleRunner, Runner, usable_cores
+from .task import Head, TaskSpec, label_sets
 from .wordpiece import WordPieceTokenizer
 
 BACKENDS = ("onnxruntime", "paddle_inference")
@@ -70,22 +70,24 @@ def run_batched(rows: Sequence[Sequence[int]], runner: Runner, pad_token_id: int
 
 @dataclass(frozen=True)
 class Probabilities:
-    probs: np.ndarray  # float32 [texts, num_labels], input order
+    probs: np.ndarray  # float32 [texts, num_labels], input order: softmax, or a sigmoid per label
     seconds: float  # tokenization included
     padded_tokens: int
     real_tokens: int
+    mask: np.ndarray | None = None  # bool [texts, num_labels]: the predicted labels, as the task's head decides
 
 
 class Predictor:
     """Classify texts in-process with an export's tokenizer and a runner over its graph."""
 
     def __init__(self, tokenizer: WordPieceTokenizer, runner: Runner, labels: Sequence[str], pad_token_id: int,
-                 batch_size: int = 32, sort_by_length: bool = True) -> None:
+                 batch_size: int = 32, sort_by_length: bool = True, head: Head | None = None) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.tokenizer = tokenizer
         self.runner = runner
         self.labels = list(labels)
+        self.head = head or TaskSpec().head(labels)
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
         self.sort_by_length = sort_by_length
@@ -99,7 +101,7 @@ class Predictor:
         manifest = manifest or Manifest.load(export_dir)
         runner = export_runner(export_dir, manifest, backend, onnx_file, threads, device)
         return cls(export_tokenizer(export_dir, manifest), runner, manifest.labels, manifest.tokenizer.pad_token_id,
-                   batch_size, sort_by_length)
+                   batch_size, sort_by_length, manifest.head())
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.tokenizer.encode(list(texts))
@@ -113,15 +115,25 @@ class Predictor:
                           time.process_time() - cpu)
 
     def predict_probs(self, texts: Sequence[str], progress: Progress | None = None) -> Probabilities:
+        """Every label's probability and the predicted labels of each text."""
         run = self.logits(texts, progress)
-        probs = softmax(run.logits) if len(texts) else np.zeros((0, len(self.labels)), dtype=np.float32)
-        return Probabilities(probs, run.seconds, run.padded_tokens, run.real_tokens)
+        logits = run.logits if len(texts) else np.zeros((0, len(self.labels)), dtype=np.float32)
+        probs, mask = self.head.predict(logits)
+        return Probabilities(probs, run.seconds, run.padded_tokens, run.real_tokens, mask)
 
     def predict(self, texts: Sequence[str], progress: Progress | None = None) -> tuple[list[str], list[float]]:
-        """The best label and its probability for each text."""
+        """The best label and its probability for each text (multi-class; see :meth:`predict_sets`)."""
+        if self.head.spec.multi_label:
+            raise TypeError(f"a {self.head.task} model predicts label sets: call predict_sets")
         probs = self.predict_probs(texts, progress).probs
         best = probs.argmax(1)
         return [self.labels[i] for i in best], [float(probs[i, j]) for i, j in enumerate(best)]
+
+    def predict_sets(self, texts: Sequence[str], progress: Progress | None = None) -> list[list[tuple[str, float]]]:
+        """Each text's predicted labels with their probabilities, in label order (any task)."""
+        result = self.predict_probs(texts, progress)
+        return [[(self.labels[j], float(result.probs[i, j])) for j in ids]
+                for i, ids in enumerate(label_sets(result.mask))]
 
 
 def export_tokenizer(export_dir: str | Path, manifest: Manifest) -> WordPieceTokenizer:

@@ -15,12 +15,15 @@ from .contract import (
     DEFAULT_GROUP_PADDING,
     PADDINGS,
     FusedParameters,
+    LabelSetParameters,
     ModelParameters,
     PostprocessParameters,
     TokenizerParameters,
+    postprocess_parameters,
 )
-from .errors import ParameterError, RequestError
-from .postprocess import Classified, classify
+from .errors import ParameterError, RequestError, TaskError
+from .postprocess import Classified, LabelSets, classify_probs, label_sets_of
+from .task import Head, TaskSpec
 from .runners import OnnxRunner, PaddleRunner, Runner
 from .text import decode_texts, read_labels
 from .wordpiece import PADDLENLP_RULES, PaddleNLPTokenizer, PythonWordPieceTokenizer, WordPieceTokenizer
@@ -151,41 +154,53 @@ class ModelStep:
 
 
 class PostprocessStep:
-    """Logits of every request in one softmax; label names from the repository's label file."""
+    """Logits of every request through the task's head at once (softmax or sigmoid and thresholds); label
+    names from the repository's label file. Each request gets its own result: multi-class
+    :class:`~.postprocess.Classified`, or :class:`~.postprocess.LabelSets` padded to its own largest set."""
 
-    def __init__(self, labels: Sequence[str], top_k: int) -> None:
-        self.labels = list(labels)
+    def __init__(self, labels: Sequence[str], top_k: int = 0, task: TaskSpec | None = None) -> None:
+        self.head: Head = (task or TaskSpec()).head(labels)
         self.top_k = top_k
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.head.labels)
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> PostprocessStep:
         """The step a repository's postprocess config describes; its label file is in ``version_dir``."""
-        return cls.from_typed(PostprocessParameters.from_strings(params), version_dir)
+        return cls.from_typed(postprocess_parameters(params), version_dir)
 
     @classmethod
-    def from_typed(cls, p: PostprocessParameters, version_dir: str | Path) -> PostprocessStep:
+    def from_typed(cls, p: PostprocessParameters | LabelSetParameters, version_dir: str | Path) -> PostprocessStep:
         """The step of typed parameters ``p``."""
         path = Path(version_dir) / p.label_file
         labels = read_labels(path)
         if len(labels) != p.num_labels:
-            raise ValueError(f"{path}: {len(labels)} labels, but the model gives {p.num_labels} logits")
-        return cls(labels, p.top_k)
+            raise ParameterError(f"{path}: {len(labels)} labels, but the model gives {p.num_labels} logits")
+        if isinstance(p, PostprocessParameters):
+            return cls(labels, p.top_k)
+        try:
+            return cls(labels, task=TaskSpec(p.task, p.thresholds, p.hierarchy_separator))
+        except TaskError as exc:
+            raise ParameterError(f"postprocess step parameters: {exc}; rebuild with `tritoncls build-repo`") from None
 
-    def __call__(self, inputs: Sequence[np.ndarray | Exception]) -> list[Classified | Exception]:
+    def __call__(self, inputs: Sequence[np.ndarray | Exception]) -> list[Classified | LabelSets | Exception]:
         results: list = list(inputs)
         good = [i for i, item in enumerate(inputs) if not isinstance(item, Exception)]
         if not good:
             return results
         try:
-            merged = classify(np.concatenate([inputs[i] for i in good]), self.labels, self.top_k)
+            probs, mask = self.head.predict(np.concatenate([inputs[i] for i in good]))
+            merged = None if self.head.spec.multi_label else classify_probs(probs, self.head.labels, self.top_k)
         except Exception as exc:  # noqa: BLE001
             return [exc if i in good else r for i, r in enumerate(results)]
         start = 0
         for i in good:
-            n = inputs[i].shape[0]
-            results[i] = Classified(*(array[start:start + n] for array in (
-                merged.label, merged.confidence, merged.top_k_labels, merged.top_k_probs)))
-            start += n
+            stop = start + inputs[i].shape[0]
+            results[i] = (merged.rows(start, stop) if merged is not None
+                          else label_sets_of(probs[start:stop], mask[start:stop], self.head.labels))
+            start = stop
         return results
 
 
@@ -205,10 +220,10 @@ class FusedStep:
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> FusedStep:
         """The step a repository's fused config describes; every file is in ``version_dir``."""
         p = FusedParameters.from_strings(params)
-        inputs = [name for name in p.graph_inputs.split(",") if name]
-        return cls(TokenizeStep.from_typed(p.tokenizer(), version_dir),
-                   ModelStep.from_typed(p.model(), version_dir, inputs, p.graph_output, p.group_padding),
-                   PostprocessStep.from_typed(p.postprocess(), version_dir))
+        inputs = [name for name in p.graph.graph_inputs.split(",") if name]
+        return cls(TokenizeStep.from_typed(p.tokenizer, version_dir),
+                   ModelStep.from_typed(p.model, version_dir, inputs, p.graph.graph_output, p.graph.group_padding),
+                   PostprocessStep.from_typed(p.postprocess, version_dir))
 
-    def __call__(self, columns: Sequence[np.ndarray | Exception]) -> list[Classified | Exception]:
+    def __call__(self, columns: Sequence[np.ndarray | Exception]) -> list[Classified | LabelSets | Exception]:
         return self.postprocess(self.model(self.tokenize(columns)))

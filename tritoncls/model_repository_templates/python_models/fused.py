@@ -1,4 +1,5 @@
-"""Triton python model (written by tritoncls build-repo --layout fused): texts -> label, confidence and top-k.
+"""Triton python model (written by tritoncls build-repo --layout fused): texts -> label, confidence and top-k,
+or label sets (multi-label, hierarchical).
 
 The ensemble's three steps (tokenize, model, postprocess) in one python model, so a text pays one
 python-backend execution instead of three. Its inputs and outputs are the ensemble's; the work is in
@@ -24,6 +25,4 @@ class TritonPythonModel:
         return rt.triton.responses(pb_utils, self.step(columns), self.tensors)
 
     def tensors(self, result):
-        arrays = {rt.LABEL: result.label, rt.CONFIDENCE: result.confidence,
-                  rt.TOP_K_LABELS: result.top_k_labels, rt.TOP_K_PROBS: result.top_k_probs}
-        return {name: array for name, array in arrays.items() if name in self.output_names}
+        return {name: array for name, array in result.tensors().items() if name in self.output_names}

@@ -1,4 +1,5 @@
-"""Triton python model (written by tritoncls build-repo): logits -> label, confidence and top-k.
+"""Triton python model (written by tritoncls build-repo): logits -> label, confidence and top-k (multi-class),
+or each text's label set with its probabilities (multi-label, hierarchical).
 
 Label names come from label.txt beside this file, never from the config, so any label text
 (quotes, braces, non-ASCII) survives.
@@ -24,6 +25,4 @@ class TritonPythonModel:
         return rt.triton.responses(pb_utils, self.step(inputs), self.tensors)
 
     def tensors(self, result):
-        arrays = {rt.LABEL: result.label, rt.CONFIDENCE: result.confidence,
-                  rt.TOP_K_LABELS: result.top_k_labels, rt.TOP_K_PROBS: result.top_k_probs}
-        return {name: array for name, array in arrays.items() if name in self.output_names}
+        return {name: array for name, array in result.tensors().items() if name in self.output_names}
