@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tritoncls.common.data import read_examples, read_labels, read_texts
+from tritoncls.common.data import multi_hot, read_examples, read_labels, read_texts
 from tritoncls.errors import DataError
 
 LABELS = ["pos", "neg"]
@@ -104,3 +104,72 @@ def test_every_defect_has_a_distinct_message(tmp_path):
             read_examples(write(tmp_path, f"{name}.txt", content), LABELS)
         messages.add(str(info.value).split(": ", 1)[1][:20])
     assert len(messages) == len(cases)
+
+# ---------------------------------------------------------------------------------------------
+# Multi-label and hierarchical data
+# ---------------------------------------------------------------------------------------------
+
+TAGS = ["billing", "bug", "urgent"]
+TREE = ["A", "A##B", "A##B##C", "D"]
+
+
+def test_multi_label_lines_give_label_ids_in_label_order_and_an_empty_field_is_no_label(tmp_path):
+    path = write(tmp_path, "train.txt", "charged twice\turgent, billing\nthanks\t\ncrash\tbug\n")
+    examples = read_examples(path, TAGS, task="multi_label")
+    assert [(e.label, e.label_ids, e.line) for e in examples] == [
+        ("urgent, billing", (0, 2), 1), ("", (), 2), ("bug", (1,), 3)]
+    assert multi_hot(examples, 3).tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+    with pytest.raises(ValueError, match="line 1 has 2 labels"):
+        _ = examples[0].label_id
+
+
+@pytest.mark.parametrize("task, line, message", [
+    ("multi_label", "x\tbilling,refund", r"train.txt:2: label 'refund' is not in the label file"),
+    ("multi_label", "x\tbug,bug", r"train.txt:2: label 'bug' is listed more than once"),
+    ("multi_label", "x\tbug,,urgent", r"train.txt:2: an empty label in 'bug,,urgent'"),
+    ("hierarchical", "x\tA,A##B##C", r"train.txt:2: 'A##B##C' is listed without its parent 'A##B'"),
+    ("hierarchical", "x\tA##B", r"train.txt:2: 'A##B' is listed without its parent 'A'"),
+])
+def test_every_multi_label_data_error_names_file_line_and_the_fix(tmp_path, task, line, message):
+    labels = TREE if task == "hierarchical" else TAGS
+    path = write(tmp_path, "train.txt", f"fine\t{labels[0]}\n{line}\n")
+    with pytest.raises(DataError, match=message):
+        read_examples(path, labels, task=task)
+
+
+def test_hierarchical_lines_listing_every_level_are_read(tmp_path):
+    path = write(tmp_path, "dev.txt", "x\tA##B,A,A##B##C\ny\tD\n")
+    assert [e.label_ids for e in read_examples(path, TREE, task="hierarchical")] == [(0, 1, 2), (3,)]
+
+
+@pytest.mark.parametrize("task, labels, message", [
+    ("multi_label", "billing\nbug,urgent\n", r"label.txt:2: label 'bug,urgent' contains ','"),
+    ("hierarchical", "A\nA##B##C\n", r"label.txt:2: label 'A##B##C': its parent 'A##B' is not in the label file"),
+    ("hierarchical", "A\nA####B\n", r"label.txt:2: label 'A####B' has an empty level"),
+    ("hierarchical", "A\n##B\n", r"label.txt:2: label '##B' has an empty level"),
+])
+def test_label_files_that_cannot_hold_the_task_are_refused(tmp_path, task, labels, message):
+    with pytest.raises(DataError, match=message):
+        read_labels(write(tmp_path, "label.txt", labels), task=task)
+
+
+def test_a_label_with_a_comma_is_fine_for_multi_class(tmp_path):
+    assert read_labels(write(tmp_path, "label.txt", "yes, really\nno\n")) == ["yes, really", "no"]
+
+
+@pytest.mark.parametrize("line, task", [("x\tbilling,bug", "multi_label"), ("x\t", "multi_label")])
+def test_multi_label_data_read_without_task_says_so_and_names_the_flag(tmp_path, line, task):
+    path = write(tmp_path, "train.txt", f"fine\tbug\n{line}\n")
+    with pytest.raises(DataError, match=rf"train.txt:2: .*this is the multi-label layout.*--task {task}"):
+        read_examples(path, TAGS)
+
+
+def test_hierarchical_data_read_without_task_names_the_hierarchical_flag(tmp_path):
+    path = write(tmp_path, "train.txt", "x\tA,A##B\n")
+    with pytest.raises(DataError, match=r"--task hierarchical"):
+        read_examples(path, TREE)
+
+
+def test_an_unknown_task_is_refused():
+    with pytest.raises(DataError, match="--task 'tags': choose one of multi_class, multi_label, hierarchical"):
+        read_examples("train.txt", TAGS, task="tags")
