@@ -138,6 +138,48 @@ def write_toy_dataset(root: Path, count: int = 48, dev: int = 8) -> Path:
     (root / "label.txt").write_text("\n".join(TOY_LABELS) + "\n", encoding="utf-8")
     return root
 
+#: The multi-label toy set: a text names the keywords of each of its labels (none, one or two).
+TOY_ML_WORDS = {"food": ["soup", "bread", "salad"], "sport": ["goal", "match", "coach"], "weather": ["rain", "snow", "wind"]}
+TOY_ML_LABELS = ("food", "sport", "weather")
+#: The hierarchical toy set: every path with its parent; a text names the keywords of its deepest label.
+TOY_TREE_WORDS = {"food": ["soup", "bread", "rice"], "food##sweet": ["cake", "candy", "honey"],
+                  "sport": ["coach", "team", "race"], "sport##ball": ["goal", "kick", "dribble"]}
+TOY_TREE_LABELS = ("food", "food##sweet", "sport", "sport##ball")
+
+
+def toy_multi_label_lines(count: int = 60, hierarchical: bool = False) -> list[str]:
+    """``count`` lines ``text<TAB>label,...``: label sets cycle through every combination of up to two labels
+    (none included) for the multi-label set, and through every path for the hierarchical one."""
+    from itertools import combinations
+
+    if hierarchical:
+        sets = [("food",), ("food", "food##sweet"), ("sport",), ("sport", "sport##ball"),
+                ("food", "food##sweet", "sport")]
+        words = TOY_TREE_WORDS
+    else:
+        sets = [(), *[(label,) for label in TOY_ML_LABELS], *combinations(TOY_ML_LABELS, 2)]
+        words = TOY_ML_WORDS
+    lines = []
+    for i in range(count):
+        labels = sets[i % len(sets)]
+        deepest = [label for label in labels if not any(other.startswith(label + "##") for other in labels)]
+        named = " ".join(words[label][(i // len(sets) + j) % 3] for j, label in enumerate(deepest)) or "nothing much"
+        lines.append(f"today {named} {i}\t{','.join(labels)}")
+    return lines
+
+
+def write_toy_multi_label_dataset(root: Path, count: int = 60, dev: int = 14, hierarchical: bool = False) -> Path:
+    """The multi-label (or hierarchical) toy set as a dataset directory; the last ``dev`` lines are dev."""
+    lines = toy_multi_label_lines(count, hierarchical)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text("\n".join(lines[:-dev]) + "\n", encoding="utf-8")
+    (root / "dev.txt").write_text("\n".join(lines[-dev:]) + "\n", encoding="utf-8")
+    (root / "test.txt").write_text("\n".join(lines[-dev:]) + "\n", encoding="utf-8")
+    (root / "data.txt").write_text("\n".join(line.split("\t")[0] for line in lines[-dev:]) + "\n", encoding="utf-8")
+    labels = TOY_TREE_LABELS if hierarchical else TOY_ML_LABELS
+    (root / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return root
+
 #: Lines of the noisy toy set whose label is flipped (1-based, as in file:line).
 NOISY_TOY_FLIPPED = (4, 21, 42, 77, 99)
 

@@ -50,6 +50,12 @@ CONCEPTS: dict[str, str] = {
     "timeout_s": "per-request timeout in seconds",
     "instances": "model-step instances",
     "intra_op_threads": "threads inside an operator in the model step (0: one per physical core the server may run on)",
+    "task": "what a line's label field holds: multi_class (one label), multi_label (label,label,... or nothing) or "
+            "hierarchical (label paths level1##level2, every level listed)",
+    "threshold": "one probability threshold for every label (multi_label, hierarchical), instead of the per-label "
+                 "thresholds chosen on dev",
+    "thresholds_file": "a label<TAB>threshold file (every label once; multi_label, hierarchical) instead of the "
+                       "per-label thresholds chosen on dev",
 }
 
 
@@ -140,6 +146,18 @@ def add_optimizer(parser: Parser, *, epochs_aliases: tuple[str, ...] = (), epoch
     shared(parser, "epochs", *epochs_aliases, detail=epochs_detail, type=int, default=10)
     shared(parser, "logging_steps", type=int, default=5)
     shared(parser, "seed", type=int, default=3)
+
+
+def add_task(parser: Parser, detail: str = "") -> argparse.Action:
+    """``--task`` of the commands that read labeled data without a checkpoint (train, analyze)."""
+    return shared(parser, "task", detail=detail, default="multi_class",
+                  choices=("multi_class", "multi_label", "hierarchical"))
+
+
+def add_thresholds(parser: Parser, detail: str = "") -> None:
+    """``--threshold`` and ``--thresholds_file``: a multi-label model's thresholds, overriding those chosen on dev."""
+    shared(parser, "threshold", detail=detail, type=float, default=None)
+    shared(parser, "thresholds_file", detail=detail, default=None)
 
 
 def add_client(parser: Parser, *, concurrency: int, timeout_s: float) -> None:

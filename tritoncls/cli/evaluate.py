@@ -11,6 +11,7 @@ from tritoncls.cli._args import (
     add_device,
     add_max_seq_length,
     add_report,
+    add_thresholds,
     config_from_args,
     flag,
 )
@@ -20,7 +21,10 @@ STAGE = "tritoncls.training"
 HELP = "accuracy, top-k, per-class P/R/F1, bad cases, confusion matrix"
 DESCRIPTION = (
     "Evaluate a checkpoint on train and dev: accuracy, top-2/top-3 accuracy, per-class counts, precision, "
-    "recall and F1; writes bad cases and a confusion-matrix PNG."
+    "recall and F1; writes bad cases and a confusion-matrix PNG. A multi-label or hierarchical checkpoint (its "
+    "task.json says so) gets micro/macro precision, recall and F1, subset accuracy, per-label (and per-level) "
+    "scores and bad cases with both label sets, at the checkpoint's thresholds unless --threshold or "
+    "--thresholds_file is given."
 )
 
 
@@ -34,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "bad_case_path", default="./bad_case.txt", help="where misclassified dev texts are written")
     flag(parser, "confusion_matrix", default="./confusion_matrix.png", help="confusion-matrix PNG path ('' to skip)")
     add_report(parser, "report_json", detail="every number")
+    add_thresholds(parser, detail="for this evaluation")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tritoncls.cli._args import add_checkpoint, add_max_seq_length, add_output, config_from_args
+from tritoncls.cli._args import add_checkpoint, add_max_seq_length, add_output, add_thresholds, config_from_args
 
 NAME = "export"
 STAGE = "tritoncls.modeling"
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output(parser, "the export directory (replaced atomically)", "output_path", default="./export")
     add_max_seq_length(parser, "serving truncation length (default: the one the checkpoint was trained with)",
                        default=None)
+    add_thresholds(parser, detail="recorded in the manifest and served")
 
 
 def run(args: argparse.Namespace) -> int:

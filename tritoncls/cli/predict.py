@@ -16,6 +16,7 @@ from tritoncls.cli._args import (
     add_max_seq_length,
     add_model,
     add_output,
+    add_thresholds,
     config_from_args,
     flag,
 )
@@ -38,10 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     add_dataset(parser, required=False, files=("data",), holds="data.txt and label.txt")
     add_checkpoint(parser, "params_path")
-    add_output(parser, "text<TAB>label<TAB>confidence lines", "output_file", default="output.txt")
+    add_output(parser, "text<TAB>label<TAB>confidence lines (multi-label: text<TAB>labels<TAB>probabilities, "
+               "comma-separated)", "output_file", default="output.txt")
     add_max_seq_length(parser)
     add_batch_size(parser, "per forward pass")
     add_input(parser, detail="the texts to classify (default: --dataset_dir/--data_file)", default=None)
+    add_thresholds(parser, detail="for this run")
     group = parser.add_argument_group("exported model (in-process, no server)")
     add_model(group, detail="switches to the offline predictor", default=None)
     flag(group, "backend", default="onnxruntime", choices=("onnxruntime", "paddle_inference"),
@@ -78,17 +81,15 @@ def _run_offline(args: argparse.Namespace) -> int:
 
     from tritoncls.common.data import read_texts
     from tritoncls.common.offline import OfflineConfig, open_predictor
-    from tritoncls.common.predictions import write_predictions
+    from tritoncls.common.predictions import write_decisions
 
     device = resolve_device(args.device) if args.device != "auto" else "cpu"
     predictor = open_predictor(config_from_args(OfflineConfig, args, sort_by_length=not args.keep_order,
                                                 device=device))
     texts = read_texts(source)
     result = predictor.predict_probs(texts, progress=partial(tqdm, desc="predict", unit="batch", leave=False))
-    best = result.probs.argmax(1)
     out = Path(args.output)
-    write_predictions(out, texts, [predictor.labels[i] for i in best],
-                      [float(result.probs[i, j]) for i, j in enumerate(best)])
+    write_decisions(out, texts, predictor.labels, result.probs, result.mask, predictor.head.spec.multi_label)
     log.info("Wrote %d predictions to %s in %.2f s (%.1f texts/s; %s, %s)", len(texts), out, result.seconds,
              len(texts) / max(result.seconds, 1e-9), args.backend, args.precision)
     return 0

@@ -13,6 +13,8 @@ from tritoncls.cli._args import (
     add_max_seq_length,
     add_optimizer,
     add_output,
+    add_task,
+    add_thresholds,
     config_from_args,
     flag,
 )
@@ -25,8 +27,9 @@ STAGE = "tritoncls.training"
 HELP = "fine-tune a classifier; keeps the best checkpoint on dev"
 DESCRIPTION = (
     "Fine-tune an ERNIE classifier on text<TAB>label files. Evaluates on dev every epoch and writes the best "
-    "checkpoint atomically to --output. For data-parallel training run it under "
-    "`python -m paddle.distributed.launch --nproc_per_node N [--backend gloo]`."
+    "checkpoint atomically to --output. Multi-label and hierarchical data (--task) train with a sigmoid per label; "
+    "the best epoch is picked by --metric at per-label thresholds chosen on dev, saved in the checkpoint. For "
+    "data-parallel training run it under `python -m paddle.distributed.launch --nproc_per_node N [--backend gloo]`."
 )
 
 
@@ -34,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Train's options; the reference's names (``--save_dir``, ...) work too."""
     add_device(parser)
     add_dataset(parser)
+    add_task(parser)
     add_output(parser, "the best checkpoint directory", "save_dir", default="./checkpoint")
     add_max_seq_length(parser)
     flag(parser, "model_name", default="ernie-3.0-medium-zh",
@@ -46,8 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="with --from_scratch: override architecture fields, e.g. num_hidden_layers=2 hidden_size=128")
     add_batch_size(parser, "per training step, per process")
     add_optimizer(parser, epochs_detail="at most (see --early_stop)")
+    flag(parser, "metric", default=None, choices=("accuracy", "macro_f1", "micro_f1"),
+         help="the dev score that picks the best epoch and early stopping: accuracy (multi_class), macro_f1 "
+              "(multi_label and hierarchical, the default) or micro_f1")
+    add_thresholds(parser, detail="saved in the checkpoint")
     flag(parser, "early_stop", action="store_true",
-         help="stop when dev accuracy has not improved for --early_stop_nums epochs")
+         help="stop when the dev score (--metric) has not improved for --early_stop_nums epochs")
     flag(parser, "early_stop_nums", type=int, default=4, help="patience of --early_stop, in epochs")
     flag(parser, "warmup", action="store_true", help="linear warmup over --warmup_steps, then linear decay to 0")
     flag(parser, "warmup_steps", type=int, default=0, help="warmup length in steps, with --warmup")
@@ -66,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args, device=resolve_device(args.device),
                               arch_overrides=parse_overrides(args.arch))
     result = train(config)
-    log.info("Best dev accuracy %.4f at epoch %d (%d epochs, %.1f s/epoch) -> %s",
-             result.best_accuracy, result.best_epoch, result.epochs_run, result.seconds_per_epoch, result.save_dir)
+    log.info("Best dev %s %.4f at epoch %d (%d epochs, %.1f s/epoch) -> %s", result.metric,
+             result.best_score, result.best_epoch, result.epochs_run, result.seconds_per_epoch, result.save_dir)
     if launched_processes() > 1:
         _exit_worker()
     return 0

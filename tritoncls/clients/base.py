@@ -10,20 +10,30 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from tritoncls.common.predictions import LABEL_SETS_HEADER, OUTPUT_HEADER, format_row, format_set_row
 from tritoncls.errors import ClientError
+from tritoncls.runtime.contract import (
+    CONFIDENCE,
+    LABEL,
+    LABEL_COUNT,
+    LABEL_PROBS,
+    LABELS,
+    PROBS,
+    TOP_K_LABELS,
+    TOP_K_PROBS,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LABEL = "label"
-CONFIDENCE = "confidence"
-TOP_K_LABELS = "top_k_labels"
-TOP_K_PROBS = "top_k_probs"
+#: The outputs of a multi-class ensemble, and of a multi-label or hierarchical one (``probs`` on request).
+MULTI_CLASS_OUTPUTS = (LABEL, CONFIDENCE)
+LABEL_SET_OUTPUTS = (LABELS, LABEL_PROBS, LABEL_COUNT)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,30 @@ class Prediction:
     label: str
     confidence: float
     top_k: tuple[tuple[str, float], ...] = ()
+
+    header: ClassVar[str] = OUTPUT_HEADER
+
+    def row(self, text: str) -> str:
+        """The text's line in the predictions file."""
+        return format_row(text, self.label, self.confidence)
+
+
+@dataclass(frozen=True)
+class LabelSetPrediction:
+    """One text's result from a multi-label or hierarchical model: its labels with their probabilities (in
+    label order; none is a valid answer), and every label's probability when asked for (``probs``)."""
+
+    labels: tuple[tuple[str, float], ...]
+    probs: tuple[float, ...] = ()
+
+    header: ClassVar[str] = LABEL_SETS_HEADER
+
+    def row(self, text: str) -> str:
+        return format_set_row(text, self.labels)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(label for label, _ in self.labels)
 
 
 @dataclass(frozen=True)
@@ -46,6 +80,15 @@ class Signature:
     @property
     def has_top_k(self) -> bool:
         return TOP_K_LABELS in self.output_names and TOP_K_PROBS in self.output_names
+
+    @property
+    def label_sets(self) -> bool:
+        """A multi-label or hierarchical ensemble (label sets) rather than a multi-class one."""
+        return LABELS in self.output_names
+
+    def requested(self, all_probs: bool = False) -> tuple[str, ...]:
+        """The outputs to ask for: all but ``probs``, which only ``all_probs`` requests."""
+        return tuple(name for name in self.output_names if name != PROBS or all_probs)
 
 
 class TransientError(Exception):
@@ -88,14 +131,17 @@ def signature_from(metadata: dict[str, Any], config: dict[str, Any], model: str,
         raise ClientError(f"{url}: model {model!r} has inputs {inputs}; a tritoncls ensemble has one BYTES input. "
                           f"Is --name the ensemble built by `tritoncls build-repo`?")
     outputs = tuple(o["name"] for o in metadata.get("outputs", []))
-    missing = [name for name in (LABEL, CONFIDENCE) if name not in outputs]
+    expected = LABEL_SET_OUTPUTS if LABELS in outputs else MULTI_CLASS_OUTPUTS
+    missing = [name for name in expected if name not in outputs]
     if missing:
         raise ClientError(f"{url}: model {model!r} has no outputs {missing} (it has {list(outputs)}); "
                           f"point --name at the ensemble built by `tritoncls build-repo`.")
     return Signature(inputs[0]["name"], outputs, int(config.get("max_batch_size", 0) or 0))
 
 
-def predictions_from(outputs: dict[str, np.ndarray], signature: Signature) -> list[Prediction]:
+def predictions_from(outputs: dict[str, np.ndarray], signature: Signature) -> list[Prediction | LabelSetPrediction]:
+    if signature.label_sets:
+        return label_sets_from(outputs)
     labels = outputs[LABEL].reshape(-1)
     confidences = outputs[CONFIDENCE].reshape(-1)
     top_labels = outputs.get(TOP_K_LABELS)
@@ -107,6 +153,15 @@ def predictions_from(outputs: dict[str, np.ndarray], signature: Signature) -> li
             top = tuple((_text(lab), float(p)) for lab, p in zip(top_labels[i], top_probs[i]))
         results.append(Prediction(_text(label), float(confidence), top))
     return results
+
+
+def label_sets_from(outputs: dict[str, np.ndarray]) -> list[LabelSetPrediction]:
+    """Each row's first ``label_count`` labels and probabilities (the rest is padding), and ``probs`` if sent."""
+    names, probs, counts = outputs[LABELS], outputs[LABEL_PROBS], outputs[LABEL_COUNT].reshape(-1)
+    every = outputs.get(PROBS)
+    return [LabelSetPrediction(tuple((_text(names[i, j]), float(probs[i, j])) for j in range(int(n))),
+                               tuple(float(p) for p in every[i]) if every is not None else ())
+            for i, n in enumerate(counts)]
 
 
 def _text(value: bytes | str) -> str:
@@ -124,9 +179,10 @@ class TritonClient(abc.ABC):
     protocol = "?"
 
     def __init__(self, url: str, model_name: str = "seqcls", timeout_s: float = 60.0, retries: int = 3,
-                 backoff_s: float = 0.5, max_backoff_s: float = 5.0) -> None:
+                 backoff_s: float = 0.5, max_backoff_s: float = 5.0, all_probs: bool = False) -> None:
         self.url = url
         self.model_name = model_name
+        self.all_probs = all_probs  # multi-label ensembles: also ask for every label's probability (``probs``)
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -186,10 +242,10 @@ class TritonClient(abc.ABC):
     def max_batch_size(self) -> int:
         return self.signature.max_batch_size
 
-    def classify(self, texts: Sequence[str | bytes]) -> list[Prediction]:
+    def classify(self, texts: Sequence[str | bytes]) -> list[Prediction | LabelSetPrediction]:
         """Predictions for ``texts`` in order, in requests of at most max_batch_size texts."""
         size = self.max_batch_size or len(texts) or 1
-        out: list[Prediction] = []
+        out: list[Prediction | LabelSetPrediction] = []
         for batch in chunks(texts, size):
             out.extend(predictions_from(self.infer_raw(batch), self.signature))
         return out

@@ -3,8 +3,10 @@
 While it runs, ``classify`` keeps its results beside the output, in ``<output>.parts/``::
 
     results.tsv.parts/
-      journal.json          what is being classified: input path, its SHA-256 and text count, chunk size, model
-      chunk-000000.tsv      rows of texts 0..999 in input order (text<TAB>label<TAB>confidence, no header)
+      journal.json          what is being classified: input path, its SHA-256 and text count, chunk size, model,
+                            and once the first chunk is in, the header of the model's rows
+      chunk-000000.tsv      rows of texts 0..999 in input order (text<TAB>label<TAB>confidence, or for a
+                            multi-label model text<TAB>labels<TAB>probabilities; no header)
       chunk-000001.tsv      ...
 
 A chunk file is written to a temporary name, fsynced and renamed into place: it is whole or absent.
@@ -26,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from tritoncls.clients.base import Prediction, chunks
+from tritoncls.clients.base import LabelSetPrediction, Prediction, chunks
 from tritoncls.clients.classify import BatchSender, check_sizes
 from tritoncls.common import files
 from tritoncls.errors import ClientError, TritonclsError
@@ -126,6 +128,12 @@ class ChunkJournal:
             stale.unlink()
         return finished
 
+    def set_header(self, header: str) -> None:
+        """Record the rows' header (multi-class or label sets) for the join, also of a resumed run."""
+        record = self.record()
+        if record.get("header") != header:
+            files.write_json(self.journal, record | {"header": header})
+
     def write_chunk(self, chunk: int, rows: Sequence[str]) -> None:
         files.write_text(self.chunk_path(chunk), "".join(row + "\n" for row in rows))
 
@@ -154,9 +162,9 @@ def _rows_match(path: Path, texts: Sequence[str]) -> bool:
     return lines is not None and _lines_match(lines, texts)
 
 
-def _output_is_complete(output: Path, texts: Sequence[str], header: str) -> bool:
+def _output_is_complete(output: Path, texts: Sequence[str], headers: Sequence[str]) -> bool:
     lines = _lines(output)
-    return lines is not None and lines[0] == header and _lines_match(lines[1:], texts)
+    return lines is not None and lines[0] in headers and _lines_match(lines[1:], texts)
 
 
 def _check_paths(config: ClassifyFileConfig, journal: ChunkJournal) -> None:
@@ -173,7 +181,7 @@ def classify_file(config: ClassifyFileConfig) -> ClassifyFileResult:
     """Classify ``config.input`` into ``config.output`` (the TSV ``tritoncls predict`` writes),
     chunk by chunk; raises :class:`ClassifyStopped` naming how many texts are done when it stops."""
     from tritoncls.common.data import read_texts
-    from tritoncls.common.predictions import OUTPUT_HEADER
+    from tritoncls.common.predictions import LABEL_SETS_HEADER, OUTPUT_HEADER
 
     started = time.perf_counter()
     output = Path(config.output)
@@ -183,7 +191,7 @@ def classify_file(config: ClassifyFileConfig) -> ClassifyFileResult:
     record = {"format": JOURNAL_FORMAT, "format_version": JOURNAL_VERSION, "input": str(Path(config.input).resolve()),
               "input_sha256": sha256_of(Path(config.input)), "texts": len(texts), "chunk_size": config.chunk_size,
               "model_name": config.name}
-    chunk_size, finished = _prepare(config, journal, record, texts, OUTPUT_HEADER)
+    chunk_size, finished = _prepare(config, journal, record, texts, (OUTPUT_HEADER, LABEL_SETS_HEADER))
     if chunk_size is None:
         log.info("%s already holds all %d results; nothing to do.", output, len(texts))
         return ClassifyFileResult(output, len(texts), len(texts), time.perf_counter() - started)
@@ -193,12 +201,12 @@ def classify_file(config: ClassifyFileConfig) -> ClassifyFileResult:
         log.info("Resuming: %d of %d texts were done by an earlier run (%d of %d chunks in %s).",
                  resumed, len(texts), len(finished), n_chunks, journal.folder)
     _Run(config, journal, texts, chunk_size, finished, resumed).classify()
-    journal.join(n_chunks, OUTPUT_HEADER)
+    journal.join(n_chunks, journal.record().get("header", OUTPUT_HEADER))
     return ClassifyFileResult(output, len(texts), resumed, time.perf_counter() - started)
 
 
 def _prepare(config: ClassifyFileConfig, journal: ChunkJournal, record: dict, texts: Sequence[str],
-             header: str) -> tuple[int | None, set[int]]:
+             headers: Sequence[str]) -> tuple[int | None, set[int]]:
     """Start, resume or refuse; returns (chunk size, finished chunks), or (None, ...) when the output is complete."""
     output = Path(config.output)
     if config.force:
@@ -221,7 +229,7 @@ def _prepare(config: ClassifyFileConfig, journal: ChunkJournal, record: dict, te
             log.info("Resuming with the earlier run's --chunk_size %d", chunk_size)
         return chunk_size, journal.finished_chunks(texts, chunk_size)
     if output.exists():
-        if config.resume and _output_is_complete(output, texts, header):
+        if config.resume and _output_is_complete(output, texts, headers):
             return None, set()
         raise ClientError(f"--output {output} already exists; pass --force to overwrite it"
                           + (" (it does not hold this input's results, so there is nothing to resume)."
@@ -241,7 +249,8 @@ class _Run:
         self.chunk_size = chunk_size
         self.pending = [c for c in range(-(-len(texts) // chunk_size)) if c not in finished]
         self.done = resumed
-        self.results: dict[int, dict[int, Prediction]] = {}
+        self.results: dict[int, dict[int, Prediction | LabelSetPrediction]] = {}
+        self.header: str | None = None
         self.remaining: dict[int, int] = {}
 
     def batches(self) -> Iterator[tuple[int, list[int]]]:
@@ -300,19 +309,19 @@ class _Run:
         if failure is not None:
             raise self._stopped(failure)
 
-    def _collect(self, chunk: int, rows: list[int], predictions: list[Prediction]) -> None:
-        from tritoncls.common.predictions import format_row
-
+    def _collect(self, chunk: int, rows: list[int], predictions: list[Prediction | LabelSetPrediction]) -> None:
         if len(predictions) != len(rows):
             raise ClientError(f"the server answered {len(predictions)} results for {len(rows)} texts.")
         mine = self.results[chunk]
         for row, prediction in zip(rows, predictions):
             mine[row] = prediction
         self.remaining[chunk] -= len(rows)
+        if self.header is None and predictions:
+            self.header = predictions[0].header
+            self.journal.set_header(self.header)
         if self.remaining[chunk] == 0:
             ordered = sorted(mine)
-            self.journal.write_chunk(chunk, [format_row(self.texts[i], mine[i].label, mine[i].confidence)
-                                             for i in ordered])
+            self.journal.write_chunk(chunk, [mine[i].row(self.texts[i]) for i in ordered])
             self.done += len(ordered)
             del self.results[chunk]
 

@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from tritoncls.clients.base import Prediction, RequestTimedOut, ServerUnavailable, TritonClient, chunks
+from tritoncls.clients.base import (
+    LabelSetPrediction,
+    Prediction,
+    RequestTimedOut,
+    ServerUnavailable,
+    TritonClient,
+    chunks,
+)
 from tritoncls.clients.grpc_client import GrpcClient
 from tritoncls.clients.http_client import HttpClient
 from tritoncls.errors import ClientError
@@ -124,7 +131,7 @@ class BatchSender:
         self._health: dict[str, _Health] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, index: int, texts: Sequence[str | bytes]) -> list[Prediction]:
+    def __call__(self, index: int, texts: Sequence[str | bytes]) -> list[Prediction | LabelSetPrediction]:
         failure: ClientError | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -142,7 +149,7 @@ class BatchSender:
                 return predictions
         raise self._unavailable(len(texts), failure)
 
-    def _send(self, url: str, texts: Sequence[str | bytes]) -> list[Prediction]:
+    def _send(self, url: str, texts: Sequence[str | bytes]) -> list[Prediction | LabelSetPrediction]:
         """One try on ``url``; a failure worth moving on from marks it down, anything else ends its probe."""
         try:
             return self._pool.get(url).classify(texts)
@@ -223,7 +230,7 @@ def check_sizes(concurrency: int, batch_size: int) -> None:
 
 def classify_texts(texts: Sequence[str], urls: Sequence[str], protocol: str = "grpc", model_name: str = "seqcls",
                    concurrency: int = 4, batch_size: int = 32, timeout_s: float = 60.0, retries: int = 3,
-                   progress: bool = False) -> list[Prediction]:
+                   progress: bool = False, all_probs: bool = False) -> list[Prediction | LabelSetPrediction]:
     """Predictions for ``texts`` in input order.
 
     Texts are sent sorted by length, ``batch_size`` to a request, so each request pads little;
@@ -234,12 +241,13 @@ def classify_texts(texts: Sequence[str], urls: Sequence[str], protocol: str = "g
     from tqdm import tqdm
 
     check_sizes(concurrency, batch_size)
-    sender = BatchSender(urls, protocol, model_name=model_name, timeout_s=timeout_s, retries=retries)
+    sender = BatchSender(urls, protocol, model_name=model_name, timeout_s=timeout_s, retries=retries,
+                         all_probs=all_probs)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     batches = list(chunks(order, batch_size))
-    results: list[Prediction | None] = [None] * len(texts)
+    results: list[Prediction | LabelSetPrediction | None] = [None] * len(texts)
 
-    def run(job: tuple[int, Sequence[int]]) -> tuple[Sequence[int], list[Prediction]]:
+    def run(job: tuple[int, Sequence[int]]) -> tuple[Sequence[int], list[Prediction | LabelSetPrediction]]:
         index, rows = job
         return rows, sender(index, [texts[i] for i in rows])
 

@@ -54,7 +54,7 @@ class GrpcClient(TritonClient):
 
         text = grpcclient.InferInput(signature.input_name, list(data.shape), "BYTES")
         text.set_data_from_numpy(data)
-        outputs = [grpcclient.InferRequestedOutput(name) for name in signature.output_names]
+        outputs = [grpcclient.InferRequestedOutput(name) for name in signature.requested(self.all_probs)]
         result = self._call(f"inference on {self.model_name!r}", self._client.infer, self.model_name, [text],
                             outputs=outputs, client_timeout=self.timeout_s)
-        return {name: result.as_numpy(name) for name in signature.output_names}
+        return {name: result.as_numpy(name) for name in signature.requested(self.all_probs)}

@@ -62,7 +62,7 @@ class HttpClient(TritonClient):
 
         text = httpclient.InferInput(signature.input_name, list(data.shape), "BYTES")
         text.set_data_from_numpy(data, binary_data=True)
-        outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in signature.output_names]
+        outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in signature.requested(self.all_probs)]
         result = self._call(f"inference on {self.model_name!r}",
                             lambda: self._client.infer(self.model_name, [text], outputs=outputs))
-        return {name: result.as_numpy(name) for name in signature.output_names}
+        return {name: result.as_numpy(name) for name in signature.requested(self.all_probs)}

@@ -80,7 +80,7 @@ class _Line:
     text: str
 
 
-def _read_lines(path: Path, what: str) -> tuple[list[_Line], int]:
+def read_lines(path: Path, what: str) -> tuple[list[_Line], int]:
     """Decode ``path`` line by line; return its non-blank lines and the count of blank ones."""
     if not path.is_file():
         hint = "it is a directory" if path.is_dir() else "it does not exist"
@@ -124,7 +124,7 @@ def read_labels(path: str | Path, task: str = MULTI_CLASS) -> list[str]:
     hierarchical path's parent must be a label too."""
     path = Path(path)
     check_task(task)
-    lines, blank = _read_lines(path, "label file")
+    lines, blank = read_lines(path, "label file")
     labels: list[str] = []
     first_seen: dict[str, int] = {}
     for line in lines:
@@ -171,7 +171,7 @@ def read_examples(path: str | Path, labels: list[str], task: str = MULTI_CLASS) 
     """Read a ``text<TAB>label`` file (train/dev/test), checking every label against ``labels``."""
     path = Path(path)
     check_task(task)
-    lines, blank = _read_lines(path, "labeled data file")
+    lines, blank = read_lines(path, "labeled data file")
     label_ids = {label: i for i, label in enumerate(labels)}
     parse = _parse_example if task == MULTI_CLASS else _parse_multi_label
     examples = [parse(path, line, label_ids, task) for line in lines]
@@ -251,7 +251,7 @@ def _parse_multi_label(path: Path, line: _Line, label_ids: dict[str, int], task:
 def read_texts(path: str | Path) -> list[str]:
     """Read ``data.txt``: one text a line, no labels."""
     path = Path(path)
-    lines, blank = _read_lines(path, "data file")
+    lines, blank = read_lines(path, "data file")
     for line in lines:
         if "\t" in line.text:
             raise DataError(
@@ -266,7 +266,7 @@ def read_text_column(path: str | Path) -> tuple[list[str], list[str | None]]:
     """Texts of a file of ``text`` or ``text<TAB>label`` lines (data.txt or dev.txt alike), and each
     line's label (None where a line has none): what the benchmarks and the soak test read."""
     path = Path(path)
-    lines, blank = _read_lines(path, "texts file")
+    lines, blank = read_lines(path, "texts file")
     texts: list[str] = []
     labels: list[str | None] = []
     for line in lines:

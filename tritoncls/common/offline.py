@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritoncls.common.metrics import override_thresholds
 from tritoncls.common.onnx import quantized_onnx
 from tritoncls.errors import ConfigError, ModelError
 from tritoncls.runtime import Manifest, ManifestError, ModelLoadError, Predictor
@@ -28,6 +29,8 @@ class OfflineConfig:
     batch_size: int = 32
     sort_by_length: bool = True
     device: str = "cpu"
+    threshold: float | None = None  # multi-label: one threshold for every label instead of the export's
+    thresholds_file: str | None = None  # multi-label: label<TAB>threshold lines instead of the export's
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -53,6 +56,8 @@ def load_manifest(export_dir: str | Path) -> Manifest:
 def open_predictor(config: OfflineConfig) -> Predictor:
     """A :class:`~tritoncls.runtime.Predictor` over ``config.model`` with the options it names."""
     manifest = load_manifest(config.model)
+    manifest = manifest.replace(task=override_thresholds(manifest.task, manifest.labels, config.threshold,
+                                                         config.thresholds_file))
     onnx_file = quantized_onnx(config.model, manifest) if config.precision == "int8" else None
     try:
         return Predictor.from_export(config.model, manifest, config.backend, onnx_file, config.num_threads,

@@ -1,7 +1,8 @@
 """Checkpoints that are whole or absent: written aside, then swapped into place atomically.
 
-A checkpoint directory holds the model config and weights, the tokenizer files, ``label.txt``, the
-resolved training config and the training state. :func:`write_checkpoint` fills a sibling
+A checkpoint directory holds the model config and weights, the tokenizer files, ``label.txt``,
+``task.json`` (the task and, for multi-label and hierarchical tasks, the thresholds chosen on dev),
+the resolved training config and the training state. :func:`write_checkpoint` fills a sibling
 temporary directory, fsyncs it, and swaps it with the target in one ``renameat2(RENAME_EXCHANGE)``
 call (Linux). Where that call is missing it falls back to two renames and leaves a
 ``<name>.previous`` directory that :func:`resolve_checkpoint` recovers from. A reader therefore
@@ -25,9 +26,11 @@ from pathlib import Path
 from tritoncls.common import files
 from tritoncls.common.files import fsync_dir, fsync_tree
 from tritoncls.errors import ModelError
+from tritoncls.runtime import TaskError, TaskSpec
 from tritoncls.runtime.contract import LABEL_FILE
 
 COMPLETE_MARKER = "COMPLETE"
+TASK_FILE = "task.json"  # the checkpoint's task (absent: a multi-class checkpoint)
 _STAGING = re.compile(r"^\.(?P<name>.+)\.writing-(?:(?P<pid>\d+)-)?[^.]*$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -155,3 +158,25 @@ def read_json(path: Path) -> dict:
 
 def write_json(path: Path, data: dict) -> None:
     files.write_json(path, data)
+
+
+def write_task(directory: Path, task: TaskSpec, **provenance: object) -> Path:
+    """The checkpoint's ``task.json``: the task spec and how its thresholds were chosen."""
+    path = directory / TASK_FILE
+    write_json(path, task.to_dict() | provenance)
+    return path
+
+
+def saved_task(directory: Path, labels: list[str] | None = None) -> TaskSpec:
+    """The task a checkpoint was trained for (multi-class where it has no ``task.json``), checked against
+    ``labels`` where given."""
+    path = directory / TASK_FILE
+    if not path.is_file():
+        return TaskSpec()
+    try:
+        task = TaskSpec.from_dict(read_json(path), str(path))
+        if labels is not None:
+            task.check(labels)
+    except TaskError as exc:
+        raise ModelError(f"{exc} ({path}); retrain, or fix the file.") from None
+    return task

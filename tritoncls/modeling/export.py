@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from tritoncls.common.files import write_text
+from tritoncls.common.metrics import override_thresholds
 from tritoncls.common.onnx import onnx_io
 from tritoncls.common.versions import versions
 from tritoncls.errors import ModelError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling import ernie as modeling
 from tritoncls.modeling.dynamic import encode, pad_batch, predict_logits
-from tritoncls.runtime import Manifest, OnnxGraph, PaddleGraph, PaddleRunner, TensorSpec, TokenizerSpec
+from tritoncls.runtime import Manifest, OnnxGraph, PaddleGraph, PaddleRunner, TaskSpec, TensorSpec, TokenizerSpec
 from tritoncls.runtime.contract import (
     INPUT_NAMES,
     LABEL_FILE,
@@ -53,6 +54,8 @@ class ExportConfig:
     output: str = "./export"
     max_seq_length: int | None = None  # default: the checkpoint's training max_seq_length
     force: bool = True  # the reference overwrites; kept for parity
+    threshold: float | None = None  # multi-label: one threshold for every label instead of the checkpoint's
+    thresholds_file: str | None = None  # multi-label: label<TAB>threshold lines instead of the checkpoint's
 
 
 def _wrapped(model):
@@ -140,9 +143,9 @@ def _tokenizer_spec(tokenizer, directory: Path) -> TokenizerSpec:
 
 
 def build_manifest(model, tokenizer, labels: list[str], max_seq_length: int, out: Path, source: Path,
-                   paddle: PaddleGraph, parity: dict[str, float]) -> Manifest:
+                   paddle: PaddleGraph, parity: dict[str, float], task: TaskSpec | None = None) -> Manifest:
     onnx = onnx_io(out / ONNX_FILE)
-    return Manifest(
+    return Manifest(task=task or TaskSpec(),
         labels=tuple(labels), max_seq_length=max_seq_length, tokenizer=_tokenizer_spec(tokenizer, out),
         architecture=modeling.model_architecture_summary(model),
         onnx=OnnxGraph(onnx.inputs, onnx.outputs, file=ONNX_FILE, opset=ONNX_OPSET),
@@ -178,6 +181,7 @@ def export(config: ExportConfig) -> Path:
     model = modeling.load_checkpoint_model(source)
     tokenizer = modeling.load_tokenizer(source)
     labels = _checkpoint_labels(source, int(model.config.num_labels))
+    task = override_thresholds(ckpt.saved_task(source, labels), labels, config.threshold, config.thresholds_file)
     max_len = config.max_seq_length or _trained_max_len(source)
     positions = int(model.config.max_position_embeddings)
     if max_len > positions:
@@ -193,7 +197,7 @@ def export(config: ExportConfig) -> Path:
         ckpt.write_labels(out, labels)
         paddle = _paddle_graph(out, len(labels))
         parity = _parity(model, tokenizer, out, max_len, paddle)
-        manifest = build_manifest(model, tokenizer, labels, max_len, out, source, paddle, parity)
+        manifest = build_manifest(model, tokenizer, labels, max_len, out, source, paddle, parity, task)
         write_text(out / MANIFEST_FILE, manifest.to_json())
 
     target = Path(config.output)
@@ -203,7 +207,7 @@ def export(config: ExportConfig) -> Path:
             f"Choose another --output or empty the directory."
         )
     ckpt.write_checkpoint(target, fill)
-    log.info("Exported %s to %s", source, target)
+    log.info("Exported %s (%s) to %s", source, task.task, target)
     return target
 
 

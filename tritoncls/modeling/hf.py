@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from tritoncls.errors import ConfigError, ModelError
+from tritoncls.runtime import DEFAULT_THRESHOLD, MULTI_CLASS, MULTI_LABEL, TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class ImportReport:
     tokenizer: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     tensors: list[TensorRecord] = field(default_factory=list)
+    task: str = "multi_class"  # multi_label for a kept classifier of problem_type multi_label_classification
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.tensors if t.status == status)
@@ -110,7 +112,8 @@ class ImportReport:
     def summary(self) -> str:
         lines = [f"{self.folder}: {self.model_type}, {self.count('mapped')} tensors mapped, "
                  f"{self.count('new')} new, {self.count('ignored')} ignored; {self.num_labels} labels "
-                 f"({'classifier kept' if self.kept_classifier else 'new classifier'})"]
+                 f"({'classifier kept' if self.kept_classifier else 'new classifier'}"
+                 f"{'' if self.task == MULTI_CLASS else ', ' + self.task})"]
         lines += [f"  new      {t.target} {t.shape} {t.note}".rstrip() for t in self.tensors if t.status == "new"]
         lines += [f"  ignored  {t.source} {t.shape} {t.note}".rstrip() for t in self.tensors if t.status == "ignored"]
         lines += [f"  note: {n}" for n in self.notes]
@@ -556,13 +559,28 @@ def import_hf(folder: str | Path, output: str | Path, *, num_labels: int | None 
     arch = paddle_architecture(config, use_task_id)
     _check_vocab(folder, tokenizer, arch)
     mapped = map_tensors(tensors, config, arch, count)
+    task = kept_task(config, kept, count)
     report = ImportReport(str(folder), config["model_type"], chosen, count, kept,
                           {"source": tokenizer.source, "kind": "WordPiece", "rules": "hf-bert",
                            "do_lower_case": tokenizer.do_lower_case,
                            "vocab_size": len(tokenizer.vocab), "special_tokens": tokenizer.special_tokens},
-                          _notes(config, arch), sorted(mapped.records, key=_record_order))
-    write_checkpoint(output, lambda staging: _fill(staging, arch, count, mapped.state, tokenizer, chosen, report, seed))
+                          _notes(config, arch, task), sorted(mapped.records, key=_record_order), task.task)
+    write_checkpoint(output, lambda staging: _fill(staging, arch, count, mapped.state, tokenizer, chosen, report, seed,
+                                                   task))
     return report
+
+
+#: Hugging Face's ``problem_type`` of a classifier trained with a sigmoid per label and binary cross-entropy.
+HF_MULTI_LABEL = "multi_label_classification"
+
+
+def kept_task(config: dict[str, Any], kept: bool, count: int) -> TaskSpec:
+    """The task of the imported checkpoint: a kept classifier of ``problem_type: multi_label_classification``
+    stays multi-label (sigmoid, threshold 0.5 for every label, as Hugging Face's pipelines use); anything else
+    is multi-class until ``train --task`` says otherwise."""
+    if kept and config.get("problem_type") == HF_MULTI_LABEL:
+        return TaskSpec(MULTI_LABEL, (DEFAULT_THRESHOLD,) * count)
+    return TaskSpec()
 
 
 def _record_order(record: TensorRecord) -> tuple[int, str]:
@@ -576,8 +594,12 @@ def _check_vocab(folder: Path, tokenizer: TokenizerSpec, arch: dict[str, Any]) -
                          f"with these weights.")
 
 
-def _notes(config: dict[str, Any], arch: dict[str, Any]) -> list[str]:
+def _notes(config: dict[str, Any], arch: dict[str, Any], task: TaskSpec) -> list[str]:
     notes = [f"layer_norm_eps {arch['layer_norm_eps']} (config.json) is applied to every LayerNorm when loaded"]
+    if task.multi_label:
+        notes.append(f"problem_type {HF_MULTI_LABEL}: a multi_label model (a sigmoid per label), every threshold "
+                     f"{DEFAULT_THRESHOLD}; choose others with `tritoncls evaluate --threshold` or `export "
+                     f"--thresholds_file`")
     if position_offset(config):
         notes.append(f"{config['model_type']}: position ids started at {position_offset(config)}; the table now starts "
                      f"at position 0 ({arch['max_position_embeddings']} positions)")
@@ -588,14 +610,16 @@ def _notes(config: dict[str, Any], arch: dict[str, Any]) -> list[str]:
 
 
 def _fill(staging: Path, arch: dict[str, Any], count: int, state: dict[str, np.ndarray], tokenizer: TokenizerSpec,
-          labels: list[str] | None, report: ImportReport, seed: int) -> None:
-    from tritoncls.modeling.checkpoint import write_json, write_labels
+          labels: list[str] | None, report: ImportReport, seed: int, task: TaskSpec) -> None:
+    from tritoncls.modeling.checkpoint import write_json, write_labels, write_task
 
     model = build_model(arch, count, state, seed)
     model.save_pretrained(str(staging))
     _save_tokenizer(staging, tokenizer)
     if labels is not None:
         write_labels(staging, labels)
+    if task.multi_label:
+        write_task(staging, task, thresholds_from=f"Hugging Face's default {DEFAULT_THRESHOLD} (imported, not tuned)")
     write_json(staging / REPORT_FILE, report.to_json())
 
 

@@ -23,8 +23,8 @@ from .contract import (
 )
 from .errors import ParameterError, RequestError, TaskError
 from .postprocess import Classified, LabelSets, classify_probs, label_sets_of
-from .task import Head, TaskSpec
 from .runners import OnnxRunner, PaddleRunner, Runner
+from .task import Head, TaskSpec
 from .text import decode_texts, read_labels
 from .wordpiece import PADDLENLP_RULES, PaddleNLPTokenizer, PythonWordPieceTokenizer, WordPieceTokenizer
 

@@ -1,4 +1,10 @@
-"""Evaluate a checkpoint: accuracy, top-k, per-class precision/recall/F1 on train and dev, bad cases."""
+"""Evaluate a checkpoint on train and dev.
+
+Multi-class: accuracy, top-k, per-class precision/recall/F1, bad cases, a confusion matrix. Multi-label and
+hierarchical (the checkpoint's ``task.json`` says which): micro and macro precision/recall/F1, subset
+accuracy, per-label counts and scores, for hierarchies the same per level, and bad cases with the given
+and predicted label sets; at the checkpoint's thresholds, or ``--threshold`` / ``--thresholds_file``.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from tritoncls import modeling
-from tritoncls.common import data
+from tritoncls.common import data, metrics
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling.dynamic import encode, predict_logits
-from tritoncls.runtime import softmax
+from tritoncls.runtime import LABEL_SEPARATOR, Head, label_sets
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,8 @@ class EvaluateConfig:
     bad_case_path: str = "./bad_case.txt"
     confusion_matrix_path: str | None = "./confusion_matrix.png"
     report: str | None = None
+    threshold: float | None = None  # multi-label: one threshold for every label instead of the checkpoint's
+    thresholds_file: str | None = None  # multi-label: label<TAB>threshold lines instead of the checkpoint's
 
 
 def topk_accuracy(probs: np.ndarray, y: np.ndarray, k: int) -> float:
@@ -66,26 +74,33 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
 
     paddle.set_device(config.device)
     directory = ckpt.resolve_checkpoint(config.checkpoint)
-    labels = data.read_labels(Path(config.dataset_dir) / config.label_file)
+    task = ckpt.saved_task(directory)
+    label_path = Path(config.dataset_dir) / config.label_file
+    labels = data.read_labels(label_path, task.task)
     model = modeling.load_checkpoint_model(directory)
-    modeling.check_label_count(model, labels, directory, Path(config.dataset_dir) / config.label_file)
+    modeling.check_label_count(model, labels, directory, label_path)
+    task = metrics.override_thresholds(task, labels, config.threshold, config.thresholds_file)
+    head = task.head(labels)
     tokenizer = modeling.load_tokenizer(directory)
-    report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, "splits": {}}
+    report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, **task.to_dict(), "splits": {}}
     for split, name in (("train", config.train_file), ("dev", config.dev_file)):
         path = Path(config.dataset_dir) / name
         if split == "train" and not path.is_file():
             log.warning("%s not found: per-class figures cover dev only", path)
             continue
-        examples = data.read_examples(path, labels)
+        examples = data.read_examples(path, labels, task.task)
         enc = encode(tokenizer, [e.text for e in examples], config.max_seq_length)
-        probs = softmax(predict_logits(model, enc, config.batch_size, progress=True, desc=f"evaluate {split}"))
-        y = np.array([e.label_id for e in examples])
-        report["splits"][split] = _split_report(probs, y, labels)
+        probs, mask = head.predict(predict_logits(model, enc, config.batch_size, progress=True, desc=f"evaluate {split}"))
+        if task.multi_label:
+            report["splits"][split] = _label_set_report(head, mask, data.multi_hot(examples, len(labels)))
+        else:
+            report["splits"][split] = _split_report(probs, data.class_ids(examples), labels)
         if split == "dev":
-            _write_bad_cases(Path(config.bad_case_path), examples, probs, labels)
-            if config.confusion_matrix_path:
-                plot_confusion(confusion(probs.argmax(1), y, len(labels)), labels, Path(config.confusion_matrix_path))
-    _log_report(report)
+            _write_bad_cases(Path(config.bad_case_path), examples, probs, mask, labels, task.multi_label)
+            if config.confusion_matrix_path and not task.multi_label:
+                plot_confusion(confusion(probs.argmax(1), data.class_ids(examples), len(labels)), labels,
+                               Path(config.confusion_matrix_path))
+    (_log_label_set_report if task.multi_label else _log_report)(report)
     if config.report:
         Path(config.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
@@ -103,16 +118,37 @@ def _split_report(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[s
     }
 
 
-def _write_bad_cases(path: Path, examples, probs: np.ndarray, labels: list[str]) -> None:
+def _label_set_report(head: Head, predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Set scores over all labels, each label's, and for a hierarchy each level's (percent)."""
+    scores = metrics.set_scores(truth, predicted)
+    for row, label, threshold in zip(scores["per_label"], head.labels, head.spec.thresholds):
+        row.update(label=label, threshold=threshold)
+    if head.spec.hierarchical:
+        scores["levels"] = metrics.level_scores(truth, predicted, head.labels, head.spec.hierarchy_separator)
+        for level in scores["levels"]:
+            level.pop("per_label")
+    return scores
+
+
+def _write_bad_cases(path: Path, examples, probs: np.ndarray, mask: np.ndarray, labels: list[str],
+                     multi: bool) -> None:
+    """The dev texts whose prediction differs from the given label(s). Multi-class rows:
+    ``Confidence<TAB>Prediction<TAB>Label<TAB>Text``; multi-label rows: the predicted set, its probabilities
+    and the given set, each comma-separated."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pred = probs.argmax(1)
     count = 0
     with path.open("w", encoding="utf-8") as out:
-        out.write("Confidence\tPrediction\tLabel\tText\n")
-        for example, p, row in zip(examples, pred, probs):
-            if p != example.label_id:
-                out.write(f"{row[p]:.2f}\t{labels[p]}\t{example.label}\t{example.text}\n")
-                count += 1
+        out.write("Prediction\tConfidences\tLabel\tText\n" if multi else "Confidence\tPrediction\tLabel\tText\n")
+        for example, row, chosen in zip(examples, probs, label_sets(mask)):
+            if tuple(chosen) == example.label_ids:
+                continue
+            count += 1
+            if not multi:
+                out.write(f"{row[chosen[0]]:.2f}\t{labels[chosen[0]]}\t{example.label}\t{example.text}\n")
+                continue
+            names = LABEL_SEPARATOR.join(labels[i] for i in chosen)
+            given = LABEL_SEPARATOR.join(labels[i] for i in example.label_ids)
+            out.write(f"{names}\t{LABEL_SEPARATOR.join(f'{row[i]:.2f}' for i in chosen)}\t{given}\t{example.text}\n")
     log.info("Wrote %d bad cases to %s", count, path)
 
 
@@ -158,3 +194,26 @@ def _log_report(report: dict[str, Any]) -> None:
             row = numbers["per_class"][i]
             log.info("  %s: %d (%.1f%%) | precision %.2f | recall %.2f | F1 %.2f",
                      split, row["count"], row["share"], row["precision"], row["recall"], row["f1"])
+
+
+def _log_label_set_report(report: dict[str, Any]) -> None:
+    """What the reference's multi-label and hierarchical evaluations print, and subset accuracy."""
+    for split, numbers in report["splits"].items():
+        log.info("%s: %d examples", split, numbers["size"])
+    dev = report["splits"]["dev"]
+    _log_set_scores("dev", dev)
+    for level in dev.get("levels", []):
+        log.info("Level %d Label Performance (%d labels):", level["level"], len(level["labels"]))
+        _log_set_scores(f"  level {level['level']}", level)
+    for i, label in enumerate(report["labels"]):
+        log.info("Label: %s (threshold %.2f)", label, report["thresholds"][i])
+        for split, numbers in report["splits"].items():
+            row = numbers["per_label"][i]
+            log.info("  %s: %d given, %d predicted | precision %.2f | recall %.2f | F1 %.2f",
+                     split, row["count"], row["predicted"], row["precision"], row["recall"], row["f1"])
+
+
+def _log_set_scores(name: str, s: dict[str, Any]) -> None:
+    log.info("%s: micro precision %.2f recall %.2f F1 %.2f | macro precision %.2f recall %.2f F1 %.2f | "
+             "subset accuracy %.2f", name, s["micro_precision"], s["micro_recall"], s["micro_f1"],
+             s["macro_precision"], s["macro_recall"], s["macro_f1"], s["subset_accuracy"])

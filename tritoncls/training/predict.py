@@ -1,5 +1,5 @@
 """Classify a texts file (``--input``, or the data set's ``data.txt``) with a checkpoint (Paddle dynamic graph)
-and write text, label, confidence."""
+and write text, label, confidence (multi-class) or text, labels, probabilities (multi-label, hierarchical)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tritoncls import modeling
 from tritoncls.common import data
-from tritoncls.common.predictions import write_predictions
+from tritoncls.common.metrics import override_thresholds
+from tritoncls.common.predictions import write_decisions
 from tritoncls.errors import ConfigError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling.dynamic import encode, predict_logits
-from tritoncls.runtime import softmax
 from tritoncls.runtime.contract import LABEL_FILE
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ class PredictConfig:
     batch_size: int = 32
     data_file: str = "data.txt"
     label_file: str = "label.txt"
+    threshold: float | None = None  # multi-label: one threshold for every label instead of the checkpoint's
+    thresholds_file: str | None = None  # multi-label: label<TAB>threshold lines instead of the checkpoint's
 
 
 def predict(config: PredictConfig) -> Path:
@@ -40,16 +42,17 @@ def predict(config: PredictConfig) -> Path:
     paddle.set_device(config.device)
     directory = ckpt.resolve_checkpoint(config.checkpoint)
     label_path = _label_path(config, directory)
-    labels = data.read_labels(label_path)
+    task = ckpt.saved_task(directory)
+    labels = data.read_labels(label_path, task.task)
     texts = data.read_texts(_texts_path(config))
     model = modeling.load_checkpoint_model(directory)
     modeling.check_label_count(model, labels, directory, label_path)
+    head = override_thresholds(task, labels, config.threshold, config.thresholds_file).head(labels)
     tokenizer = modeling.load_tokenizer(directory)
-    probs = softmax(predict_logits(model, encode(tokenizer, texts, config.max_seq_length), config.batch_size,
-                                   progress=True, desc="predict"))
-    best = probs.argmax(1)
+    probs, mask = head.predict(predict_logits(model, encode(tokenizer, texts, config.max_seq_length),
+                                              config.batch_size, progress=True, desc="predict"))
     out = Path(config.output)
-    write_predictions(out, texts, [labels[i] for i in best], [float(probs[i, j]) for i, j in enumerate(best)])
+    write_decisions(out, texts, labels, probs, mask, task.multi_label)
     log.info("Wrote %d predictions to %s", len(texts), out)
     return out
 

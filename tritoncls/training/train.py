@@ -1,5 +1,10 @@
 """Fine-tune an ERNIE classifier: evaluate on dev every epoch, keep the best checkpoint atomically.
 
+The task (``--task``) picks the loss and the dev score (:class:`~tritoncls.modeling.objective.Objective`):
+multi-class cross-entropy and accuracy, or for multi-label and hierarchical data binary cross-entropy and
+macro-F1 at per-label thresholds tuned on dev; the thresholds of the best epoch are saved in the
+checkpoint's ``task.json``.
+
 Runs as one process or data-parallel under ``python -m paddle.distributed.launch`` (gloo on CPU,
 NCCL on GPU). Every rank reads the same data and sees the same shuffled order; rank ``r`` takes
 every ``world``-th batch. Only rank 0 writes checkpoints and logs.
@@ -17,13 +22,15 @@ from typing import Any
 import numpy as np
 
 from tritoncls import modeling
-from tritoncls.common import data
+from tritoncls.common import data, metrics
 from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError, ModelError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling import hf
 from tritoncls.modeling.dynamic import Encoded, encode, pad_batch, predict_logits
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
+from tritoncls.modeling.objective import DevScore, Objective
+from tritoncls.runtime import MULTI_CLASS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    """Every option of the reference ``train.py``, plus ``from_scratch``. Defaults match the reference."""
+    """Every option of the reference ``train.py`` (and its multi-label and hierarchical siblings'), plus
+    ``from_scratch``. Defaults match the reference."""
 
     dataset_dir: str
     device: str = "cpu"
@@ -55,10 +63,21 @@ class TrainConfig:
     label_file: str = "label.txt"
     #: Extra architecture fields for ``from_scratch`` (e.g. ``{"num_hidden_layers": 2}``).
     arch_overrides: dict[str, Any] = field(default_factory=dict)
+    task: str = MULTI_CLASS
+    #: What picks the best epoch: accuracy (multi-class), macro_f1 (multi-label default) or micro_f1.
+    metric: str | None = None
+    #: One threshold for every label, instead of per-label thresholds tuned on dev (multi-label tasks).
+    threshold: float | None = None
+    #: A ``label<TAB>threshold`` file, instead of thresholds tuned on dev (multi-label tasks).
+    thresholds_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ConfigError(f"--device {self.device!r}: choose one of {', '.join(DEVICES)}.")
+        if self.task not in TASKS:
+            raise ConfigError(f"--task {self.task!r}: choose one of {', '.join(TASKS)}.")
+        self.metric = metrics.check_metric(self.task, self.metric)
+        metrics.check_threshold_options(self.task, self.threshold, self.thresholds_file)
         positive = ("max_seq_length", "batch_size", "epochs", "early_stop_nums", "logging_steps")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -76,7 +95,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    best_accuracy: float
+    best_score: float  # the best dev score (``metric``, a fraction)
     best_epoch: int
     epochs_run: int
     seconds_per_epoch: float
@@ -84,6 +103,15 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, float]]
     global_step: int = 0  # optimizer steps since the first epoch, a resumed run's included
+    metric: str = "accuracy"
+    task: str = MULTI_CLASS
+
+    @property
+    def best_accuracy(self) -> float:
+        """The best dev accuracy of a multi-class run."""
+        if self.metric != "accuracy":
+            raise AttributeError(f"a {self.task} run is scored by {self.metric}: read best_score")
+        return self.best_score
 
 
 @dataclass
@@ -92,9 +120,16 @@ class _State:
 
     epoch: int = 0
     global_step: int = 0
-    best_accuracy: float = -1.0
+    best_score: float = -1.0
     best_epoch: int = 0
     bad_epochs: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> _State:
+        values = dict(values)
+        if "best_accuracy" in values:  # written before multi-label tasks
+            values["best_score"] = values.pop("best_accuracy")
+        return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +150,7 @@ def _make_tokenizer_and_model(config: TrainConfig, labels: list[str], train_text
     """Resolve where weights and vocabulary come from; returns (tokenizer, model, source)."""
     if config.init_from_ckpt:
         directory = ckpt.resolve_checkpoint(config.init_from_ckpt)
-        _check_labels_match(directory, labels)
+        _check_labels_match(directory, labels, config.task)
         model = modeling.load_checkpoint_model(directory)
         model.train()
         return modeling.load_tokenizer(directory), model, f"checkpoint {directory}"
@@ -150,13 +185,17 @@ def _import_hf_folder(folder: Path, labels: list[str], target: Path) -> Path:
     return target
 
 
-def _check_labels_match(directory: Path, labels: list[str]) -> None:
+def _check_labels_match(directory: Path, labels: list[str], task: str) -> None:
     saved = ckpt.saved_labels(directory)
     if saved is not None and saved != labels:
         raise ConfigError(
             f"--init_from_ckpt {directory}: its labels {saved} differ from the label file's {labels}. "
             f"Resume with the label file the checkpoint was trained with, or start a new run."
         )
+    saved_task = ckpt.saved_task(directory).task
+    if saved_task != task:
+        raise ConfigError(f"--init_from_ckpt {directory}: it was trained as a {saved_task} model, this run is "
+                          f"--task {task}. Pass --task {saved_task}, or start a new run.")
 
 
 def _optimizer(model, config: TrainConfig, total_steps: int):
@@ -171,9 +210,10 @@ def train(config: TrainConfig) -> TrainResult:
     set_device(config.device)
     rank, world = _world()
     set_seed(config.seed + rank)
-    labels = data.read_labels(config.path(config.label_file))
-    train_set = data.read_examples(config.path(config.train_file), labels)
-    dev_set = data.read_examples(config.path(config.dev_file), labels)
+    labels = data.read_labels(config.path(config.label_file), config.task)
+    train_set = data.read_examples(config.path(config.train_file), labels, config.task)
+    dev_set = data.read_examples(config.path(config.dev_file), labels, config.task)
+    objective = Objective(config.task, labels, config.metric, _fixed_thresholds(config, labels))
 
     save_dir = Path(config.output)
     scratch_dir = save_dir.with_name(f".{save_dir.name}.vocab-{rank}")
@@ -181,11 +221,10 @@ def train(config: TrainConfig) -> TrainResult:
     max_len = _effective_max_len(config, model)
     train_enc = encode(tokenizer, [e.text for e in train_set], max_len)
     dev_enc = encode(tokenizer, [e.text for e in dev_set], max_len)
-    train_y = np.array([e.label_id for e in train_set], dtype=np.int64)
-    dev_y = np.array([e.label_id for e in dev_set], dtype=np.int64)
+    train_y, dev_y = objective.targets(train_set), objective.targets(dev_set)
     if rank == 0:
-        log.info("Model: %s; %d labels; vocab %d; max_seq_length %d; %d processes",
-                 source, len(labels), len(tokenizer.vocab), max_len, world)
+        log.info("Model: %s; %s task, %d labels; vocab %d; max_seq_length %d; %d processes",
+                 source, config.task, len(labels), len(tokenizer.vocab), max_len, world)
         for stale in ckpt.remove_stale_staging(save_dir):  # a killed writer's half checkpoint: free the disk now
             log.info("Removed %s, left by a checkpoint writer that was killed", stale)
 
@@ -194,7 +233,7 @@ def train(config: TrainConfig) -> TrainResult:
     optimizer, lr = _optimizer(model, config, total_steps)
     state = _restore_state(config, model, optimizer, lr)
     net = paddle.DataParallel(model) if world > 1 else model
-    loss_fn = paddle.nn.CrossEntropyLoss()
+    loss_fn = objective.loss()
 
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
@@ -204,30 +243,31 @@ def train(config: TrainConfig) -> TrainResult:
         started = time.perf_counter()
         batches = epoch_batches(train_enc.lengths(), config.batch_size, config.seed + epoch, rank, world)
         loss = _run_epoch(net, optimizer, lr, loss_fn, train_enc, train_y, batches, epoch, state, config, rank)
-        accuracy = _accuracy(model, dev_enc, dev_y, config.batch_size)
+        dev = _dev_score(model, objective, dev_enc, dev_y, config.batch_size)
         epoch_seconds.append(time.perf_counter() - started)
-        history.append({"epoch": epoch, "train_loss": loss, "dev_accuracy": accuracy, "seconds": epoch_seconds[-1]})
+        history.append({"epoch": epoch, "train_loss": loss, f"dev_{config.metric}": dev.score,
+                        "seconds": epoch_seconds[-1]})
         state.epoch = epoch
-        improved = accuracy > state.best_accuracy
+        improved = dev.score > state.best_score
         if improved:
-            state.best_accuracy, state.best_epoch, state.bad_epochs = accuracy, epoch, 0
+            state.best_score, state.best_epoch, state.bad_epochs = dev.score, epoch, 0
         else:
             state.bad_epochs += 1
         if rank == 0:
-            log.info("epoch %d: dev accuracy %.4f (best %.4f at epoch %d), %.1f s",
-                     epoch, accuracy, state.best_accuracy, state.best_epoch, epoch_seconds[-1])
+            log.info("epoch %d: dev %s %.4f (best %.4f at epoch %d), %.1f s",
+                     epoch, config.metric, dev.score, state.best_score, state.best_epoch, epoch_seconds[-1])
             if improved:
-                _save(save_dir, model, tokenizer, optimizer, labels, config, state, max_len, world)
+                _save(save_dir, model, tokenizer, optimizer, labels, config, state, max_len, world, dev)
         if config.early_stop and state.bad_epochs >= config.early_stop_nums:
             if rank == 0:
-                log.info("Early stop: dev accuracy has not improved for %d epochs.", state.bad_epochs)
+                log.info("Early stop: dev %s has not improved for %d epochs.", config.metric, state.bad_epochs)
             stopped_early = True
             break
     if world > 1:
         paddle.distributed.barrier()
     _cleanup(scratch_dir)
     return TrainResult(
-        best_accuracy=state.best_accuracy,
+        best_score=state.best_score,
         best_epoch=state.best_epoch,
         epochs_run=len(history),
         seconds_per_epoch=float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
@@ -235,7 +275,18 @@ def train(config: TrainConfig) -> TrainResult:
         stopped_early=stopped_early,
         history=history,
         global_step=state.global_step,
+        metric=str(config.metric),
+        task=config.task,
     )
+
+
+def _fixed_thresholds(config: TrainConfig, labels: list[str]) -> tuple[float, ...] | None:
+    """The user's thresholds (``--threshold`` or ``--thresholds_file``), or None to tune them on dev."""
+    if config.thresholds_file:
+        return metrics.read_thresholds(config.thresholds_file, labels)
+    if config.threshold is not None:
+        return (float(config.threshold),) * len(labels)
+    return None
 
 
 def _effective_max_len(config: TrainConfig, model) -> int:
@@ -276,10 +327,10 @@ def _run_epoch(net, optimizer, lr, loss_fn, enc: Encoded, y: np.ndarray, batches
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def _accuracy(model, enc: Encoded, y: np.ndarray, batch_size: int) -> float:
+def _dev_score(model, objective: Objective, enc: Encoded, y: np.ndarray, batch_size: int) -> DevScore:
     logits = predict_logits(model, enc, batch_size)
     model.train()
-    return float((logits.argmax(-1) == y).mean())
+    return objective.score(logits, y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,13 +339,15 @@ def _accuracy(model, enc: Encoded, y: np.ndarray, batch_size: int) -> float:
 
 
 def _save(save_dir: Path, model, tokenizer, optimizer, labels, config: TrainConfig, state: _State,
-          max_len: int, world: int) -> None:
+          max_len: int, world: int, dev: DevScore) -> None:
     import paddle
 
     def fill(tmp: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         ckpt.write_labels(tmp, labels)
+        provenance = {"metric": config.metric, "dev_score": dev.score, "epoch": state.epoch}
+        ckpt.write_task(tmp, dev.task, **({"thresholds_from": dev.how} if dev.how else {}), **provenance)
         paddle.save(portable_optimizer_state(model, optimizer.state_dict()), str(tmp / "model_state.pdopt"))
         resolved = asdict(config) | {"max_seq_length": max_len, "num_labels": len(labels),
                                      "world_size": world, "versions": versions()}
@@ -342,7 +395,7 @@ def _restore_state(config: TrainConfig, model, optimizer, lr) -> _State:
     if not state_path.is_file():
         log.info("Initialised weights from %s (no training state: starting at epoch 1)", directory)
         return _State()
-    state = _State(**ckpt.read_json(state_path))
+    state = _State.from_dict(ckpt.read_json(state_path))
     opt_path = directory / "model_state.pdopt"
     if opt_path.is_file():
         try:
@@ -351,7 +404,8 @@ def _restore_state(config: TrainConfig, model, optimizer, lr) -> _State:
             raise ModelError(f"{opt_path}: cannot restore the optimizer state ({exc}).") from exc
     elif hasattr(lr, "step"):
         lr.step(state.global_step)  # the optimizer state would have carried the schedule
-    log.info("Resuming from %s after epoch %d (best dev accuracy %.4f)", directory, state.epoch, state.best_accuracy)
+    log.info("Resuming from %s after epoch %d (best dev %s %.4f)", directory, state.epoch, config.metric,
+             state.best_score)
     return state
 
 
