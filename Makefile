@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
+DEMO_TASK ?= multi_class
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint clean
@@ -21,7 +22,7 @@ $(STAMP): setup.py constraints.txt
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m tritoncls.demo --output $(DEMO_OUT)
+	$(BIN)/python -m tritoncls.demo --output $(DEMO_OUT) --task $(DEMO_TASK)
 
 test: setup
 	bash scripts/system_deps.sh

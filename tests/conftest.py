@@ -384,3 +384,53 @@ def perf_analyzer_ready():
         return PerfAnalyzer.find()
     except BenchmarkError as exc:
         pytest.skip(str(exc))
+
+# ---------------------------------------------------------------------------------------------
+# Multi-label and hierarchical models trained on slices of real data (slow)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cail_slice(tmp_path_factory) -> Path:
+    """A slice of CAIL2019 divorce (multi-label, Chinese): 1,200 train, 300 dev, 300 test sentences."""
+    if not (support.CAIL_DIR / "test.txt").is_file():
+        pytest.skip(f"CAIL2019 divorce not found at {support.CAIL_DIR} (set TRITONCLS_SHARED_DATA or place "
+                    "../shared beside the repo)")
+    return support.write_slice(support.CAIL_DIR, tmp_path_factory.mktemp("cail") / "data",
+                               {"train": 1200, "dev": 300, "test": 300})
+
+
+@pytest.fixture(scope="session")
+def tree_slice(tmp_path_factory) -> Path:
+    """A slice of GoEmotions hierarchical (37 paths, English): 1,500 train, 300 dev, 300 test comments."""
+    if not (support.GOEMOTIONS_TREE_DIR / "test.txt").is_file():
+        pytest.skip(f"GoEmotions not found at {support.GOEMOTIONS_TREE_DIR} (set TRITONCLS_SHARED_DATA or place "
+                    "../shared beside the repo)")
+    return support.write_slice(support.GOEMOTIONS_TREE_DIR, tmp_path_factory.mktemp("tree") / "data",
+                               {"train": 1500, "dev": 300, "test": 300})
+
+
+@pytest.fixture(scope="session")
+def cail_checkpoint(tmp_path_factory, cail_slice) -> Path:
+    """The tiny architecture trained as a multi-label model on the CAIL slice (thresholds tuned on its dev)."""
+    save = tmp_path_factory.mktemp("cail_ckpt") / "checkpoint"
+    support.train_tiny(cail_slice, save, epochs=3, task="multi_label", learning_rate=3e-3)
+    return save
+
+
+@pytest.fixture(scope="session")
+def cail_export(tmp_path_factory, cail_checkpoint) -> Path:
+    return support.export_dir_for(cail_checkpoint, tmp_path_factory.mktemp("cail_export") / "export")
+
+
+@pytest.fixture(scope="session")
+def tree_checkpoint(tmp_path_factory, tree_slice) -> Path:
+    """The tiny architecture trained as a hierarchical model on the GoEmotions slice."""
+    save = tmp_path_factory.mktemp("tree_ckpt") / "checkpoint"
+    support.train_tiny(tree_slice, save, epochs=3, task="hierarchical", learning_rate=3e-3)
+    return save
+
+
+@pytest.fixture(scope="session")
+def tree_export(tmp_path_factory, tree_checkpoint) -> Path:
+    return support.export_dir_for(tree_checkpoint, tmp_path_factory.mktemp("tree_export") / "export")

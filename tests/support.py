@@ -35,6 +35,9 @@ from tritoncls.server.triton import AdminKey
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KUAKE_DIR = Path(os.environ.get("TRITONCLS_KUAKE_DIR", REPO_ROOT.parent / "shared" / "data" / "kuake_qic"))
 DEMO_DIR = REPO_ROOT / "tritoncls" / "data" / "demo"
+SHARED_DATA = Path(os.environ.get("TRITONCLS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+CAIL_DIR = SHARED_DATA / "cail2019_divorce"  # multi-label, Chinese, 56% of sentences without a label
+GOEMOTIONS_TREE_DIR = SHARED_DATA / "goemotions" / "hierarchical"  # 37 paths sentiment##ekman##emotion
 
 # ---------------------------------------------------------------------------------------------
 # The tiny trained model, and the guard that keeps training out of tests not marked slow
@@ -65,7 +68,8 @@ def export_dir_for(checkpoint: Path, out: Path) -> Path:
 #: The fixtures (in conftest.py) that train or export a model with Paddle: every test that uses one,
 #: even through another fixture, is marked slow at collection.
 TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
-                     "pruned", "good_checkpoint", "keyword_checkpoint")
+                     "pruned", "good_checkpoint", "keyword_checkpoint", "cail_checkpoint", "cail_export",
+                     "tree_checkpoint", "tree_export")
 
 
 def must_be_slow(item: Any) -> bool:
@@ -179,6 +183,19 @@ def write_toy_multi_label_dataset(root: Path, count: int = 60, dev: int = 14, hi
     labels = TOY_TREE_LABELS if hierarchical else TOY_ML_LABELS
     (root / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     return root
+
+def write_slice(source: Path, target: Path, sizes: dict[str, int]) -> Path:
+    """The first ``sizes[split]`` lines of each split of the data set at ``source`` (and its label.txt) in
+    ``target``: a small real slice for tests (in a temporary folder, never in the repository)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "label.txt", target / "label.txt")
+    for split, count in sizes.items():
+        with (source / f"{split}.txt").open(encoding="utf-8") as handle:
+            lines = [line for _, line in zip(range(count), handle)]
+        (target / f"{split}.txt").write_text("".join(lines), encoding="utf-8")
+        if split == "test":  # its texts alone are the slice's data.txt
+            (target / "data.txt").write_text("".join(line.split("\t")[0] + "\n" for line in lines), encoding="utf-8")
+    return target
 
 #: Lines of the noisy toy set whose label is flipped (1-based, as in file:line).
 NOISY_TOY_FLIPPED = (4, 21, 42, 77, 99)
@@ -675,6 +692,7 @@ class DynamicGraph:
 
         manifest = load_manifest(export)
         self.labels = manifest.labels
+        self.head = manifest.head()
         self.max_seq_length = manifest.max_seq_length
         self.model = modeling.load_checkpoint_model(checkpoint)
         self.tokenizer = modeling.load_tokenizer(checkpoint)
@@ -686,6 +704,12 @@ class DynamicGraph:
 
         probs = softmax(predict_logits(self.model, encode(self.tokenizer, texts, self.max_seq_length), 64))
         return [self.labels[i] for i in probs.argmax(1)], probs.max(1)
+
+    def predict_sets(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and the predicted mask of ``texts``, as the export's task (its head) decides them."""
+        from tritoncls.modeling.dynamic import encode, predict_logits
+
+        return self.head.predict(predict_logits(self.model, encode(self.tokenizer, texts, self.max_seq_length), 64))
 
 # ---------------------------------------------------------------------------------------------
 # Hugging Face folders (tritoncls import-hf): random checkpoints in the HF layout, and an
