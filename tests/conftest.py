@@ -386,48 +386,40 @@ def perf_analyzer_ready():
         pytest.skip(str(exc))
 
 # ---------------------------------------------------------------------------------------------
-# Multi-label and hierarchical models trained on slices of real data (slow)
+# Multi-label and hierarchical models trained on the shipped demo sets (slow)
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def cail_slice(tmp_path_factory) -> Path:
-    """A slice of CAIL2019 divorce (multi-label, Chinese): 1,200 train, 300 dev, 300 test sentences."""
-    if not (support.CAIL_DIR / "test.txt").is_file():
-        pytest.skip(f"CAIL2019 divorce not found at {support.CAIL_DIR} (set TRITONCLS_SHARED_DATA or place "
-                    "../shared beside the repo)")
-    return support.write_slice(support.CAIL_DIR, tmp_path_factory.mktemp("cail") / "data",
-                               {"train": 1200, "dev": 300, "test": 300})
+def ml_dir() -> Path:
+    """The shipped multi-label demo set (support messages with 0, 1 or 2 of 5 intents)."""
+    return support.DEMO_ML_DIR
 
 
 @pytest.fixture(scope="session")
-def tree_slice(tmp_path_factory) -> Path:
-    """A slice of GoEmotions hierarchical (37 paths, English): 1,500 train, 300 dev, 300 test comments."""
-    if not (support.GOEMOTIONS_TREE_DIR / "test.txt").is_file():
-        pytest.skip(f"GoEmotions not found at {support.GOEMOTIONS_TREE_DIR} (set TRITONCLS_SHARED_DATA or place "
-                    "../shared beside the repo)")
-    return support.write_slice(support.GOEMOTIONS_TREE_DIR, tmp_path_factory.mktemp("tree") / "data",
-                               {"train": 1500, "dev": 300, "test": 300})
+def tree_dir() -> Path:
+    """The shipped hierarchical demo set (the same texts, 7 paths of a two-level tree)."""
+    return support.DEMO_TREE_DIR
 
 
 @pytest.fixture(scope="session")
-def cail_checkpoint(tmp_path_factory, cail_slice) -> Path:
-    """The tiny architecture trained as a multi-label model on the CAIL slice (thresholds tuned on its dev)."""
-    save = tmp_path_factory.mktemp("cail_ckpt") / "checkpoint"
-    support.train_tiny(cail_slice, save, epochs=3, task="multi_label", learning_rate=3e-3)
+def ml_checkpoint(tmp_path_factory, ml_dir) -> Path:
+    """The tiny architecture trained as a multi-label model on the demo set (thresholds tuned on its dev)."""
+    save = tmp_path_factory.mktemp("ml_ckpt") / "checkpoint"
+    support.train_tiny(ml_dir, save, epochs=12, task="multi_label", learning_rate=3e-3, batch_size=16)
     return save
 
 
 @pytest.fixture(scope="session")
-def cail_export(tmp_path_factory, cail_checkpoint) -> Path:
-    return support.export_dir_for(cail_checkpoint, tmp_path_factory.mktemp("cail_export") / "export")
+def ml_export(tmp_path_factory, ml_checkpoint) -> Path:
+    return support.export_dir_for(ml_checkpoint, tmp_path_factory.mktemp("ml_export") / "export")
 
 
 @pytest.fixture(scope="session")
-def tree_checkpoint(tmp_path_factory, tree_slice) -> Path:
-    """The tiny architecture trained as a hierarchical model on the GoEmotions slice."""
+def tree_checkpoint(tmp_path_factory, tree_dir) -> Path:
+    """The tiny architecture trained as a hierarchical model on the demo set."""
     save = tmp_path_factory.mktemp("tree_ckpt") / "checkpoint"
-    support.train_tiny(tree_slice, save, epochs=3, task="hierarchical", learning_rate=3e-3)
+    support.train_tiny(tree_dir, save, epochs=12, task="hierarchical", learning_rate=3e-3, batch_size=16)
     return save
 
 

@@ -35,6 +35,8 @@ from tritoncls.server.triton import AdminKey
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KUAKE_DIR = Path(os.environ.get("TRITONCLS_KUAKE_DIR", REPO_ROOT.parent / "shared" / "data" / "kuake_qic"))
 DEMO_DIR = REPO_ROOT / "tritoncls" / "data" / "demo"
+DEMO_ML_DIR = REPO_ROOT / "tritoncls" / "data" / "demo_multilabel"
+DEMO_TREE_DIR = REPO_ROOT / "tritoncls" / "data" / "demo_hierarchical"
 SHARED_DATA = Path(os.environ.get("TRITONCLS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 CAIL_DIR = SHARED_DATA / "cail2019_divorce"  # multi-label, Chinese, 56% of sentences without a label
 GOEMOTIONS_TREE_DIR = SHARED_DATA / "goemotions" / "hierarchical"  # 37 paths sentiment##ekman##emotion
@@ -68,7 +70,7 @@ def export_dir_for(checkpoint: Path, out: Path) -> Path:
 #: The fixtures (in conftest.py) that train or export a model with Paddle: every test that uses one,
 #: even through another fixture, is marked slow at collection.
 TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
-                     "pruned", "good_checkpoint", "keyword_checkpoint", "cail_checkpoint", "cail_export",
+                     "pruned", "good_checkpoint", "keyword_checkpoint", "ml_checkpoint", "ml_export",
                      "tree_checkpoint", "tree_export")
 
 
