@@ -73,6 +73,7 @@ def stand_ins(monkeypatch) -> type[support.StandIn]:
     from tritoncls.clients import classify
 
     support.StandIn.down, support.StandIn.hung, support.StandIn.made = set(), set(), []
+    support.StandIn.label_sets = False
     monkeypatch.setattr(classify, "make_client", lambda url, protocol, **options: support.StandIn(url, **options))
     return support.StandIn
 

@@ -571,6 +571,7 @@ class StandIn:
     down: set[str] = set()
     hung: set[str] = set()  # these answer nothing: the request times out
     made: list[StandIn] = []
+    label_sets = False  # answer as a multi-label ensemble: the URL as the one label, none for texts with "none"
 
     def __init__(self, url: str, **options) -> None:
         self.url, self.options, self.calls, self.closed = url, options, 0, False
@@ -585,6 +586,10 @@ class StandIn:
             raise RequestTimedOut(f"{self.url}: inference timed out after 1 s")
         if self.url in StandIn.down:
             raise ServerUnavailable(f"{self.url}: server unavailable after 1 tries")
+        if StandIn.label_sets:
+            from tritoncls.clients import LabelSetPrediction
+
+            return [LabelSetPrediction(() if "none" in text else ((self.url, 0.5),)) for text in texts]
         return [Prediction(self.url, 1.0) for _ in texts]
 
     def close(self) -> None:
