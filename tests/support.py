@@ -201,6 +201,30 @@ def write_noisy_toy_dataset(root: Path, count: int = 120) -> Path:
     (root / "data.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
     return root
 
+
+#: Lines of the noisy multi-label toy set (1-based) given a wrong label set, and that set: a label dropped,
+#: one added, one swapped, a set given to a text with none and one taken from a text that had one.
+NOISY_ML_CORRUPTED = {5: "sport", 18: "", 33: "food,weather", 50: "weather", 71: "food,sport"}
+#: The same for the hierarchical toy set: a path replaced by another tree's, a child dropped, a child added.
+NOISY_TREE_CORRUPTED = {7: "sport", 22: "food", 43: "sport,sport##ball"}
+
+
+def write_noisy_multi_label_dataset(root: Path, count: int = 120, hierarchical: bool = False) -> Path:
+    """The multi-label (or hierarchical) toy set with ``count`` training texts, the lines in NOISY_ML_CORRUPTED
+    (NOISY_TREE_CORRUPTED) given the wrong label set, and label.txt; the clean lines are
+    ``toy_multi_label_lines(count, hierarchical)``."""
+    corrupted = NOISY_TREE_CORRUPTED if hierarchical else NOISY_ML_CORRUPTED
+    lines = []
+    for number, line in enumerate(toy_multi_label_lines(count, hierarchical), start=1):
+        text, field = line.split("\t")
+        lines.append(f"{text}\t{corrupted.get(number, field)}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    labels = TOY_TREE_LABELS if hierarchical else TOY_ML_LABELS
+    (root / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return root
+
+
 # ---------------------------------------------------------------------------------------------
 # The tiny export, written without training
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tritoncls.cli._args import (
     add_max_seq_length,
     add_output,
     add_report,
+    add_task,
     config_from_args,
     flag,
     shared,
@@ -72,6 +73,8 @@ def _add_fine_tuning(parser: argparse.ArgumentParser) -> None:
 
 def _label_issues_args(parser: argparse.ArgumentParser) -> None:
     add_dataset(parser, files=("train",), holds="train.txt and label.txt")
+    add_task(parser, detail="label sets get one probability per label and cleanlab's multi-label filter; the "
+                            "suggested set is the labels at or above 0.5")
     add_output(parser, "folder for label_issues.md, .json and .html", default="./audit")
     flag(parser, "source", default="tfidf", choices=("tfidf", "embeddings", "checkpoint"),
          help="where the out-of-fold probabilities come from: character n-gram TF-IDF + logistic regression "
@@ -84,7 +87,7 @@ def _label_issues_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "write_cleaned", default=None, metavar="FILE",
          help="also write a new training file with the flagged texts fixed (the original is never changed)")
     flag(parser, "mode", default="relabel", choices=("relabel", "drop"),
-         help="with --write_cleaned: give flagged texts their suggested label, or drop them")
+         help="with --write_cleaned: give flagged texts their suggested label (set), or drop them")
     flag(parser, "write_review", default=None, metavar="FILE",
          help="also write the flagged lines (given label, least likely first) for a person to re-check; with "
               "--write_cleaned REST --mode drop, `cat REST FILE` after the review is the cleaned training file")
