@@ -159,3 +159,92 @@ def test_k_fold_fine_tuning_on_label_sets_flags_the_corrupted_lines(keyword_chec
     top = {row["where"].rsplit(":", 1)[1]: row for row in result["rows"][:3]}
     assert top["3"]["suggested"] == "sport" and top["10"]["suggested"] == "food"
     assert result["source"] == "checkpoint" and result["task"] == "multi_label"
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary, augment and sparse
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_summary_counts_label_sets_per_label_with_labels_per_text_and_texts_without_one(tmp_path):
+    from tritoncls.training.analysis import AnalyzeConfig, analyze
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "ml", count=70, dev=14)  # 56 train: 8 each of 7 sets
+    (root / "train.txt").write_text((root / "train.txt").read_text(encoding="utf-8")
+                                    + "today soup match 0\tsport,food\n", encoding="utf-8")  # the same set, reordered
+    report = analyze(AnalyzeConfig(dataset_dir=str(root), task="multi_label"))
+    train = report["train"]
+    assert train["size"] == 57 and report["task"] == "multi_label"
+    # food: 8 alone + 8 with sport + 8 with weather + the extra line; a text counts once for each of its labels
+    assert train["label_counts"] == {"food": 25, "sport": 25, "weather": 24}
+    assert train["texts_without_label"] == 8
+    assert train["labels_per_text"]["histogram"] == {"0": 8, "1": 24, "2": 25}
+    assert train["labels_per_text"]["mean"] == pytest.approx((24 + 2 * 25) / 57)
+    assert train["distinct_label_sets"] == 7 and train["top_label_sets"]["food,sport"] == 9
+    assert train["duplicate_texts"] == 0 and "dev" in report
+
+
+def test_the_summary_counts_duplicates_with_differently_ordered_sets_as_agreeing(tmp_path):
+    from tritoncls.training.analysis import AnalyzeConfig, analyze
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "ml")
+    (root / "train.txt").write_text("a\tfood,sport\na\tsport,food\nb\tfood\nb\t\n", encoding="utf-8")
+    train = analyze(AnalyzeConfig(dataset_dir=str(root), task="multi_label"))["train"]
+    assert train["duplicate_texts"] == 2 and train["conflicting_duplicates"] == 1  # only b: {food} vs none
+
+
+def test_the_summary_of_a_hierarchy_counts_texts_per_level(tmp_path):
+    from tritoncls.training.analysis import AnalyzeConfig, analyze
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "tree", count=50, dev=10, hierarchical=True)
+    train = analyze(AnalyzeConfig(dataset_dir=str(root), task="hierarchical"))["train"]
+    assert train["texts_per_level"] == {"1": 40, "2": 24}  # 3 of the 5 sets go two levels deep (8 texts each)
+    assert train["label_counts"]["food"] == 24 and train["label_counts"]["food##sweet"] == 16
+
+
+def test_analyze_command_takes_the_task_and_refuses_label_sets_without_it(tmp_path, caplog):
+    from tritoncls.cli import main
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "ml")
+    assert main(["analyze", "--dataset_dir", str(root), "--task", "multi_label", "--report", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text(encoding="utf-8"))["train"]["texts_without_label"] == 7
+    assert main(["analyze", "--dataset_dir", str(root)]) == 1
+    assert "Pass --task multi_label" in caplog.text
+
+
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_augment_copies_each_source_lines_label_field(tmp_path, hierarchical):
+    from tritoncls.training.audit.augment import AugmentConfig, augment
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "ml", hierarchical=hierarchical)
+    task = "hierarchical" if hierarchical else "multi_label"
+    out = tmp_path / "augmented.txt"
+    result = augment(AugmentConfig(dataset_dir=str(root), output=str(out), task=task, targets="all", copies=1))
+    original = (root / "train.txt").read_text(encoding="utf-8").splitlines()
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[:len(original)] == original and len(lines) == len(original) + result["augmented"] > len(original)
+    for line, item in zip(lines[len(original):], result["examples"]):
+        source = original[int(item["source"].rsplit(":", 1)[1]) - 1]
+        assert line.split("\t")[1] == source.split("\t")[1]  # empty fields included
+    labels = list(support.TOY_TREE_LABELS if hierarchical else support.TOY_ML_LABELS)
+    assert len(data.read_examples(out, labels, task)) == len(lines)
+
+
+def test_augment_of_the_neighbours_of_sparse_dev_texts_works_on_label_sets(tmp_path):
+    from tritoncls.training.audit.augment import AugmentConfig, augment
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "ml")
+    result = augment(AugmentConfig(dataset_dir=str(root), output=str(tmp_path / "a.txt"), task="multi_label", top=2,
+                                   neighbours=2))
+    assert 1 <= result["targets"] <= 4 and result["augmented"] > 0
+
+
+def test_sparse_refuses_label_sets_and_says_what_to_use(tmp_path):
+    from tritoncls.cli import main
+    from tritoncls.training.audit.sparse import SparseConfig
+
+    with pytest.raises(ConfigError, match=r"sparse --task multi_label: not available for label sets.*analyze augment "
+                                          r"--task multi_label.*label-issues --task multi_label"):
+        SparseConfig(dataset_dir="d", task="multi_label")
+    root = support.write_toy_multi_label_dataset(tmp_path / "ml")
+    assert main(["analyze", "sparse", "--dataset_dir", str(root), "--task", "hierarchical"]) == 1

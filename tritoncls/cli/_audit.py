@@ -109,6 +109,7 @@ def _run_label_issues(args: argparse.Namespace) -> int:
 
 def _sparse_args(parser: argparse.ArgumentParser) -> None:
     add_dataset(parser, files=("train", "dev", "data"), holds="train.txt, dev.txt, label.txt and data.txt")
+    add_task(parser, detail="multi_class only: label sets are refused with what to use instead")
     add_input(parser, detail="judge these texts (production traffic; text or text<TAB>label lines) instead of dev",
               default=None)
     add_output(parser, "folder for sparse.md, .json, .html and to_annotate.txt", default="./audit")
@@ -153,6 +154,7 @@ def _run_sparse(args: argparse.Namespace) -> int:
 
 def _augment_args(parser: argparse.ArgumentParser) -> None:
     add_dataset(parser, holds="train.txt, label.txt and (for --targets sparse) dev.txt")
+    add_task(parser, detail="an augmented line copies its source line's label field")
     add_output(parser, "the new training file: every original line, then the augmented ones", required=True)
     flag(parser, "methods", nargs="+", default=["swap", "delete", "insert"], choices=("swap", "delete", "insert"),
          help="unit edits (characters in CJK text, words otherwise); insert draws units from the training texts")
