@@ -225,6 +225,30 @@ def write_noisy_multi_label_dataset(root: Path, count: int = 120, hierarchical: 
     return root
 
 
+def write_random_checkpoint(directory: Path, texts: Sequence[str], labels: Sequence[str], task: Any = None,
+                            seed: int = 11) -> Path:
+    """A complete checkpoint of the tiny architecture with random weights (wide enough that logits vary by text)
+    and a vocabulary of ``texts``, written without training; ``task`` (a TaskSpec) goes to its task.json."""
+    import paddle
+
+    from tritoncls import modeling
+    from tritoncls.modeling import checkpoint as ckpt
+
+    paddle.seed(seed)
+    tokenizer = modeling.scratch_tokenizer(texts, directory.parent / f"{directory.name}.vocab")
+    model = modeling.scratch_model(dict(TINY_ARCH, initializer_range=0.2), len(labels), len(tokenizer.vocab),
+                                   tokenizer.pad_token_id)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        ckpt.write_labels(tmp, list(labels))
+        if task is not None:
+            ckpt.write_task(tmp, task)
+
+    return ckpt.write_checkpoint(directory, fill)
+
+
 # ---------------------------------------------------------------------------------------------
 # The tiny export, written without training
 # ---------------------------------------------------------------------------------------------

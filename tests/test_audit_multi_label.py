@@ -15,18 +15,6 @@ from tritoncls.errors import ConfigError, DataError
 from tritoncls.training.audit.label_issues import LabelIssuesConfig, label_issues
 
 
-@pytest.fixture()
-def noisy_ml_dir(tmp_path):
-    """The multi-label toy set (120 texts, labels food/sport/weather) with support.NOISY_ML_CORRUPTED."""
-    return support.write_noisy_multi_label_dataset(tmp_path / "noisy_ml")
-
-
-@pytest.fixture()
-def noisy_tree_dir(tmp_path):
-    """The hierarchical toy set (150 texts) with support.NOISY_TREE_CORRUPTED."""
-    return support.write_noisy_multi_label_dataset(tmp_path / "noisy_tree", count=150, hierarchical=True)
-
-
 def _run(dataset_dir, tmp_path, task="multi_label", **options):
     return label_issues(LabelIssuesConfig(dataset_dir=str(dataset_dir), output=str(tmp_path / "audit"), task=task,
                                           **options))
@@ -248,3 +236,97 @@ def test_sparse_refuses_label_sets_and_says_what_to_use(tmp_path):
         SparseConfig(dataset_dir="d", task="multi_label")
     root = support.write_toy_multi_label_dataset(tmp_path / "ml")
     assert main(["analyze", "sparse", "--dataset_dir", str(root), "--task", "hierarchical"]) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# interpret on a multi-label checkpoint (random weights, written without training)
+# ---------------------------------------------------------------------------------------------
+
+
+def _checkpoint(tmp_path, thresholds=None, hierarchical=False):
+    from tritoncls.runtime import TaskSpec
+
+    labels = support.TOY_TREE_LABELS if hierarchical else support.TOY_ML_LABELS
+    texts = [line.split("\t")[0] for line in support.toy_multi_label_lines(60, hierarchical)]
+    task = None if thresholds is None else TaskSpec("hierarchical" if hierarchical else "multi_label", thresholds)
+    return support.write_random_checkpoint(tmp_path / "checkpoint", texts, labels, task)
+
+
+def _interpret(checkpoint, tmp_path, steps=64, methods=("ig", "occlusion"), **options):
+    from tritoncls.training.audit import interpret as ig
+
+    config = ig.InterpretConfig(checkpoint=str(checkpoint), text=["today soup and rain 3"], output=str(tmp_path / "out"),
+                                steps=steps, terminal=False, methods=list(methods), **options)
+    return ig.interpret(config)
+
+
+def _probabilities(checkpoint, tmp_path) -> dict[str, float]:
+    """Each label's probability for the text, as interpret reports it (one integrated-gradient step each)."""
+    return {label: _interpret(checkpoint, tmp_path, steps=1, methods=["ig"], label=label)[0]["probability"]
+            for label in support.TOY_ML_LABELS}
+
+
+def test_interpret_label_explains_that_labels_own_sigmoid_and_attributions_differ_by_label(tmp_path):
+    checkpoint = _checkpoint(tmp_path, thresholds=(0.5, 0.5, 0.5))
+    (food,), (weather,) = _interpret(checkpoint, tmp_path, label="food"), _interpret(checkpoint, tmp_path, label="weather")
+    assert food["label"] == "food" and weather["label"] == "weather"
+    for row in (food, weather):
+        assert row["probability"] == pytest.approx(1 / (1 + np.exp(-row["logit"])), abs=1e-4)  # sigmoid, not softmax
+        assert sum(row["integrated_gradients"]) == pytest.approx(row["logit"] - row["baseline_logit"], rel=0.05,
+                                                                 abs=1e-2)
+    assert not np.allclose(food["integrated_gradients"], weather["integrated_gradients"], atol=1e-3)
+    assert not np.allclose(food["occlusion"], weather["occlusion"], atol=1e-4)
+    written = json.loads((tmp_path / "out" / "interpret.json").read_text(encoding="utf-8"))
+    assert written["task"] == "multi_label" and written["rows"][0]["label"] == "weather"
+
+
+def test_interpret_defaults_to_each_predicted_label_at_the_checkpoints_thresholds(tmp_path):
+    rows = _interpret(_checkpoint(tmp_path, thresholds=(0.0, 1.0, 0.0)), tmp_path)  # food and weather always
+    assert [row["label"] for row in rows] == ["food", "weather"]
+    assert {row["predicted"] for row in rows} == {"food,weather"}
+    assert "| predicted |" in (tmp_path / "out" / "interpret.md").read_text(encoding="utf-8")
+
+
+def test_interpret_explains_the_most_probable_label_when_none_is_predicted(tmp_path):
+    from tritoncls.training.audit import interpret as ig
+
+    checkpoint = _checkpoint(tmp_path, thresholds=(1.0, 1.0, 1.0))
+    (row,) = _interpret(checkpoint, tmp_path)
+    probabilities = _probabilities(checkpoint, tmp_path)
+    assert row["label"] == max(probabilities, key=probabilities.get) and row["predicted"] == "(none)"
+    assert ig.InterpretConfig(checkpoint="c", text=["t"]).label is None
+
+
+def test_interpret_on_a_hierarchy_predicts_a_path_only_with_its_parent(tmp_path):
+    # food is never predicted, so food##sweet (threshold 0) is not either; sport and sport##ball always are
+    rows = _interpret(_checkpoint(tmp_path, thresholds=(1.0, 0.0, 0.0, 0.0), hierarchical=True), tmp_path)
+    assert [row["label"] for row in rows] == ["sport", "sport##ball"]
+
+
+def test_interpret_on_a_multi_class_checkpoint_still_explains_the_predicted_label(tmp_path):
+    checkpoint = _checkpoint(tmp_path)  # no task.json: multi-class, softmax
+    probabilities = _probabilities(checkpoint, tmp_path)
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    (row,) = _interpret(checkpoint, tmp_path)
+    assert row["label"] == max(probabilities, key=probabilities.get) and "predicted" not in row
+
+
+def test_an_unknown_label_is_a_clear_error_naming_the_checkpoints_labels(tmp_path):
+    from tritoncls.cli import main
+
+    checkpoint = _checkpoint(tmp_path, thresholds=(0.5, 0.5, 0.5))
+    with pytest.raises(ConfigError, match=r"--label 'drinks' is not one of the checkpoint's labels: food, sport, "
+                                          r"weather\. Name one of them .*leave --label out to explain the predicted labels"):
+        _interpret(checkpoint, tmp_path, label="drinks")
+    assert main(["analyze", "interpret", "--checkpoint", str(checkpoint), "--text", "soup", "--label", "drinks",
+                 "--output", str(tmp_path / "o")]) == 1
+
+
+def test_interpret_command_takes_label_and_its_older_spelling_target(tmp_path, capsys):
+    from tritoncls.cli import main
+
+    checkpoint = _checkpoint(tmp_path, thresholds=(0.5, 0.5, 0.5))
+    for option in ("--label", "--target"):
+        assert main(["analyze", "interpret", "--checkpoint", str(checkpoint), "--text", "today soup 1", option, "sport",
+                     "--output", str(tmp_path / "o"), "--steps", "8", "--device", "cpu"]) == 0
+        assert capsys.readouterr().out.startswith("sport (")

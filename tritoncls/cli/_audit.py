@@ -187,7 +187,9 @@ def _interpret_args(parser: argparse.ArgumentParser) -> None:
     add_input(parser, detail="explain every text in it (a label after a tab is ignored)", default=None)
     add_dataset(parser, required=False, files=(), holds="label.txt: checked against the checkpoint's labels")
     add_output(parser, "folder for interpret.html and interpret.json", default="./audit")
-    flag(parser, "target", default=None, help="the label to explain (default: the predicted one)")
+    flag(parser, "label", "target", default=None, metavar="NAME",
+         help="the label to explain in every text (default: the predicted one; for a multi-label or hierarchical "
+              "checkpoint each predicted label, or the most probable one where none is predicted)")
     flag(parser, "methods", nargs="+", default=["ig"], choices=("ig", "occlusion"),
          help="integrated gradients on the word embeddings; occlusion (delete each token in turn)")
     flag(parser, "steps", type=int, default=50, help="integrated-gradient steps between the baseline and the text")
@@ -227,6 +229,7 @@ AUDITS: tuple[Audit, ...] = (
     Audit("interpret", "which tokens drove a prediction (integrated gradients, occlusion)",
           "Explain a checkpoint's prediction of each --text (or --input line) token by token: integrated gradients "
           "on the word embeddings from a [PAD] baseline (attributions add up to the logit's change), optionally "
-          "occlusion. Prints the texts coloured in the terminal (green: for the label, red: against) and writes "
+          "occlusion; --label NAME explains that label instead of the predicted one (a multi-label checkpoint, as "
+          "its task.json says: each predicted label, the label's own sigmoid probability). Prints the texts coloured in the terminal (green: for the label, red: against) and writes "
           "interpret.html and interpret.json to --output.", _interpret_args, _run_interpret),
 )

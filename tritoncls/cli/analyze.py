@@ -29,6 +29,9 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The summary's options, then one sub-command per audit."""
+    # Every audit's arguments pass through this parser first: with abbreviations on, interpret's --label would be
+    # refused as an ambiguous abbreviation of --label_file / --label-file. Options here are spelled out.
+    parser.allow_abbrev = False
     add_dataset(parser, required=False)
     add_task(parser, detail="label sets are counted per label, with labels per text and texts with none")
     add_max_seq_length(parser, "the length truncation is measured against")
