@@ -124,6 +124,16 @@ def test_one_vs_rest_folds_give_independent_probabilities_per_label(noisy_ml_dir
     assert sums.max() > 1.5 and sums.min() < 0.5  # two labels, and none: not a softmax
 
 
+def test_label_issues_from_frozen_embeddings_fit_one_model_per_label(noisy_ml_dir, tmp_path):
+    """--source embeddings on label sets: one-vs-rest logistic regression on the encoder's vectors (a random-weight
+    checkpoint here, so only the shapes and the layout are checked, not the flags)."""
+    texts = [line.split("\t")[0] for line in support.toy_multi_label_lines(120)]
+    checkpoint = support.write_random_checkpoint(tmp_path / "checkpoint", texts, support.TOY_ML_LABELS)
+    result = _run(noisy_ml_dir, tmp_path, source="embeddings", checkpoint=str(checkpoint), folds=3, max_seq_length=32)
+    assert result["source"] == "embeddings" and result["texts"] == 120
+    assert all(set(row["probabilities"]) == set(support.TOY_ML_LABELS) for row in result["rows"])
+
+
 @pytest.mark.slow
 def test_k_fold_fine_tuning_on_label_sets_flags_the_corrupted_lines(keyword_checkpoint, tmp_path):
     """--source checkpoint with --task multi_label: each fold fine-tuned with binary cross-entropy, sigmoid
