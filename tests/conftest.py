@@ -127,6 +127,18 @@ def noisy_toy_dir(tmp_path) -> Path:
     return support.write_noisy_toy_dataset(tmp_path / "noisy_toy")
 
 
+@pytest.fixture()
+def noisy_ml_dir(tmp_path) -> Path:
+    """The multi-label toy set (120 texts, labels food/sport/weather) with support.NOISY_ML_CORRUPTED."""
+    return support.write_noisy_multi_label_dataset(tmp_path / "noisy_ml")
+
+
+@pytest.fixture()
+def noisy_tree_dir(tmp_path) -> Path:
+    """The hierarchical toy set (150 texts) with support.NOISY_TREE_CORRUPTED."""
+    return support.write_noisy_multi_label_dataset(tmp_path / "noisy_tree", count=150, hierarchical=True)
+
+
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory) -> Path:
     """The toy set (40 train, 8 dev), shared by the session's fixtures: read it, never write to it."""

@@ -220,6 +220,54 @@ def write_noisy_toy_dataset(root: Path, count: int = 120) -> Path:
     (root / "data.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
     return root
 
+
+#: Lines of the noisy multi-label toy set (1-based) given a wrong label set, and that set: a label dropped,
+#: one added, one swapped, a set given to a text with none and one taken from a text that had one.
+NOISY_ML_CORRUPTED = {5: "sport", 18: "", 33: "food,weather", 50: "weather", 71: "food,sport"}
+#: The same for the hierarchical toy set: a path replaced by another tree's, a child dropped, a child added.
+NOISY_TREE_CORRUPTED = {7: "sport", 22: "food", 43: "sport,sport##ball"}
+
+
+def write_noisy_multi_label_dataset(root: Path, count: int = 120, hierarchical: bool = False) -> Path:
+    """The multi-label (or hierarchical) toy set with ``count`` training texts, the lines in NOISY_ML_CORRUPTED
+    (NOISY_TREE_CORRUPTED) given the wrong label set, and label.txt; the clean lines are
+    ``toy_multi_label_lines(count, hierarchical)``."""
+    corrupted = NOISY_TREE_CORRUPTED if hierarchical else NOISY_ML_CORRUPTED
+    lines = []
+    for number, line in enumerate(toy_multi_label_lines(count, hierarchical), start=1):
+        text, field = line.split("\t")
+        lines.append(f"{text}\t{corrupted.get(number, field)}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    labels = TOY_TREE_LABELS if hierarchical else TOY_ML_LABELS
+    (root / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return root
+
+
+def write_random_checkpoint(directory: Path, texts: Sequence[str], labels: Sequence[str], task: Any = None,
+                            seed: int = 11) -> Path:
+    """A complete checkpoint of the tiny architecture with random weights (wide enough that logits vary by text)
+    and a vocabulary of ``texts``, written without training; ``task`` (a TaskSpec) goes to its task.json."""
+    import paddle
+
+    from tritoncls import modeling
+    from tritoncls.modeling import checkpoint as ckpt
+
+    paddle.seed(seed)
+    tokenizer = modeling.scratch_tokenizer(texts, directory.parent / f"{directory.name}.vocab")
+    model = modeling.scratch_model(dict(TINY_ARCH, initializer_range=0.2), len(labels), len(tokenizer.vocab),
+                                   tokenizer.pad_token_id)
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        ckpt.write_labels(tmp, list(labels))
+        if task is not None:
+            ckpt.write_task(tmp, task)
+
+    return ckpt.write_checkpoint(directory, fill)
+
+
 # ---------------------------------------------------------------------------------------------
 # The tiny export, written without training
 # ---------------------------------------------------------------------------------------------

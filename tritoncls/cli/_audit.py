@@ -19,6 +19,7 @@ from tritoncls.cli._args import (
     add_max_seq_length,
     add_output,
     add_report,
+    add_task,
     config_from_args,
     flag,
     shared,
@@ -72,6 +73,8 @@ def _add_fine_tuning(parser: argparse.ArgumentParser) -> None:
 
 def _label_issues_args(parser: argparse.ArgumentParser) -> None:
     add_dataset(parser, files=("train",), holds="train.txt and label.txt")
+    add_task(parser, detail="label sets get one probability per label and cleanlab's multi-label filter; the "
+                            "suggested set is the labels at or above 0.5")
     add_output(parser, "folder for label_issues.md, .json and .html", default="./audit")
     flag(parser, "source", default="tfidf", choices=("tfidf", "embeddings", "checkpoint"),
          help="where the out-of-fold probabilities come from: character n-gram TF-IDF + logistic regression "
@@ -84,7 +87,7 @@ def _label_issues_args(parser: argparse.ArgumentParser) -> None:
     flag(parser, "write_cleaned", default=None, metavar="FILE",
          help="also write a new training file with the flagged texts fixed (the original is never changed)")
     flag(parser, "mode", default="relabel", choices=("relabel", "drop"),
-         help="with --write_cleaned: give flagged texts their suggested label, or drop them")
+         help="with --write_cleaned: give flagged texts their suggested label (set), or drop them")
     flag(parser, "write_review", default=None, metavar="FILE",
          help="also write the flagged lines (given label, least likely first) for a person to re-check; with "
               "--write_cleaned REST --mode drop, `cat REST FILE` after the review is the cleaned training file")
@@ -106,6 +109,7 @@ def _run_label_issues(args: argparse.Namespace) -> int:
 
 def _sparse_args(parser: argparse.ArgumentParser) -> None:
     add_dataset(parser, files=("train", "dev", "data"), holds="train.txt, dev.txt, label.txt and data.txt")
+    add_task(parser, detail="multi_class only: label sets are refused with what to use instead")
     add_input(parser, detail="judge these texts (production traffic; text or text<TAB>label lines) instead of dev",
               default=None)
     add_output(parser, "folder for sparse.md, .json, .html and to_annotate.txt", default="./audit")
@@ -150,6 +154,7 @@ def _run_sparse(args: argparse.Namespace) -> int:
 
 def _augment_args(parser: argparse.ArgumentParser) -> None:
     add_dataset(parser, holds="train.txt, label.txt and (for --targets sparse) dev.txt")
+    add_task(parser, detail="an augmented line copies its source line's label field")
     add_output(parser, "the new training file: every original line, then the augmented ones", required=True)
     flag(parser, "methods", nargs="+", default=["swap", "delete", "insert"], choices=("swap", "delete", "insert"),
          help="unit edits (characters in CJK text, words otherwise); insert draws units from the training texts")
@@ -182,7 +187,9 @@ def _interpret_args(parser: argparse.ArgumentParser) -> None:
     add_input(parser, detail="explain every text in it (a label after a tab is ignored)", default=None)
     add_dataset(parser, required=False, files=(), holds="label.txt: checked against the checkpoint's labels")
     add_output(parser, "folder for interpret.html and interpret.json", default="./audit")
-    flag(parser, "target", default=None, help="the label to explain (default: the predicted one)")
+    flag(parser, "label", "target", default=None, metavar="NAME",
+         help="the label to explain in every text (default: the predicted one; for a multi-label or hierarchical "
+              "checkpoint each predicted label, or the most probable one where none is predicted)")
     flag(parser, "methods", nargs="+", default=["ig"], choices=("ig", "occlusion"),
          help="integrated gradients on the word embeddings; occlusion (delete each token in turn)")
     flag(parser, "steps", type=int, default=50, help="integrated-gradient steps between the baseline and the text")
@@ -222,6 +229,7 @@ AUDITS: tuple[Audit, ...] = (
     Audit("interpret", "which tokens drove a prediction (integrated gradients, occlusion)",
           "Explain a checkpoint's prediction of each --text (or --input line) token by token: integrated gradients "
           "on the word embeddings from a [PAD] baseline (attributions add up to the logit's change), optionally "
-          "occlusion. Prints the texts coloured in the terminal (green: for the label, red: against) and writes "
+          "occlusion; --label NAME explains that label instead of the predicted one (a multi-label checkpoint, as "
+          "its task.json says: each predicted label, the label's own sigmoid probability). Prints the texts coloured in the terminal (green: for the label, red: against) and writes "
           "interpret.html and interpret.json to --output.", _interpret_args, _run_interpret),
 )

@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 
 from tritoncls.cli import _audit
-from tritoncls.cli._args import add_dataset, add_max_seq_length, add_report, config_from_args, flag
+from tritoncls.cli._args import add_dataset, add_max_seq_length, add_report, add_task, config_from_args, flag
 from tritoncls.errors import UsageError
 
 NAME = "analyze"
 STAGE = "tritoncls.training"
 HELP = "dataset summary; audits: label issues, sparse data, augmentation, interpretation"
 DESCRIPTION = (
-    "Without an AUDIT: analyze a dataset before training: label counts and imbalance, text lengths in tokens, "
+    "Without an AUDIT: analyze a dataset before training: label counts and imbalance (per label, labels per text "
+    "and texts with none for --task multi_label or hierarchical), text lengths in tokens, "
     "the share truncated at --max_seq_length, duplicate texts (and those with conflicting labels), dev texts "
     "that also appear in train, and a suggested --max_seq_length (--dataset_dir is required then). With an "
     "AUDIT (its options after its name; `tritoncls analyze AUDIT --help`): find mislabeled training texts, "
@@ -28,7 +29,11 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The summary's options, then one sub-command per audit."""
+    # Every audit's arguments pass through this parser first: with abbreviations on, interpret's --label would be
+    # refused as an ambiguous abbreviation of --label_file / --label-file. Options here are spelled out.
+    parser.allow_abbrev = False
     add_dataset(parser, required=False)
+    add_task(parser, detail="label sets are counted per label, with labels per text and texts with none")
     add_max_seq_length(parser, "the length truncation is measured against")
     flag(parser, "vocab_file", default=None, help="count tokens with this vocab.txt (default: one built from train)")
     add_report(parser, "report_json", detail="the whole analysis")

@@ -5,6 +5,9 @@ training corpus by frequency, so they are in-vocabulary.
 No synonym substitution: ``paddlenlp.dataaug`` (WordSubstitute, and the word-level swap/delete/insert
 that share its base) downloads its stop-word and synonym files from bj.bcebos.com on first use, and no
 installed package ships a synonym resource. Deterministic for a given seed.
+
+An augmented text takes its source line's label field as it is, so multi-label (``a,b``, or empty) and
+hierarchical lines (every path with its parent) keep their layout.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from tritoncls.common import files
 from tritoncls.errors import ConfigError
+from tritoncls.runtime import MULTI_CLASS, TASKS
 from tritoncls.training.audit import dataset, features, report
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class AugmentConfig:
     train_file: str = "train.txt"
     dev_file: str = "dev.txt"
     label_file: str = "label.txt"
+    task: str = MULTI_CLASS  # what a line's label field holds; augmented lines copy it
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     copies: int = 2  # augmented texts per target text, methods taken in turn
     ratio: float = 0.1  # share of a text's units changed (at least one)
@@ -49,6 +54,8 @@ class AugmentConfig:
     report: str | None = None
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"--task {self.task!r}: choose one of {', '.join(TASKS)}.")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"--methods {' '.join(self.methods)}: choose one or more of {', '.join(METHODS)}.")
@@ -131,29 +138,27 @@ def augment_texts(augmenter: Augmenter, texts: Sequence[str], methods: Sequence[
     return out
 
 
-def sparse_targets(train_texts: Sequence[str], train_y: np.ndarray, queries: Sequence[str], num_labels: int,
-                   top: int, neighbours: int, folds: int, seed: int) -> np.ndarray:
-    """Training rows that support the ``top`` least supported queries: their ``neighbours`` nearest."""
+def sparse_targets(train_texts: Sequence[str], queries: Sequence[str], top: int, neighbours: int) -> np.ndarray:
+    """Training rows that support the ``top`` least supported queries (by similarity, as ``sparse`` ranks them by
+    default; no labels needed): their ``neighbours`` nearest."""
     from tritoncls.training.audit import sparse
 
-    fold_result = features.tfidf_folds(train_texts, train_y, num_labels, folds, seed, others=queries)
     space = sparse.tfidf_space(list(train_texts) + list(queries))
-    sup = sparse.support_of(space.transform(train_texts), space.transform(queries), fold_result.other_probs,
-                            neighbours)
-    return np.unique(sup.nearest[sup.least_supported(min(top, len(queries)))].ravel())
+    similarity, nearest = sparse.knn(space.transform(train_texts), space.transform(queries), neighbours)
+    least = np.argsort(similarity, kind="stable")[:min(top, len(queries))]
+    return np.unique(nearest[least].ravel())
 
 
 def augment(config: AugmentConfig) -> dict[str, Any]:
     """Write the training file plus augmented copies of the target texts to ``config.output``."""
     train = dataset.read_labelled(config.dataset_dir, config.train_file, config.label_file,
-                                  min_classes=2 if config.targets == "sparse" else 1)
+                                  min_classes=2 if config.targets == "sparse" else 1, task=config.task)
     report.refuse_original(Path(config.output), [train.path], "--output", "augmented")
     if config.targets == "all":
         rows = np.arange(len(train.examples))
     else:
-        dev = dataset.read_labelled(config.dataset_dir, config.dev_file, config.label_file)
-        rows = sparse_targets(train.texts, train.y, dev.texts, len(train.labels), config.top, config.neighbours,
-                              dataset.fold_count(train.y, 5), config.seed)
+        dev = dataset.read_labelled(config.dataset_dir, config.dev_file, config.label_file, task=config.task)
+        rows = sparse_targets(train.texts, dev.texts, config.top, config.neighbours)
     augmenter = Augmenter(train.texts, config.ratio, config.seed)
     new = augment_texts(augmenter, [train.texts[r] for r in rows], config.methods, config.copies)
     lines = [f"{e.text}\t{e.label}" for e in train.examples]

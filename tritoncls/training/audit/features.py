@@ -1,5 +1,10 @@
 """The fast space every audit can use: character n-gram TF-IDF, a linear model on it, and out-of-fold
-predicted probabilities by stratified k-fold cross-validation (seconds for thousands of texts)."""
+predicted probabilities by stratified k-fold cross-validation (seconds for thousands of texts).
+
+Label sets (multi-label and hierarchical data, ``y`` multi-hot [texts, labels]) get one binary model per
+label (scikit-learn's one-vs-rest): each column is that label's own probability, independent of the others
+(not a softmax), and the folds are shuffled k-fold, since no installed library stratifies label sets.
+"""
 
 from __future__ import annotations
 
@@ -39,10 +44,40 @@ def linear_model(seed: int):
 
 
 def full_probs(model, x, num_labels: int) -> np.ndarray:
-    """``predict_proba`` with one column per label, also for labels the model never saw in training."""
+    """``predict_proba`` with one column per label, also for labels the model never saw in training (a
+    one-vs-rest model over label sets already has one column per label)."""
+    if getattr(model, "multilabel_", False):
+        return np.asarray(model.predict_proba(x), dtype=np.float64)
     probs = np.zeros((x.shape[0], num_labels))
     probs[:, model.classes_] = model.predict_proba(x)
     return probs
+
+
+def one_vs_rest(model):
+    """One binary copy of ``model`` per label; a label constant in a fold's training rows gets that constant."""
+    from sklearn.multiclass import OneVsRestClassifier
+
+    return OneVsRestClassifier(model)
+
+
+def fit(make_model, x, y: np.ndarray):
+    """``make_model()`` fitted on ``x``, ``y``: one per label (one-vs-rest) where ``y`` holds label sets."""
+    import warnings
+
+    if y.ndim == 1:
+        return make_model().fit(x, y)
+    with warnings.catch_warnings():  # "Label not k is present in all training examples": a fold without it
+        warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
+        return one_vs_rest(make_model()).fit(x, y)
+
+
+def splits(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training rows, held-out rows) of each fold: stratified by class, or shuffled k-fold for label sets."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if y.ndim == 2:
+        return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(y))
+    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
 @dataclass
@@ -70,15 +105,13 @@ def dense_model():
 
 def linear_folds(x, y: np.ndarray, num_labels: int, folds: int, seed: int, make_model, x_other=None) -> FoldResult:
     """Fit ``make_model()`` on each k-1 folds of the feature rows ``x``; predict the held-out fold (and
-    ``x_other``)."""
-    from sklearn.model_selection import StratifiedKFold
+    ``x_other``). ``y``: class ids, or multi-hot label sets (one model per label)."""
     from tqdm import tqdm
 
     oof = np.zeros((x.shape[0], num_labels))
     other_probs: list[np.ndarray] = []
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_rows, held_rows in tqdm(list(splitter.split(x, y)), desc="folds", unit="fold", leave=False):
-        model = make_model().fit(x[train_rows], y[train_rows])
+    for train_rows, held_rows in tqdm(splits(y, folds, seed), desc="folds", unit="fold", leave=False):
+        model = fit(make_model, x[train_rows], y[train_rows])
         oof[held_rows] = full_probs(model, x[held_rows], num_labels)
         if x_other is not None:
             other_probs.append(full_probs(model, x_other, num_labels))
@@ -88,4 +121,4 @@ def linear_folds(x, y: np.ndarray, num_labels: int, folds: int, seed: int, make_
 def tfidf_classifier(texts: Sequence[str], y: np.ndarray, seed: int):
     """A fitted (vectorizer, model) pair on all of ``texts``: what the experiment's dev accuracy uses."""
     vectorizer = tfidf_vectorizer(texts).fit(texts)
-    return vectorizer, linear_model(seed).fit(vectorizer.transform(texts), y)
+    return vectorizer, fit(lambda: linear_model(seed), vectorizer.transform(texts), y)

@@ -1,6 +1,10 @@
 """The model-based sources: k-fold fine-tuning of the user's checkpoint (out-of-fold probabilities), and
 the checkpoint's frozen encoder as a space: [CLS] vectors for neighbours, mean-pooled vectors for a
-linear model."""
+linear model.
+
+Label sets (multi-hot ``y``, a ``task`` other than multi_class) are fine-tuned with the training loop's
+:class:`~tritoncls.modeling.objective.Objective` (binary cross-entropy) and predicted as a sigmoid per label.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from tritoncls import modeling
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling.dynamic import Encoded, encode, pad_batch, predict_logits
 from tritoncls.modeling.loop import adamw, epoch_batches, set_device, set_seed
-from tritoncls.runtime import run_batched, softmax
-from tritoncls.training.audit.features import FoldResult
+from tritoncls.modeling.objective import Objective
+from tritoncls.runtime import MULTI_CLASS, MULTI_LABEL, run_batched, sigmoid, softmax
+from tritoncls.training.audit.features import FoldResult, splits
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +36,33 @@ class FineTune:
     learning_rate: float = 5e-5
     max_seq_length: int = 128
     device: str = "cpu"
+    task: str = MULTI_CLASS  # of the data: multi_label and hierarchical fine-tune and predict label sets
+
+    def objective(self, num_labels: int) -> Objective:
+        """The loss and probabilities of the folds: the data's task, whatever head the checkpoint was trained
+        with (a hierarchy's paths are labels of their own here: only the probabilities are wanted)."""
+        task = MULTI_CLASS if self.task == MULTI_CLASS else MULTI_LABEL
+        return Objective(task, [str(i) for i in range(num_labels)])
 
 
 def checkpoint_folds(options: FineTune, texts: Sequence[str], y: np.ndarray, num_labels: int, folds: int,
                      seed: int, others: Sequence[str] = ()) -> FoldResult:
-    """Fine-tune a fresh copy of the checkpoint on each k-1 folds; predict the held-out fold (and ``others``)."""
-    from sklearn.model_selection import StratifiedKFold
-
+    """Fine-tune a fresh copy of the checkpoint on each k-1 folds; predict the held-out fold (and ``others``).
+    ``y``: class ids (softmax probabilities), or multi-hot label sets (a sigmoid per label)."""
     set_device(options.device)
+    objective = _objective(options, y, num_labels)
     directory = ckpt.resolve_checkpoint(options.checkpoint)
     tokenizer = modeling.load_tokenizer(directory)
     enc = encode(tokenizer, texts, options.max_seq_length)
     enc_other = encode(tokenizer, others, options.max_seq_length) if len(others) else None
     oof = np.zeros((len(texts), num_labels))
     other_probs: list[np.ndarray] = []
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (train_rows, held_rows) in enumerate(splitter.split(np.zeros(len(y)), y), start=1):
-        model = _fresh_fine_tuned(directory, enc.subset(train_rows), y[train_rows], options, seed + fold)
-        oof[held_rows] = softmax(predict_logits(model, enc.subset(held_rows), options.batch_size))
+    probabilities = _probabilities(objective)
+    for fold, (train_rows, held_rows) in enumerate(splits(y, folds, seed), start=1):
+        model = _fresh_fine_tuned(directory, enc.subset(train_rows), y[train_rows], options, seed + fold, objective)
+        oof[held_rows] = probabilities(predict_logits(model, enc.subset(held_rows), options.batch_size))
         if enc_other is not None:
-            other_probs.append(softmax(predict_logits(model, enc_other, options.batch_size)))
+            other_probs.append(probabilities(predict_logits(model, enc_other, options.batch_size)))
         log.info("fold %d/%d: fine-tuned on %d texts, predicted %d", fold, folds, len(train_rows), len(held_rows))
     return FoldResult(oof_probs=oof, other_probs=other_probs)
 
@@ -60,33 +72,48 @@ def fine_tuned_probs(options: FineTune, texts: Sequence[str], y: np.ndarray, pre
     """Fine-tune a fresh copy of the checkpoint on ``texts`` (every epoch, no early stop); the probabilities
     it gives ``predict``."""
     set_device(options.device)
+    y = np.asarray(y)
+    objective = _objective(options, y, int(y.shape[1]) if y.ndim == 2 else 0)
     directory = ckpt.resolve_checkpoint(options.checkpoint)
     tokenizer = modeling.load_tokenizer(directory)
-    model = _fresh_fine_tuned(directory, encode(tokenizer, texts, options.max_seq_length), np.asarray(y), options, seed)
-    return softmax(predict_logits(model, encode(tokenizer, predict, options.max_seq_length), options.batch_size))
+    model = _fresh_fine_tuned(directory, encode(tokenizer, texts, options.max_seq_length), y, options, seed, objective)
+    logits = predict_logits(model, encode(tokenizer, predict, options.max_seq_length), options.batch_size)
+    return _probabilities(objective)(logits)
 
 
-def _fresh_fine_tuned(directory, enc: Encoded, y: np.ndarray, options: FineTune, seed: int):
+def _objective(options: FineTune, y: np.ndarray, num_labels: int) -> Objective:
+    if (y.ndim == 2) != (options.task != MULTI_CLASS):
+        raise ValueError(f"a {options.task} fine-tune needs {'multi-hot rows' if y.ndim == 1 else 'class ids'}")
+    return options.objective(num_labels)
+
+
+def _probabilities(objective: Objective):
+    """Softmax over the classes, or a sigmoid per label: whatever the checkpoint's own head was trained as."""
+    return sigmoid if objective.multi_label else softmax
+
+
+def _fresh_fine_tuned(directory, enc: Encoded, y: np.ndarray, options: FineTune, seed: int, objective: Objective):
     set_seed(seed)
     model = modeling.load_checkpoint_model(directory)
-    _fine_tune(model, enc, y, options, seed)
+    _fine_tune(model, enc, y, options, seed, objective)
     return model
 
 
-def _fine_tune(model, enc: Encoded, y: np.ndarray, options: FineTune, seed: int) -> None:
+def _fine_tune(model, enc: Encoded, y: np.ndarray, options: FineTune, seed: int, objective: Objective) -> None:
     import paddle
     from tqdm import tqdm
 
     per_epoch = len(epoch_batches(enc.lengths(), options.batch_size, seed, 0, 1))
     optimizer, lr = adamw(model, options.learning_rate, 0.0, per_epoch * options.epochs, 0.1)
-    loss_fn = paddle.nn.CrossEntropyLoss()
+    loss_fn = objective.loss()
+    targets = y.astype(np.float32) if objective.multi_label else y
     model.train()
     for epoch in range(options.epochs):
         batches = epoch_batches(enc.lengths(), options.batch_size, seed * 1000 + epoch, 0, 1)
         for rows in tqdm(batches, desc=f"fine-tune epoch {epoch + 1}", unit="batch", leave=False):
             ids, types = pad_batch(enc, rows)
             loss = loss_fn(model(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types)),
-                           paddle.to_tensor(y[rows]))
+                           paddle.to_tensor(targets[rows]))
             loss.backward()
             optimizer.step()
             lr.step()

@@ -6,6 +6,12 @@ Integrated gradients (Sundararajan et al., 2017): with ``x`` the text's word emb
 in which every token but [CLS]/[SEP] is [PAD], a token's attribution is ``(x - x') . mean_a grad F(x' + a(x - x'))``
 summed over its embedding, with ``F`` the target class's logit and ``a`` at ``steps`` midpoints in (0, 1).
 The attributions add up to ``F(x) - F(x')`` (completeness) up to the discretisation error.
+
+Which label is explained: ``label`` when given; otherwise, for a multi-class checkpoint the predicted label, and
+for a multi-label or hierarchical one (its ``task.json``) each predicted label (at the thresholds saved with the
+checkpoint, a path only with its parent), or the most probable label when none is predicted, so every text gets at
+least one explanation. For label sets the probability shown (and occlusion's fall) is that label's own sigmoid,
+not a softmax; the integrated gradients explain its logit, which the sigmoid turns into it monotonically.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class InterpretConfig:
     input: str | None = None  # a file of texts (one a line; a label after a tab is ignored)
     dataset_dir: str | None = None  # when given, its label file must be the checkpoint's
     label_file: str = "label.txt"
-    target: str | None = None  # the label to explain (default: the predicted one)
+    label: str | None = None  # the label to explain (default: the predicted one(s); see the module docstring)
     methods: list[str] = field(default_factory=lambda: ["ig"])
     steps: int = 50
     output: str = "./audit"
@@ -56,11 +62,12 @@ class Explanation:
     text: str
     tokens: list[str]
     target: int
-    probability: float  # of the target class
+    probability: float  # of the target class (its sigmoid, for label sets)
     attributions: np.ndarray  # per token, [CLS]/[SEP] included (0 there)
     logit: float
     baseline_logit: float
     occlusion: np.ndarray | None = None  # per token: target probability drop when it is deleted
+    predicted: tuple[int, ...] = ()  # the labels the checkpoint predicts for the text
 
 
 def _special_mask(model, ids: Sequence[int], tokenizer) -> np.ndarray:
@@ -102,20 +109,26 @@ def _logits(model, embeddings):
                  attention_mask=paddle.ones([batch, length], dtype="float32"))
 
 
-def target_probabilities(model, rows: list[list[int]], target: int, batch_size: int = 32) -> np.ndarray:
-    """Probability of ``target`` for each token-id row."""
+def _probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    from tritoncls.runtime import sigmoid, softmax
+
+    return sigmoid(logits) if multi_label else softmax(logits)
+
+
+def target_probabilities(model, rows: list[list[int]], target: int, batch_size: int = 32,
+                         multi_label: bool = False) -> np.ndarray:
+    """Probability of ``target`` (softmax, or its own sigmoid for ``multi_label``) for each token-id row."""
     from tritoncls.modeling.dynamic import Encoded, predict_logits
-    from tritoncls.runtime import softmax
 
     encoded = Encoded(rows, [[0] * len(r) for r in rows])
-    return softmax(predict_logits(model, encoded, batch_size))[:, target]
+    return _probabilities(predict_logits(model, encoded, batch_size), multi_label)[:, target]
 
 
-def occlusion(model, ids: list[int], special: np.ndarray, target: int) -> np.ndarray:
+def occlusion(model, ids: list[int], special: np.ndarray, target: int, multi_label: bool = False) -> np.ndarray:
     """Per token: how much the target's probability falls when that token is deleted (0 for [CLS]/[SEP])."""
     positions = [i for i in range(len(ids)) if not special[i]]
     rows = [ids] + [ids[:i] + ids[i + 1:] for i in positions]
-    probs = target_probabilities(model, rows, target)
+    probs = target_probabilities(model, rows, target, multi_label=multi_label)
     drops = np.zeros(len(ids))
     drops[positions] = probs[0] - probs[1:]
     return drops
@@ -123,18 +136,44 @@ def occlusion(model, ids: list[int], special: np.ndarray, target: int) -> np.nda
 
 def explain(model, tokenizer, text: str, target: int | None, steps: int, max_seq_length: int,
             methods: Sequence[str] = ("ig",)) -> Explanation:
-    """Explain ``target``'s score (default: the predicted label) for ``text`` by the chosen ``methods``."""
+    """Explain ``target``'s score (default: the predicted label) for ``text`` by the chosen ``methods``
+    (a multi-class model)."""
+    return explain_text(model, tokenizer, text, None, target, steps, max_seq_length, methods)[0]
+
+
+def chosen_targets(probs: np.ndarray, head, label: int | None) -> tuple[list[int], tuple[int, ...]]:
+    """The label ids to explain for one text's probabilities, and the labels ``head`` predicts: ``label`` when
+    given; else the predicted labels (multi-class: the most probable), or the most probable when none is."""
+    predicted = tuple(int(i) for i in np.flatnonzero(head.decide(probs[None])[0]))
+    if label is not None:
+        return [label], predicted
+    return (list(predicted) or [int(probs.argmax())]), predicted
+
+
+def explain_text(model, tokenizer, text: str, head, label: int | None, steps: int, max_seq_length: int,
+                 methods: Sequence[str] = ("ig",)) -> list[Explanation]:
+    """One explanation per label chosen by :func:`chosen_targets` (``head``: the checkpoint's task; None is
+    multi-class), by the chosen ``methods``."""
+    from tritoncls.runtime import TaskSpec
+
     ids = tokenizer(text, max_length=max_seq_length, truncation=True)["input_ids"]
     special = _special_mask(model, ids, tokenizer)
-    probs = all_probabilities(model, ids)
-    target = int(probs.argmax()) if target is None else target
-    if "ig" in methods:
-        attributions, logit, baseline = integrated_gradients(model, ids, special, target, steps)
-    else:
-        attributions, logit, baseline = np.zeros(len(ids)), float("nan"), float("nan")
-    return Explanation(text=text, tokens=tokenizer.convert_ids_to_tokens(ids), target=target,
-                       probability=float(probs[target]), attributions=attributions, logit=logit, baseline_logit=baseline,
-                       occlusion=occlusion(model, ids, special, target) if "occlusion" in methods else None)
+    multi_label = head is not None and head.spec.multi_label
+    probs = all_probabilities(model, ids, multi_label)
+    head = head or TaskSpec().head([str(i) for i in range(len(probs))])
+    targets, predicted = chosen_targets(probs, head, label)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    out = []
+    for target in targets:
+        if "ig" in methods:
+            attributions, logit, baseline = integrated_gradients(model, ids, special, target, steps)
+        else:
+            attributions, logit, baseline = np.zeros(len(ids)), float("nan"), float("nan")
+        drops = occlusion(model, ids, special, target, multi_label) if "occlusion" in methods else None
+        out.append(Explanation(text=text, tokens=tokens, target=target, probability=float(probs[target]),
+                               attributions=attributions, logit=logit, baseline_logit=baseline, occlusion=drops,
+                               predicted=predicted))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,12 +208,11 @@ def deletion_drops(model, tokenizer, texts: Sequence[str], k: int, steps: int, m
             "ratio": float(np.mean(top) / np.mean(rand)) if np.mean(rand) > 0 else float("inf")}
 
 
-def all_probabilities(model, ids: list[int]) -> np.ndarray:
-    """Every label's probability for one token-id row."""
+def all_probabilities(model, ids: list[int], multi_label: bool = False) -> np.ndarray:
+    """Every label's probability for one token-id row (softmax, or a sigmoid per label for ``multi_label``)."""
     from tritoncls.modeling.dynamic import Encoded, predict_logits
-    from tritoncls.runtime import softmax
 
-    return softmax(predict_logits(model, Encoded([ids], [[0] * len(ids)]), 1))[0]
+    return _probabilities(predict_logits(model, Encoded([ids], [[0] * len(ids)]), 1), multi_label)[0]
 
 
 def _delete(ids: list[int], positions: np.ndarray) -> list[int]:
@@ -290,31 +328,48 @@ def interpret(config: InterpretConfig) -> list[dict[str, Any]]:
     directory = ckpt.resolve_checkpoint(config.checkpoint)
     model = modeling.load_checkpoint_model(directory)
     labels = _labels(config, directory, model)
-    if config.target is not None and config.target not in labels:
-        raise ConfigError(f"--target {config.target!r} is not one of the checkpoint's labels: {', '.join(labels)}.")
-    target = labels.index(config.target) if config.target is not None else None
+    head = ckpt.saved_task(directory, labels).head(labels)
+    if config.label is not None and config.label not in labels:
+        raise ConfigError(f"--label {config.label!r} is not one of the checkpoint's labels: {', '.join(labels)}. "
+                          f"Name one of them (as written in {directory / 'label.txt'}), or leave --label out to "
+                          f"explain the predicted label{'s' if head.spec.multi_label else ''}.")
+    label = labels.index(config.label) if config.label is not None else None
     tokenizer = modeling.load_tokenizer(directory)
     from tqdm import tqdm
 
     texts = _texts(config)
-    explanations = [explain(model, tokenizer, text, target, config.steps, config.max_seq_length, config.methods)
-                    for text in tqdm(texts, desc="interpret", unit="text", leave=False, disable=len(texts) < 10)]
-    rows = [_row(e, labels) for e in explanations]
+    explanations = [e for text in tqdm(texts, desc="interpret", unit="text", leave=False, disable=len(texts) < 10)
+                    for e in explain_text(model, tokenizer, text, head, label, config.steps, config.max_seq_length,
+                                          config.methods)]
+    rows = [_row(e, labels, head.spec.multi_label) for e in explanations]
     if config.terminal:
         for e in explanations:
             print(ansi(e, labels[e.target]))  # noqa: T201 - the terminal view is this command's output
-    table = report.Table("Interpretation", [f"checkpoint: {directory}", f"methods: {', '.join(config.methods)}; "
+    columns = ["text", "label", "probability"] + (["predicted"] if head.spec.multi_label else [])
+    table = report.Table("Interpretation", [f"checkpoint: {directory} ({head.task})", _which(config, head),
+                                            f"methods: {', '.join(config.methods)}; "
                                             f"{config.steps} integrated-gradient steps; baseline: [PAD] tokens"],
-                         ["text", "label", "probability"], rows, {"checkpoint": str(directory)})
+                         columns, rows, {"checkpoint": str(directory), "task": head.task})
     body = "".join(html_section(e, labels[e.target]) for e in explanations)
     report.write_reports(config.output, "interpret", table, html_body=body)
     return rows
 
 
-def _row(e: Explanation, labels: list[str]) -> dict[str, Any]:
+def _which(config: InterpretConfig, head) -> str:
+    if config.label is not None:
+        return f"explained: {config.label!r} in every text"
+    if not head.spec.multi_label:
+        return "explained: the predicted label"
+    return ("explained: each predicted label (thresholds from the checkpoint's task.json), or the most probable "
+            "one where none is predicted; probability: the label's own sigmoid")
+
+
+def _row(e: Explanation, labels: list[str], multi_label: bool = False) -> dict[str, Any]:
     row = {"text": e.text, "label": labels[e.target], "probability": e.probability, "tokens": e.tokens,
            "integrated_gradients": [float(v) for v in e.attributions], "logit": e.logit,
            "baseline_logit": e.baseline_logit}
+    if multi_label:
+        row["predicted"] = ",".join(labels[i] for i in e.predicted) or "(none)"
     if e.occlusion is not None:
         row["occlusion"] = [float(v) for v in e.occlusion]
     return row

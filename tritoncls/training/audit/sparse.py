@@ -31,6 +31,9 @@ was chosen on the first three. On confirmation runs (seeds 6-10, and TREC-50) di
 uncertainty (+0.33, -0.96, +0.08 points), so uncertainty stays the default.
 The chosen texts are written one a line as ``text<TAB>`` (the label left empty for the annotator), ready to be
 filled in and appended to train.txt.
+
+Multi-class data only: stability (fold models agreeing on one label) and the margins (top-2 of a softmax) assume
+one label a text, so ``task`` multi_label or hierarchical is refused with what to use instead.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import numpy as np
 
 from tritoncls.common import data, files
 from tritoncls.errors import ConfigError
+from tritoncls.runtime import MULTI_CLASS
 from tritoncls.training.audit import dataset, features, report
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ class SparseConfig:
     dev_file: str = "dev.txt"
     label_file: str = "label.txt"
     data_file: str = "data.txt"
+    task: str = MULTI_CLASS  # only multi_class: label sets are refused (see the module docstring)
     input: str | None = None  # production texts (text or text<TAB>label lines) instead of dev
     space: str = "tfidf"
     rank_by: str = "similarity"
@@ -82,6 +87,13 @@ class SparseConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if self.task != MULTI_CLASS:
+            raise ConfigError(
+                f"analyze sparse --task {self.task}: not available for label sets. Its stability (fold models agreeing "
+                f"on one label) and its selection (the margin between the two most probable labels) assume one label a "
+                f"text. For {self.task} data, `tritoncls analyze augment --task {self.task}` augments the neighbours of "
+                f"the least supported dev texts (by similarity alone), and `tritoncls analyze label-issues --task "
+                f"{self.task}` finds wrong label sets.")
         if self.space not in SPACES:
             raise ConfigError(f"--space {self.space!r}: choose one of {', '.join(SPACES)}.")
         if self.strategy not in STRATEGIES:
