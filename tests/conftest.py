@@ -439,3 +439,30 @@ def tree_checkpoint(tmp_path_factory, tree_dir) -> Path:
 @pytest.fixture(scope="session")
 def tree_export(tmp_path_factory, tree_checkpoint) -> Path:
     return support.export_dir_for(tree_checkpoint, tmp_path_factory.mktemp("tree_export") / "export")
+
+
+@pytest.fixture(scope="module", params=[("ml", "ensemble"), ("tree", "fused")], ids=lambda p: f"{p[0]}-{p[1]}")
+def ml_served(request, tmp_path_factory):
+    """(server, export, test texts): the multi-label demo model served as an ensemble, the hierarchical one fused."""
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.server import TritonServer
+
+    which, layout = request.param
+    export = request.getfixturevalue(f"{which}_export")
+    root = request.getfixturevalue(f"{which}_dir")
+    texts = [line.split("\t")[0] for line in (root / "test.txt").read_text(encoding="utf-8").splitlines()]
+    folder = tmp_path_factory.mktemp(f"{which}_{layout}")
+    repo = build_repository(BuildConfig(model=str(export), output=str(folder / "repo"), layout=layout))
+    with TritonServer(repo, log_file=folder / "tritonserver.log") as server:
+        yield server, export, texts
+
+
+@pytest.fixture(scope="module")
+def ml_offline(ml_served):
+    """The offline predictor's probabilities and label sets of ml_served's texts."""
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.runtime import label_sets
+
+    _, export, texts = ml_served
+    result = open_predictor(OfflineConfig(model=str(export))).predict_probs(texts)
+    return result.probs, label_sets(result.mask)

@@ -2,7 +2,7 @@
 offline predictor's (probabilities within 1e-4), a child never comes without its parent, and the tensor
 contract works from stock clients (tritonclient gRPC/HTTP, a KServe v2 JSON body, perf_analyzer).
 
-One server per model and layout, for the module.
+One server per model and layout, for the module (fixtures ``ml_served`` and ``ml_offline`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -14,46 +14,19 @@ import urllib.request
 import numpy as np
 import pytest
 
-from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.clients import classify_texts, make_client
-from tritoncls.common.offline import OfflineConfig, open_predictor
 from tritoncls.errors import ClientError
-from tritoncls.runtime import Manifest, label_sets
-from tritoncls.server import TritonServer
+from tritoncls.runtime import Manifest
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
 PROB_TOLERANCE = 1e-4
 
 
-def _texts(root) -> list[str]:
-    return [line.split("\t")[0] for line in (root / "test.txt").read_text(encoding="utf-8").splitlines()]
-
-
-@pytest.fixture(scope="module", params=[("ml", "ensemble"), ("tree", "fused")], ids=lambda p: f"{p[0]}-{p[1]}")
-def served(request, tmp_path_factory):
-    """(server, export, texts): the multi-label demo model as an ensemble, the hierarchical one fused."""
-    which, layout = request.param
-    export = request.getfixturevalue(f"{which}_export")
-    texts = _texts(request.getfixturevalue(f"{which}_dir"))
-    folder = tmp_path_factory.mktemp(f"{which}_{layout}")
-    repo = build_repository(BuildConfig(model=str(export), output=str(folder / "repo"), layout=layout))
-    with TritonServer(repo, log_file=folder / "tritonserver.log") as server:
-        yield server, export, texts
-
-
-@pytest.fixture(scope="module")
-def offline(served):
-    """The offline predictor's probabilities and label sets of the test texts."""
-    _, export, texts = served
-    result = open_predictor(OfflineConfig(model=str(export))).predict_probs(texts)
-    return result.probs, label_sets(result.mask)
-
-
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_served_label_sets_equal_the_offline_predictors_on_every_test_text(protocol, served, offline):
-    server, export, texts = served
-    probs, sets = offline
+def test_served_label_sets_equal_the_offline_predictors_on_every_test_text(protocol, ml_served, ml_offline):
+    server, export, texts = ml_served
+    probs, sets = ml_offline
     url = server.grpc_url if protocol == "grpc" else server.http_url
     predictions = classify_texts(texts, [url], protocol=protocol, concurrency=4, batch_size=16, all_probs=True)
     labels = Manifest.load(export).labels
@@ -65,18 +38,18 @@ def test_served_label_sets_equal_the_offline_predictors_on_every_test_text(proto
     assert len({len(p.labels) for p in predictions}) > 1, "every set the same size: the padding was not exercised"
 
 
-def test_single_text_requests_get_the_same_sets_as_batched_ones(served, offline):
-    server, export, texts = served
+def test_single_text_requests_get_the_same_sets_as_batched_ones(ml_served, ml_offline):
+    server, export, texts = ml_served
     labels = Manifest.load(export).labels
     with make_client(server.grpc_url) as client:
         for i in range(0, 40, 7):
             (prediction,) = client.classify([texts[i]])
-            assert prediction.names == tuple(labels[j] for j in offline[1][i])
+            assert prediction.names == tuple(labels[j] for j in ml_offline[1][i])
 
 
-def test_a_kserve_v2_json_body_gets_variable_width_label_sets_and_probs_on_request(served, offline):
-    server, export, texts = served
-    probs, sets = offline
+def test_a_kserve_v2_json_body_gets_variable_width_label_sets_and_probs_on_request(ml_served, ml_offline):
+    server, export, texts = ml_served
+    probs, sets = ml_offline
     labels = Manifest.load(export).labels
     sizes = [len(row) for row in sets]
     rows = [sizes.index(min(sizes)), sizes.index(max(sizes))]  # the narrowest set is padded to the widest
@@ -95,8 +68,8 @@ def test_a_kserve_v2_json_body_gets_variable_width_label_sets_and_probs_on_reque
     np.testing.assert_allclose(np.reshape(outputs["probs"]["data"], (len(rows), -1)), probs[rows], atol=PROB_TOLERANCE)
 
 
-def test_bad_requests_get_the_same_clear_errors_as_multi_class(served):
-    server, _, texts = served
+def test_bad_requests_get_the_same_clear_errors_as_multi_class(ml_served):
+    server, _, texts = ml_served
     with make_client(server.grpc_url) as client:
         with pytest.raises(ClientError, match=r"text 0: bytes b'\\xff\\xfe n' at offset 0 are not valid UTF-8"):
             client.infer_raw([b"\xff\xfe not utf-8"])
@@ -106,8 +79,8 @@ def test_bad_requests_get_the_same_clear_errors_as_multi_class(served):
     assert server.is_running()
 
 
-def test_perf_analyzer_drives_the_multi_label_ensemble_with_string_data(served, perf_analyzer_ready):
-    server, _, texts = served
+def test_perf_analyzer_drives_the_multi_label_ensemble_with_string_data(ml_served, perf_analyzer_ready):
+    server, _, texts = ml_served
     command = [str(perf_analyzer_ready.binary), "-m", "seqcls", "-u", server.grpc_url, "-i", "grpc",
                "--string-data", texts[0], "--concurrency-range", "2", "--measurement-mode", "count_windows",
                "--measurement-request-count", "20", "--stability-percentage", "999"]  # any rate: this is no benchmark
@@ -116,8 +89,8 @@ def test_perf_analyzer_drives_the_multi_label_ensemble_with_string_data(served, 
     assert "Throughput:" in done.stdout
 
 
-def test_classify_writes_label_sets_with_their_probabilities(served, offline, tmp_path):
-    server, export, texts = served
+def test_classify_writes_label_sets_with_their_probabilities(ml_served, ml_offline, tmp_path):
+    server, export, texts = ml_served
     (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     from tritoncls.cli import main
 
