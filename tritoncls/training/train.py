@@ -222,6 +222,8 @@ def train(config: TrainConfig) -> TrainResult:
     train_enc = encode(tokenizer, [e.text for e in train_set], max_len)
     dev_enc = encode(tokenizer, [e.text for e in dev_set], max_len)
     train_y, dev_y = objective.targets(train_set), objective.targets(dev_set)
+    if objective.init_head(model, train_y) and rank == 0:
+        log.info("New multi-label head: each label's bias starts at its share of the training texts (log-odds)")
     if rank == 0:
         log.info("Model: %s; %s task, %d labels; vocab %d; max_seq_length %d; %d processes",
                  source, config.task, len(labels), len(tokenizer.vocab), max_len, world)
