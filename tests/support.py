@@ -65,7 +65,8 @@ def export_dir_for(checkpoint: Path, out: Path) -> Path:
 #: The fixtures (in conftest.py) that train or export a model with Paddle: every test that uses one,
 #: even through another fixture, is marked slow at collection.
 TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
-                     "pruned", "good_checkpoint", "keyword_checkpoint")
+                     "pruned", "good_checkpoint", "keyword_checkpoint", "multi_label_teacher_checkpoint",
+                     "multi_label_pruned")
 
 
 def must_be_slow(item: Any) -> bool:
