@@ -369,7 +369,9 @@ def test_pruned_checkpoint_is_complete_and_loads_like_any_checkpoint(pruned, toy
     directory = out / "width_mult_0.75" / "checkpoint"
     names = {p.name for p in directory.iterdir()}
     assert {"config.json", "model_state.pdparams", "vocab.txt", "label.txt", "training_config.json",
-            ckpt.COMPLETE_MARKER} <= names
+            ckpt.TASK_FILE, ckpt.COMPLETE_MARKER} <= names
+    assert ckpt.saved_task(directory).task == "multi_class"
+    assert json.loads((directory / ckpt.TASK_FILE).read_text())["metric"] == "accuracy"
     config = json.loads((directory / "config.json").read_text())
     assert (config["num_attention_heads"], config[modeling.HEAD_DIM_FIELD], config["intermediate_size"]) == (3, 16, 96)
     model = modeling.load_checkpoint_model(directory)
