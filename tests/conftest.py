@@ -172,6 +172,37 @@ def keyword_checkpoint(tmp_path_factory) -> Path:
     return save
 
 
+@pytest.fixture(scope="session")
+def multi_label_dataset(tmp_path_factory) -> Path:
+    """The multi-label toy set (food/sport/weather, 140 train, 28 dev), shared by the session: never write to it."""
+    return support.write_toy_multi_label_dataset(tmp_path_factory.mktemp("toy_ml_dataset") / "toy", count=168, dev=28)
+
+
+@pytest.fixture(scope="session")
+def multi_label_teacher_checkpoint(tmp_path_factory, multi_label_dataset) -> Path:
+    """The tiny architecture trained as a multi-label model on multi_label_dataset until it has learned it (its
+    task.json holds thresholds tuned on dev): the teacher of the multi-label pruning tests."""
+    save = tmp_path_factory.mktemp("ml_teacher") / "checkpoint"
+    result = support.train_tiny(multi_label_dataset, save, epochs=8, batch_size=8, learning_rate=3e-3,
+                                task="multi_label")
+    assert result.best_score >= 0.8, result.history  # macro-F1; 0.6 is the all-label guess
+    return save
+
+
+@pytest.fixture(scope="module")
+def multi_label_pruned(tmp_path_factory, multi_label_dataset, multi_label_teacher_checkpoint):
+    """``prune`` of the multi-label teacher at width 1/2 (one epoch): the output directory and the PruneResult."""
+    from tritoncls.prune.prune import PruneConfig, prune
+
+    out = tmp_path_factory.mktemp("ml_pruned") / "prune"
+    result = prune(PruneConfig(
+        dataset_dir=str(multi_label_dataset), checkpoint=str(multi_label_teacher_checkpoint), output=str(out),
+        device="cpu", width_mult_list=["1/2"], batch_size=16, eval_batch_size=8, learning_rate=1e-3, epochs=1,
+        logging_steps=1, save_steps=3, max_seq_length=32, importance_max_examples=24, latency_repeats=1,
+    ))
+    return out, result
+
+
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory, toy_dataset, teacher_checkpoint):
     """``prune`` of the teacher at widths 1/2 and 3/4: the output directory and the PruneResult."""

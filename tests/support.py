@@ -71,7 +71,7 @@ def export_dir_for(checkpoint: Path, out: Path) -> Path:
 #: even through another fixture, is marked slow at collection.
 TRAINING_FIXTURES = ("demo_checkpoint", "demo_export", "kuake_checkpoint", "kuake_export", "teacher_checkpoint",
                      "pruned", "good_checkpoint", "keyword_checkpoint", "ml_checkpoint", "ml_export",
-                     "tree_checkpoint", "tree_export")
+                     "tree_checkpoint", "tree_export", "multi_label_teacher_checkpoint", "multi_label_pruned")
 
 
 def must_be_slow(item: Any) -> bool:

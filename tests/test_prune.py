@@ -10,15 +10,21 @@ import pytest
 from tritoncls import modeling
 from tritoncls.errors import ConfigError
 from tritoncls.modeling.dynamic import encode, predict_logits
+from tritoncls.modeling.objective import Objective
 from tritoncls.prune.prune import (
     PruneConfig,
+    WidthResult,
     importance,
     parse_width,
     plan_widths,
     prune,
     reorder,
+    row_from_report,
+    saved_metric,
     truncated_copy,
+    write_report,
 )
+from tritoncls.runtime import MULTI_CLASS, MULTI_LABEL
 
 # ---------------------------------------------------------------------------------------------
 # Ranking, reordering, truncation (no training)
@@ -77,9 +83,79 @@ def test_distillation_loss_adds_the_hidden_state_term_only_when_weighted(tiny_mo
     teacher_logits = teacher(ids, token_type_ids=types)
     plain = PruneConfig(dataset_dir=str(tmp_path))
     with_hidden = PruneConfig(dataset_dir=str(tmp_path), hidden_loss_weight=1.0)
-    logits_only = float(_distil_loss(student, teacher, ids, types, y, teacher_logits, plain))
-    both = float(_distil_loss(student, teacher, ids, types, y, None, with_hidden))
+    objective = Objective(MULTI_CLASS, ["food", "sport"])
+    logits_only = float(_distil_loss(student, teacher, ids, types, y, teacher_logits, plain, objective))
+    both = float(_distil_loss(student, teacher, ids, types, y, None, with_hidden, objective))
     assert np.isfinite(logits_only) and both > logits_only
+
+
+def test_multi_class_distillation_loss_is_the_softmax_cross_entropy_it_always_was(tiny_model_and_batch, tmp_path):
+    import paddle
+    import paddle.nn.functional as F
+
+    from tritoncls.modeling.dynamic import pad_batch
+    from tritoncls.prune.prune import _distil_loss
+
+    teacher, enc, labels = tiny_model_and_batch
+    student = truncated_copy(teacher, 2, 64)
+    ids, types = (paddle.to_tensor(a) for a in pad_batch(enc, list(range(8))))
+    y = paddle.to_tensor(labels[:8])
+    teacher_logits = teacher(ids, token_type_ids=types)
+    config = PruneConfig(dataset_dir=str(tmp_path), temperature=3.0, soft_label_weight=0.3)
+    loss = float(_distil_loss(student, teacher, ids, types, y, teacher_logits, config,
+                              Objective(MULTI_CLASS, ["food", "sport"])))
+    # The formula prune used before multi-label tasks, verbatim.
+    logits, t = student(ids, token_type_ids=types), config.temperature
+    soft = -(F.softmax(teacher_logits / t, axis=-1) * F.log_softmax(logits / t, axis=-1)).sum(-1).mean()
+    before = config.soft_label_weight * t * t * soft + (1 - config.soft_label_weight) * F.cross_entropy(logits, y)
+    np.testing.assert_allclose(loss, float(before), rtol=1e-6)
+
+
+def _bce(logits: np.ndarray, target: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits against probabilities, written out."""
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return float(-(target * np.log(p) + (1 - target) * np.log(1 - p)).mean())
+
+
+def test_multi_label_distillation_loss_is_bce_against_the_teachers_tempered_sigmoids_times_t_squared():
+    import paddle
+
+    rng = np.random.default_rng(5)
+    student, teacher = rng.normal(0, 3, (6, 4)).astype(np.float32), rng.normal(0, 3, (6, 4)).astype(np.float32)
+    t = 2.5
+    loss = Objective(MULTI_LABEL, list("abcd")).distillation_loss(paddle.to_tensor(student), paddle.to_tensor(teacher), t)
+    expected = t * t * _bce(student / t, 1.0 / (1.0 + np.exp(-teacher.astype(np.float64) / t)))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_multi_label_prune_loss_mixes_soft_sigmoid_targets_and_the_label_sets(tiny_model_and_batch, tmp_path):
+    import paddle
+
+    from tritoncls.modeling.dynamic import pad_batch
+    from tritoncls.prune.prune import _distil_loss
+
+    teacher, enc, _ = tiny_model_and_batch
+    student = truncated_copy(teacher, 2, 64)
+    ids, types = (paddle.to_tensor(a) for a in pad_batch(enc, list(range(8))))
+    label_sets = np.array([[i % 2, i % 3 == 0] for i in range(8)], dtype=np.float32)
+    teacher_logits = teacher(ids, token_type_ids=types)
+    config = PruneConfig(dataset_dir=str(tmp_path), temperature=2.0, soft_label_weight=0.4)
+    loss = float(_distil_loss(student, teacher, ids, types, paddle.to_tensor(label_sets), teacher_logits, config,
+                              Objective(MULTI_LABEL, ["food", "sport"])))
+    logits, t = student(ids, token_type_ids=types).numpy(), 2.0
+    soft_targets = 1.0 / (1.0 + np.exp(-teacher_logits.numpy().astype(np.float64) / t))
+    expected = 0.4 * t * t * _bce(logits / t, soft_targets) + 0.6 * _bce(logits, label_sets)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_importance_ranks_with_the_loss_it_is_given(tiny_model_and_batch):
+    import paddle
+
+    model, enc, labels = tiny_model_and_batch
+    label_sets = np.stack([labels, 1 - labels], axis=1).astype(np.float32)
+    heads, neurons = importance(model, enc, label_sets, 16, paddle.nn.BCEWithLogitsLoss())
+    assert heads.shape == (2, 4) and neurons.shape == (2, 128) and (heads > 0).any()
+    assert not np.allclose(heads, importance(model, enc, labels, 16)[0])
 
 
 @pytest.mark.slow  # distils (trains) the student for two epochs
@@ -89,12 +165,12 @@ def test_distillation_evaluates_every_save_steps_counted_from_the_last_evaluatio
 
     teacher, enc, labels = tiny_model_and_batch
     train = Encoded(enc.input_ids[:40], enc.token_type_ids[:40])  # 40 texts / batch 8 = 5 steps an epoch
-    d = _Data(["food", "sport"], train, labels[:40], enc, labels, [], None)
+    d = _Data(Objective(MULTI_CLASS, ["food", "sport"]), train, labels[:40], enc, labels, [], None)
     config = PruneConfig(dataset_dir=str(tmp_path), batch_size=8, epochs=2, save_steps=3,
                          hidden_loss_weight=1.0, learning_rate=1e-3)
     saved = []
     state = distil(truncated_copy(teacher, 2, 64), teacher, plan_widths(["1/2"], 4, 128)[0], d, config,
-                   lambda model, st: saved.append(st["global_step"]))
+                   lambda model, st, dev: saved.append(st["global_step"]))
     # epoch 1: 3, 5 (its end); epoch 2: 8, 10 (its end). Counting global steps (every 3rd) gave 3, 5, 6, 9, 10:
     # step 6 came one step after the epoch-end evaluation at 5.
     assert [e["step"] for e in state["evaluations"]] == [3, 5, 8, 10]
@@ -182,6 +258,80 @@ def test_prune_help_lists_the_reference_flags_with_defaults(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
+# The task and metric of a report (no training)
+# ---------------------------------------------------------------------------------------------
+
+
+def _report_rows(metric: str) -> list[WidthResult]:
+    rows = []
+    for name, width, score, truncated in (("unpruned", "1", 0.8, None), ("width_mult_0.5", "1/2", 0.75, 0.5)):
+        row = WidthResult(name=name, width=width, num_attention_heads=2, attention_head_dim=16, intermediate_size=64,
+                          parameters=1000, onnx_bytes=4000, export_dir=f"/exports/{name}", metric=metric,
+                          dev_score_truncated=truncated, dev_score=score, ms_per_text=1.0, ms_per_text_best=1.0)
+        if metric != "accuracy":
+            row.dev_set_scores = {"macro_f1": score, "micro_f1": score + 0.1, "subset_accuracy": 0.5}
+        rows.append(row)
+    return rows
+
+
+def test_multi_class_report_keeps_its_accuracy_columns_and_json_keys(tmp_path):
+    md, js = write_report(tmp_path, _report_rows("accuracy"), PruneConfig(dataset_dir=str(tmp_path)), tmp_path, 8)
+    text = md.read_text(encoding="utf-8")
+    assert ("| width | heads x dim | FFN | params (M) | ONNX (MB) | dev acc (%) | Δ acc (pts) | ms/text | latency ratio "
+            "| size ratio |\n|---|---|---|---|---|---|---|---|---|---|\n") in text
+    assert "| 1/2 | 2 x 16 | 64 | 0.00 | 0.0 | 75.00 | -5.00 | 1.00 |" in text
+    assert "Dev accuracy right after truncation (before distillation): 1/2: 50.00%." in text
+    assert "F1" not in text
+    report = json.loads(js.read_text())
+    assert report["setup"]["task"] == MULTI_CLASS and report["setup"]["metric"] == "accuracy"
+    row = report["rows"][1]
+    assert (row["dev_accuracy"], row["dev_accuracy_truncated"]) == (0.75, 0.5)
+    assert row["accuracy_delta_points"] == pytest.approx(-5.0)
+
+
+def test_multi_label_report_names_its_metric_instead_of_accuracy(tmp_path):
+    md, js = write_report(tmp_path, _report_rows("macro_f1"), PruneConfig(dataset_dir=str(tmp_path)), tmp_path, 8,
+                          task=MULTI_LABEL)
+    text = md.read_text(encoding="utf-8")
+    assert "| dev macro-F1 (%) | Δ macro-F1 (pts) | dev micro-F1 (%) | ms/text |" in text
+    assert "| 1/2 | 2 x 16 | 64 | 0.00 | 0.0 | 75.00 | -5.00 | 85.00 | 1.00 |" in text
+    assert "Dev macro-F1 right after truncation (before distillation): 1/2: 50.00%." in text
+    assert "tempered sigmoids" in text and "dev acc" not in text and "accuracy" not in text
+    report = json.loads(js.read_text())
+    assert report["setup"]["task"] == MULTI_LABEL and report["setup"]["metric"] == "macro_f1"
+    row = report["rows"][1]
+    assert (row["dev_macro_f1"], row["dev_macro_f1_truncated"]) == (0.75, 0.5)
+    assert row["macro_f1_delta_points"] == pytest.approx(-5.0) and row["dev_set_scores"]["micro_f1"] == 0.85
+    assert "dev_accuracy" not in row and "accuracy_delta_points" not in row
+
+
+def test_a_report_row_written_before_multi_label_tasks_reads_as_an_accuracy_row():
+    old = {"name": "width_mult_0.5", "width": "1/2", "num_attention_heads": 2, "attention_head_dim": 16,
+           "intermediate_size": 64, "parameters": 1, "onnx_bytes": 1, "export_dir": "e", "checkpoint_dir": "c",
+           "dev_accuracy_truncated": 0.5, "dev_accuracy_best_dynamic": 0.7, "distil_seconds": 3.0,
+           "dev_accuracy": 0.75, "ms_per_text": 1.0, "ms_per_text_best": 1.0, "ms_per_text_runs": [1.0],
+           "accuracy_delta_points": 0.0, "latency_ratio": 1.0}
+    row = row_from_report(old)
+    assert (row.metric, row.dev_score_truncated, row.dev_score_best_dynamic) == ("accuracy", 0.5, 0.7)
+    assert np.isnan(row.dev_score) and row.ms_per_text_runs == []  # measured again
+
+
+@pytest.mark.parametrize(("recorded", "task", "expected"), [
+    (None, MULTI_CLASS, "accuracy"), (None, MULTI_LABEL, "macro_f1"), ("micro_f1", MULTI_LABEL, "micro_f1"),
+    ("micro_f1", "hierarchical", "micro_f1"), ("accuracy", MULTI_CLASS, "accuracy")])
+def test_the_dev_metric_is_the_one_the_checkpoint_was_selected_by(tmp_path, recorded, task, expected):
+    if recorded is not None:
+        (tmp_path / "task.json").write_text(json.dumps({"task": task, "metric": recorded}))
+    assert saved_metric(tmp_path, task) == expected
+
+
+def test_a_metric_that_does_not_fit_the_checkpoints_task_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "task.json").write_text(json.dumps({"task": MULTI_LABEL, "metric": "accuracy"}))
+    with pytest.raises(ConfigError, match=r"task.json: metric 'accuracy' does not score a multi_label task"):
+        saved_metric(tmp_path, MULTI_LABEL)
+
+
+# ---------------------------------------------------------------------------------------------
 # End to end on the toy set: checkpoints, exports, report
 # ---------------------------------------------------------------------------------------------
 
@@ -219,7 +369,9 @@ def test_pruned_checkpoint_is_complete_and_loads_like_any_checkpoint(pruned, toy
     directory = out / "width_mult_0.75" / "checkpoint"
     names = {p.name for p in directory.iterdir()}
     assert {"config.json", "model_state.pdparams", "vocab.txt", "label.txt", "training_config.json",
-            ckpt.COMPLETE_MARKER} <= names
+            ckpt.TASK_FILE, ckpt.COMPLETE_MARKER} <= names
+    assert ckpt.saved_task(directory).task == "multi_class"
+    assert json.loads((directory / ckpt.TASK_FILE).read_text())["metric"] == "accuracy"
     config = json.loads((directory / "config.json").read_text())
     assert (config["num_attention_heads"], config[modeling.HEAD_DIM_FIELD], config["intermediate_size"]) == (3, 16, 96)
     model = modeling.load_checkpoint_model(directory)
@@ -301,3 +453,103 @@ def test_pruned_export_builds_a_repository_and_classifies_through_triton_like_it
             predictions = client.classify(texts)
     assert [p.label for p in predictions] == [["food", "sport"][i] for i in expected.argmax(1)]
     np.testing.assert_allclose([p.confidence for p in predictions], expected.max(1), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end on the multi-label toy set: the task comes from the teacher checkpoint
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_multi_label_prune_report_names_the_metric_and_scores_each_export_with_its_own_thresholds(multi_label_pruned):
+    out, result = multi_label_pruned
+    report = json.loads((out / "prune_report.json").read_text())
+    assert (report["setup"]["task"], report["setup"]["metric"]) == (MULTI_LABEL, "macro_f1")
+    rows = report["rows"]
+    assert [r["name"] for r in rows] == ["unpruned", "width_mult_0.5"]
+    for row in rows:
+        assert row["metric"] == "macro_f1" and 0 <= row["dev_macro_f1"] <= 1 and "dev_accuracy" not in row
+        assert set(row["dev_set_scores"]) == {"macro_f1", "micro_f1", "subset_accuracy"}
+        assert row["dev_set_scores"]["macro_f1"] == row["dev_macro_f1"]
+    assert rows[0]["dev_macro_f1"] >= 0.8  # the teacher's export, at the teacher's thresholds
+    assert rows[1]["dev_macro_f1_best_dynamic"] is not None and rows[1]["dev_macro_f1_truncated"] is not None
+    text = result.report_md.read_text(encoding="utf-8")
+    assert "dev macro-F1 (%)" in text and "dev micro-F1 (%)" in text and "dev acc" not in text
+
+
+@pytest.mark.slow
+def test_each_pruned_multi_label_width_keeps_its_own_thresholds_and_exports_a_multi_label_model(multi_label_pruned):
+    from tritoncls.common.offline import load_manifest
+    from tritoncls.modeling import checkpoint as ckpt
+
+    out, _ = multi_label_pruned
+    width_dir = out / "width_mult_0.5"
+    saved = json.loads((width_dir / "checkpoint" / "task.json").read_text())
+    assert saved["task"] == MULTI_LABEL and len(saved["thresholds"]) == 3 and saved["metric"] == "macro_f1"
+    assert "per label" in saved["thresholds_from"] and 0 <= saved["dev_score"] <= 1
+    spec = ckpt.saved_task(width_dir / "checkpoint", ["food", "sport", "weather"])
+    manifest = load_manifest(width_dir / "export")
+    assert manifest.task == spec and manifest.task.task == MULTI_LABEL
+    assert load_manifest(out / "unpruned" / "export").task.task == MULTI_LABEL
+
+
+@pytest.mark.slow
+def test_the_reported_multi_label_dev_score_is_the_exports_served_label_sets_scored(multi_label_pruned,
+                                                                                      multi_label_dataset):
+    from tritoncls.common import data, metrics
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+
+    out, result = multi_label_pruned
+    labels = data.read_labels(multi_label_dataset / "label.txt", MULTI_LABEL)
+    dev = data.read_examples(multi_label_dataset / "dev.txt", labels, MULTI_LABEL)
+    truth = data.multi_hot(dev, len(labels)).astype(bool)
+    for row in result.rows:
+        predicted = open_predictor(OfflineConfig(model=row.export_dir)).predict_probs([e.text for e in dev]).mask
+        assert row.dev_score == pytest.approx(metrics.score("macro_f1", truth, predicted))
+        assert row.dev_set_scores["micro_f1"] == pytest.approx(metrics.score("micro_f1", truth, predicted))
+
+
+@pytest.mark.slow
+def test_remeasure_of_a_multi_label_run_keeps_its_task_and_dev_scores(multi_label_pruned, tmp_path):
+    import shutil
+
+    from tritoncls.cli import main
+
+    out, _ = multi_label_pruned
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(out / "prune_report.json", again)
+    first = json.loads((again / "prune_report.json").read_text())
+    assert main(["prune", "--remeasure", "--output_dir", str(again), "--latency_repeats", "1"]) == 0
+    report = json.loads((again / "prune_report.json").read_text())
+    assert report["setup"]["task"] == MULTI_LABEL and len(report["timing_sessions"]) == 2
+    for before, after in zip(first["rows"], report["rows"]):
+        assert after["dev_macro_f1"] == before["dev_macro_f1"]
+        assert after["dev_set_scores"] == before["dev_set_scores"]
+        assert after["dev_macro_f1_truncated"] == before["dev_macro_f1_truncated"]
+    assert "dev macro-F1 (%)" in (again / "prune_report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow  # trains a hierarchical teacher and prunes it
+def test_a_hierarchical_teacher_prunes_to_hierarchical_widths_whose_exports_keep_children_with_parents(tmp_path):
+    from tests import support
+    from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+    from tritoncls.runtime import HIERARCHICAL, label_parents
+
+    root = support.write_toy_multi_label_dataset(tmp_path / "tree", count=168, dev=28, hierarchical=True)
+    support.train_tiny(root, tmp_path / "teacher", epochs=4, batch_size=8, learning_rate=3e-3, task=HIERARCHICAL)
+    out = tmp_path / "prune"
+    result = prune(PruneConfig(dataset_dir=str(root), checkpoint=str(tmp_path / "teacher"), output=str(out),
+                               device="cpu", width_mult_list=["1/2"], batch_size=16, eval_batch_size=8, epochs=1,
+                               learning_rate=1e-3, save_steps=5, max_seq_length=32, latency_repeats=1))
+    report = json.loads(result.report_json.read_text())
+    assert (report["setup"]["task"], report["setup"]["metric"]) == (HIERARCHICAL, "macro_f1")
+    saved = json.loads((out / "width_mult_0.5" / "checkpoint" / "task.json").read_text())
+    assert saved["task"] == HIERARCHICAL and len(saved["thresholds"]) == len(support.TOY_TREE_LABELS)
+    export_dir = out / "width_mult_0.5" / "export"
+    assert load_manifest(export_dir).task.task == HIERARCHICAL
+    texts = [line.split("\t")[0] for line in (root / "dev.txt").read_text(encoding="utf-8").splitlines()]
+    mask = open_predictor(OfflineConfig(model=str(export_dir))).predict_probs(texts).mask
+    parents = label_parents(support.TOY_TREE_LABELS)
+    children = np.flatnonzero(parents >= 0)
+    assert not (mask[:, children] & ~mask[:, parents[children]]).any()

@@ -27,7 +27,10 @@ DESCRIPTION = (
     "DynaBERT-style width pruning of a checkpoint written by `tritoncls train`: rank attention heads and FFN "
     "neurons by gradient importance, keep the most important share at each width, distil from the unpruned "
     "model, then export each width (static graph + ONNX + manifest) and write prune_report.md/.json with "
-    "accuracy, size and latency against the unpruned model. Layout: OUTPUT/width_mult_<w rounded to 2 "
+    "the dev score, size and latency against the unpruned model. The task comes from the checkpoint (its "
+    "task.json): a multi-label or hierarchical model distils against the teacher's sigmoids, is scored by its "
+    "metric (macro-F1 unless task.json says micro_f1) at per-label thresholds tuned on dev for each width, and "
+    "each width's checkpoint and export keep its own thresholds. Layout: OUTPUT/width_mult_<w rounded to 2 "
     "decimals>/{checkpoint,export}/, OUTPUT/unpruned/export/. --dataset_dir is required unless --remeasure."
 )
 
@@ -50,9 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "width_mult_list", nargs="+", default=["3/4", "2/3", "1/2"], metavar="W",
          help="widths to keep, as fractions or decimals; each times the number of heads must be an integer")
     group = parser.add_argument_group("distillation, importance and report")
-    flag(group, "temperature", type=float, default=2.0, help="softmax temperature of the teacher's soft labels")
+    flag(group, "temperature", type=float, default=2.0,
+         help="temperature of the teacher's soft labels (its softmax, or its sigmoids for a multi-label model)")
     flag(group, "soft_label_weight", type=float, default=0.5,
-         help="loss = w * T^2 * soft-label cross-entropy + (1 - w) * hard-label cross-entropy")
+         help="loss = w * T^2 * soft-label cross-entropy + (1 - w) * hard-label cross-entropy (binary for a "
+              "multi-label model)")
     flag(group, "hidden_loss_weight", type=float, default=0.0,
          help="weight of the hidden-state MSE to the teacher, summed over layers (0: off, and faster)")
     flag(group, "warmup_proportion", type=float, default=0.1,

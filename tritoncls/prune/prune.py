@@ -14,6 +14,13 @@ PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on pl
 4. **Distil** from the unpruned model: soft logits at a temperature plus the hard labels (and,
    optionally, every layer's hidden states). The best checkpoint on dev is kept.
 
+The task comes from the teacher checkpoint (``task.json``; none: multi-class), never from a flag:
+multi-class models distil against the teacher's tempered softmax and are scored by dev accuracy;
+multi-label and hierarchical ones distil against its tempered sigmoids (binary cross-entropy) and are
+scored by the checkpoint's metric (macro-F1 unless ``task.json`` says micro-F1) at per-label thresholds
+tuned on dev for each student, which its ``task.json`` and export keep
+(:class:`~tritoncls.modeling.objective.Objective` does both, as in ``train``).
+
 Layout of ``output``::
 
     teacher/                    only when --checkpoint is a Hugging Face classifier: its import
@@ -32,7 +39,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -41,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from tritoncls import modeling
-from tritoncls.common import data
+from tritoncls.common import data, metrics
 from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
 from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError
@@ -50,6 +57,8 @@ from tritoncls.modeling import hf
 from tritoncls.modeling.dynamic import Encoded, encode, length_sorted_batches, pad_batch, predict_logits
 from tritoncls.modeling.export import ExportConfig, export
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
+from tritoncls.modeling.objective import DevScore, Objective
+from tritoncls.runtime import MULTI_CLASS
 from tritoncls.runtime.contract import ONNX_FILE
 
 log = logging.getLogger(__name__)
@@ -86,7 +95,8 @@ class PruneConfig:
     max_seq_length: int = 128
     #: Softmax temperature of the distillation targets.
     temperature: float = 2.0
-    #: Loss = w x T^2 x soft cross-entropy(teacher) + (1 - w) x cross-entropy(labels).
+    #: Loss = w x T^2 x soft cross-entropy(teacher) + (1 - w) x cross-entropy(labels); for multi-label tasks
+    #: binary cross-entropy against the teacher's tempered sigmoids and against the label sets.
     soft_label_weight: float = 0.5
     #: Added weight x sum over layers of MSE(student, teacher hidden states); 0 turns it off (faster:
     #: the teacher's logits are then computed once instead of every step).
@@ -203,16 +213,20 @@ def _mask_input(layer, mask, row: int, repeat: int):
     return layer.register_forward_pre_hook(hook)
 
 
-def importance(model, enc: Encoded, labels: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def importance(model, enc: Encoded, labels: np.ndarray, batch_size: int,
+               loss: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Head ``[layers, heads]`` and FFN-neuron ``[layers, intermediate]`` importance scores.
 
     Each score is ``sum over batches |dLoss/dmask|`` for a mask of ones on that head's attention
     output (the input of ``out_proj``) or that neuron's activation (the input of ``linear2``).
-    Runs in eval mode (no dropout); the weights receive no gradient.
+    ``labels`` and ``loss`` are the task's (:class:`Objective`): class ids and cross-entropy (the
+    default), or multi-hot rows and binary cross-entropy. Runs in eval mode (no dropout); the weights
+    receive no gradient.
     """
     import paddle
     import paddle.nn.functional as F
 
+    loss = loss or F.cross_entropy
     layers = _layers(model)
     heads = paddle.ones([len(layers), layers[0].self_attn.num_heads])
     neurons = paddle.ones([len(layers), layers[0].linear1.weight.shape[1]])
@@ -231,7 +245,7 @@ def importance(model, enc: Encoded, labels: np.ndarray, batch_size: int) -> tupl
         for rows in length_sorted_batches(enc, batch_size):
             ids, types = pad_batch(enc, rows, pad_id)
             logits = model(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
-            F.cross_entropy(logits, paddle.to_tensor(labels[rows])).backward()
+            loss(logits, paddle.to_tensor(labels[rows])).backward()
             head_scores += np.abs(heads.grad.numpy())
             neuron_scores += np.abs(neurons.grad.numpy())
             heads.clear_gradient()
@@ -305,7 +319,7 @@ def parameter_count(model) -> int:
 
 @dataclass
 class _Data:
-    labels: list[str]
+    objective: Objective  # the task's targets, losses and dev score
     train: Encoded
     train_y: np.ndarray
     dev: Encoded
@@ -314,8 +328,8 @@ class _Data:
     teacher_logits: np.ndarray | None  # precomputed on train when no hidden-state loss is used
 
 
-def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneConfig):
-    """Soft-label + hard-label (+ hidden-state) loss of one batch."""
+def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneConfig, objective: Objective):
+    """Soft-label + hard-label (+ hidden-state) loss of one batch, as ``objective``'s task defines them."""
     import paddle
     import paddle.nn.functional as F
 
@@ -326,22 +340,23 @@ def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneC
         with paddle.no_grad():
             target = teacher(ids, token_type_ids=types, output_hidden_states=True, return_dict=True)
         teacher_logits = target.logits
-    t = config.temperature
-    soft = -(F.softmax(teacher_logits / t, axis=-1) * F.log_softmax(logits / t, axis=-1)).sum(-1).mean()
-    loss = config.soft_label_weight * t * t * soft + (1 - config.soft_label_weight) * F.cross_entropy(logits, y)
+    w = config.soft_label_weight
+    soft = objective.distillation_loss(logits, teacher_logits, config.temperature)  # T^2 included
+    loss = w * soft + (1 - w) * objective.loss()(logits, y)
     if hidden:
         mse = sum(F.mse_loss(s, h) for s, h in zip(out.hidden_states, target.hidden_states))
         loss = loss + config.hidden_loss_weight * mse
     return loss
 
 
-def _dev_accuracy(model, d: _Data, batch_size: int) -> float:
-    logits = predict_logits(model, d.dev, batch_size)
-    return float((logits.argmax(-1) == d.dev_y).mean())
+def _dev_score(model, d: _Data, batch_size: int) -> DevScore:
+    """Dev accuracy, or the task's F1 at thresholds tuned on dev for this very model."""
+    return d.objective.score(predict_logits(model, d.dev, batch_size), d.dev_y)
 
 
 def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, save) -> dict[str, Any]:
-    """Train ``student`` on the teacher's outputs; ``save(student, state)`` whenever dev accuracy improves."""
+    """Train ``student`` on the teacher's outputs; ``save(student, state, dev)`` whenever the dev score improves
+    (``dev``: the :class:`DevScore`, thresholds included)."""
     import paddle
 
     lengths = d.train.lengths()
@@ -350,20 +365,21 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
     optimizer, lr = adamw(student, config.learning_rate, config.weight_decay,
                           steps_per_epoch * config.epochs, config.warmup_proportion)
     teacher.eval()
-    state = {"global_step": 0, "epoch": 0, "best_dev_accuracy": -1.0, "best_step": 0, "evaluations": []}
+    metric = d.objective.metric
+    state = {"global_step": 0, "epoch": 0, "metric": metric, "best_dev_score": -1.0, "best_step": 0, "evaluations": []}
     started = time.perf_counter()
     since_evaluation = 0  # steps; --save_steps counts from the last evaluation, epoch ends included
 
     def evaluate() -> None:
         nonlocal since_evaluation
         since_evaluation = 0
-        accuracy = _dev_accuracy(student, d, config.eval_batch_size)
-        state["evaluations"].append({"step": state["global_step"], "dev_accuracy": accuracy})
-        if accuracy > state["best_dev_accuracy"]:
-            state.update(best_dev_accuracy=accuracy, best_step=state["global_step"])
-            save(student, state)
-        log.info("%s step %d: dev accuracy %.4f (best %.4f at step %d)", plan.name, state["global_step"],
-                 accuracy, state["best_dev_accuracy"], state["best_step"])
+        dev = _dev_score(student, d, config.eval_batch_size)
+        state["evaluations"].append({"step": state["global_step"], "dev_score": dev.score})
+        if dev.score > state["best_dev_score"]:
+            state.update(best_dev_score=dev.score, best_step=state["global_step"])
+            save(student, state, dev)
+        log.info("%s step %d: dev %s %.4f (best %.4f at step %d)", plan.name, state["global_step"], metric,
+                 dev.score, state["best_dev_score"], state["best_step"])
 
     for epoch in range(1, config.epochs + 1):
         student.train()
@@ -371,7 +387,8 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
         for rows in epoch_batches(lengths, bs, config.seed + epoch, 0, 1):
             ids, types = (paddle.to_tensor(a) for a in pad_batch(d.train, rows, int(student.config.pad_token_id or 0)))
             target = None if d.teacher_logits is None else paddle.to_tensor(d.teacher_logits[rows])
-            loss = _distil_loss(student, teacher, ids, types, paddle.to_tensor(d.train_y[rows]), target, config)
+            loss = _distil_loss(student, teacher, ids, types, paddle.to_tensor(d.train_y[rows]), target, config,
+                                d.objective)
             loss.backward()
             optimizer.step()
             lr.step()
@@ -397,9 +414,18 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
 # ---------------------------------------------------------------------------------------------
 
 
+#: How the report names each metric: in prose, and in a table column.
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1"}
+METRIC_COLUMNS = {"accuracy": "acc", "macro_f1": "macro-F1", "micro_f1": "micro-F1"}
+#: The label-set scores kept for every export of a multi-label task (fractions).
+SET_SCORES = ("macro_f1", "micro_f1", "subset_accuracy")
+
+
 @dataclass
 class WidthResult:
-    """One row of the report."""
+    """One row of the report. Its dev scores are of ``metric``: accuracy for a multi-class model, macro-F1 (or
+    micro-F1) at the model's own per-label thresholds for a multi-label one. The JSON rows name them
+    ``dev_<metric>...`` too (``dev_accuracy``, ``dev_accuracy_truncated``, as before multi-label tasks)."""
 
     name: str
     width: str
@@ -410,13 +436,34 @@ class WidthResult:
     onnx_bytes: int
     export_dir: str
     checkpoint_dir: str | None = None
-    dev_accuracy_truncated: float | None = None  # right after truncation, before distillation
-    dev_accuracy_best_dynamic: float | None = None  # best during distillation (Paddle dynamic graph)
+    metric: str = "accuracy"
+    dev_score_truncated: float | None = None  # right after truncation, before distillation
+    dev_score_best_dynamic: float | None = None  # best during distillation (Paddle dynamic graph)
     distil_seconds: float | None = None
-    dev_accuracy: float = float("nan")  # the export, through ONNX Runtime
+    dev_score: float = float("nan")  # the export, through ONNX Runtime and its head (thresholds included)
+    dev_set_scores: dict[str, float] = field(default_factory=dict)  # multi-label: SET_SCORES of the export
     ms_per_text: float = float("nan")  # median over the timing runs
     ms_per_text_best: float = float("nan")  # fastest run: the least disturbed by other load on the machine
     ms_per_text_runs: list[float] = field(default_factory=list)
+
+    def named(self) -> dict[str, float | None]:
+        """The dev scores under the metric's own keys: ``dev_accuracy``, ``dev_macro_f1_truncated``, ..."""
+        key = f"dev_{self.metric}"
+        return {key: self.dev_score, f"{key}_truncated": self.dev_score_truncated,
+                f"{key}_best_dynamic": self.dev_score_best_dynamic}
+
+
+#: Measured again by every timing session, so not read back from a report.
+MEASURED = ("dev_score", "dev_set_scores", "ms_per_text", "ms_per_text_best", "ms_per_text_runs")
+#: Row keys of reports written before multi-label tasks, and the fields they now fill.
+LEGACY_ROW_KEYS = {"dev_accuracy_truncated": "dev_score_truncated", "dev_accuracy_best_dynamic": "dev_score_best_dynamic"}
+
+
+def row_from_report(row: dict[str, Any]) -> WidthResult:
+    """A report row (this format or the one before multi-label tasks) without its measured figures."""
+    kept = {f.name for f in fields(WidthResult)} - set(MEASURED)
+    values = {LEGACY_ROW_KEYS.get(key, key): value for key, value in row.items()}
+    return WidthResult(**{k: v for k, v in values.items() if k in kept})
 
 
 @dataclass
@@ -426,19 +473,38 @@ class PruneResult:
     report_json: Path
 
 
-def measure(results: list[WidthResult], texts: list[str], y: np.ndarray, batch_size: int, repeats: int) -> None:
-    """Dev accuracy and in-process latency of every export, runs interleaved so load drift hits all alike."""
+def measure(results: list[WidthResult], texts: list[str], truth: np.ndarray, batch_size: int, repeats: int,
+            metric: str = "accuracy") -> None:
+    """Dev score and in-process latency of every export, runs interleaved so load drift hits all alike.
+
+    ``truth``: class ids (``metric`` accuracy) or the multi-hot dev rows. Each export is scored as it
+    serves: its manifest's head decides the labels (argmax, or its own per-label thresholds).
+    """
     predictors = [open_predictor(OfflineConfig(model=r.export_dir, batch_size=batch_size)) for r in results]
     for predictor in predictors:
         predictor.predict_probs(texts[:batch_size])  # warm-up: session and allocator setup
+    last = {}
     for _ in range(repeats):
         for result, predictor in zip(results, predictors):
-            run = predictor.predict_probs(texts)
+            last[result.name] = run = predictor.predict_probs(texts)
             result.ms_per_text_runs.append(1000.0 * run.seconds / len(texts))
-            result.dev_accuracy = float((run.probs.argmax(1) == y).mean())
-    for result in results:
+    for result, predictor in zip(results, predictors):
         result.ms_per_text = float(np.median(result.ms_per_text_runs))
         result.ms_per_text_best = float(np.min(result.ms_per_text_runs))
+        _score_export(result, predictor, last[result.name], truth, metric)
+
+
+def _score_export(result: WidthResult, predictor, run, truth: np.ndarray, metric: str) -> None:
+    if metric == "accuracy":
+        result.dev_score = metrics.score(metric, truth, run.probs.argmax(1))
+        return
+    if not predictor.head.spec.multi_label:
+        raise ConfigError(f"{result.export_dir}: a {predictor.head.task} export, but the teacher is scored by "
+                          f"{metric}; export the checkpoint again (its task.json gives the task).")
+    truth = truth.astype(bool)
+    result.dev_score = metrics.score(metric, truth, run.mask)
+    scores = metrics.set_scores(truth, run.mask)
+    result.dev_set_scores = {name: scores[name] / 100.0 for name in SET_SCORES}
 
 
 def timing_session(rows: list[WidthResult], repeats: int, load_before: float) -> dict[str, Any]:
@@ -456,8 +522,10 @@ def timing_session(rows: list[WidthResult], repeats: int, load_before: float) ->
 
 
 def _ratios(row: WidthResult, base: WidthResult) -> dict[str, float]:
+    delta = 100.0 * (row.dev_score - base.dev_score)
     return {
-        "accuracy_delta_points": 100.0 * (row.dev_accuracy - base.dev_accuracy),
+        f"{row.metric}_delta_points": delta,  # accuracy_delta_points for a multi-class model
+        "score_delta_points": delta,
         "latency_ratio": row.ms_per_text / base.ms_per_text,
         "latency_ratio_best_run": row.ms_per_text_best / base.ms_per_text_best,
         "onnx_size_ratio": row.onnx_bytes / base.onnx_bytes,
@@ -466,11 +534,14 @@ def _ratios(row: WidthResult, base: WidthResult) -> dict[str, float]:
 
 
 def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source: Path, dev_size: int,
-                 sessions: Sequence[dict[str, Any]] = ()) -> tuple[Path, Path]:
+                 sessions: Sequence[dict[str, Any]] = (), task: str = MULTI_CLASS) -> tuple[Path, Path]:
     """prune_report.json and .md; ``sessions``: every timing session so far, this one last."""
     base = rows[0]
+    metric = base.metric
     setup = {
         "teacher": str(source),
+        "task": task,
+        "metric": metric,
         "dev_file": str(config.path(config.dev_file)),
         "dev_texts": dev_size,
         "latency": {"runtime": "onnxruntime (runtime.Predictor)", "batch_size": config.eval_batch_size,
@@ -478,32 +549,43 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
                     "runs": config.latency_repeats},
     }
     payload = {"setup": setup, "config": asdict(config), "versions": versions(),
-               "rows": [asdict(r) | _ratios(r, base) for r in rows], "timing_sessions": list(sessions)}
+               "rows": [asdict(r) | r.named() | _ratios(r, base) for r in rows], "timing_sessions": list(sessions)}
     json_path = out / f"{REPORT_NAME}.json"
     ckpt.write_json(json_path, payload)
+    name, column = METRIC_NAMES[metric], METRIC_COLUMNS[metric]
+    other = [m for m in ("macro_f1", "micro_f1") if m != metric] if metric != "accuracy" else []
     lines = [
         "# Width pruning report", "",
         f"Teacher `{source}`; dev `{setup['dev_file']}` ({dev_size} texts); max_seq_length {config.max_seq_length}; "
         f"distillation {config.epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
         f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}.", "",
+    ]
+    if task != MULTI_CLASS:
+        lines += [f"Task {task} (from the teacher's task.json): soft targets are the teacher's tempered sigmoids "
+                  f"(binary cross-entropy). Dev {name} of each export at its own per-label thresholds, tuned on dev "
+                  f"for that model and kept in its checkpoint's task.json and its manifest.", ""]
+    lines += [
         f"Latency: in-process ONNX Runtime (`tritoncls.runtime.Predictor`), batch {config.eval_batch_size}, texts sorted "
         f"by length, {os.cpu_count()} threads; median of {config.latency_repeats} interleaved runs over the dev texts, "
         f"tokenization included (every run, and the fastest, are in the JSON). Ratios are to the unpruned model "
         f"measured in the same run.", "",
-        "| width | heads x dim | FFN | params (M) | ONNX (MB) | dev acc (%) | Δ acc (pts) | ms/text | latency ratio | size ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| width | heads x dim | FFN | params (M) | ONNX (MB) | dev {column} (%) | Δ {column} (pts) | "
+        + "".join(f"dev {METRIC_COLUMNS[m]} (%) | " for m in other) + "ms/text | latency ratio | size ratio |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(other) + "---|---|---|",
     ]
     for row in rows:
         r = _ratios(row, base)
+        extra = "".join(f"{100 * row.dev_set_scores.get(m, float('nan')):.2f} | " for m in other)
         lines.append(
             f"| {row.width} | {row.num_attention_heads} x {row.attention_head_dim} | {row.intermediate_size} | "
-            f"{row.parameters / 1e6:.2f} | {row.onnx_bytes / 2**20:.1f} | {100 * row.dev_accuracy:.2f} | "
-            f"{r['accuracy_delta_points']:+.2f} | {row.ms_per_text:.2f} | {r['latency_ratio']:.3f} | {r['onnx_size_ratio']:.3f} |"
+            f"{row.parameters / 1e6:.2f} | {row.onnx_bytes / 2**20:.1f} | {100 * row.dev_score:.2f} | "
+            f"{r['score_delta_points']:+.2f} | {extra}{row.ms_per_text:.2f} | {r['latency_ratio']:.3f} | "
+            f"{r['onnx_size_ratio']:.3f} |"
         )
-    pruned = [r for r in rows[1:] if r.dev_accuracy_truncated is not None]
+    pruned = [r for r in rows[1:] if r.dev_score_truncated is not None]
     if pruned:
-        lines += ["", "Dev accuracy right after truncation (before distillation): "
-                  + ", ".join(f"{r.width}: {100 * r.dev_accuracy_truncated:.2f}%" for r in pruned) + "."]
+        lines += ["", f"Dev {name} right after truncation (before distillation): "
+                  + ", ".join(f"{r.width}: {100 * r.dev_score_truncated:.2f}%" for r in pruned) + "."]
     if len(sessions) > 1:
         lines += _session_lines(rows, sessions)
     md_path = out / f"{REPORT_NAME}.md"
@@ -533,16 +615,29 @@ def _session_lines(rows: list[WidthResult], sessions: Sequence[dict[str, Any]]) 
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_data(config: PruneConfig, source: Path, num_labels: int) -> tuple[list[str], list, list]:
-    labels = data.read_labels(config.path(config.label_file))
+def _read_data(config: PruneConfig, source: Path, num_labels: int, task: str) -> tuple[list[str], list, list]:
+    """Labels, train and dev examples, read as the teacher's ``task`` lays them out."""
+    labels = data.read_labels(config.path(config.label_file), task)
     saved = ckpt.saved_labels(source)
     if (saved is not None and saved != labels) or len(labels) != num_labels:
         raise ConfigError(
             f"--checkpoint {source}: the checkpoint predicts {num_labels} labels "
-            f"{data.read_labels(saved) if saved.is_file() else ''} but {config.path(config.label_file)} lists {labels}. "
+            f"{saved if saved is not None else ''} but {config.path(config.label_file)} lists {labels}. "
             f"Prune with the label file the model was trained with."
         )
-    return labels, data.read_examples(config.path(config.train_file), labels), data.read_examples(config.path(config.dev_file), labels)
+    return (labels, data.read_examples(config.path(config.train_file), labels, task),
+            data.read_examples(config.path(config.dev_file), labels, task))
+
+
+def saved_metric(directory: Path, task: str) -> str:
+    """The dev metric a checkpoint was selected by (``task.json``'s ``metric``), or the task's default: accuracy,
+    or macro-F1 for multi-label tasks."""
+    path = directory / ckpt.TASK_FILE
+    recorded = ckpt.read_json(path).get("metric") if path.is_file() else None
+    if recorded is not None and recorded not in metrics.METRICS[task]:
+        raise ConfigError(f"{path}: metric {recorded!r} does not score a {task} task (one of "
+                          f"{', '.join(metrics.METRICS[task])}); fix the file or retrain.")
+    return metrics.check_metric(task, recorded)
 
 
 def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
@@ -551,12 +646,18 @@ def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
     return np.sort(rng.permutation(size)[:config.importance_max_examples])
 
 
-def _saver(target: Path, tokenizer, labels: list[str], config: PruneConfig, plan: WidthPlan, source: Path):
-    def save(model, state: dict[str, Any]) -> None:
+def _saver(target: Path, tokenizer, objective: Objective, config: PruneConfig, plan: WidthPlan, source: Path):
+    """``save(model, state, dev)``: a complete checkpoint of the student, with its own ``task.json`` (the
+    thresholds tuned on dev for it, which its export serves)."""
+    labels = objective.labels
+
+    def save(model, state: dict[str, Any], dev: DevScore) -> None:
         def fill(tmp: Path) -> None:
             model.save_pretrained(str(tmp))
             tokenizer.save_pretrained(str(tmp))
             ckpt.write_labels(tmp, labels)
+            provenance = {"metric": objective.metric, "dev_score": dev.score, "step": state["global_step"]}
+            ckpt.write_task(tmp, dev.task, **({"thresholds_from": dev.how} if dev.how else {}), **provenance)
             resolved = asdict(config) | {
                 "stage": "prune", "teacher": str(source), "width_mult": plan.text,
                 "num_attention_heads": plan.num_heads, "intermediate_size": plan.intermediate_size,
@@ -574,12 +675,12 @@ def _export(checkpoint_dir: Path, out: Path, max_seq_length: int) -> Path:
     return export(ExportConfig(checkpoint=str(checkpoint_dir), output=str(out), max_seq_length=max_seq_length))
 
 
-def _row(name: str, width: str, model, export_dir: Path) -> WidthResult:
+def _row(name: str, width: str, model, export_dir: Path, metric: str) -> WidthResult:
     return WidthResult(
         name=name, width=width, num_attention_heads=int(model.config.num_attention_heads),
         attention_head_dim=modeling.attention_head_dim(model.config),
         intermediate_size=int(model.config.intermediate_size), parameters=parameter_count(model),
-        onnx_bytes=(export_dir / ONNX_FILE).stat().st_size, export_dir=str(export_dir),
+        onnx_bytes=(export_dir / ONNX_FILE).stat().st_size, export_dir=str(export_dir), metric=metric,
     )
 
 
@@ -612,11 +713,13 @@ def prune(config: PruneConfig) -> PruneResult:
     set_seed(config.seed)
     teacher = modeling.load_checkpoint_model(source)
     tokenizer = modeling.load_tokenizer(source)
-    labels, train_set, dev_set = _read_data(config, source, int(teacher.config.num_labels))
+    task = ckpt.saved_task(source).task  # the teacher's task, never a flag: a model knows what it predicts
+    labels, train_set, dev_set = _read_data(config, source, int(teacher.config.num_labels), task)
+    objective = Objective(task, labels, saved_metric(source, task))
+    log.info("Teacher %s: %s task, %d labels; dev scored by %s", source, task, len(labels), objective.metric)
     train_enc = encode(tokenizer, [e.text for e in train_set], config.max_seq_length)
     dev_enc = encode(tokenizer, [e.text for e in dev_set], config.max_seq_length)
-    train_y = np.array([e.label_id for e in train_set], dtype=np.int64)
-    dev_y = np.array([e.label_id for e in dev_set], dtype=np.int64)
+    train_y, dev_y = objective.targets(train_set), objective.targets(dev_set)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -625,7 +728,7 @@ def prune(config: PruneConfig) -> PruneResult:
     rows = _importance_rows(config, len(y))
     picked = Encoded([enc.input_ids[i] for i in rows], [enc.token_type_ids[i] for i in rows])
     started = time.perf_counter()
-    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.eval_batch_size)
+    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.eval_batch_size, objective.loss())
     reorder(teacher, head_scores, neuron_scores)
     log.info("Ranked %d heads and %d FFN neurons per layer on %d %s texts in %.1f s", head_scores.shape[1],
              neuron_scores.shape[1], len(rows), split, time.perf_counter() - started)
@@ -634,30 +737,30 @@ def prune(config: PruneConfig) -> PruneResult:
     teacher_logits = None
     if config.hidden_loss_weight == 0:
         teacher_logits = predict_logits(teacher, train_enc, config.eval_batch_size, desc="teacher logits")
-    d = _Data(labels, train_enc, train_y, dev_enc, dev_y, [e.text for e in dev_set], teacher_logits)
+    d = _Data(objective, train_enc, train_y, dev_enc, dev_y, [e.text for e in dev_set], teacher_logits)
 
     baseline_export = _export(source, out / BASELINE_NAME / "export", config.max_seq_length)
-    results = [_row(BASELINE_NAME, "1", teacher, baseline_export)]
+    results = [_row(BASELINE_NAME, "1", teacher, baseline_export, objective.metric)]
     for plan in plans:
         width_dir = out / plan.name
         student = truncated_copy(teacher, plan.num_heads, plan.intermediate_size)
-        truncated_accuracy = _dev_accuracy(student, d, config.eval_batch_size)
-        log.info("%s: %d heads, %d FFN neurons per layer; dev accuracy %.4f before distillation",
-                 plan.name, plan.num_heads, plan.intermediate_size, truncated_accuracy)
-        save = _saver(width_dir / "checkpoint", tokenizer, labels, config, plan, source)
+        truncated = _dev_score(student, d, config.eval_batch_size).score
+        log.info("%s: %d heads, %d FFN neurons per layer; dev %s %.4f before distillation",
+                 plan.name, plan.num_heads, plan.intermediate_size, objective.metric, truncated)
+        save = _saver(width_dir / "checkpoint", tokenizer, objective, config, plan, source)
         state = distil(student, teacher, plan, d, config, save)
         export_dir = _export(width_dir / "checkpoint", width_dir / "export", config.max_seq_length)
-        row = _row(plan.name, plan.text, student, export_dir)
+        row = _row(plan.name, plan.text, student, export_dir, objective.metric)
         row.checkpoint_dir = str(width_dir / "checkpoint")
-        row.dev_accuracy_truncated = truncated_accuracy
-        row.dev_accuracy_best_dynamic = state["best_dev_accuracy"]
+        row.dev_score_truncated = truncated
+        row.dev_score_best_dynamic = state["best_dev_score"]
         row.distil_seconds = state["seconds"]
         results.append(row)
 
     load_before = os.getloadavg()[0]
-    measure(results, d.dev_texts, dev_y, config.eval_batch_size, config.latency_repeats)
+    measure(results, d.dev_texts, dev_y, config.eval_batch_size, config.latency_repeats, objective.metric)
     session = timing_session(results, config.latency_repeats, load_before)
-    md, js = write_report(out, results, config, source, len(dev_set), [session])
+    md, js = write_report(out, results, config, source, len(dev_set), [session], task)
     log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
     return PruneResult(results, md, js)
 
@@ -667,8 +770,8 @@ def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: s
 
     Latency ratios on a shared machine move with other load; each call adds a timing session to the
     report (the table shows the newest, and the mean over sessions), leaving checkpoints and exports as
-    they are. Dev accuracy is measured again and must match the report's: a mismatch means an export
-    changed since.
+    they are. The dev score (accuracy, or the multi-label metric) is measured again and must match the
+    report's: a mismatch means an export changed since.
     """
     out = Path(output_dir)
     report_path = out / f"{REPORT_NAME}.json"
@@ -683,22 +786,24 @@ def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: s
     if not config.path(config.dev_file).is_file():
         raise ConfigError(f"{config.path(config.dev_file)}: the dev file of the original run is not there; "
                           f"pass --dataset_dir with the data set it was pruned on.")
-    kept = {f.name for f in fields(WidthResult)} - {"dev_accuracy", "ms_per_text", "ms_per_text_best", "ms_per_text_runs"}
-    rows = [WidthResult(**{k: v for k, v in row.items() if k in kept}) for row in old["rows"]]
+    rows = [row_from_report(row) for row in old["rows"]]
     for row in rows:
         load_manifest(row.export_dir)  # a clear error if an export was moved or damaged
-    labels = data.read_labels(config.path(config.label_file))
-    dev = data.read_examples(config.path(config.dev_file), labels)
+    task = old["setup"].get("task", MULTI_CLASS)  # reports written before multi-label tasks: multi-class
+    labels = data.read_labels(config.path(config.label_file), task)
+    dev = data.read_examples(config.path(config.dev_file), labels, task)
+    objective = Objective(task, labels, rows[0].metric)
     load_before = os.getloadavg()[0]
-    measure(rows, [e.text for e in dev], np.array([e.label_id for e in dev]), config.eval_batch_size,
-            config.latency_repeats)
+    measure(rows, [e.text for e in dev], objective.targets(dev), config.eval_batch_size, config.latency_repeats,
+            objective.metric)
     for row, before in zip(rows, old["rows"]):
-        if abs(row.dev_accuracy - before["dev_accuracy"]) > 1e-9:
-            log.warning("%s: dev accuracy %.4f now, %.4f in the report: the export or the dev file changed since.",
-                        row.name, row.dev_accuracy, before["dev_accuracy"])
+        reported = before.get("dev_score", before.get("dev_accuracy"))
+        if abs(row.dev_score - reported) > 1e-9:
+            log.warning("%s: dev %s %.4f now, %.4f in the report: the export or the dev file changed since.",
+                        row.name, METRIC_NAMES[row.metric], row.dev_score, reported)
     sessions = old.get("timing_sessions") or [_legacy_session(old)]
     sessions.append(timing_session(rows, config.latency_repeats, load_before))
-    md, js = write_report(out, rows, config, Path(old["setup"]["teacher"]), len(dev), sessions)
+    md, js = write_report(out, rows, config, Path(old["setup"]["teacher"]), len(dev), sessions, task)
     log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
     return PruneResult(rows, md, js)
 
