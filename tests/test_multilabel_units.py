@@ -171,3 +171,19 @@ def test_threshold_overrides_are_for_label_sets_only():
         metrics.override_thresholds(rt.TaskSpec(), ["a"], 0.5, None)
     assert metrics.override_thresholds(rt.TaskSpec("multi_label", (0.1, 0.2)), ["a", "b"], 0.3, None).thresholds == (
         0.3, 0.3)
+
+
+def test_a_new_multi_label_head_starts_at_the_label_priors_and_a_trained_one_is_left_alone():
+    from tritoncls.modeling.ernie import scratch_model
+    from tritoncls.modeling.objective import Objective
+
+    model = scratch_model({"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
+                           "intermediate_size": 16}, num_labels=3, vocab_size=30)
+    targets = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [0, 0, 0]], dtype=np.float32)
+    assert not Objective("multi_class", ["a", "b", "c"]).init_head(model, targets)
+    assert Objective("multi_label", ["a", "b", "c"]).init_head(model, targets)
+    bias = model.classifier.bias.numpy()
+    np.testing.assert_allclose(bias[:2], [0.0, np.log(0.25 / 0.75)], atol=1e-6)
+    assert bias[2] == pytest.approx(np.log(1e-4 / (1 - 1e-4)), rel=1e-4)  # a label never seen: clipped, not -inf
+    assert not Objective("multi_label", ["a", "b", "c"]).init_head(model, np.ones((2, 3), dtype=np.float32))
+    np.testing.assert_array_equal(model.classifier.bias.numpy(), bias)
