@@ -4,15 +4,22 @@ Statistics are cumulative, so a measurement takes a snapshot before and after an
 difference. Per composing model Triton reports queue time and compute time (input, infer, output);
 the ensemble's steps map to the stages tokenizer, model and postprocess, and the queue times of all
 steps together form the ``queue`` stage.
+
+Two views of the same seconds: ``shares`` divide by the whole server time (queue included), which says
+where a request waits; ``compute_shares`` divide the three steps' compute time only, which says what each
+step costs (the multi-label postprocess, with its sigmoid, thresholds and variable-length outputs, shows
+there). The fused layout is one Triton model: its time is the model stage's, and the steps' own shares
+are not visible to Triton.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 STAGES = ("tokenizer", "model", "postprocess", "queue")
+STEPS = ("tokenizer", "model", "postprocess")  # the stages that compute
 _DURATIONS = ("queue", "compute_input", "compute_infer", "compute_output")
 
 
@@ -67,6 +74,7 @@ class StageShare:
     seconds: dict[str, float]
     model_executions: int
     model_inferences: int
+    step_inferences: dict[str, int] = field(default_factory=dict)  # texts each step computed
 
     @property
     def total_s(self) -> float:
@@ -78,24 +86,47 @@ class StageShare:
         return {stage: (value / total if total > 0 else 0.0) for stage, value in self.seconds.items()}
 
     @property
+    def compute_shares(self) -> dict[str, float]:
+        """Each step's share of the steps' compute time (queue excluded)."""
+        total = sum(self.seconds[step] for step in STEPS)
+        return {step: (self.seconds[step] / total if total > 0 else 0.0) for step in STEPS}
+
+    @property
+    def us_per_text(self) -> dict[str, float]:
+        """Each step's compute time per text it computed, in microseconds."""
+        return {step: (1e6 * self.seconds[step] / self.step_inferences[step] if self.step_inferences.get(step) else 0.0)
+                for step in STEPS}
+
+    @property
     def texts_per_model_execution(self) -> float:
         return self.model_inferences / self.model_executions if self.model_executions else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "shares": self.shares, "model_executions": self.model_executions,
+        return {"seconds": self.seconds, "shares": self.shares, "compute_shares": self.compute_shares,
+                "us_per_text": self.us_per_text, "model_executions": self.model_executions,
                 "model_inferences": self.model_inferences,
                 "texts_per_model_execution": self.texts_per_model_execution}
 
 
 def stage_share(stats: Mapping[str, ModelStats], steps: Mapping[str, str]) -> StageShare:
-    """Stage shares from a statistics delta; ``steps`` maps stage -> model name (tokenizer, model, postprocess)."""
+    """Stage shares from a statistics delta; ``steps`` maps stage -> model name (tokenizer, model, postprocess).
+
+    A model named by several stages (the fused layout: one model does all three) is counted once, as the
+    model stage."""
     seconds = {stage: 0.0 for stage in STAGES}
-    for stage in ("tokenizer", "model", "postprocess"):
-        model = stats.get(steps.get(stage, ""), _ZERO)
+    inferences: dict[str, int] = {}
+    counted: set[str] = set()
+    for stage in ("model", "tokenizer", "postprocess"):
+        name = steps.get(stage, "")
+        if name in counted:
+            continue
+        counted.add(name)
+        model = stats.get(name, _ZERO)
         seconds[stage] = model.compute_ns / 1e9
         seconds["queue"] += model.queue_ns / 1e9
+        inferences[stage] = model.inference_count
     model = stats.get(steps.get("model", ""), _ZERO)
-    return StageShare(seconds, model.execution_count, model.inference_count)
+    return StageShare(seconds, model.execution_count, model.inference_count, inferences)
 
 
 def fetch_statistics(grpc_url: str) -> dict[str, ModelStats]:
