@@ -181,6 +181,29 @@ def test_compute_shares_leave_the_queue_out_and_give_each_steps_time_per_text():
     assert set(share.to_dict()) >= {"shares", "compute_shares", "us_per_text"}
 
 
+def test_compute_shares_count_a_batched_execution_once_where_per_request_time_counts_it_per_request():
+    """Recorded shape of Triton 2.51's statistics: 3 single-text requests ran as one execution of 6 ms."""
+    from tritoncls.benchmarks.triton_stats import parse_statistics
+
+    def entry(name: str, per_request_ms: float, executions: list[tuple[int, float]]) -> dict:
+        def ns(ms: float) -> dict:
+            return {"count": "1", "ns": str(int(ms * 1e6))}
+
+        return {"name": name, "inference_count": "3", "execution_count": str(len(executions)),
+                "inference_stats": {"queue": ns(0), "compute_input": ns(0), "compute_infer": ns(per_request_ms),
+                                    "compute_output": ns(0)},
+                "batch_stats": [{"batch_size": str(size), "compute_input": ns(0.5), "compute_infer": ns(ms - 1),
+                                 "compute_output": ns(0.5)} for size, ms in executions]}
+
+    stats = parse_statistics({"model_stats": [entry("tok", 3.0, [(1, 1.0)] * 3), entry("model", 18.0, [(3, 6.0)]),
+                                              entry("post", 3.0, [(3, 1.0)])]})
+    assert stats["model"].execution_compute_ns == 6_000_000 and stats["model"].compute_ns == 18_000_000
+    share = stage_share(stats, {"tokenizer": "tok", "model": "model", "postprocess": "post"})
+    assert share.compute_shares == pytest.approx({"tokenizer": 0.3, "model": 0.6, "postprocess": 0.1})
+    assert share.us_per_text == pytest.approx({"tokenizer": 1000.0, "model": 2000.0, "postprocess": 1000 / 3})
+    assert share.shares["model"] == pytest.approx(18 / 24)  # a request's view: it waited the whole batch
+
+
 def test_a_fused_model_is_counted_once_as_the_model_stage():
     stats = {"seqcls": ModelStats(64, 4, 0, 0, int(50e6), 0)}
     share = stage_share(stats, {"tokenizer": "seqcls", "model": "seqcls", "postprocess": "seqcls"})

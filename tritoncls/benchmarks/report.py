@@ -195,7 +195,7 @@ def step_compute(m: dict[str, Any]) -> list[dict[str, Any]]:
 def step_compute_lines(rows: list[dict[str, Any]]) -> list[str]:
     """:func:`step_compute` as a markdown table."""
     lines = ["| shape | repository | task | request | concurrency | tokenizer | model | postprocess | "
-             "postprocess us/text | postprocess share of server time (queue included) |",
+             "postprocess us/text | postprocess share of request time (queue included) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         c = r["compute_shares"]
@@ -346,9 +346,11 @@ def _step_compute_section(report: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     return ["## Server compute time by step", "",
-            "Each step's share of the three steps' compute time inside the server (Triton's statistics; queue "
-            "excluded), for the ensemble layout: the best point at 32 texts a request and single texts at the highest "
-            "concurrency. The last column is the postprocess share of the whole server time, queue included.", "",
+            "Each step's share of the three steps' compute time inside the server (Triton's per-execution "
+            "statistics, a dynamic batch counted once; queue excluded), and the postprocess step's compute per text, "
+            "for the ensemble layout: the best point at 32 texts a request and single texts at the highest "
+            "concurrency. The last column is the postprocess share of the mean request time in the server (queue "
+            "included; a request in a dynamic batch waits for the whole batch).", "",
             *step_compute_lines(rows), ""]
 
 
