@@ -16,7 +16,7 @@ from tests import support
 from tritoncls.benchmarks import answers
 from tritoncls.benchmarks.bench import PLANS, BenchConfig, _accuracy, _record_label_agreement, _Run
 from tritoncls.benchmarks.report import REPORT_MD, compute_targets, step_compute, write_report
-from tritoncls.benchmarks.texts import BenchTexts, read_bench_texts
+from tritoncls.benchmarks.texts import read_bench_texts
 from tritoncls.benchmarks.triton_stats import ModelStats, stage_share
 from tritoncls.clients.base import LabelSetPrediction, Prediction
 from tritoncls.common.offline import OfflineConfig, open_predictor
@@ -26,14 +26,6 @@ from tritoncls.runtime import Manifest
 def write_lines(path: Path, count: int = 64, hierarchical: bool = False) -> Path:
     path.write_text("\n".join(support.tiny_multi_label_lines(count, hierarchical)) + "\n", encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module", params=[False, True], ids=["multi_label", "hierarchical"])
-def labelled(request, tmp_path_factory) -> tuple[Path, BenchTexts]:
-    """A tiny multi-label (or hierarchical) export whose label sets vary on its labelled texts, and the texts."""
-    root = tmp_path_factory.mktemp("ml_bench")
-    data = read_bench_texts(write_lines(root / "dev.txt", hierarchical=request.param))
-    return support.write_varied_multi_label_export(root / "export", data.texts, request.param), data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,8 +52,8 @@ def test_truth_reads_label_sets_as_the_export_task_says_and_refuses_labels_it_do
     assert answers.truth(multi_class, [""]) is None
 
 
-def test_inprocess_answers_are_the_predictors_label_sets(labelled):
-    export, data = labelled
+def test_inprocess_answers_are_the_predictors_label_sets(varied_label_sets):
+    export, data = varied_label_sets
     manifest = Manifest.load(export)
     predictor = open_predictor(OfflineConfig(model=str(export)))
     sets = [tuple(name for name, _ in row) for row in predictor.predict_sets(list(data.texts))]
@@ -102,8 +94,8 @@ def _run(tmp_path: Path, export: Path, data: Path) -> _Run:
     return _Run(config, config.plan(), tmp_path / "work")
 
 
-def test_bench_scores_fp32_int8_and_fused_by_macro_f1_with_whole_set_agreement(labelled, tmp_path):
-    export, data = labelled
+def test_bench_scores_fp32_int8_and_fused_by_macro_f1_with_whole_set_agreement(varied_label_sets, tmp_path):
+    export, data = varied_label_sets
     run = _run(tmp_path, export, data.path)
     _accuracy(run, export, data)
     acc = run.m["accuracy"]
@@ -119,8 +111,8 @@ def test_bench_scores_fp32_int8_and_fused_by_macro_f1_with_whole_set_agreement(l
     assert "macro_f1" in target.description and "macro_f1" in target.detail
 
 
-def test_served_label_sets_are_checked_whole_against_the_inprocess_head(labelled, tmp_path):
-    export, data = labelled
+def test_served_label_sets_are_checked_whole_against_the_inprocess_head(varied_label_sets, tmp_path):
+    export, data = varied_label_sets
     manifest = Manifest.load(export)
     predictor = open_predictor(OfflineConfig(model=str(export)))
     logits = predictor.logits(data.texts).logits
