@@ -268,3 +268,26 @@ def test_bench_tiny_on_a_multi_label_export_serves_the_inprocess_label_sets_and_
     assert "Served label sets agree with in-process ONNX Runtime on 100.00% of 64 texts" in markdown
     assert "## Server compute time by step" in markdown and "## Dev macro_f1" in markdown
     assert np.isfinite([t["measured"] for t in report["targets"] if t["measured"] is not None]).all()
+
+
+def test_the_task_ab_script_reports_medians_of_the_within_round_ratios():
+    """benchmarks/task_ab.py (the interleaved A/B behind docs/benchmarks.md's multi-label figures) parses its
+    exports and summarises complete rounds only."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "task_ab.py"
+    spec = importlib.util.spec_from_file_location("task_ab", path)
+    task_ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(task_ab)
+    args = task_ab.parse_args(["a=/x", "b=/y", "--input", "dev.txt", "--output", "out"])
+    assert args.exports == ["a=/x", "b=/y"] and args.rounds == 3
+
+    def record(ratio_b32: float, ratio_single: float, post_share: float) -> dict:
+        point = {"compute_shares": {"postprocess": post_share}, "us_per_text": {"postprocess": 100.0}}
+        return {"export": "a", "b32_c1": point, "b1_c32": point, "b32_c1_vs_inprocess_file": ratio_b32,
+                "b1_c32_vs_inprocess_sorted": ratio_single}
+
+    records = [record(1.0, 0.5, 0.02), record(1.4, 1.1, 0.03), record(2.0, 0.9, 0.04), {"export": "a"}]
+    line = task_ab.summary("a", records)
+    assert "file order 1.40" in line and "sorted 0.90" in line and "3.0% (32/request)" in line
+    assert "(medians of 3 rounds)" in line and task_ab.summary("b", records) == "b: no complete round"
