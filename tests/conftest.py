@@ -285,6 +285,19 @@ def hierarchical_export(tmp_path_factory) -> Path:
     return support.write_multi_label_export(tmp_path_factory.mktemp("tiny_tree") / "export", hierarchical=True)
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["multi_label", "hierarchical"])
+def varied_label_sets(request, tmp_path_factory):
+    """A tiny multi-label (then hierarchical) export whose label sets vary on its labelled texts
+    (support.write_varied_multi_label_export), and those texts as bench reads them: (export, BenchTexts)."""
+    from tritoncls.benchmarks.texts import read_bench_texts
+
+    root = tmp_path_factory.mktemp("varied_label_sets")
+    lines = support.tiny_multi_label_lines(64, hierarchical=request.param)
+    (root / "dev.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = read_bench_texts(root / "dev.txt")
+    return support.write_varied_multi_label_export(root / "export", data.texts, request.param), data
+
+
 @pytest.fixture()
 def own_tiny_export(tmp_path) -> Path:
     """A tiny export of this test's own, to edit (``tiny_export`` is shared by the session)."""

@@ -376,6 +376,30 @@ def write_multi_label_export(directory: Path, hierarchical: bool = False) -> Pat
     return write_tiny_export(directory, labels, task=task)
 
 
+def tiny_multi_label_lines(count: int = 64, hierarchical: bool = False) -> list[str]:
+    """``count`` lines ``text<TAB>label,...`` of the tiny vocabulary, of mixed lengths, whose label fields cycle
+    through none, one and several of the tiny multi-label (or hierarchical) labels, each path with its parent."""
+    words = [w for w in TINY_WORDS if not w.startswith("##")]
+    sets = ([(), ("pos",), ("pos", "pos##joy"), ("neg", "neg##anger"), ("pos", "pos##joy", "pos##joy##glee", "neg")]
+            if hierarchical else
+            [(), ("positive",), ("negative", "sarcastic"), ("neutral",), ("positive", "neutral", "sarcastic")])
+    return [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(1 + i % 9)) + "\t" + ",".join(sets[i % len(sets)])
+            for i in range(count)]
+
+
+def write_varied_multi_label_export(directory: Path, texts: Sequence[str], hierarchical: bool = False) -> Path:
+    """The tiny multi-label (or hierarchical) export with each label's threshold at the median of its probability
+    over ``texts``: its random weights then give varied label sets (none, some, all) on those texts, where
+    thresholds of 0.5 give every label to every text."""
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+
+    write_multi_label_export(directory, hierarchical)
+    probs = open_predictor(OfflineConfig(model=str(directory))).predict_probs(list(texts)).probs
+    medians = [round(float(x), 6) for x in np.median(probs, axis=0)]
+    edit_manifest(directory, lambda manifest: manifest.update(thresholds=medians))
+    return directory
+
+
 def edit_manifest(export_dir: Path, edit: Callable[[dict], Any]) -> None:
     """Apply ``edit`` to the export's manifest.json in place."""
     path = export_dir / "manifest.json"

@@ -86,6 +86,23 @@ def test_served_flow_on_the_cpu_measures_against_inprocess_and_checks_labels(per
     assert "| fp32 |" in (tmp_path / "out" / REPORT_MD).read_text()
 
 
+@pytest.mark.triton
+def test_served_flow_of_a_multi_label_export_checks_whole_label_sets_against_cpu_fp32(perf_analyzer_ready, tmp_path):
+    from tests import support
+
+    lines = support.tiny_multi_label_lines(64)
+    texts = tmp_path / "dev.txt"
+    texts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    export = support.write_varied_multi_label_export(tmp_path / "export", [line.split("\t")[0] for line in lines])
+    config = GpuBenchConfig(model=str(export), input=str(texts), output=str(tmp_path / "out"), device="cpu",
+                            max_texts=64, label_texts=64, batch32_concurrency=(1,), single_concurrency=(4,),
+                            min_requests=4, max_trials=3, stability_pct=50)
+    (result,) = run_gpu_bench(config)["precisions"]
+    assert result["errors"] == []
+    assert result["label_agreement"] == 1.0 and result["inprocess_label_agreement"] == 1.0
+    assert all(p["stages"]["compute_shares"]["postprocess"] > 0 for p in result["served"]["points"])
+
+
 def test_the_gpu_machine_script_parses_and_its_usage_names_every_step():
     """benchmarks/gpu_served.sh runs once on a lent GPU; a syntax error there would cost the whole session.
     (Its receive + run is rehearsed end to end by `gpu_served.sh rehearse`, which needs the network and Python 3.12.)"""

@@ -9,9 +9,11 @@ CI runs TRITONCLS_SOAK_REQUESTS (default 8000, about 20-60 s) requests; the full
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tritoncls.benchmarks.soak import SoakConfig, SoakReport, _judge, read_texts_column, soak
@@ -84,3 +86,58 @@ def test_soak_texts_take_the_text_column_and_name_bad_lines(tmp_path):
     path.write_bytes(b"ok\nbad \xff\n")
     with pytest.raises(DataError, match=r"dev.txt:2: bytes .* at column 5 are not valid UTF-8"):
         read_texts_column(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-label and hierarchical exports: the answer is the whole label set
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hierarchical", [False, True], ids=["multi_label", "hierarchical"])
+def test_soak_compares_whole_label_sets_and_each_returned_probability_with_the_reference(tmp_path, hierarchical):
+    from tests import support
+    from tritoncls.benchmarks.soak import _fill, _Outcomes, _record, _reference
+    from tritoncls.clients.base import LabelSetPrediction
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+
+    texts = [line.split("\t")[0] for line in support.tiny_multi_label_lines(40, hierarchical)]
+    export = support.write_varied_multi_label_export(tmp_path / "export", texts, hierarchical)
+    reference = _reference(str(export), texts)
+    served = [LabelSetPrediction(tuple(row)) for row in open_predictor(OfflineConfig(model=str(export))).predict_sets(texts)]
+    assert {p.names for p in served} - {()} and () in {p.names for p in served}  # varied, none included
+
+    def judged(predictions):
+        outcomes = _Outcomes([None] * len(texts), [()] * len(texts), np.zeros(len(texts)), collections.Counter())
+        for index, prediction in enumerate(predictions):
+            _record(outcomes, index, prediction)
+        report = SoakReport(requests=len(texts), concurrency=1)
+        _fill(report, SoakConfig(input="x", url="h:1", requests=len(texts), warmup_requests=0), texts, outcomes,
+              reference)
+        return report
+
+    same = judged(served)
+    assert same.answered == len(texts) and same.label_mismatches == 0 and same.max_confidence_diff < 1e-6
+    changed = next(i for i, p in enumerate(served) if p.labels)
+    name, prob = served[changed].labels[0]
+    off = list(served)
+    off[changed] = LabelSetPrediction(served[changed].labels[1:])  # one label missing
+    assert judged(off).label_mismatches == 1
+    off[changed] = LabelSetPrediction(((name, prob + 0.01), *served[changed].labels[1:]))  # same set, other probability
+    assert judged(off).label_mismatches == 0 and judged(off).max_confidence_diff == pytest.approx(0.01, abs=1e-6)
+
+
+@pytest.mark.triton
+def test_soak_of_a_served_multi_label_repository_passes_with_its_label_sets_equal_to_the_reference(tmp_path):
+    from tests import support
+    from tritoncls.builder import BuildConfig, build_repository
+
+    lines = support.tiny_multi_label_lines(64)
+    (tmp_path / "dev.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    export = support.write_varied_multi_label_export(tmp_path / "export", [line.split("\t")[0] for line in lines])
+    repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo")))
+    report = soak(SoakConfig(input=str(tmp_path / "dev.txt"), requests=400, concurrency=4, model_repository=str(repo),
+                             reference_model=str(export), warmup_requests=100, max_rss_growth_mib=64, max_seconds=300))
+    print("\n" + report.summary())
+    assert report.answered == 400 and report.errors == 0, report.error_kinds
+    assert report.label_mismatches == 0 and report.max_confidence_diff <= 1e-4
+    assert report.passed, report.failures

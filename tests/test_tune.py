@@ -260,3 +260,53 @@ def test_report_leaves_the_cpu_table_out_where_cpu_was_not_measured(tmp_path):
 
     files = write_outputs(recorded_outcome(tmp_path, budget_ms=100.0), Path("EXPORT"))
     assert "Where the CPU went" not in files["report"].read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# A multi-label export: the INT8 floor is on macro-F1 of the label sets (the manifest's task)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hierarchical", [False, True], ids=["multi_label", "hierarchical"])
+def test_int8_floor_of_a_multi_label_export_is_checked_on_macro_f1_of_its_label_sets(tmp_path, hierarchical):
+    from tests import support
+    from tritoncls.benchmarks.tune.tune import int8_accuracy, read_corpus
+
+    lines = support.tiny_multi_label_lines(64, hierarchical)
+    texts = tmp_path / "dev.txt"
+    texts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    export = support.write_varied_multi_label_export(tmp_path / "export", [line.split("\t")[0] for line in lines],
+                                                     hierarchical)
+    config = TuneConfig(model=str(export), input=str(texts), output=str(tmp_path / "out"), max_texts=64)
+    corpus = read_corpus(config, export, 64)
+    assert corpus.labels[0] == ""  # a text with no label still counts
+    accuracy = int8_accuracy(export, corpus, corpus.labels)
+    assert accuracy["metric"] == "macro_f1" and accuracy["task"] == ("hierarchical" if hierarchical else "multi_label")
+    assert 0 <= accuracy["int8_macro_f1"] <= 100 and accuracy["texts"] == 64
+    assert accuracy["drop_points"] == pytest.approx(accuracy["fp32_macro_f1"] - accuracy["int8_macro_f1"], abs=0.011)
+    assert 90 <= accuracy["int8_label_set_agreement"] <= 100
+    assert "fp32_accuracy" not in accuracy
+
+
+def test_int8_is_not_tried_where_the_texts_name_labels_a_multi_label_export_does_not_have(multi_label_export,
+                                                                                        tmp_path, caplog):
+    from tritoncls.benchmarks.tune.tune import int8_accuracy, read_corpus
+
+    texts = tmp_path / "dev.txt"
+    texts.write_text("".join(f"good movie {i}\tpositive,angry\n" for i in range(32)), encoding="utf-8")
+    config = TuneConfig(model=str(multi_label_export), input=str(texts), output=str(tmp_path / "out"))
+    assert int8_accuracy(multi_label_export, read_corpus(config, multi_label_export, 64), ()) is None
+    assert "labels ['angry'] of the texts are not the model's labels" in caplog.text
+
+
+def test_report_of_a_multi_label_export_names_macro_f1_and_the_label_set_agreement(tmp_path):
+    from dataclasses import replace
+
+    from tritoncls.benchmarks.tune.report import write_outputs
+
+    outcome = recorded_outcome(tmp_path, budget_ms=100.0)
+    accuracy = {"texts": 64, "task": "multi_label", "metric": "macro_f1", "fp32_macro_f1": 48.2, "int8_macro_f1": 47.9,
+                "drop_points": 0.3, "int8_label_set_agreement": 97.5}
+    report = write_outputs(replace(outcome, accuracy=accuracy), Path("EXPORT"))["report"].read_text(encoding="utf-8")
+    assert "| precision | macro_f1 (in-process, same texts) |" in report and "| INT8 | 47.90% |" in report
+    assert "INT8 gives FP32's whole label set on 97.50% of the texts" in report

@@ -3,14 +3,18 @@
 The run, in order (each step's failure is recorded and the run goes on, so a report is always written):
 
 1. the machine: description, versions, FP32 SGEMM rate;
-2. the trained export (``--model``): dev accuracy FP32 vs INT8, fused-graph label check, and served
+2. the trained export (``--model``): dev score FP32 vs INT8, fused-graph label check, and served
    labels vs in-process labels;
-3. per shape (random-weight ERNIE 3.0 medium/mini/nano with the trained export's vocabulary):
+3. per shape (random-weight ERNIE 3.0 medium/mini/nano with the trained export's vocabulary, labels and task):
    in-process baselines, ORT fusions and INT8 in-process, then served measurements with
    perf_analyzer: the default repository (ensemble and model step alone), and on the reference
    shape the reference-style repository and the INT8 repository;
 4. optionally, thread/instance settings on the served ensemble;
 5. ``report.json``, ``report.md`` and plots in ``--output``.
+
+The task comes from the export's manifest, never from a flag: a multi-label or hierarchical export is
+scored by macro-F1 and its served label sets must equal the in-process head's (:mod:`.answers`); a
+multi-class one by accuracy and its served labels, as before.
 """
 
 from __future__ import annotations
@@ -27,9 +31,20 @@ from typing import Any
 import numpy as np
 
 from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.answers import (
+    agreement,
+    inprocess_answers,
+    max_probability_diff,
+    mean_labels,
+    metric,
+    score,
+    served_answers,
+    truth,
+)
 from tritoncls.benchmarks.flops import EncoderShape, total_flops
 from tritoncls.benchmarks.served import SweepPoint
 from tritoncls.benchmarks.texts import BenchTexts, read_bench_texts
+from tritoncls.clients.base import LabelSetPrediction, Prediction
 from tritoncls.common.offline import load_manifest
 from tritoncls.errors import ConfigError, TritonclsError
 from tritoncls.runtime import Manifest
@@ -182,7 +197,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     work = Path(config.work_dir) if config.work_dir else output / "work"
     work.mkdir(parents=True, exist_ok=True)
     trained = Path(config.model)
-    load_manifest(trained)  # fail early on a bad export
+    task = load_manifest(trained).task  # fail early on a bad export; every shape keeps its task
     data = read_bench_texts(config.input)
     texts = data.head(plan.max_texts)
     analyzer = PerfAnalyzer.find()
@@ -191,9 +206,10 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     run.m.update({
         "mode": config.mode, "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "config": asdict(config), "plan": asdict(plan), "reference_shape": plan.reference_shape,
-        "machine": machine_info(), "shapes": {}, "notes": [],
+        "machine": machine_info(), "task": task.task, "shapes": {}, "notes": [],
     })
-    log.info("bench (%s): %d texts from %s, shapes %s", config.mode, len(texts), data.path, ", ".join(plan.shapes))
+    log.info("bench (%s, %s export): %d texts from %s, shapes %s", config.mode, task.task, len(texts), data.path,
+             ", ".join(plan.shapes))
     run.m["sgemm"] = asdict(sgemm_rate())
     run.m["sgemm_onnxruntime"] = asdict(onnxruntime_sgemm_rate())
     log.info("SGEMM 2048^3 FP32: numpy %.1f GFLOP/s, ONNX Runtime MatMul %.1f GFLOP/s",
@@ -241,7 +257,7 @@ def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, anal
     arch = manifest.architecture
     flops = total_flops(lengths, EncoderShape.from_architecture(arch))
     entry: dict[str, Any] = {"export": str(export_dir), "architecture": arch, "max_seq_length": manifest.max_seq_length,
-                             "texts": len(texts),
+                             "task": manifest.task.task, "texts": len(texts),
                              "useful_flops_per_text": flops / len(lengths), "mean_tokens": float(lengths.mean()),
                              "inprocess": [], "served": {}, "skipped": []}
     run.m["shapes"][shape] = entry
@@ -337,7 +353,8 @@ def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts,
                            "baseline_texts_per_s": base["texts_per_s"] if base else None}
     out["speedup"] = out["texts_per_s"] / out["baseline_texts_per_s"] if out["baseline_texts_per_s"] else None
     if reference is not None:
-        out["label_agreement"] = float((logits.argmax(-1) == reference.argmax(-1)).mean())
+        manifest = load_manifest(export_dir)
+        out["label_agreement"] = agreement(inprocess_answers(manifest, logits), inprocess_answers(manifest, reference))
         out["max_abs_diff"] = float(np.abs(logits - reference).max())
     variant = load_manifest(derived).variant or {}
     out["fused_operators"] = variant.get("fused_operators")
@@ -345,53 +362,67 @@ def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts,
 
 
 def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
-    """Dev accuracy of the trained export, FP32 vs INT8 (and the fused graph), in-process ORT."""
+    """Dev score of the trained export, FP32 vs INT8 (and the fused graph), in-process ORT: accuracy for a
+    multi-class export, macro-F1 of the label sets for a multi-label or hierarchical one (the manifest's task)."""
     from tritoncls.benchmarks import inprocess
     from tritoncls.benchmarks.variants import fused_export
 
-    labels = list(load_manifest(trained).labels)
-    if data.labels is None or any(label not in labels for label in data.labels):
+    manifest = load_manifest(trained)
+    gold = truth(manifest, data.labels)
+    if gold is None:
         run.m["accuracy"] = {"note": f"{data.path} has no labels from the export's label set: accuracy not measured."}
         return
-    gold = np.array([labels.index(label) for label in data.labels])
     acc: dict[str, Any] = {"texts": len(data), "note": f"{trained} on {data.path} (in-process ONNX Runtime)"}
-    fp32 = inprocess.run_baseline(trained, data.texts, "onnxruntime", "sorted")[1]
-    int8 = inprocess.run_baseline(_int8(trained, run.work / "exports" / "trained-int8"), data.texts, "onnxruntime", "sorted")[1]
-    fused = inprocess.run_baseline(fused_export(trained, run.work / "exports" / "trained-fused"), data.texts,
-                                   "onnxruntime", "sorted")[1]
-    acc["fp32"] = float((fp32.argmax(-1) == gold).mean())
-    acc["int8"] = float((int8.argmax(-1) == gold).mean())
-    acc["fused"] = float((fused.argmax(-1) == gold).mean())
-    acc["int8_label_agreement"] = float((int8.argmax(-1) == fp32.argmax(-1)).mean())
-    acc["fused_label_agreement"] = float((fused.argmax(-1) == fp32.argmax(-1)).mean())
+    if manifest.task.multi_label:
+        acc |= {"task": manifest.task.task, "metric": metric(manifest)}
+    graphs = {"fp32": trained, "int8": _int8(trained, run.work / "exports" / "trained-int8"),
+              "fused": fused_export(trained, run.work / "exports" / "trained-fused")}
+    answers = {name: inprocess_answers(manifest, inprocess.run_baseline(export, data.texts, "onnxruntime", "sorted")[1])
+               for name, export in graphs.items()}
+    for name in graphs:
+        acc[name] = score(manifest, gold, answers[name])
+    acc["int8_label_agreement"] = agreement(answers["int8"], answers["fp32"])
+    acc["fused_label_agreement"] = agreement(answers["fused"], answers["fp32"])
     run.m["accuracy"] = acc
-    log.info("dev accuracy: FP32 %.4f, INT8 %.4f, fused %.4f", acc["fp32"], acc["int8"], acc["fused"])
+    log.info("dev %s: FP32 %.4f, INT8 %.4f, fused %.4f", metric(manifest), acc["fp32"], acc["int8"], acc["fused"])
 
 
 def _served_label_check(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
-    """Serve the trained export (default profile) and compare its labels with in-process ORT."""
+    """Serve the trained export (default profile) and compare its answers with in-process ORT."""
     from tritoncls.benchmarks import inprocess, served
 
     check = texts.head(run.plan.label_check_texts)
     workdir = run.work / "served" / "trained-labels"
     repo = served.build(trained, workdir / "repository")
-    _, labels = served.measure("trained/labels", repo, check.texts, [], [], workdir / "perf", analyzer,
-                               label_texts=check.texts)
+    _, predictions = served.measure("trained/labels", repo, check.texts, [], [], workdir / "perf", analyzer,
+                                    label_texts=check.texts)
     logits = inprocess.run_baseline(trained, check.texts, "onnxruntime", "sorted")[1]
-    _record_label_agreement(run, load_manifest(trained), labels or [], logits, check)
+    _record_label_agreement(run, load_manifest(trained), predictions or [], logits, check)
 
 
-def _record_label_agreement(run: _Run, manifest: Manifest, served_labels: Sequence[str], logits: np.ndarray,
-                            texts: BenchTexts) -> None:
-    names = list(manifest.labels)
-    local = [names[i] for i in logits.argmax(-1)]
-    agree = float(np.mean([a == b for a, b in zip(served_labels, local)])) if served_labels else 0.0
-    run.m["served_label_check"] = {"texts": len(served_labels), "agreement_with_inprocess": agree}
-    if texts.labels is not None and served_labels:
-        run.m["served_label_check"]["served_accuracy"] = float(np.mean([a == b for a, b in zip(served_labels, texts.labels)]))
-    log.info("served labels agree with in-process ONNX Runtime on %.2f%% of %d texts", agree * 100, len(served_labels))
+def _record_label_agreement(run: _Run, manifest: Manifest, predictions: Sequence[Prediction | LabelSetPrediction],
+                            logits: np.ndarray, texts: BenchTexts) -> None:
+    """Served answers vs the in-process head's on the same texts: the label (multi-class) or the whole label
+    set (multi-label, hierarchical) must be equal; and the task's score of the served answers where the texts
+    carry the export's labels."""
+    served = served_answers(predictions)
+    local = inprocess_answers(manifest, logits)
+    agree = agreement(served, local)
+    check: dict[str, Any] = {"texts": len(served), "agreement_with_inprocess": agree}
+    gold = truth(manifest, texts.labels)
+    if gold is not None and served:
+        check[f"served_{metric(manifest)}"] = score(manifest, gold, served)
+    if manifest.task.multi_label:
+        probs = manifest.head().probabilities(logits)
+        check |= {"task": manifest.task.task, "metric": metric(manifest),
+                  "max_probability_diff": max_probability_diff(manifest, predictions, probs),
+                  "labels_per_text": {"served": mean_labels(served), "inprocess": mean_labels(local)}}
+    run.m["served_label_check"] = check
+    what = "label sets" if manifest.task.multi_label else "labels"
+    log.info("served %s agree with in-process ONNX Runtime on %.2f%% of %d texts", what, agree * 100,
+             len(served))
     if agree < 0.999:
-        run.failures.append(f"served labels differ from in-process labels on {(1 - agree) * 100:.2f}% of texts")
+        run.failures.append(f"served {what} differ from in-process {what} on {(1 - agree) * 100:.2f}% of texts")
 
 
 def _settings_sweep(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
@@ -446,10 +477,16 @@ def _settings_row(m: dict[str, Any], shape: str, name: str, instances: int, thre
 
 
 def report_summary(report: dict[str, Any]) -> str:
-    """The targets table as text, for the CLI."""
-    from tritoncls.benchmarks.report import targets_table
+    """The targets table, the served-vs-in-process check and each step's share of server compute, for the CLI."""
+    from tritoncls.benchmarks.report import served_check_line, step_compute_lines, targets_table
 
-    return "\n".join(targets_table(report.get("targets", [])))
+    lines = targets_table(report.get("targets", []))
+    check = served_check_line(report.get("served_label_check"))
+    if check:
+        lines += ["", check]
+    if report.get("step_compute"):
+        lines += ["", "Server compute time by step (queue excluded):", *step_compute_lines(report["step_compute"])]
+    return "\n".join(lines)
 
 
 __all__ = ["BenchConfig", "BenchmarkError", "PLANS", "run_bench"]

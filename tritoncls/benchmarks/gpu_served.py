@@ -9,7 +9,8 @@ tokenizer and postprocess stay on the CPU), serves it with the bundled tritonser
   same texts (file order, as the requests come; length-sorted too), tokenization included on both sides;
 * single-text requests at high concurrency, with Triton's statistics: texts per model execution and
   each step's share of the server time (where the python tokenizer or postprocess binds, it shows);
-* served labels against in-process ONNX Runtime FP32 on the CPU (the reference every path must match).
+* served labels against in-process ONNX Runtime FP32 on the CPU (the reference every path must match):
+  the label, or for a multi-label or hierarchical export (its manifest's task) the whole label set.
 
 ``device="cpu"`` runs the same flow with CPU repositories (FP32 only): that is what CI checks, on
 machines with no GPU. Writes ``gpu_served.json`` and ``gpu_served.md`` into the output folder.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tritoncls.benchmarks import BenchmarkError
+from tritoncls.benchmarks.answers import Answer, agreement, inprocess_answers, mask_answers, served_answers
 from tritoncls.benchmarks.served import SweepPoint
 from tritoncls.benchmarks.texts import read_bench_texts
 from tritoncls.builder.config import INSTANCE_KINDS
@@ -112,11 +114,11 @@ def check_device(device: str) -> list[str]:
 
 
 def inprocess_rates(export_dir: Path, texts: list[str], device: str, onnx_file: Path | None,
-                    repeats: int = 3) -> tuple[dict[str, float], list[str]]:
+                    repeats: int = 3) -> tuple[dict[str, float], list[Answer]]:
     """Texts/s of in-process ONNX Runtime at batch 32 (tokenization included; best of ``repeats`` after a
-    warm-up) in file order and sorted by length, and the labels it gives."""
+    warm-up) in file order and sorted by length, and the answers it gives (labels, or label sets)."""
     from tritoncls.benchmarks.inprocess import best_run
-    from tritoncls.runtime import Predictor
+    from tritoncls.runtime import Manifest, Predictor
 
     rates: dict[str, float] = {}
     for order, sort in (("file", False), ("sorted", True)):
@@ -124,11 +126,15 @@ def inprocess_rates(export_dir: Path, texts: list[str], device: str, onnx_file: 
                                           sort_by_length=sort)
         best, logits = best_run(predictor, texts, repeats)
         rates[order] = len(texts) / best.seconds
-    return rates, [predictor.labels[i] for i in logits.argmax(1)]
+    return rates, inprocess_answers(Manifest.load(export_dir), logits)
 
 
-def agreement(a: list[str], b: list[str]) -> float:
-    return sum(x == y for x, y in zip(a, b)) / len(a) if a else 0.0
+def reference_answers(export_dir: Path, texts: list[str]) -> list[Answer]:
+    """In-process ONNX Runtime FP32 on the CPU: the answers every served and in-process path must give."""
+    from tritoncls.runtime import Manifest, Predictor
+
+    result = Predictor.from_export(export_dir, device="cpu").predict_probs(texts)
+    return mask_answers(Manifest.load(export_dir), result.mask)
 
 
 def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
@@ -137,7 +143,6 @@ def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
     from tritoncls.benchmarks.machine import machine_info
     from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
     from tritoncls.common.offline import load_manifest
-    from tritoncls.runtime import Predictor
 
     export_dir, output = Path(config.model), Path(config.output)
     load_manifest(export_dir)  # fail early on a bad export
@@ -148,7 +153,7 @@ def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
     analyzer = PerfAnalyzer.find()
     output.mkdir(parents=True, exist_ok=True)
     label_texts = texts[:config.label_texts]
-    reference = Predictor.from_export(export_dir, device="cpu").predict(label_texts)[0]
+    reference = reference_answers(export_dir, label_texts)
     report: dict[str, Any] = {
         "started": _dt.datetime.now().isoformat(timespec="seconds"), "config": asdict(config),
         "machine": machine_info() | {"onnxruntime_providers": providers, "gpu": driver_info() or None},
@@ -188,7 +193,7 @@ def _measure_precision(config: GpuBenchConfig, precision: str, export_dir: Path,
         return result
     result.served = measured.to_dict()
     result.errors += measured.errors
-    result.label_agreement = agreement(served_labels or [], reference)
+    result.label_agreement = agreement(served_answers(served_labels or []), reference)
     return result
 
 

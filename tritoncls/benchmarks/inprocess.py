@@ -95,7 +95,7 @@ def predictor(export_dir: Path, runtime: str, order: str, batch_size: int = 32, 
     if runtime == "paddle_dygraph":
         manifest = load_manifest(export_dir)
         return Predictor(export_tokenizer(export_dir, manifest), _dygraph_runner(Path(export_dir)), manifest.labels,
-                         manifest.tokenizer.pad_token_id, batch_size, sort)
+                         manifest.tokenizer.pad_token_id, batch_size, sort, manifest.head())
     return open_predictor(OfflineConfig(model=str(export_dir), backend=runtime, precision=precision,
                                         num_threads=threads, batch_size=batch_size, sort_by_length=sort))
 

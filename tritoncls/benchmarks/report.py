@@ -130,14 +130,19 @@ def _target_reference(m: dict[str, Any], shape: str, config: str, threshold: flo
 
 
 def _target_int8_accuracy(m: dict[str, Any]) -> Target:
+    """INT8 vs FP32 on the trained export's dev texts: accuracy, or for a multi-label export its metric (macro-F1)."""
     acc = m.get("accuracy", {})
     fp32, int8 = acc.get("fp32"), acc.get("int8")
     drop = (fp32 - int8) * 100 if fp32 is not None and int8 is not None else None
-    detail = (f"dev accuracy of the KUAKE-trained export ({acc.get('texts', 'n/a')} texts): FP32 {_fmt(fp32 and fp32 * 100, 2)}%, "
+    measure = acc.get("metric", "accuracy")
+    what = (f"dev {measure} of the trained {acc['task']} export" if "task" in acc
+            else "dev accuracy of the KUAKE-trained export")
+    detail = (f"{what} ({acc.get('texts', 'n/a')} texts): FP32 {_fmt(fp32 and fp32 * 100, 2)}%, "
               f"INT8 {_fmt(int8 and int8 * 100, 2)}%")
     if fp32 is None:
         detail = acc.get("note", "not measured: the --input file has no labels matching the export's")
-    return Target("int8_accuracy_drop", "INT8 dev accuracy within 1 point of FP32", drop, 1.0, "<=", "points", detail)
+    return Target("int8_accuracy_drop", f"INT8 dev {measure} within 1 point of FP32", drop, 1.0, "<=", "points",
+                  detail)
 
 
 def _target_tokenizer_share(m: dict[str, Any], shape: str) -> Target:
@@ -162,6 +167,42 @@ def _target_flops(m: dict[str, Any], shape: str) -> Target:
               + (f" (ONNX Runtime's own MatMul: {_fmt(mlas)} GFLOP/s, ratio {_fmt(_ratio(useful, mlas), 2)})" if mlas else ""))
     return Target(f"useful_flops_vs_sgemm[{shape}]", "Served useful FLOP/s vs the machine's SGEMM rate",
                   ratio, 0.5, ">=", "ratio", detail)
+
+
+def step_compute(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each step's share of the server's compute time (tokenizer, model, postprocess; queue excluded) and its
+    compute per text, for every shape's served ensemble-layout repositories: at 32 texts a request (the best
+    point) and for single texts (the highest concurrency). Where the multi-label postprocess costs, it shows."""
+    rows = []
+    for shape, data in m.get("shapes", {}).items():
+        for config, served in data.get("served", {}).items():
+            points = [p for p in served.get("points", []) if p["target"] == "ensemble"
+                      and "compute_shares" in p.get("stages", {})]
+            single = [p for p in points if p["batch_size"] == 1]
+            picked = [("32 texts/request", best_point(p for p in points if p["batch_size"] == 32)),
+                      ("1 text/request", max(single, key=lambda p: p["concurrency"]) if single else None)]
+            for request, point in picked:
+                if point is None:
+                    continue
+                stages = point["stages"]
+                rows.append({"shape": shape, "repository": config, "task": data.get("task", "multi_class"),
+                             "request": request, "concurrency": point["concurrency"],
+                             "compute_shares": stages["compute_shares"], "us_per_text": stages["us_per_text"],
+                             "server_shares": stages["shares"]})
+    return rows
+
+
+def step_compute_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`step_compute` as a markdown table."""
+    lines = ["| shape | repository | task | request | concurrency | tokenizer | model | postprocess | "
+             "postprocess us/text | postprocess share of request time (queue included) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        c = r["compute_shares"]
+        lines.append(f"| {r['shape']} | {r['repository']} | {r['task']} | {r['request']} | {r['concurrency']} | "
+                     f"{c['tokenizer']:.1%} | {c['model']:.1%} | {c['postprocess']:.1%} | "
+                     f"{r['us_per_text']['postprocess']:.0f} | {r['server_shares']['postprocess']:.1%} |")
+    return lines
 
 
 def _pick(m: dict[str, Any], wanted: str) -> str:
@@ -199,6 +240,7 @@ def write_report(m: dict[str, Any], output: Path, plots: bool = True) -> dict[st
     output.mkdir(parents=True, exist_ok=True)
     report = dict(m)
     report["targets"] = [t.to_dict() for t in compute_targets(m)]
+    report["step_compute"] = step_compute(m)
     report["plots"] = write_plots(m, output) if plots else []
     (output / REPORT_JSON).write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
                                       encoding="utf-8")
@@ -230,8 +272,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("notes"):
         out += ["Notes:", *[f"- {note}" for note in report["notes"]], ""]
     out += ["## Targets", "", *targets_table(report.get("targets", [])), ""]
+    out += _step_compute_section(report)
     for shape, data in report.get("shapes", {}).items():
         out += _shape_section(shape, data)
+    out += _served_check_section(report)
     out += _accuracy_section(report)
     out += _settings_section(report)
     out += ["## Versions", "", "| package | version |", "| --- | --- |"]
@@ -297,13 +341,49 @@ def _shape_section(shape: str, data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _step_compute_section(report: dict[str, Any]) -> list[str]:
+    rows = report.get("step_compute") or []
+    if not rows:
+        return []
+    return ["## Server compute time by step", "",
+            "Each step's share of the three steps' compute time inside the server (Triton's per-execution "
+            "statistics, a dynamic batch counted once; queue excluded), and the postprocess step's compute per text, "
+            "for the ensemble layout: the best point at 32 texts a request and single texts at the highest "
+            "concurrency. The last column is the postprocess share of the mean request time in the server (queue "
+            "included; a request in a dynamic batch waits for the whole batch).", "",
+            *step_compute_lines(rows), ""]
+
+
+def served_check_line(check: dict[str, Any] | None) -> str | None:
+    """One sentence on the served-vs-in-process answer check, or None where the run made none."""
+    if not check:
+        return None
+    what = "label sets" if "task" in check else "labels"
+    line = (f"Served {what} agree with in-process ONNX Runtime on {check['agreement_with_inprocess']:.2%} of "
+            f"{check['texts']} texts")
+    if "max_probability_diff" in check:
+        per_text = check["labels_per_text"]
+        line += (f"; max |probability diff| over the served labels {check['max_probability_diff']:.1e}; "
+                 f"{per_text['served']:.2f} labels per text served ({per_text['inprocess']:.2f} in-process)")
+    scored = [(k.removeprefix("served_"), v) for k, v in check.items() if k.startswith("served_")]
+    if scored:
+        line += "; served " + ", ".join(f"{name} {value:.2%}" for name, value in scored)
+    return line + "."
+
+
+def _served_check_section(report: dict[str, Any]) -> list[str]:
+    line = served_check_line(report.get("served_label_check"))
+    return ["## Served vs in-process answers", "", line, ""] if line else []
+
+
 def _accuracy_section(report: dict[str, Any]) -> list[str]:
     acc = report.get("accuracy")
     if not acc:
         return []
     rows = [f"| {k} | {v * 100:.2f}% |" for k, v in acc.items() if isinstance(v, float)]
-    return ["## Accuracy (KUAKE-trained export)", "", acc.get("note", ""), "", "| measure | value |", "| --- | --- |",
-            *rows, ""]
+    title = (f"## Dev {acc['metric']} (trained {acc['task']} export; label agreement: whole label sets)"
+             if "task" in acc else "## Accuracy (KUAKE-trained export)")
+    return [title, "", acc.get("note", ""), "", "| measure | value |", "| --- | --- |", *rows, ""]
 
 
 def _settings_section(report: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 from tritoncls.benchmarks import BenchmarkError
 from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer, text_input_data, token_input_data, write_input_data
 from tritoncls.benchmarks.triton_stats import delta, fetch_statistics, stage_share
+from tritoncls.clients.base import LabelSetPrediction, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,9 @@ def requests_per_window(point: SweepPoint, min_requests: int) -> int:
 
 def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence[int]], sweep: Sequence[SweepPoint],
             workdir: Path, analyzer: PerfAnalyzer, min_requests: int = 8, max_trials: int = 6,
-            stability_pct: int = 20, label_texts: Sequence[str] = ()) -> tuple[ServedResult, list[str] | None]:
-    """Serve ``repo`` and run the sweep; with ``label_texts`` also classify them (served labels returned)."""
+            stability_pct: int = 20, label_texts: Sequence[str] = ()
+            ) -> tuple[ServedResult, list[Prediction | LabelSetPrediction] | None]:
+    """Serve ``repo`` and run the sweep; with ``label_texts`` also classify them (the served answers returned)."""
     from tritoncls.server import TritonServer
     from tritoncls.server.memory import server_memory
 
@@ -121,7 +123,7 @@ def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence
         result.startup_s = time.perf_counter() - started
         log.info("[%s] server ready in %.1f s (gRPC %s)", name, result.startup_s, server.grpc_url)
         if label_texts:
-            labels = classify(server.grpc_url, info.ensemble, label_texts, info.text_input)
+            labels = classify(server.grpc_url, info.ensemble, label_texts)
         for point in sweep:
             model = info.ensemble if point.target == "ensemble" else info.steps["model"]
             before = fetch_statistics(server.grpc_url)
@@ -171,23 +173,14 @@ def measure_point(analyzer: PerfAnalyzer, name: str, model: str, url: str, files
     return None, False
 
 
-def classify(grpc_url: str, ensemble: str, texts: Sequence[str], input_name: str, batch_size: int = 32) -> list[str]:
-    """Labels the served ensemble gives ``texts`` (gRPC, batches of ``batch_size``)."""
-    import numpy as np
-    import tritonclient.grpc as grpcclient
+def classify(grpc_url: str, ensemble: str, texts: Sequence[str], batch_size: int = 32) -> list[Prediction | LabelSetPrediction]:
+    """What the served ensemble answers for ``texts`` (gRPC, requests of ``batch_size``), through the project's
+    client: a :class:`Prediction` per text from a multi-class ensemble, a :class:`LabelSetPrediction` from a
+    multi-label or hierarchical one (compare them with :mod:`tritoncls.benchmarks.answers`)."""
+    from tritoncls.clients.classify import make_client
 
-    from tritoncls.runtime import LABEL
-
-    client = grpcclient.InferenceServerClient(grpc_url)
-    labels: list[str] = []
-    try:
+    out: list[Prediction | LabelSetPrediction] = []
+    with make_client(grpc_url, "grpc", model_name=ensemble) as client:
         for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
-            data = np.array([[t.encode("utf-8")] for t in chunk], dtype=np.object_)
-            tensor = grpcclient.InferInput(input_name, list(data.shape), "BYTES")
-            tensor.set_data_from_numpy(data)
-            response = client.infer(ensemble, [tensor], outputs=[grpcclient.InferRequestedOutput(LABEL)])
-            labels += [v.decode("utf-8") for v in response.as_numpy(LABEL).reshape(-1)]
-    finally:
-        client.close()
-    return labels
+            out += client.classify(list(texts[start:start + batch_size]))
+    return out

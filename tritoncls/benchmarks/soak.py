@@ -6,9 +6,14 @@ latency percentiles, throughput and the server's memory (RSS of tritonserver and
 stubs) at the start, after a warm-up and at the end. With ``reference_model`` every answer is
 compared with the in-process :class:`~tritoncls.runtime.Predictor` on the same export.
 
-It passes when every request was answered, no answer is an error, every label equals the reference
+It passes when every request was answered, no answer is an error, every answer equals the reference
 (confidence within ``max_confidence_diff``) and RSS grew by at most ``max_rss_growth_mib`` after the
 warm-up (allocators and caches grow during the first requests; a leak keeps growing).
+
+The task is the export's (its manifest) and the server's (the ensemble's outputs): a multi-class answer is
+a label and its confidence; a multi-label or hierarchical answer is the whole label set, and its
+"confidence" the probability of each returned label, each compared with the reference's probability of
+that label.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from tritoncls.benchmarks.answers import Answer
+from tritoncls.clients.base import LabelSetPrediction, Prediction
 from tritoncls.common.data import read_text_column
 from tritoncls.errors import ClientError, ConfigError
 from tritoncls.server.memory import ServerMemory, find_listener
@@ -137,8 +144,8 @@ class _Sampler(threading.Thread):
 
 @dataclass
 class _Outcomes:
-    labels: list[str | None]
-    confidences: np.ndarray
+    labels: list[Answer | None]  # a label, or a label set (multi-label, hierarchical)
+    scores: list[tuple[tuple[str, float], ...]]  # the probability of each returned label
     latencies_s: np.ndarray
     errors: collections.Counter
     rss_at: dict[int, float] = field(default_factory=dict)  # requests done -> server RSS (MiB)
@@ -162,14 +169,27 @@ def soak(config: SoakConfig) -> SoakReport:
     return _run(config, config.url, sequence, _reference(config.reference_model, sequence), pid)
 
 
-def _reference(export: str | None, sequence: list[str]) -> dict[str, tuple[str, float]] | None:
+@dataclass(frozen=True)
+class _Expected:
+    """The in-process answer to one text, and every label's probability."""
+
+    answer: Answer
+    probs: dict[str, float]
+
+
+def _reference(export: str | None, sequence: list[str]) -> dict[str, _Expected] | None:
+    """The in-process Predictor's answer to each distinct text (its head decides, as the export's task says)."""
     if export is None:
         return None
-    from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.benchmarks.answers import mask_answers
+    from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
 
     unique = sorted(set(sequence))
-    labels, confidences = open_predictor(OfflineConfig(model=export)).predict(unique)
-    return {text: (label, conf) for text, label, conf in zip(unique, labels, confidences)}
+    manifest = load_manifest(export)
+    result = open_predictor(OfflineConfig(model=export)).predict_probs(unique)
+    answers = mask_answers(manifest, result.mask)
+    return {text: _Expected(answer, dict(zip(manifest.labels, map(float, row))))
+            for text, answer, row in zip(unique, answers, result.probs)}
 
 
 def _run(config: SoakConfig, url: str, sequence: list[str], reference, pid: int | None) -> SoakReport:
@@ -183,7 +203,7 @@ def _run(config: SoakConfig, url: str, sequence: list[str], reference, pid: int 
     rss_start = memory.rss_mib() if memory else None
     if sampler:
         sampler.start()
-    outcomes = _Outcomes([None] * len(sequence), np.full(len(sequence), np.nan, dtype=np.float64),
+    outcomes = _Outcomes([None] * len(sequence), [()] * len(sequence),
                          np.full(len(sequence), np.nan, dtype=np.float64), collections.Counter())
     started = time.monotonic()
     marks = {config.warmup_requests, *(len(sequence) * k // 10 for k in range(1, 10))} - {0}
@@ -224,9 +244,7 @@ def _drive(config: SoakConfig, url: str, sequence: list[str], outcomes: _Outcome
                     return
                 sent = time.perf_counter()
                 try:
-                    prediction = client.classify([sequence[index]])[0]
-                    outcomes.labels[index] = prediction.label
-                    outcomes.confidences[index] = prediction.confidence
+                    _record(outcomes, index, client.classify([sequence[index]])[0])
                 except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the soak
                     with lock:
                         outcomes.errors[_error_kind(exc)] += 1
@@ -244,6 +262,16 @@ def _drive(config: SoakConfig, url: str, sequence: list[str], outcomes: _Outcome
         thread.start()
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()) + config.timeout_s + 5)
+
+
+def _record(outcomes: _Outcomes, index: int, prediction: Prediction | LabelSetPrediction) -> None:
+    """One answer: a label and its confidence, or a label set and each label's probability."""
+    if isinstance(prediction, LabelSetPrediction):
+        outcomes.labels[index] = prediction.names
+        outcomes.scores[index] = prediction.labels
+    else:
+        outcomes.labels[index] = prediction.label
+        outcomes.scores[index] = ((prediction.label, prediction.confidence),)
 
 
 def _error_kind(exc: Exception) -> str:
@@ -264,8 +292,9 @@ def _fill(report: SoakReport, config: SoakConfig, sequence: list[str], outcomes:
                              "mean": float(latencies.mean())}
     if reference is not None:
         expected = [reference[sequence[i]] for i in answered]
-        report.label_mismatches = sum(outcomes.labels[i] != label for i, (label, _) in zip(answered, expected))
-        diffs = [abs(outcomes.confidences[i] - conf) for i, (_, conf) in zip(answered, expected)]
+        report.label_mismatches = sum(outcomes.labels[i] != e.answer for i, e in zip(answered, expected))
+        diffs = [abs(p - e.probs[name]) for i, e in zip(answered, expected) for name, p in outcomes.scores[i]
+                 if name in e.probs]
         report.max_confidence_diff = float(max(diffs)) if diffs else 0.0
 
 

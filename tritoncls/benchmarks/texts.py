@@ -10,7 +10,8 @@ from tritoncls.common.data import read_text_column
 
 @dataclass(frozen=True)
 class BenchTexts:
-    """Texts in file order; ``labels[i]`` is text i's label, or None for an unlabeled file."""
+    """Texts in file order; ``labels[i]`` is text i's label field (``label`` or ``label,label,...``; empty for a
+    multi-label text with no label), or None for an unlabeled file."""
 
     path: Path
     texts: tuple[str, ...]
@@ -30,8 +31,10 @@ class BenchTexts:
 def read_bench_texts(path: str | Path) -> BenchTexts:
     """``text`` or ``text<TAB>label`` lines (data.txt, dev.txt); blank lines are skipped.
 
-    Labels are kept only when every line has one, so an unlabeled file still benchmarks.
+    Label fields are kept only when every line has one (a tab), so an unlabeled file still benchmarks. An
+    empty field is kept: in a multi-label file it is a text with no label (the export's task decides, see
+    :func:`tritoncls.benchmarks.answers.truth`).
     """
     texts, labels = read_text_column(path)
-    keep = all(label for label in labels)
+    keep = all(label is not None for label in labels)
     return BenchTexts(Path(path), tuple(texts), tuple(labels) if keep else None)  # type: ignore[arg-type]

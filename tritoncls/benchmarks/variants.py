@@ -2,8 +2,9 @@
 
 * :func:`shape_export` builds ERNIE 3.0 ``medium``/``mini``/``nano`` from their configurations with
   random weights (speed does not depend on weight values), saves a checkpoint like ``train`` does and
-  exports it with ``tritoncls export``. The vocabulary and labels are the trained export's, so the
-  same texts tokenize to the same ids.
+  exports it with ``tritoncls export``. The vocabulary, labels and task (with its thresholds) are the
+  trained export's, so the same texts tokenize to the same ids and a multi-label export's shapes are
+  multi-label repositories, with the same postprocess to measure.
 * :func:`derived_export` copies an export with its ``model.onnx`` replaced (INT8 dynamic quantization,
   ORT transformer fusions) and the manifest updated, so the builder and the offline predictor use
   it like any export. Large files are hard-linked where the filesystem allows.
@@ -34,7 +35,8 @@ _STAMP = "tritoncls_bench_shape.json"
 
 def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length: int = SHAPE_MAX_SEQ_LENGTH,
                  seed: int = 0) -> Path:
-    """Export of ``shape`` with random weights and ``vocab_export``'s vocabulary; reused when up to date."""
+    """Export of ``shape`` with random weights and ``vocab_export``'s vocabulary, labels and task; reused when up
+    to date."""
     from tritoncls.modeling.export import ExportConfig, export
 
     if shape not in SHAPES:
@@ -44,6 +46,8 @@ def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length:
     stamp = {"shape": shape, "max_seq_length": max_seq_length, "seed": seed,
              "vocab": _file_fingerprint(vocab_export / manifest.tokenizer.vocab_file),
              "labels": list(manifest.labels)}
+    if manifest.task.multi_label:  # multi-class stamps stay as they were, so their cached exports are reused
+        stamp["task"] = manifest.task.to_dict()
     out = work_dir / "exports" / shape
     if (out / _STAMP).is_file() and json.loads((out / _STAMP).read_text(encoding="utf-8")) == stamp:
         log.info("reusing the %s shape export in %s", shape, out)
@@ -57,7 +61,8 @@ def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length:
 
 def _random_checkpoint(shape: str, vocab_export: Path, manifest: Manifest, target: Path,
                        max_seq_length: int, seed: int) -> Path:
-    """A checkpoint as ``train`` writes it: weights, tokenizer files, label.txt, training_config.json."""
+    """A checkpoint as ``train`` writes it: weights, tokenizer files, label.txt, task.json (the export's task and
+    thresholds, which ``export`` carries into the shape's manifest), training_config.json."""
     import paddle
 
     from tritoncls import modeling
@@ -75,9 +80,11 @@ def _random_checkpoint(shape: str, vocab_export: Path, manifest: Manifest, targe
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         ckpt.write_labels(tmp, labels)
+        if manifest.task.multi_label:  # a checkpoint without task.json is multi-class, as train writes one
+            ckpt.write_task(tmp, manifest.task, thresholds_from=f"the export {vocab_export}; the weights are random")
         ckpt.write_json(tmp / "training_config.json", {
             "model_name": SHAPES[shape], "from_scratch": True, "max_seq_length": max_seq_length,
-            "num_labels": len(labels), "note": "random weights, written by tritoncls bench for speed measurements"})
+            "num_labels": len(labels), "task": manifest.task.task, "note": "random weights, written by tritoncls bench for speed measurements"})
 
     return ckpt.write_checkpoint(target, fill)
 

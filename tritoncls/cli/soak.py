@@ -14,8 +14,9 @@ DESCRIPTION = (
     "--concurrency threads, with no retries, to a running server (--url) or to one started on "
     "--model_repository (loopback, free ports). Reports errors, p50/p99 latency and the RSS of tritonserver "
     "and its python-backend stubs at the start, after --warmup_requests and at the end; with "
-    "--reference_model every label is compared with the in-process predictor. Exits 1 unless there are no "
-    "errors, no label differs and RSS grew at most --max_rss_growth_mib after the warm-up."
+    "--reference_model every answer is compared with the in-process predictor (the label, or for a multi-label "
+    "or hierarchical export the whole label set, as its manifest's task says). Exits 1 unless there are no "
+    "errors, no answer differs and RSS grew at most --max_rss_growth_mib after the warm-up."
 )
 
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "requests", type=int, default=20000, help="single-text requests to send")
     add_client(parser, concurrency=16, timeout_s=30.0)
     flag(parser, "reference_model", "reference_export", default=None,
-         help=f"{CONCEPTS['model']}; compare every label with the in-process predictor on it")
+         help=f"{CONCEPTS['model']}; compare every answer (label or label set) with the in-process predictor on it")
     flag(parser, "server_pid", type=int, default=None,
          help="with --url: the tritonserver pid (default: the process listening on the URL's port, where the "
               "OS shows it)")

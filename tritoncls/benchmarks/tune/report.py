@@ -247,10 +247,13 @@ def _accuracy(outcome: TuneOutcome) -> list[str]:
     if a is None:
         return ["INT8: not tried (the texts carry no labels of this model, so its accuracy cannot be checked).", ""]
     tried = a["drop_points"] <= outcome.config.accuracy_floor
-    return ["## INT8", "", "| precision | accuracy (in-process, same texts) |", "| --- | --- |",
-            f"| FP32 | {a['fp32_accuracy']:.2f}% |", f"| INT8 | {a['int8_accuracy']:.2f}% |", "",
+    name = a.get("metric", "accuracy")  # macro_f1 for a multi-label or hierarchical export
+    agreement = (f" INT8 gives FP32's whole label set on {a['int8_label_set_agreement']:.2f}% of the texts."
+                 if "int8_label_set_agreement" in a else "")
+    return ["## INT8", "", f"| precision | {name} (in-process, same texts) |", "| --- | --- |",
+            f"| FP32 | {a[f'fp32_{name}']:.2f}% |", f"| INT8 | {a[f'int8_{name}']:.2f}% |", "",
             f"Drop {a['drop_points']:.2f} points on {a['texts']} labelled texts; floor {outcome.config.accuracy_floor:g}: "
-            f"INT8 {'was a candidate' if tried else 'was not tried'}.", ""]
+            f"INT8 {'was a candidate' if tried else 'was not tried'}.{agreement}", ""]
 
 
 def _candidates(outcome: TuneOutcome) -> list[str]:

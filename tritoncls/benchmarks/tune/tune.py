@@ -178,22 +178,37 @@ def read_corpus(config: TuneConfig, export_dir: Path, max_seq_length: int) -> Co
 
 
 def int8_accuracy(export_dir: Path, corpus: Corpus, labels: Sequence[str]) -> dict[str, Any] | None:
-    """FP32 and INT8 dev accuracy in-process (ONNX Runtime), or None for unlabelled texts."""
+    """FP32 and INT8 dev score in-process (ONNX Runtime), or None for unlabelled texts.
+
+    The export's task decides the score: accuracy (``fp32_accuracy``, ``int8_accuracy``) for a multi-class
+    export, macro-F1 of the label sets (``fp32_macro_f1``, ``int8_macro_f1``, and how often INT8 gives the same
+    whole set) for a multi-label or hierarchical one. ``drop_points`` is FP32 minus INT8 in points either way.
+    """
+    from tritoncls.benchmarks.answers import agreement, inprocess_answers, metric, score, truth, unknown_labels
     from tritoncls.benchmarks.inprocess import run_baseline
+    from tritoncls.common.offline import load_manifest
 
     if corpus.labels is None:
         return None
-    unknown = sorted(set(corpus.labels) - set(labels))
+    manifest = load_manifest(export_dir)
+    unknown = unknown_labels(manifest, corpus.labels)
     if unknown:
         log.warning("INT8 is not tried: labels %s of the texts are not the model's labels %s, so accuracy cannot be "
                     "checked", unknown[:5], list(labels)[:5])
         return None
-    gold = np.array([labels.index(label) for label in corpus.labels])
+    gold = truth(manifest, corpus.labels)
+    name = metric(manifest)
     out: dict[str, Any] = {"texts": len(gold)}
+    if manifest.task.multi_label:
+        out |= {"task": manifest.task.task, "metric": name}
+    answers = {}
     for precision in ("fp32", "int8"):
         _, logits = run_baseline(export_dir, corpus.texts, "onnxruntime", "sorted", precision=precision)
-        out[f"{precision}_accuracy"] = round(100.0 * float((logits.argmax(axis=1) == gold).mean()), 2)
-    out["drop_points"] = round(out["fp32_accuracy"] - out["int8_accuracy"], 2)
+        answers[precision] = inprocess_answers(manifest, logits)
+        out[f"{precision}_{name}"] = round(100.0 * score(manifest, gold, answers[precision]), 2)
+    out["drop_points"] = round(out[f"fp32_{name}"] - out[f"int8_{name}"], 2)
+    if manifest.task.multi_label:
+        out["int8_label_set_agreement"] = round(100.0 * agreement(answers["int8"], answers["fp32"]), 2)
     return out
 
 
@@ -350,8 +365,9 @@ def _tune(config: TuneConfig, export, corpus: Corpus, analyzer, started: float) 
     accuracy = int8_accuracy(export.directory, corpus, export.labels)
     int8_ok = int8_allowed(accuracy, config.accuracy_floor)
     if accuracy is not None:
-        log.info("INT8 accuracy %.2f%% vs FP32 %.2f%% (floor: %.2f points): INT8 %s", accuracy["int8_accuracy"],
-                 accuracy["fp32_accuracy"], config.accuracy_floor,
+        name = accuracy.get("metric", "accuracy")
+        log.info("INT8 %s %.2f%% vs FP32 %.2f%% (floor: %.2f points): INT8 %s", name, accuracy[f"int8_{name}"],
+                 accuracy[f"fp32_{name}"], config.accuracy_floor,
                  "is within the floor" if int8_ok else "is below the floor and is not tried")
     bench = Bench(config, export.directory, corpus, analyzer, work)
     space = Space(cores=machine["usable_cpus"], corpus_buckets=_new_buckets(corpus.buckets, export.max_seq_length),
