@@ -9,7 +9,10 @@ requested) and compares, text by text, with the offline predictor (ONNX Runtime,
 sets, the largest probability difference. It also scores the served predictions against the test labels
 (micro/macro precision/recall/F1, subset accuracy; per level for hierarchies), counts served paths without
 their parent, and reports INT8's (ONNX Runtime dynamic quantization) label-set agreement with FP32 and its
-scores. Everything lands in ``OUT/summary.json`` and is printed.
+scores. It also scores other decision rules on the same test probabilities: one threshold for every label
+(0.5, and the one best on dev), and for hierarchies no rule (orphans allowed) and the bottom-up rule (a
+predicted path adds its parents) against the top-down one that is served. Everything lands in
+``OUT/summary.json`` and is printed.
 """
 
 from __future__ import annotations
@@ -53,6 +56,36 @@ def orphans(mask: np.ndarray, manifest: Manifest) -> int:
     return int((mask[:, children] & ~mask[:, parents[children]]).sum())
 
 
+def closure(mask: np.ndarray, manifest: Manifest) -> np.ndarray:
+    """Bottom-up: every predicted path adds its parents (the other way to make a hierarchy consistent)."""
+    parents, mask = manifest.head().parents, mask.copy()
+    for _ in range(len(manifest.labels)):
+        children = np.flatnonzero(parents >= 0)
+        before = mask.sum()
+        mask[:, parents[children]] |= mask[:, children]
+        if mask.sum() == before:
+            return mask
+    return mask
+
+
+def decision_rules(probs: np.ndarray, truth: np.ndarray, dev_probs: np.ndarray, dev_truth: np.ndarray,
+                   manifest: Manifest) -> dict:
+    """Test scores of the served rule and of the alternatives, from the same probabilities."""
+    head = manifest.head()
+    n = manifest.num_labels
+    # every label below min_positives: they all take the one threshold best on dev
+    shared = metrics.tune_thresholds(dev_probs, dev_truth, "macro_f1", min_positives=10 ** 9).values[0]
+    rules = {"per_label_thresholds (served)": head.decide(probs),
+             "one_threshold_0.5": head.decide(probs, np.full(n, 0.5, dtype=np.float32)),
+             f"one_threshold_{shared:.2f}_best_on_dev": head.decide(probs, np.full(n, shared, dtype=np.float32))}
+    if manifest.task.hierarchical:
+        raw = probs >= head.thresholds
+        rules["no_hierarchy_rule"] = raw
+        rules["bottom_up_rule"] = closure(raw, manifest)
+    return {name: {**{k: v for k, v in scores(truth, mask, manifest).items() if k != "levels"},
+                   "paths_without_their_parent": orphans(mask, manifest)} for name, mask in rules.items()}
+
+
 def served_run(export_dir: Path, out: Path, layout: str, texts: list[str], manifest: Manifest) -> tuple[np.ndarray, ...]:
     """(mask, probs, seconds) of every text served by a repository of ``layout``."""
     repo = build_repository(BuildConfig(model=str(export_dir), output=str(out / f"repo_{layout}"), layout=layout,
@@ -93,6 +126,10 @@ def main() -> int:
 
     offline = open_predictor(OfflineConfig(model=str(export_dir))).predict_probs(texts)
     summary["offline_fp32"] = {"scores": scores(truth, offline.mask, manifest), "seconds": offline.seconds}
+    dev = data.read_examples(Path(args.dataset_dir) / "dev.txt", labels, args.task)
+    dev_probs = open_predictor(OfflineConfig(model=str(export_dir))).predict_probs([e.text for e in dev]).probs
+    summary["decision_rules"] = decision_rules(offline.probs, truth, dev_probs,
+                                               data.multi_hot(dev, len(labels)).astype(bool), manifest)
     int8 = open_predictor(OfflineConfig(model=str(export_dir), precision="int8")).predict_probs(texts)
     summary["offline_int8"] = {"scores": scores(truth, int8.mask, manifest),
                                "label_sets_equal_to_fp32": float((int8.mask == offline.mask).all(axis=1).mean()),

