@@ -246,3 +246,16 @@ def test_help_imports_no_heavy_library():
 
 def test_option_strings_keep_the_canonical_name_first_without_repeats():
     assert option_strings("output", "save_dir", "output") == ["--output", "--save_dir", "--save-dir"]
+
+
+def test_a_runtime_error_ends_a_command_with_exit_status_1_and_its_message(caplog):
+    import argparse
+
+    from tritoncls.cli import run_command
+    from tritoncls.runtime import ManifestError
+
+    def handler(_args):
+        raise ManifestError("export/manifest.json: field 'labels' is missing. Re-run `tritoncls export`.")
+
+    assert run_command(argparse.Namespace(handler=handler)) == 1
+    assert "field 'labels' is missing" in caplog.text

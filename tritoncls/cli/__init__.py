@@ -19,6 +19,7 @@ from types import ModuleType
 from tritoncls import __version__
 from tritoncls.cli_common import set_cpu_threads, setup_logging
 from tritoncls.errors import TritonclsError, UsageError
+from tritoncls.runtime.errors import TritonclsRuntimeError
 
 log = logging.getLogger("tritoncls")
 
@@ -121,7 +122,7 @@ def run_command(args: argparse.Namespace) -> int:
     except UsageError as exc:
         args.usage_error(str(exc))  # exits 2, like argparse's own errors
         return 2
-    except TritonclsError as exc:
+    except (TritonclsError, TritonclsRuntimeError) as exc:  # the package's root and the runtime's
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:
