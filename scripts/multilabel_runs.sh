@@ -5,6 +5,8 @@
 #   bash scripts/multilabel_runs.sh cail           # CAIL2019 divorce (20 elements), trained from scratch
 # OUT (default /tmp/multilabel_runs) receives the checkpoint, train.log, and measure/summary.json
 # (scripts/multilabel_experiment.py: test scores served and offline, parity, INT8, orphans).
+# CHECKPOINT=DIR skips training and measures that checkpoint (how docs/multilabel.md's figures were taken
+# from the checkpoints its runs saved).
 # Run from the repository root after `make setup`. CPU times on the 2-core development machine: see the doc.
 set -euo pipefail
 run="${1:?usage: multilabel_runs.sh goemotions|hierarchical|cail}"
@@ -27,7 +29,10 @@ case "$run" in
           --epochs 20 --early_stop --batch_size 32 --metric micro_f1) ;;
   *) echo "unknown run $run: goemotions, hierarchical or cail" >&2; exit 2 ;;
 esac
-"$bin/tritoncls" train --dataset_dir "$dataset" --task "$task" --output "$out/checkpoint" --max_seq_length "$max_len" \
-    --logging_steps 100 --device cpu "${args[@]}" 2>&1 | tee "$out/train.log"
-"$bin/python" scripts/multilabel_experiment.py --checkpoint "$out/checkpoint" --dataset_dir "$dataset" --task "$task" \
+checkpoint="${CHECKPOINT:-$out/checkpoint}"
+if [[ -z "${CHECKPOINT:-}" ]]; then
+  "$bin/tritoncls" train --dataset_dir "$dataset" --task "$task" --output "$out/checkpoint" --max_seq_length "$max_len" \
+      --logging_steps 100 --device cpu "${args[@]}" 2>&1 | tee "$out/train.log"
+fi
+"$bin/python" scripts/multilabel_experiment.py --checkpoint "$checkpoint" --dataset_dir "$dataset" --task "$task" \
     --output "$out/measure" --fused

@@ -118,6 +118,17 @@ def test_int8_keeps_most_label_sets_of_fp32(ml_export, ml_dir):
     assert agreement >= 0.8, f"INT8 label sets agree with FP32 on only {agreement:.1%} of texts"
 
 
+def test_deploy_renders_and_validates_a_multi_label_repository(ml_export, tmp_path):
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.deploy import DeployConfig, deploy
+
+    repo = build_repository(BuildConfig(model=str(ml_export), output=str(tmp_path / "repo")))
+    for target, extra in (("k8s", {}), ("kserve", {"storage_uri": "s3://models/ml"})):
+        deploy(DeployConfig(model_repository=str(repo), output=str(tmp_path / target), target=target, **extra))
+        marker = json.loads((tmp_path / target / "tritoncls_deploy.json").read_text(encoding="utf-8"))
+        assert marker["ensemble"] == "seqcls" and len(marker["files"]) >= 3, target
+
+
 def test_resuming_a_multi_label_checkpoint_as_multi_class_is_refused(ml_checkpoint, ml_dir, tmp_path):
     from tritoncls.training.train import TrainConfig, train
 
