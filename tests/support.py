@@ -767,9 +767,9 @@ class DynamicGraph:
 
     def __init__(self, checkpoint: Path, export: Path) -> None:
         from tritoncls import modeling
-        from tritoncls.common.offline import load_manifest
+        from tritoncls.runtime import Manifest
 
-        manifest = load_manifest(export)
+        manifest = Manifest.load(export)
         self.labels = manifest.labels
         self.head = manifest.head()
         self.max_seq_length = manifest.max_seq_length

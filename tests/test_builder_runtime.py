@@ -36,9 +36,9 @@ def test_tokenizers_give_paddlenlp_ids_on_tricky_and_random_unicode(kind, lowerc
 def test_wordpiece_tokenizer_gives_the_exported_tokenizers_ids_on_every_kuake_dev_text(kuake_export, kuake_dir):
     from tritoncls import modeling
     from tritoncls.common import data
-    from tritoncls.common.offline import load_manifest
+    from tritoncls.runtime import Manifest
 
-    manifest = load_manifest(kuake_export)
+    manifest = Manifest.load(kuake_export)
     texts = [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
     texts += TRICKY_TEXTS
     reference = modeling.load_tokenizer(kuake_export)(texts, max_length=manifest.max_seq_length, truncation=True)
@@ -59,7 +59,7 @@ def test_decode_texts_rejects_non_utf8_and_empty_text_naming_the_row():
 
 def test_bucket_width_picks_the_smallest_bucket_that_fits():
     assert [rt.bucket_width(n, (16, 32, 64)) for n in (1, 16, 17, 33, 64)] == [16, 16, 32, 64, 64]
-    with pytest.raises(ValueError):
+    with pytest.raises(rt.RequestError, match="65 tokens exceed the largest bucket 64"):
         rt.bucket_width(65, (16, 32, 64))
 
 
@@ -138,7 +138,7 @@ def test_postprocess_gives_label_confidence_and_top_k_best_first():
 def test_postprocess_refuses_a_label_file_that_does_not_match_the_logits(tmp_path):
     (tmp_path / "label.txt").write_text("a\nb\n", encoding="utf-8")
     params = {"label_file": "label.txt", "num_labels": "3", "top_k": "0"}
-    with pytest.raises(ValueError, match="2 labels, but the model gives 3 logits"):
+    with pytest.raises(rt.ParameterError, match="2 labels, but the model gives 3 logits"):
         rt.PostprocessStep.from_parameters(params, tmp_path)
 
 

@@ -248,14 +248,60 @@ def test_option_strings_keep_the_canonical_name_first_without_repeats():
     assert option_strings("output", "save_dir", "output") == ["--output", "--save_dir", "--save-dir"]
 
 
-def test_a_runtime_error_ends_a_command_with_exit_status_1_and_its_message(caplog):
-    import argparse
+def minimal_argv(parser: argparse.ArgumentParser) -> list[str]:
+    """The shortest command line ``parser`` accepts: every required option and positional with a value."""
+    argv: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):  # analyze: its first subcommand
+            name, subparser = next(iter(action.choices.items()))
+            return argv + [name, *minimal_argv(subparser)]
+        required = action.required or any(g.required and g._group_actions[0] is action
+                                          for g in parser._mutually_exclusive_groups)
+        if not (required or (not action.option_strings and action.nargs not in ("?", "*", argparse.REMAINDER))):
+            continue
+        value = str(next(iter(action.choices))) if action.choices else "1"
+        argv += [action.option_strings[0], value] if action.option_strings else [value]
+    return argv
 
-    from tritoncls.cli import run_command
-    from tritoncls.runtime import ManifestError
 
-    def handler(_args):
-        raise ManifestError("export/manifest.json: field 'labels' is missing. Re-run `tritoncls export`.")
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
 
-    assert run_command(argparse.Namespace(handler=handler)) == 1
-    assert "field 'labels' is missing" in caplog.text
+
+@pytest.mark.parametrize("command", sorted(subcommand_parsers()))
+@pytest.mark.parametrize("error", ["ManifestError", "ModelLoadError", "OptionError", "ConfigError"])
+def test_every_command_ends_an_error_of_either_root_with_exit_status_1_and_one_message(command, error, monkeypatch,
+                                                                                       caplog):
+    from tritoncls import errors, runtime
+
+    root = getattr(runtime, error, None) or getattr(errors, error)
+    message = f"export/manifest.json: field 'labels' is missing ({error}). Re-run `tritoncls export`."
+
+    def fail(_args):
+        raise root(message)
+
+    set_defaults = argparse.ArgumentParser.set_defaults
+
+    def every_handler_fails(parser, **defaults):  # each command's run, and each analyze audit's
+        set_defaults(parser, **{**defaults, **({"handler": fail} if "handler" in defaults else {})})
+
+    monkeypatch.setattr(argparse.ArgumentParser, "set_defaults", every_handler_fails)
+    argv = minimal_argv(subcommand_parsers()[command])
+    with caplog.at_level("ERROR", logger="tritoncls"):
+        assert main([command, *argv]) == 1
+    errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors_logged] == [message]
+    assert "Traceback" not in caplog.text
+
+
+def test_the_build_repo_script_ends_a_runtime_error_like_the_cli(monkeypatch, caplog):
+    from tritoncls.cli import build_repo
+    from tritoncls.runtime import ModelLoadError
+
+    def fail(_args):
+        raise ModelLoadError("model.onnx: ONNX Runtime cannot load the model (bad file). Re-export it.")
+
+    monkeypatch.setattr(build_repo, "run", fail)
+    assert build_repo.main(["--model", "m", "--output", "o"]) == 1
+    assert "cannot load the model" in caplog.text

@@ -9,17 +9,17 @@ import pytest
 
 from tritoncls import modeling
 from tritoncls.common import data
-from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+from tritoncls.common.offline import OfflineConfig, open_predictor
 from tritoncls.common.onnx import onnx_io
 from tritoncls.errors import ModelError
 from tritoncls.modeling.dynamic import encode, predict_logits
-from tritoncls.runtime import Manifest, TensorSpec, export_tokenizer, softmax
+from tritoncls.runtime import Manifest, ManifestError, TensorSpec, export_tokenizer, softmax
 
 pytestmark = pytest.mark.slow
 
 
 def test_manifest_records_labels_tokenizer_architecture_and_tensors(kuake_export, kuake_dir):
-    manifest = load_manifest(kuake_export)
+    manifest = Manifest.load(kuake_export)
     assert list(manifest.labels) == data.read_labels(kuake_dir / "label.txt")
     assert (kuake_export / manifest.label_file).read_text(encoding="utf-8").split("\n")[:-1] == list(manifest.labels)
     assert manifest.max_seq_length == 64
@@ -48,7 +48,7 @@ def test_fast_tokenizer_matches_training_tokenizer_on_kuake_dev(kuake_export, ku
     texts = [e.text for e in data.read_examples(kuake_dir / "dev.txt", data.read_labels(kuake_dir / "label.txt"))]
     texts += ["Ünïcödé ÀCCENTS", "emoji 😀 ok", "tab\u200bzero width", "x" * 500, "  spaced   out  "]
     slow = encode(modeling.load_tokenizer(kuake_export), texts, 64)
-    fast = export_tokenizer(kuake_export, load_manifest(kuake_export)).encode(texts)
+    fast = export_tokenizer(kuake_export, Manifest.load(kuake_export)).encode(texts)
     mismatches = [t for t, a, b in zip(texts, slow.input_ids, fast) if a != b]
     assert mismatches == []
 
@@ -84,9 +84,9 @@ def test_export_refuses_to_overwrite_a_foreign_directory(kuake_checkpoint, tmp_p
         export(ExportConfig(checkpoint=str(kuake_checkpoint), output=str(tmp_path / "out")))
 
 
-def test_load_manifest_explains_a_missing_or_foreign_manifest(tmp_path):
-    with pytest.raises(ModelError, match="tritoncls export"):
-        load_manifest(tmp_path)
+def test_a_missing_or_foreign_manifest_is_explained(tmp_path):
+    with pytest.raises(ManifestError, match="tritoncls export"):
+        Manifest.load(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(ModelError, match="field 'format'"):
-        load_manifest(tmp_path)
+    with pytest.raises(ManifestError, match="field 'format'"):
+        Manifest.load(tmp_path)

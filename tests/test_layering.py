@@ -22,7 +22,7 @@ STAGES = ("training", "prune", "builder", "server", "clients", "deploy")
 #: part -> the parts it may import (itself always).
 ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
-    "errors": set(),
+    "errors": RUNTIME,  # names the runtime's exception root beside its own (USER_ERRORS)
     "runtime": set(),
     "model_repository_templates": set(),
     "common": BASE | RUNTIME,

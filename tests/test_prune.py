@@ -24,7 +24,7 @@ from tritoncls.prune.prune import (
     truncated_copy,
     write_report,
 )
-from tritoncls.runtime import MULTI_CLASS, MULTI_LABEL
+from tritoncls.runtime import MULTI_CLASS, MULTI_LABEL, Manifest
 
 # ---------------------------------------------------------------------------------------------
 # Ranking, reordering, truncation (no training)
@@ -340,16 +340,15 @@ def test_a_metric_that_does_not_fit_the_checkpoints_task_is_refused_naming_the_f
 def test_pruned_export_manifest_records_fewer_heads_of_the_same_size_and_a_smaller_ffn(pruned):
     import onnxruntime as ort
 
-    from tritoncls.common.offline import load_manifest
     from tritoncls.runtime import TensorSpec
 
     out, _ = pruned
     export_dir = out / "width_mult_0.5" / "export"
-    manifest = load_manifest(export_dir)
+    manifest = Manifest.load(export_dir)
     arch = manifest.architecture
     assert (arch["num_attention_heads"], arch["attention_head_dim"], arch["intermediate_size"]) == (2, 16, 64)
     assert (arch["hidden_size"], arch["num_hidden_layers"], arch["num_labels"]) == (64, 2, 2)
-    assert load_manifest(out / "unpruned" / "export").architecture["num_attention_heads"] == 4
+    assert Manifest.load(out / "unpruned" / "export").architecture["num_attention_heads"] == 4
     assert manifest.onnx.input_names == ("input_ids", "token_type_ids")
     assert manifest.onnx.outputs == (TensorSpec("logits", "float32", (-1, 2)),)
     assert manifest.paddle.outputs[0].shape == (-1, 2)
@@ -479,7 +478,6 @@ def test_multi_label_prune_report_names_the_metric_and_scores_each_export_with_i
 
 @pytest.mark.slow
 def test_each_pruned_multi_label_width_keeps_its_own_thresholds_and_exports_a_multi_label_model(multi_label_pruned):
-    from tritoncls.common.offline import load_manifest
     from tritoncls.modeling import checkpoint as ckpt
 
     out, _ = multi_label_pruned
@@ -488,9 +486,9 @@ def test_each_pruned_multi_label_width_keeps_its_own_thresholds_and_exports_a_mu
     assert saved["task"] == MULTI_LABEL and len(saved["thresholds"]) == 3 and saved["metric"] == "macro_f1"
     assert "per label" in saved["thresholds_from"] and 0 <= saved["dev_score"] <= 1
     spec = ckpt.saved_task(width_dir / "checkpoint", ["food", "sport", "weather"])
-    manifest = load_manifest(width_dir / "export")
+    manifest = Manifest.load(width_dir / "export")
     assert manifest.task == spec and manifest.task.task == MULTI_LABEL
-    assert load_manifest(out / "unpruned" / "export").task.task == MULTI_LABEL
+    assert Manifest.load(out / "unpruned" / "export").task.task == MULTI_LABEL
 
 
 @pytest.mark.slow
@@ -533,7 +531,7 @@ def test_remeasure_of_a_multi_label_run_keeps_its_task_and_dev_scores(multi_labe
 @pytest.mark.slow  # trains a hierarchical teacher and prunes it
 def test_a_hierarchical_teacher_prunes_to_hierarchical_widths_whose_exports_keep_children_with_parents(tmp_path):
     from tests import support
-    from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+    from tritoncls.common.offline import OfflineConfig, open_predictor
     from tritoncls.runtime import HIERARCHICAL, label_parents
 
     root = support.write_toy_multi_label_dataset(tmp_path / "tree", count=168, dev=28, hierarchical=True)
@@ -547,7 +545,7 @@ def test_a_hierarchical_teacher_prunes_to_hierarchical_widths_whose_exports_keep
     saved = json.loads((out / "width_mult_0.5" / "checkpoint" / "task.json").read_text())
     assert saved["task"] == HIERARCHICAL and len(saved["thresholds"]) == len(support.TOY_TREE_LABELS)
     export_dir = out / "width_mult_0.5" / "export"
-    assert load_manifest(export_dir).task.task == HIERARCHICAL
+    assert Manifest.load(export_dir).task.task == HIERARCHICAL
     texts = [line.split("\t")[0] for line in (root / "dev.txt").read_text(encoding="utf-8").splitlines()]
     mask = open_predictor(OfflineConfig(model=str(export_dir))).predict_probs(texts).mask
     parents = label_parents(support.TOY_TREE_LABELS)

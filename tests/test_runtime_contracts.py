@@ -60,7 +60,7 @@ def test_hf_bert_rules_reach_the_export_tokenizer_and_the_python_tokenizer_refus
     manifest = Manifest.load(own_tiny_export)
     assert Manifest.from_dict(json.loads(manifest.to_json())).tokenizer.rules == "hf-bert"
     assert rt.export_tokenizer(own_tiny_export, manifest).rules == "hf-bert"
-    with pytest.raises(ValueError, match="'paddlenlp' rules only"):
+    with pytest.raises(rt.OptionError, match="'paddlenlp' rules only"):
         rt.PythonWordPieceTokenizer(own_tiny_export / "vocab.txt", True, manifest.tokenizer.special_tokens, 64, "hf-bert")
     params = rt.TokenizerParameters(implementation="python", rules="hf-bert", vocab_file="vocab.txt",
                                     special_tokens=manifest.tokenizer.special_tokens, max_seq_length=64,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tritoncls.cli_common import set_cpu_threads, setup_logging
-from tritoncls.errors import TritonclsError
+from tritoncls.errors import USER_ERRORS
 
 log = logging.getLogger("tritoncls.demo")
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_paddlenlp()
     try:
         summary = run_demo(Path(args.output), args.epochs, serve=not args.no_serve, task=args.task)
-    except TritonclsError as exc:
+    except USER_ERRORS as exc:
         log.error("%s", exc)
         return 1
     log.info("Demo done: dev %s %.1f%%; artifacts in %s", summary["metric"], 100 * summary["dev_score"], args.output)

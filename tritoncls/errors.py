@@ -1,10 +1,15 @@
 """One exception root for the whole package.
 
 Every error a user can cause carries a message that says what went wrong, where (file:line or
-field) and how to fix it. CLIs catch :class:`TritonclsError`, print the message and exit non-zero.
+field) and how to fix it. The runtime, which is copied into model repositories where tritoncls may
+not be installed, has its own root (:class:`tritoncls.runtime.errors.TritonclsRuntimeError`).
+:data:`USER_ERRORS` is both: the one boundary where the CLIs (and any loop that reports a failure and
+goes on) print the message and exit non-zero.
 """
 
 from __future__ import annotations
+
+from tritoncls.runtime.errors import TritonclsRuntimeError
 
 
 class TritonclsError(Exception):
@@ -44,3 +49,7 @@ class UsageError(ConfigError):
 
 class DeployError(TritonclsError):
     """Deployment files (Dockerfile, Kubernetes or KServe manifests) cannot be rendered or fail validation."""
+
+
+#: Every error raised on purpose, the package's and the runtime's: catch this, never one root alone.
+USER_ERRORS: tuple[type[Exception], ...] = (TritonclsError, TritonclsRuntimeError)

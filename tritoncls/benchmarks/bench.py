@@ -45,7 +45,6 @@ from tritoncls.benchmarks.flops import EncoderShape, total_flops
 from tritoncls.benchmarks.served import SweepPoint
 from tritoncls.benchmarks.texts import BenchTexts, read_bench_texts
 from tritoncls.clients.base import LabelSetPrediction, Prediction
-from tritoncls.common.offline import load_manifest
 from tritoncls.errors import ConfigError, TritonclsError
 from tritoncls.runtime import Manifest
 
@@ -197,7 +196,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     work = Path(config.work_dir) if config.work_dir else output / "work"
     work.mkdir(parents=True, exist_ok=True)
     trained = Path(config.model)
-    task = load_manifest(trained).task  # fail early on a bad export; every shape keeps its task
+    task = Manifest.load(trained).task  # fail early on a bad export; every shape keeps its task
     data = read_bench_texts(config.input)
     texts = data.head(plan.max_texts)
     analyzer = PerfAnalyzer.find()
@@ -251,7 +250,7 @@ def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, anal
     plan = run.plan.for_shape(shape)
     texts = texts.head(plan.max_texts)
     export_dir = _shape_export(run, shape, trained)
-    manifest = load_manifest(export_dir)
+    manifest = Manifest.load(export_dir)
     rows = inprocess.token_rows(export_dir, texts.texts)
     lengths = np.array([len(r) for r in rows])
     arch = manifest.architecture
@@ -353,10 +352,10 @@ def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts,
                            "baseline_texts_per_s": base["texts_per_s"] if base else None}
     out["speedup"] = out["texts_per_s"] / out["baseline_texts_per_s"] if out["baseline_texts_per_s"] else None
     if reference is not None:
-        manifest = load_manifest(export_dir)
+        manifest = Manifest.load(export_dir)
         out["label_agreement"] = agreement(inprocess_answers(manifest, logits), inprocess_answers(manifest, reference))
         out["max_abs_diff"] = float(np.abs(logits - reference).max())
-    variant = load_manifest(derived).variant or {}
+    variant = Manifest.load(derived).variant or {}
     out["fused_operators"] = variant.get("fused_operators")
     return out
 
@@ -367,7 +366,7 @@ def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
     from tritoncls.benchmarks import inprocess
     from tritoncls.benchmarks.variants import fused_export
 
-    manifest = load_manifest(trained)
+    manifest = Manifest.load(trained)
     gold = truth(manifest, data.labels)
     if gold is None:
         run.m["accuracy"] = {"note": f"{data.path} has no labels from the export's label set: accuracy not measured."}
@@ -397,7 +396,7 @@ def _served_label_check(run: _Run, trained: Path, texts: BenchTexts, analyzer) -
     _, predictions = served.measure("trained/labels", repo, check.texts, [], [], workdir / "perf", analyzer,
                                     label_texts=check.texts)
     logits = inprocess.run_baseline(trained, check.texts, "onnxruntime", "sorted")[1]
-    _record_label_agreement(run, load_manifest(trained), predictions or [], logits, check)
+    _record_label_agreement(run, Manifest.load(trained), predictions or [], logits, check)
 
 
 def _record_label_agreement(run: _Run, manifest: Manifest, predictions: Sequence[Prediction | LabelSetPrediction],

@@ -142,10 +142,10 @@ def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
     from tritoncls.benchmarks.gpu_check import driver_info
     from tritoncls.benchmarks.machine import machine_info
     from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
-    from tritoncls.common.offline import load_manifest
+    from tritoncls.runtime import Manifest
 
     export_dir, output = Path(config.model), Path(config.output)
-    load_manifest(export_dir)  # fail early on a bad export
+    Manifest.load(export_dir)  # fail early on a bad export
     providers = check_device(config.device)
     texts = list(read_bench_texts(config.input).texts[:config.max_texts])
     if len(texts) < 32:

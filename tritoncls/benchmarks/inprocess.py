@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from tritoncls.benchmarks import BenchmarkError
-from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+from tritoncls.common.offline import OfflineConfig, open_predictor
 from tritoncls.modeling.dynamic import DygraphRunner
-from tritoncls.runtime import BatchedRun, Predictor, export_tokenizer, length_batches
+from tritoncls.runtime import BatchedRun, Manifest, Predictor, export_tokenizer, length_batches
 from tritoncls.runtime.runners import usable_cores
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _dygraph_runner(export_dir: Path) -> DygraphRunner:
     """The dynamic graph of the export's source checkpoint (the manifest names it)."""
     from tritoncls import modeling
 
-    source = Path(load_manifest(export_dir).source_checkpoint or "")
+    source = Path(Manifest.load(export_dir).source_checkpoint or "")
     if not (source / "model_state.pdparams").is_file():
         raise BenchmarkError(f"{export_dir}: its source checkpoint {str(source)!r} is gone, and the Paddle dynamic "
                              f"graph needs it; skip this baseline or keep the checkpoint beside the export.")
@@ -93,7 +93,7 @@ def predictor(export_dir: Path, runtime: str, order: str, batch_size: int = 32, 
     _check_order(order)
     sort = order == "sorted"
     if runtime == "paddle_dygraph":
-        manifest = load_manifest(export_dir)
+        manifest = Manifest.load(export_dir)
         return Predictor(export_tokenizer(export_dir, manifest), _dygraph_runner(Path(export_dir)), manifest.labels,
                          manifest.tokenizer.pad_token_id, batch_size, sort, manifest.head())
     return open_predictor(OfflineConfig(model=str(export_dir), backend=runtime, precision=precision,
@@ -123,4 +123,4 @@ def best_run(model: Predictor, texts: Sequence[str], repeats: int = 1) -> tuple[
 
 def token_rows(export_dir: Path, texts: Sequence[str]) -> list[list[int]]:
     """Token ids ([CLS] and [SEP] included, truncated to max_seq_length) with the export's tokenizer."""
-    return export_tokenizer(export_dir, load_manifest(export_dir)).encode(list(texts))
+    return export_tokenizer(export_dir, Manifest.load(export_dir)).encode(list(texts))

@@ -182,10 +182,11 @@ def _reference(export: str | None, sequence: list[str]) -> dict[str, _Expected] 
     if export is None:
         return None
     from tritoncls.benchmarks.answers import mask_answers
-    from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+    from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.runtime import Manifest
 
     unique = sorted(set(sequence))
-    manifest = load_manifest(export)
+    manifest = Manifest.load(export)
     result = open_predictor(OfflineConfig(model=export)).predict_probs(unique)
     answers = mask_answers(manifest, result.mask)
     return {text: _Expected(answer, dict(zip(manifest.labels, map(float, row))))

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from tritoncls.benchmarks import BenchmarkError
-from tritoncls.common.offline import load_manifest
 from tritoncls.runtime import Manifest
 from tritoncls.runtime.contract import MANIFEST_FILE
 
@@ -42,7 +41,7 @@ def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length:
     if shape not in SHAPES:
         raise BenchmarkError(f"--shapes: unknown shape {shape!r}; choose from {', '.join(SHAPES)}.")
     vocab_export = Path(vocab_export)
-    manifest = load_manifest(vocab_export)
+    manifest = Manifest.load(vocab_export)
     stamp = {"shape": shape, "max_seq_length": max_seq_length, "seed": seed,
              "vocab": _file_fingerprint(vocab_export / manifest.tokenizer.vocab_file),
              "labels": list(manifest.labels)}
@@ -109,7 +108,7 @@ def derived_export(source: Path, target: Path, make_onnx: Callable[[Path, Path],
     from tritoncls.common.files import write_text
     from tritoncls.common.onnx import onnx_io
 
-    manifest = load_manifest(source)
+    manifest = Manifest.load(source)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -150,7 +149,7 @@ def fused_export(source: Path, target: Path) -> Path:
     opt_level 0 runs only the Python fusion passes: higher levels need torch here, and ORT applies its
     own level-99 optimizations when the session loads anyway.
     """
-    arch = load_manifest(source).architecture
+    arch = Manifest.load(source).architecture
 
     def make(src: Path, dst: Path) -> dict[str, Any]:
         from onnxruntime.transformers.optimizer import optimize_model

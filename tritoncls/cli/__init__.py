@@ -18,8 +18,7 @@ from types import ModuleType
 
 from tritoncls import __version__
 from tritoncls.cli_common import set_cpu_threads, setup_logging
-from tritoncls.errors import TritonclsError, UsageError
-from tritoncls.runtime.errors import TritonclsRuntimeError
+from tritoncls.errors import USER_ERRORS, UsageError
 
 log = logging.getLogger("tritoncls")
 
@@ -109,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    return launch(args)
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Set up the process (CPU threads, logging, native-crash tracebacks), then :func:`run_command`: what every
+    console script does once its arguments are parsed."""
     set_cpu_threads()
     setup_logging(args.verbose)
     _enable_faulthandler()
@@ -122,7 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
     except UsageError as exc:
         args.usage_error(str(exc))  # exits 2, like argparse's own errors
         return 2
-    except (TritonclsError, TritonclsRuntimeError) as exc:  # the package's root and the runtime's
+    except USER_ERRORS as exc:  # the package's root and the runtime's
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:

@@ -19,7 +19,6 @@ from tritoncls.builder.config import (
     BuildConfig,
 )
 from tritoncls.cli._args import add_model, add_output, config_from_args, explicit_flags, flag, shared, track_explicit
-from tritoncls.errors import TritonclsError, UsageError
 from tritoncls.runtime import DEFAULT_GROUP_PADDING, LAYOUTS, PADDINGS
 
 log = logging.getLogger(__name__)
@@ -133,21 +132,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The standalone ``build-repo`` console script."""
-    from tritoncls.cli_common import setup_logging
+    """The standalone ``build-repo`` console script: ``tritoncls build-repo`` under another name."""
+    from tritoncls.cli import launch
 
     parser = argparse.ArgumentParser(prog="build-repo", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-    try:
-        return run(args)
-    except UsageError as exc:
-        parser.error(str(exc))
-    except TritonclsError as exc:
-        log.error("%s", exc)
-    return 1
+    parser.set_defaults(handler=run, usage_error=parser.error)
+    return launch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 from tritoncls.clients.base import LabelSetPrediction, Prediction, chunks
 from tritoncls.clients.classify import BatchSender, check_sizes
 from tritoncls.common import files
-from tritoncls.errors import ClientError, TritonclsError
+from tritoncls.errors import USER_ERRORS, ClientError
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class _Run:
                     chunk, rows = in_flight.pop(future)
                     try:
                         self._collect(chunk, rows, future.result())
-                    except TritonclsError as exc:
+                    except USER_ERRORS as exc:
                         failure = failure or exc
                         continue
                     except Exception as exc:  # noqa: BLE001 - whatever it was, keep what is done and say so

@@ -9,12 +9,11 @@ validated options and the INT8 graph, quantized once and cached beside the expor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from tritoncls.common.metrics import override_thresholds
 from tritoncls.common.onnx import quantized_onnx
-from tritoncls.errors import ConfigError, ModelError
-from tritoncls.runtime import Manifest, ManifestError, ModelLoadError, Predictor
+from tritoncls.errors import ConfigError
+from tritoncls.runtime import Manifest, Predictor
 from tritoncls.runtime.predictor import BACKENDS
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -45,22 +44,11 @@ class OfflineConfig:
             raise ConfigError("--precision fp16 needs a GPU (--device gpu); on CPU use fp32 or int8.")
 
 
-def load_manifest(export_dir: str | Path) -> Manifest:
-    """The export's manifest; a missing or invalid one is a :class:`ModelError` (the CLI's root)."""
-    try:
-        return Manifest.load(export_dir)
-    except ManifestError as exc:
-        raise ModelError(str(exc)) from None
-
-
 def open_predictor(config: OfflineConfig) -> Predictor:
     """A :class:`~tritoncls.runtime.Predictor` over ``config.model`` with the options it names."""
-    manifest = load_manifest(config.model)
+    manifest = Manifest.load(config.model)
     manifest = manifest.replace(task=override_thresholds(manifest.task, manifest.labels, config.threshold,
                                                          config.thresholds_file))
     onnx_file = quantized_onnx(config.model, manifest) if config.precision == "int8" else None
-    try:
-        return Predictor.from_export(config.model, manifest, config.backend, onnx_file, config.num_threads,
-                                     config.device, config.batch_size, config.sort_by_length)
-    except ModelLoadError as exc:
-        raise ModelError(str(exc)) from None
+    return Predictor.from_export(config.model, manifest, config.backend, onnx_file, config.num_threads,
+                                 config.device, config.batch_size, config.sort_by_length)

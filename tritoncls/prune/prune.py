@@ -49,7 +49,7 @@ import numpy as np
 
 from tritoncls import modeling
 from tritoncls.common import data, metrics
-from tritoncls.common.offline import OfflineConfig, load_manifest, open_predictor
+from tritoncls.common.offline import OfflineConfig, open_predictor
 from tritoncls.common.versions import versions
 from tritoncls.errors import ConfigError
 from tritoncls.modeling import checkpoint as ckpt
@@ -58,7 +58,7 @@ from tritoncls.modeling.dynamic import Encoded, encode, length_sorted_batches, p
 from tritoncls.modeling.export import ExportConfig, export
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
 from tritoncls.modeling.objective import DevScore, Objective
-from tritoncls.runtime import MULTI_CLASS
+from tritoncls.runtime import MULTI_CLASS, Manifest
 from tritoncls.runtime.contract import ONNX_FILE
 
 log = logging.getLogger(__name__)
@@ -788,7 +788,7 @@ def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: s
                           f"pass --dataset_dir with the data set it was pruned on.")
     rows = [row_from_report(row) for row in old["rows"]]
     for row in rows:
-        load_manifest(row.export_dir)  # a clear error if an export was moved or damaged
+        Manifest.load(row.export_dir)  # a clear error if an export was moved or damaged
     task = old["setup"].get("task", MULTI_CLASS)  # reports written before multi-label tasks: multi-class
     labels = data.read_labels(config.path(config.label_file), task)
     dev = data.read_examples(config.path(config.dev_file), labels, task)

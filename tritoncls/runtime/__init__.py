@@ -59,7 +59,15 @@ from .contract import (
     postprocess_parameters,
     string_parameters,
 )
-from .errors import ManifestError, ModelLoadError, ParameterError, RequestError, TaskError, TritonclsRuntimeError
+from .errors import (
+    ManifestError,
+    ModelLoadError,
+    OptionError,
+    ParameterError,
+    RequestError,
+    TaskError,
+    TritonclsRuntimeError,
+)
 from .manifest import Manifest, OnnxGraph, PaddleGraph, TensorSpec, TokenizerSpec
 from .postprocess import Classified, LabelSets, classify, classify_probs, label_bytes, label_sets_of, top_k
 from .predictor import (

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .contract import PADDINGS
+from .errors import OptionError, RequestError
 
 
 def bucket_width(longest: int, buckets: Sequence[int]) -> int:
@@ -15,7 +16,7 @@ def bucket_width(longest: int, buckets: Sequence[int]) -> int:
     for width in buckets:
         if longest <= width:
             return width
-    raise ValueError(f"{longest} tokens exceed the largest bucket {buckets[-1]}")
+    raise RequestError(f"{longest} tokens exceed the largest bucket {buckets[-1]}")
 
 
 def padded_width(rows: Sequence[Sequence[int]], padding: str, buckets: Sequence[int], max_seq_length: int) -> int:
@@ -27,7 +28,7 @@ def padded_width(rows: Sequence[Sequence[int]], padding: str, buckets: Sequence[
         return longest
     if padding == "max_length":
         return max_seq_length
-    raise ValueError(f"padding {padding!r} is not one of {PADDINGS}")
+    raise OptionError(f"padding {padding!r} is not one of {PADDINGS}")
 
 
 def pad_rows(rows: Sequence[Sequence[int]], width: int, pad_id: int, pad_type_id: int = 0) -> tuple[np.ndarray, np.ndarray]:

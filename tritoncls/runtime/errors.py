@@ -16,6 +16,10 @@ class ManifestError(TritonclsRuntimeError, ValueError):
     """An export's manifest.json is missing, malformed, or names files that are not there."""
 
 
+class OptionError(TritonclsRuntimeError, ValueError):
+    """An option the runtime was given (backend, padding, tokenizer rules, batch size) is not one it supports."""
+
+
 class ModelLoadError(TritonclsRuntimeError):
     """A runtime (ONNX Runtime, Paddle Inference) cannot load a model file."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .contract import CONFIDENCE, LABEL, LABEL_COUNT, LABEL_PROBS, LABELS, PROBS, TOP_K_LABELS, TOP_K_PROBS
+from .errors import ModelLoadError
 from .task import softmax
 
 #: The narrowest ``labels``/``label_probs`` a request gets, when no text of it has a label.
@@ -52,7 +53,7 @@ class Classified:
 def classify(logits: np.ndarray, labels: Sequence[str], k: int) -> Classified:
     """Softmax, best label and confidence, and the top-k labels with their probabilities."""
     if logits.shape[-1] != len(labels):
-        raise ValueError(f"the model gives {logits.shape[-1]} logits but the label file has {len(labels)} labels")
+        raise ModelLoadError(f"the model gives {logits.shape[-1]} logits but the label file has {len(labels)} labels")
     return classify_probs(softmax(logits), labels, k)
 
 

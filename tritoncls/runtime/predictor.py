@@ -16,6 +16,7 @@ from typing import TypeVar
 import numpy as np
 
 from .batching import pad_rows
+from .errors import OptionError
 from .manifest import Manifest
 from .runners import OnnxRunner, PaddleRunner, Runner, usable_cores
 from .task import Head, TaskSpec, label_sets
@@ -83,7 +84,7 @@ class Predictor:
     def __init__(self, tokenizer: WordPieceTokenizer, runner: Runner, labels: Sequence[str], pad_token_id: int,
                  batch_size: int = 32, sort_by_length: bool = True, head: Head | None = None) -> None:
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise OptionError(f"batch_size must be positive, got {batch_size}")
         self.tokenizer = tokenizer
         self.runner = runner
         self.labels = list(labels)
@@ -147,7 +148,7 @@ def export_runner(export_dir: str | Path, manifest: Manifest, backend: str = "on
                   onnx_file: str | Path | None = None, threads: int | None = None, device: str = "cpu") -> Runner:
     """ONNX Runtime over the export's ONNX graph, or Paddle Inference over its static graph."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+        raise OptionError(f"backend {backend!r} is not one of {BACKENDS}")
     export_dir = Path(export_dir)
     threads = threads or usable_cores()
     if backend == "paddle_inference":

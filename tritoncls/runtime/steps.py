@@ -21,7 +21,7 @@ from .contract import (
     TokenizerParameters,
     postprocess_parameters,
 )
-from .errors import ParameterError, RequestError, TaskError
+from .errors import OptionError, ParameterError, RequestError, TaskError
 from .postprocess import Classified, LabelSets, classify_probs, label_sets_of
 from .runners import OnnxRunner, PaddleRunner, Runner
 from .task import Head, TaskSpec
@@ -35,7 +35,7 @@ class TokenizeStep:
     def __init__(self, tokenizer, padding: str, buckets: Sequence[int], max_seq_length: int,
                  pad_token_id: int, pad_token_type_id: int = 0) -> None:
         if padding not in PADDINGS:
-            raise ValueError(f"padding {padding!r} is not one of {PADDINGS}")
+            raise OptionError(f"padding {padding!r} is not one of {PADDINGS}")
         self.tokenizer = tokenizer
         self.padding = padding
         self.buckets = tuple(buckets) or (max_seq_length,)

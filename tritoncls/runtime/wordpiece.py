@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .contract import TOKENIZER_RULES
+from .errors import ModelLoadError, OptionError
 from .text import read_vocab
 
 # PaddleNLP (tokenizer_utils._is_symbol) isolates these besides Unicode category S.
@@ -87,7 +88,7 @@ def char_tables() -> CharTables:
 
 def check_rules(rules: str) -> str:
     if rules not in TOKENIZER_RULES:
-        raise ValueError(f"tokenizer rules {rules!r} are not one of {TOKENIZER_RULES}")
+        raise OptionError(f"tokenizer rules {rules!r} are not one of {TOKENIZER_RULES}")
     return rules
 
 
@@ -125,7 +126,8 @@ class _WordPieceBase:
         self.vocab = read_vocab(vocab_file)
         missing = [t for t in special_tokens.values() if t not in self.vocab]
         if missing:
-            raise ValueError(f"{vocab_file}: special tokens {missing} are not in the vocabulary")
+            raise ModelLoadError(f"{vocab_file}: special tokens {missing} are not in the vocabulary. Re-export the model "
+                                 f"with the vocabulary it was trained with (`tritoncls export`).")
         self.do_lower_case = do_lower_case
         self.max_seq_length = max_seq_length
         self.unk_token = special_tokens["unk_token"]
@@ -246,7 +248,7 @@ class PythonWordPieceTokenizer(_WordPieceBase):
     def __init__(self, vocab_file: str | Path, do_lower_case: bool, special_tokens: dict[str, str],
                  max_seq_length: int, rules: str = PADDLENLP_RULES) -> None:
         if rules != PADDLENLP_RULES:
-            raise ValueError(f"the python tokenizer follows the {PADDLENLP_RULES!r} rules only, not {rules!r}; "
+            raise OptionError(f"the python tokenizer follows the {PADDLENLP_RULES!r} rules only, not {rules!r}; "
                              f"use the wordpiece tokenizer")
         super().__init__(vocab_file, do_lower_case, special_tokens, max_seq_length, rules)
 

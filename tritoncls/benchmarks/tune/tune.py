@@ -33,7 +33,7 @@ from tritoncls.benchmarks.tune.search import (
     corpus_buckets,
     search,
 )
-from tritoncls.errors import TritonclsError
+from tritoncls.errors import USER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,11 @@ def int8_accuracy(export_dir: Path, corpus: Corpus, labels: Sequence[str]) -> di
     """
     from tritoncls.benchmarks.answers import agreement, inprocess_answers, metric, score, truth, unknown_labels
     from tritoncls.benchmarks.inprocess import run_baseline
-    from tritoncls.common.offline import load_manifest
+    from tritoncls.runtime import Manifest
 
     if corpus.labels is None:
         return None
-    manifest = load_manifest(export_dir)
+    manifest = Manifest.load(export_dir)
     unknown = unknown_labels(manifest, corpus.labels)
     if unknown:
         log.warning("INT8 is not tried: labels %s of the texts are not the model's labels %s, so accuracy cannot be "
@@ -242,7 +242,7 @@ class Bench:
         try:
             repo = self._build(candidate, folder / "repo")
             self._serve(repo, folder, result, batched, stop_over_budget)
-        except TritonclsError as exc:
+        except USER_ERRORS as exc:
             result.error = str(exc).splitlines()[0][:300]
             log.warning("[%s] %s", candidate.name, result.error)
         finally:
@@ -448,7 +448,7 @@ def inprocess_sorted(export_dir: Path, corpus: Corpus, precision: str = "fp32") 
 
     try:
         result, _ = run_baseline(export_dir, corpus.texts, "onnxruntime", "sorted", precision=precision)
-    except TritonclsError as exc:
+    except USER_ERRORS as exc:
         log.warning("in-process baseline (%s) failed: %s", precision, exc)
         return None
     return result.to_dict()
