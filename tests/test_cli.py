@@ -70,7 +70,7 @@ CANONICAL = {
     "prune": ["--dataset_dir", "--checkpoint", "--output", "--batch_size", "--epochs", "--device"],
     "build-repo": ["--model", "--output", "--name", "--device", "--instances"],
     "serve": ["--model_repository"],
-    "deploy": ["--model_repository", "--output", "--target", "--device", "--replicas", "--name", "--image"],
+    "deploy": ["--model_repository", "--output", "--target", "--device", "--replicas", "--object_name", "--image"],
     "classify": ["--url", "--input", "--output", "--name", "--batch_size", "--timeout_s"],
     "soak": ["--url", "--model_repository", "--input", "--name", "--reference_model", "--report"],
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
@@ -305,3 +305,12 @@ def test_the_build_repo_script_ends_a_runtime_error_like_the_cli(monkeypatch, ca
     monkeypatch.setattr(build_repo, "run", fail)
     assert build_repo.main(["--model", "m", "--output", "o"]) == 1
     assert "cannot load the model" in caplog.text
+
+
+def test_instance_kind_choices_are_the_builders_in_every_command():
+    from tritoncls.builder.config import INSTANCE_KINDS
+
+    parsers = subcommand_parsers()
+    for command in ("bench", "build-repo"):
+        action = next(a for a in parsers[command]._actions if a.dest == "instance_kind")
+        assert tuple(action.choices) == tuple(INSTANCE_KINDS), command

@@ -337,7 +337,7 @@ def test_a_folder_without_the_build_marker_is_not_a_repository(tmp_path):
 @pytest.mark.parametrize(("options", "message"), [
     ({"target": "helm"}, "--target"),
     ({"replicas": 0}, "--replicas"),
-    ({"name": "Seq_Cls"}, "--name"),
+    ({"name": "Seq_Cls"}, "--object_name"),
     ({"pins": ("onnxruntime>=1",)}, "--pin"),
     ({"target": "kserve"}, "--storage_uri: --target kserve needs"),
     ({"storage_uri": STORAGE}, "applies to --target kserve only"),
@@ -350,11 +350,18 @@ def test_bad_options_are_refused_with_the_flag_named(options, message):
 def test_cli_flags_parse_into_the_config():
     args = build_parser().parse_args([
         "deploy", "--model-repository", "R", "--output", "D", "--target", "kserve", "--device", "gpu",
-        "--replicas", "3", "--name", "qic", "--image", "reg/x:1", "--storage-uri", STORAGE,
+        "--replicas", "3", "--object-name", "qic", "--image", "reg/x:1", "--storage-uri", STORAGE,
         "--pin", "onnxruntime-gpu==1.20.2", "--pin", "tokenizers==0.21.4", "--force"])
     assert deploy_config(args) == DeployConfig(
         model_repository="R", output="D", target="kserve", device="gpu", replicas=3, name="qic", image="reg/x:1",
         storage_uri=STORAGE, pins=("onnxruntime-gpu==1.20.2", "tokenizers==0.21.4"), force=True)
+
+
+def test_deploys_older_name_flag_still_names_the_objects_and_says_which_flag_replaces_it(capsys):
+    args = build_parser().parse_args(["deploy", "--model-repository", "R", "--output", "D", "--name", "qic"])
+    assert deploy_config(args).name == "qic"
+    err = capsys.readouterr().err
+    assert "--name is deprecated here" in err and "use --object_name" in err
 
 
 def test_cli_kserve_without_storage_uri_is_a_usage_error(capsys):

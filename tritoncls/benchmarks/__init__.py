@@ -1,5 +1,5 @@
 """Benchmarks (``tritoncls bench``): perf_analyzer against served ensembles, in-process baselines, the
-reference-style deployment as a peer, and a report with the issue's speed targets."""
+reference-style deployment as a peer, and a report against the speed targets in docs/benchmarks.md."""
 
 from tritoncls.errors import TritonclsError
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("gpu", "cpu")
 REPORT_JSON, REPORT_MD = "gpu_served.json", "gpu_served.md"
-#: The issue's floor: 32-text requests through the ensemble reach this share of in-process batch 32.
+#: The floor docs/benchmarks.md sets: 32-text requests through the ensemble reach this share of in-process batch 32.
 BATCH32_TARGET = 0.5
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from tritoncls.builder.config import INSTANCE_KINDS
 from tritoncls.cli._args import add_input, add_model, add_output, config_from_args, flag, shared
 
 if TYPE_CHECKING:
@@ -54,9 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shared(parser, "device", default="cpu", choices=("cpu", "gpu"),
            detail="gpu: serve the --model export with its model step on the GPU and compare it with in-process "
                   "CUDA (needs onnxruntime-gpu; the other options but --max_texts and --instance_kind do not apply)")
-    flag(parser, "instance_kind", default="auto", choices=("auto", "cpu", "gpu"),
-         help="with --device gpu: the model step's instance kind (auto: KIND_GPU); cpu keeps the CUDA session in a "
-              "KIND_CPU instance, so the flow can be rehearsed where Triton sees no GPU")
+    flag(parser, "instance_kind", default="auto", choices=tuple(INSTANCE_KINDS),
+         help="with --device gpu: the model step's instance kind, as build-repo's (auto: KIND_GPU); cpu keeps the "
+              "CUDA session in a KIND_CPU instance, so the flow can be rehearsed where Triton sees no GPU")
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:

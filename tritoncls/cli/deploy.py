@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tritoncls.cli._args import add_output, config_from_args, flag, shared
 from tritoncls.deploy.config import DEVICES, TARGETS, DeployConfig
@@ -28,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shared(parser, "device", detail="the server pods (default: the device the repository was built for)",
            default=None, choices=DEVICES)
     flag(parser, "replicas", type=int, default=1, help="server pods; the autoscaler may add up to 4x as many")
-    # Not the shared --name (an ensemble's name): dest object_name keeps the two concepts apart.
-    flag(parser, "name", default=None, dest="object_name",
+    # Not the shared --name (an ensemble's name elsewhere): its own flag, --name kept as a deprecated alias.
+    flag(parser, "object_name", default=None,
          help="name of the Kubernetes objects and of the image (default: the ensemble's name, lowercased)")
+    parser.add_argument("--name", dest="object_name", action=DeprecatedAlias, new="--object_name",
+                        help=argparse.SUPPRESS)
     flag(parser, "image", default=None,
          help="image to run (default: tritoncls-NAME:VERSION, the image the docker target builds; for kserve "
               "NVIDIA's Triton image when the python steps need no extra packages)")
@@ -39,6 +42,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="pin a package the python steps import, overriding or completing the build record's versions "
               "(repeatable)")
     flag(parser, "force", action="store_true", help="replace an existing deployment at --output")
+
+
+class DeprecatedAlias(argparse.Action):
+    """An older spelling that still works and says, on stderr, which flag replaces it."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated here (elsewhere it names an ensemble); "
+              f"use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def deploy_config(args: argparse.Namespace) -> DeployConfig:

@@ -42,7 +42,7 @@ class DeployConfig:
             None if self.device in (None, *DEVICES) else f"--device: {self.device!r}; choose one of {', '.join(DEVICES)}",
             None if self.replicas >= 1 else f"--replicas: {self.replicas} must be >= 1",
             None if self.name is None or _K8S_NAME.match(self.name) else
-            f"--name: {self.name!r} is not a Kubernetes name (lowercase letters, digits and '-', at most 63, "
+            f"--object_name: {self.name!r} is not a Kubernetes name (lowercase letters, digits and '-', at most 63, "
             f"starting and ending with a letter or digit)",
             None if self.image is None or (self.image.strip() and " " not in self.image) else
             f"--image: {self.image!r} is not an image reference",

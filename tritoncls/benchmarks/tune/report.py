@@ -54,7 +54,7 @@ def _point(rounds: list[Measured], batch_size: int, concurrency: int) -> float |
 
 
 def summarize(outcome: TuneOutcome) -> dict[str, Any]:
-    """The figures the issue asks for: tuned / default at the budget, and the tuned workload (single texts, or
+    """The headline figures (docs/tune.md): tuned / default at the budget, and the tuned workload (single texts, or
     requests of ``request_texts``) at the highest concurrency / the in-process length-sorted rate."""
     budget, n = outcome.config.latency_budget_ms, outcome.config.request_texts
     final = outcome.final
