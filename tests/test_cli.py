@@ -204,7 +204,7 @@ def test_config_from_args_fills_same_named_fields_and_takes_derived_values():
 def test_every_command_builds_its_config_from_the_parsed_defaults():
     from tritoncls.benchmarks.bench import BenchConfig
     from tritoncls.benchmarks.soak import SoakConfig
-    from tritoncls.benchmarks.tune.tune import TuneConfig
+    from tritoncls.benchmarks.tune.config import TuneConfig
     from tritoncls.builder.config import BuildConfig
     from tritoncls.cli.bench import bench_config
     from tritoncls.cli.build_repo import build_config

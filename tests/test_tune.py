@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import TINY_LABELS, TINY_WORDS
-from tritoncls.benchmarks.tune.tune import TuneConfig, TuneError
+from tritoncls.benchmarks.tune.config import TuneConfig, TuneError
 from tritoncls.cli import main
 
 
@@ -164,8 +164,8 @@ def test_tune_exits_3_with_the_closest_candidates_when_no_configuration_meets_th
 
 
 def recorded_outcome(tmp_path: Path, budget_ms: float):
+    from tritoncls.benchmarks.tune.config import TuneOutcome
     from tritoncls.benchmarks.tune.search import Candidate, Measured, Point, SearchResult
-    from tritoncls.benchmarks.tune.tune import TuneOutcome
 
     def measured(candidate, rates, p99s, batched=()):
         points = [Point(1, c, r, p / 2, p, 4.0) for c, r, p in zip((1, 4), rates, p99s)]

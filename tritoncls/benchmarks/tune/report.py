@@ -9,17 +9,17 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tritoncls.benchmarks.tune.config import OPTIONS_FILE, PLOT_FILE, REPORT_FILE, RESULTS_FILE, config_dict
 from tritoncls.benchmarks.tune.search import Measured, Point, pareto_front
 
 if TYPE_CHECKING:
-    from tritoncls.benchmarks.tune.tune import TuneOutcome
+    from tritoncls.benchmarks.tune.config import TuneOutcome
 
 log = logging.getLogger(__name__)
 
 
 def write_outputs(outcome: TuneOutcome, export_dir: Path) -> dict[str, Path]:
     """Every file of a tune run, into its output folder; tune.json only when a candidate met the budget."""
-    from tritoncls.benchmarks.tune.tune import OPTIONS_FILE, PLOT_FILE, REPORT_FILE, RESULTS_FILE
     from tritoncls.builder.options import write_options
 
     out = outcome.config.output_dir
@@ -105,7 +105,6 @@ def _cpu_summary(rounds: list[Measured], request_texts: int, top: int, inprocess
 
 
 def results_record(outcome: TuneOutcome, summary: dict[str, Any]) -> dict[str, Any]:
-    from tritoncls.benchmarks.tune.tune import config_dict
 
     result = outcome.result
     return {"config": config_dict(outcome.config), "machine": outcome.machine, "corpus": outcome.corpus,
@@ -128,7 +127,6 @@ def _f(value: float | None, digits: int = 1) -> str:
 
 
 def render_markdown(outcome: TuneOutcome, summary: dict[str, Any], export_dir: Path, plot: bool) -> str:
-    from tritoncls.benchmarks.tune.tune import OPTIONS_FILE, PLOT_FILE
 
     c, m, result = outcome.config, outcome.machine, outcome.result
     lines = [
