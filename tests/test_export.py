@@ -90,3 +90,15 @@ def test_a_missing_or_foreign_manifest_is_explained(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ManifestError, match="field 'format'"):
         Manifest.load(tmp_path)
+
+
+def test_predict_file_writes_the_offline_predictors_labels_for_every_line(tiny_export, tmp_path):
+    from tritoncls.common.offline import predict_file
+
+    texts = ["good movie", "bad movie", "中文 好"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    done = predict_file(OfflineConfig(model=str(tiny_export)), tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
+    header, *rows = [line.split("\t") for line in (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()]
+    predictor = open_predictor(OfflineConfig(model=str(tiny_export)))
+    assert done.texts == 3 and done.output == tmp_path / "out.tsv" and header[0] == "text"
+    assert [row[0] for row in rows] == texts and [row[1] for row in rows] == predictor.predict(texts)[0]

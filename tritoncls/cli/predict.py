@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from functools import partial
 from pathlib import Path
 
 from tritoncls.cli._args import (
@@ -73,23 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_offline(args: argparse.Namespace) -> int:
     """Classify ``--input`` with the export in ``--model``, in-process."""
-    source = args.input or str(Path(args.dataset_dir) / args.data_file)
     from tritoncls.cli_common import quiet_paddlenlp, resolve_device
 
     quiet_paddlenlp()
-    from tqdm import tqdm
-
-    from tritoncls.common.data import read_texts
-    from tritoncls.common.offline import OfflineConfig, open_predictor
-    from tritoncls.common.predictions import write_decisions
+    from tritoncls.common.offline import OfflineConfig, predict_file
 
     device = resolve_device(args.device) if args.device != "auto" else "cpu"
-    predictor = open_predictor(config_from_args(OfflineConfig, args, sort_by_length=not args.keep_order,
-                                                device=device))
-    texts = read_texts(source)
-    result = predictor.predict_probs(texts, progress=partial(tqdm, desc="predict", unit="batch", leave=False))
-    out = Path(args.output)
-    write_decisions(out, texts, predictor.labels, result.probs, result.mask, predictor.head.spec.multi_label)
-    log.info("Wrote %d predictions to %s in %.2f s (%.1f texts/s; %s, %s)", len(texts), out, result.seconds,
-             len(texts) / max(result.seconds, 1e-9), args.backend, args.precision)
+    config = config_from_args(OfflineConfig, args, sort_by_length=not args.keep_order, device=device)
+    done = predict_file(config, args.input or Path(args.dataset_dir) / args.data_file, args.output)
+    log.info("Wrote %d predictions to %s in %.2f s (%.1f texts/s; %s, %s)", done.texts, done.output, done.seconds,
+             done.texts_per_s, args.backend, args.precision)
     return 0

@@ -9,6 +9,7 @@ validated options and the INT8 graph, quantized once and cached beside the expor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from tritoncls.common.metrics import override_thresholds
 from tritoncls.common.onnx import quantized_onnx
@@ -52,3 +53,35 @@ def open_predictor(config: OfflineConfig) -> Predictor:
     onnx_file = quantized_onnx(config.model, manifest) if config.precision == "int8" else None
     return Predictor.from_export(config.model, manifest, config.backend, onnx_file, config.num_threads,
                                  config.device, config.batch_size, config.sort_by_length)
+
+
+@dataclass(frozen=True)
+class FilePredictions:
+    """What :func:`predict_file` did: how many texts, where their predictions went, how long the model took."""
+
+    texts: int
+    output: Path
+    seconds: float
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.texts / max(self.seconds, 1e-9)
+
+
+def predict_file(config: OfflineConfig, source: str | Path, output: str | Path, progress: bool = True) -> FilePredictions:
+    """Classify every line of ``source`` in-process with the export ``config`` names, and write the task's
+    predictions file (``text<TAB>label<TAB>confidence``, or label sets and their probabilities) to ``output``."""
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from tritoncls.common.data import read_texts
+    from tritoncls.common.predictions import write_decisions
+
+    predictor = open_predictor(config)
+    texts = read_texts(source)
+    bar = partial(tqdm, desc="predict", unit="batch", leave=False, disable=not progress)
+    result = predictor.predict_probs(texts, progress=bar)
+    out = write_decisions(Path(output), texts, predictor.labels, result.probs, result.mask,
+                          predictor.head.spec.multi_label)
+    return FilePredictions(len(texts), out, result.seconds)
