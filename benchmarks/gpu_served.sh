@@ -15,7 +15,7 @@
 #       reassembles and installs the wheels into a venv over the image's packages (/tmp/tritoncls_venv: the
 #       python-backend stub reads its packages from there, not from PYTHONPATH), prints a preflight
 #       (preflight.txt, `tritoncls doctor`: the stub's libraries and imports, perf_analyzer, the GPU) so a
-#       missing piece shows in seconds, refills the skeletons, runs `tritoncls bench --device gpu` per export,
+#       missing piece shows in seconds, refills the skeletons, runs `tritoncls bench-gpu` per export,
 #       shapes first (FP32 and FP16 repositories served with the model step on the GPU, perf_analyzer sweeps,
 #       in-process CUDA on the same texts), then the in-process GPU check (gpu_check.py: CUDA FP32/FP16,
 #       TensorRT when its libraries are there), and writes everything under $OUT (or ./gpu_served_out).
@@ -121,7 +121,7 @@ run() {
     name="$(basename "$e")"
     [ -z "${BENCH_ONLY:-}" ] || [ "$name" = "$BENCH_ONLY" ] || continue
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-    python3 -c 'import sys; from tritoncls.cli import main; sys.exit(main())' bench --device gpu --model "$e" \
+    python3 -c 'import sys; from tritoncls.cli import main; sys.exit(main())' bench-gpu --model "$e" \
       --input "$store/stage/texts.txt" --output "$store/out_$name" ${BENCH_ARGS:-} 2>&1 | tail -n 40 \
       || echo "bench $name exited $?"
     for f in gpu_served.json gpu_served.md; do cp "$store/out_$name/$f" "$out/${name}_$f" 2>/dev/null || true; done

@@ -1,4 +1,4 @@
-"""``tritoncls bench --device gpu``'s flow (issue 15), run here with CPU repositories: what CI can check of the
+"""``tritoncls bench-gpu``'s flow (issue 15), run here with CPU repositories: what CI can check of the
 served-on-GPU benchmark on machines without a GPU. The GPU run itself is benchmarks/gpu_served.sh's job."""
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ MINIMAL = {
     "classify": ["--url", "h:1", "--input", "i", "--output", "o"],
     "soak": ["--url", "h:1", "--input", "i"],
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
+    "bench-gpu": ["--model", "m", "--input", "i", "--output", "o"],
     "tune": ["--model", "m", "--input", "i", "--output", "o"],
     "perf-analyzer": [],
     "doctor": [],
@@ -74,6 +75,7 @@ CANONICAL = {
     "classify": ["--url", "--input", "--output", "--name", "--batch_size", "--timeout_s"],
     "soak": ["--url", "--model_repository", "--input", "--name", "--reference_model", "--report"],
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
+    "bench-gpu": ["--model", "--input", "--output", "--max_texts", "--instance_kind"],
     "tune": ["--model", "--input", "--output", "--batch_size", "--name"],
     "doctor": ["--model_repository"],
 }
@@ -311,6 +313,26 @@ def test_instance_kind_choices_are_the_builders_in_every_command():
     from tritoncls.builder.config import INSTANCE_KINDS
 
     parsers = subcommand_parsers()
-    for command in ("bench", "build-repo"):
+    for command in ("bench-gpu", "build-repo"):
         action = next(a for a in parsers[command]._actions if a.dest == "instance_kind")
         assert tuple(action.choices) == tuple(INSTANCE_KINDS), command
+
+
+def test_bench_device_gpu_names_the_command_it_became(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", *MINIMAL["bench"], "--device", "gpu"])
+    assert info.value.code == 2
+    assert "tritoncls bench-gpu --model EXPORT" in capsys.readouterr().err
+    assert parse("bench", "--device", "cpu").device == "cpu"
+
+
+def test_bench_gpu_options_become_the_gpu_benchmarks_config(monkeypatch, capsys):
+    import tritoncls.benchmarks.gpu_served as gpu_served
+    from tritoncls.cli import bench_gpu
+
+    seen = []
+    monkeypatch.setattr(gpu_served, "run_gpu_bench", lambda config: seen.append(config) or {"precisions": []})
+    monkeypatch.setattr(gpu_served, "markdown", lambda report: "the report")
+    assert bench_gpu.run(parse("bench-gpu", "--instance_kind", "cpu")) == 0
+    assert seen == [gpu_served.GpuBenchConfig(model="m", input="i", output="o", instance_kind="cpu")]
+    assert "the report" in capsys.readouterr().out

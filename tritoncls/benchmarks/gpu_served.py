@@ -1,4 +1,4 @@
-"""``tritoncls bench --device gpu``: the ensemble served with its model step on the GPU, against the
+"""``tritoncls bench-gpu``: the ensemble served with its model step on the GPU, against the
 in-process CUDA baseline on the same texts in the same run.
 
 For each precision (FP32, and FP16 with the graph converted at build time) it builds a repository with

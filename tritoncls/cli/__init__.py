@@ -37,6 +37,7 @@ COMMANDS = (
     "classify",
     "soak",
     "bench",
+    "bench_gpu",
     "tune",
     "perf_analyzer",
     "doctor",

@@ -6,7 +6,6 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from tritoncls.builder.config import INSTANCE_KINDS
 from tritoncls.cli._args import add_input, add_model, add_output, config_from_args, flag, shared
 
 if TYPE_CHECKING:
@@ -22,9 +21,8 @@ DESCRIPTION = (
     "step (request batch sizes x concurrency), in-process baselines (ONNX Runtime, Paddle Inference, Paddle "
     "dynamic graph; file order and length-sorted), the reference-style deployment as a peer, INT8 and ORT "
     "fusions, on ERNIE 3.0 shapes with random weights and the trained export's vocabulary. Writes report.json "
-    "(with the targets), report.md and PNG plots into --output. Starts and stops its own servers. With "
-    "--device gpu: the ensemble with its model step on the GPU (FP32, and FP16 converted at build time) against "
-    "in-process ONNX Runtime CUDA on the same texts; writes gpu_served.json/.md."
+    "(with the targets), report.md and PNG plots into --output. Starts and stops its own servers. On a "
+    "GPU: `tritoncls bench-gpu`."
 )
 
 
@@ -52,12 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "work_dir", default=None,
          help="where shape exports, repositories and perf_analyzer files go (default: OUTPUT/work)")
     flag(parser, "no_plots", action="store_true", help="skip the PNG plots")
-    shared(parser, "device", default="cpu", choices=("cpu", "gpu"),
-           detail="gpu: serve the --model export with its model step on the GPU and compare it with in-process "
-                  "CUDA (needs onnxruntime-gpu; the other options but --max_texts and --instance_kind do not apply)")
-    flag(parser, "instance_kind", default="auto", choices=tuple(INSTANCE_KINDS),
-         help="with --device gpu: the model step's instance kind, as build-repo's (auto: KIND_GPU); cpu keeps the "
-              "CUDA session in a KIND_CPU instance, so the flow can be rehearsed where Triton sees no GPU")
+    shared(parser, "device", default="cpu", action=MovedTo, new="tritoncls bench-gpu",
+           detail="cpu only; the GPU benchmark is its own command, tritoncls bench-gpu")
+
+
+class MovedTo(argparse.Action):
+    """``--device gpu``, bench's older spelling of the GPU benchmark: a usage error naming the command it became."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if values != "cpu":
+            parser.error(f"{option_string} {values}: the GPU benchmark is its own command now: {self.new} "
+                         f"--model EXPORT --input TEXTS --output DIR")
+        setattr(namespace, self.dest, values)
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
@@ -70,24 +78,11 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
                             settings_sweep=True if args.settings_sweep else None, plots=not args.no_plots)
 
 
-def _run_gpu(args: argparse.Namespace) -> int:
-    from tritoncls.benchmarks.gpu_served import REPORT_MD, GpuBenchConfig, markdown, run_gpu_bench
-
-    options = {"max_texts": args.max_texts} if args.max_texts else {}
-    options["instance_kind"] = args.instance_kind
-    report = run_gpu_bench(GpuBenchConfig(model=args.model, input=args.input, output=args.output, **options))
-    print(markdown(report))
-    print(f"report: {args.output}/{REPORT_MD}")
-    return 1 if any(r["errors"] for r in report["precisions"]) else 0
-
-
 def run(args: argparse.Namespace) -> int:
     """Benchmark; 1 if a measurement failed."""
     from tritoncls.cli_common import quiet_paddlenlp
 
     quiet_paddlenlp()
-    if args.device == "gpu":
-        return _run_gpu(args)
     from tritoncls.benchmarks.bench import report_summary, run_bench
 
     report = run_bench(bench_config(args))
