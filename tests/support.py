@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.server.triton import AdminKey
+from tritoncls.server.auth import AdminKey
 
 # ---------------------------------------------------------------------------------------------
 # Paths

@@ -36,18 +36,18 @@ def test_bundled_server_gets_this_pythons_stub_linked_into_a_cache_folder(tmp_pa
 
 
 def test_bundled_server_refuses_numpy_2_whose_stub_dies_on_text_inputs(monkeypatch):
-    from tritoncls.server import triton
+    from tritoncls.server import install
 
-    assert triton.stub_numpy_problem("1.26.4") is None
-    assert "pip install 'numpy<2'" in triton.stub_numpy_problem("2.5.5")
+    assert install.stub_numpy_problem("1.26.4") is None
+    assert "pip install 'numpy<2'" in install.stub_numpy_problem("2.5.5")
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "tritonserver").exists()))
-    monkeypatch.setattr(triton.importlib.metadata, "version", lambda name: "2.0.0" if name == "numpy" else "0")
+    monkeypatch.setattr(install.importlib.metadata, "version", lambda name: "2.0.0" if name == "numpy" else "0")
     with pytest.raises(ServeError, match="cannot serve text models under NumPy 2.0.0"):
         find_tritonserver()
 
 
 def test_the_stubs_libraries_are_looked_up_as_the_server_will_run_it(tiny_repo):
-    from tritoncls.server.triton import stub_missing_libraries
+    from tritoncls.server.install import stub_missing_libraries
 
     install = find_tritonserver()
     if not install.bundled:
@@ -96,7 +96,7 @@ def test_a_gpu_repository_on_a_cpu_onnxruntime_is_said_to_fall_back_to_the_cpu(t
     import onnxruntime as ort
 
     from tritoncls.builder import BuildConfig, build_repository
-    from tritoncls.server.triton import gpu_step_without_cuda
+    from tritoncls.server.install import gpu_step_without_cuda
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")
@@ -117,7 +117,7 @@ def test_server_command_binds_localhost_and_sizes_python_shared_memory(tiny_repo
 
 
 def test_bundled_server_loads_this_pythons_libpython_before_the_systems(tiny_repo, monkeypatch):
-    from tritoncls.server.triton import python_library_dir
+    from tritoncls.server.install import python_library_dir
 
     install = find_tritonserver()
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/lib/x86_64-linux-gnu")

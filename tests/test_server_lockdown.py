@@ -14,7 +14,7 @@ from tritoncls.cli.serve import admin_key
 from tritoncls.errors import ServeError
 from tritoncls.server import AdminKey, ServerInstall, TritonServer, open_admin_warning
 from tritoncls.server import triton as triton_module
-from tritoncls.server.triton import API_KEY_ENV, RESTRICTED_APIS
+from tritoncls.server.auth import API_KEY_ENV, RESTRICTED_APIS
 
 FAKE_INSTALL = ServerInstall(Path("/opt/tritonserver/bin/tritonserver"), None, None, False)
 

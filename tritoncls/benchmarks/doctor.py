@@ -44,13 +44,13 @@ def python_check() -> Check:
 
 def _bundled_server() -> bool:
     """Whether serve would start nvidia-pytriton's tritonserver (none on PATH), whose stub needs NumPy 1.x."""
-    from tritoncls.server.triton import tritonserver_on_path
+    from tritoncls.server.install import tritonserver_on_path
 
     return tritonserver_on_path() is None
 
 
 def numpy_check() -> Check:
-    from tritoncls.server.triton import stub_numpy_problem
+    from tritoncls.server.install import stub_numpy_problem
 
     version = importlib.metadata.version("numpy")
     problem = stub_numpy_problem(version) if _bundled_server() else None
@@ -60,7 +60,7 @@ def numpy_check() -> Check:
 def server_checks() -> list[Check]:
     """tritonserver found, and (bundled) its python-backend stub's libraries found."""
     from tritoncls.errors import ServeError
-    from tritoncls.server.triton import find_tritonserver, missing_library_fix, stub_missing_libraries
+    from tritoncls.server.install import find_tritonserver, missing_library_fix, stub_missing_libraries
 
     try:
         install = find_tritonserver()
@@ -103,7 +103,7 @@ _IMPORTS = "import onnxruntime, numpy; print(onnxruntime.__file__); print(numpy.
 
 def stub_imports_check() -> Check:
     """The stub ignores PYTHONPATH: does it import the onnxruntime and numpy this process does?"""
-    from tritoncls.server.triton import stub_numpy_problem
+    from tritoncls.server.install import stub_numpy_problem
 
     here = _imports(os.environ)
     stub = _imports({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
@@ -145,7 +145,7 @@ def gpu_check() -> Check:
 
 
 def repository_check(model_repository: Path) -> Check:
-    from tritoncls.server.triton import gpu_step_without_cuda
+    from tritoncls.server.install import gpu_step_without_cuda
 
     if not model_repository.is_dir():
         return Check("repository", FAIL, f"{model_repository}: not found", "build one with `tritoncls build-repo`")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from tritoncls.cli._args import flag, shared
 
 if TYPE_CHECKING:
-    from tritoncls.server.triton import AdminKey
+    from tritoncls.server.auth import AdminKey
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def admin_key(args: argparse.Namespace) -> AdminKey | None:
     """The key from --api_key_file, else from $TRITONCLS_API_KEY; None when neither is set."""
     import os
 
-    from tritoncls.server.triton import API_KEY_ENV, AdminKey
+    from tritoncls.server.auth import API_KEY_ENV, AdminKey
 
     if args.api_key_file:
         if os.environ.get(API_KEY_ENV):
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from tritoncls.server.triton import RESTRICTED_APIS, TritonServer
+    from tritoncls.server.auth import RESTRICTED_APIS
+    from tritoncls.server.triton import TritonServer
 
     server = TritonServer(
         args.model_repository, host=args.host, grpc_port=args.grpc_port or None, http_port=args.http_port or None,

@@ -66,7 +66,7 @@ def check_inputs(config: TuneConfig):
     """The export (a corrupt one fails here, naming the file), the texts, tritonserver and perf_analyzer."""
     from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
     from tritoncls.builder.plan import ExportInfo
-    from tritoncls.server.triton import find_tritonserver
+    from tritoncls.server.install import find_tritonserver
 
     export = ExportInfo.load(config.model)
     corpus = read_corpus(config, export.directory, export.max_seq_length)
