@@ -1,5 +1,5 @@
 """``tritoncls bench-gpu``'s flow (issue 15), run here with CPU repositories: what CI can check of the
-served-on-GPU benchmark on machines without a GPU. The GPU run itself is benchmarks/gpu_served.sh's job."""
+served-on-GPU benchmark on machines without a GPU. The GPU run itself is scripts/gpu_served.sh's job."""
 
 from __future__ import annotations
 
@@ -104,12 +104,12 @@ def test_served_flow_of_a_multi_label_export_checks_whole_label_sets_against_cpu
 
 
 def test_the_gpu_machine_script_parses_and_its_usage_names_every_step():
-    """benchmarks/gpu_served.sh runs once on a lent GPU; a syntax error there would cost the whole session.
+    """scripts/gpu_served.sh runs once on a lent GPU; a syntax error there would cost the whole session.
     (Its receive + run is rehearsed end to end by `gpu_served.sh rehearse`, which needs the network and Python 3.12.)"""
     import subprocess
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_served.sh"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_served.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
     usage = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert usage.returncode == 2

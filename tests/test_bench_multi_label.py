@@ -271,11 +271,11 @@ def test_bench_tiny_on_a_multi_label_export_serves_the_inprocess_label_sets_and_
 
 
 def test_the_task_ab_script_reports_medians_of_the_within_round_ratios():
-    """benchmarks/task_ab.py (the interleaved A/B behind docs/benchmarks.md's multi-label figures) parses its
+    """scripts/task_ab.py (the interleaved A/B behind docs/benchmarks.md's multi-label figures) parses its
     exports and summarises complete rounds only."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "task_ab.py"
+    path = Path(__file__).resolve().parents[1] / "scripts" / "task_ab.py"
     spec = importlib.util.spec_from_file_location("task_ab", path)
     task_ab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(task_ab)

@@ -53,7 +53,7 @@ class GpuBenchConfig:
     max_texts: int = 1024
     max_batch_size: int = 256
     # The model step's instance kind; "auto" is KIND_GPU with --device gpu. "cpu" (KIND_CPU) keeps ONNX Runtime's
-    # CUDA session and lets benchmarks/gpu_served.sh rehearse the whole flow on a machine with no GPU visible.
+    # CUDA session and lets scripts/gpu_served.sh rehearse the whole flow on a machine with no GPU visible.
     instance_kind: str = "auto"
     batch32_concurrency: tuple[int, ...] = (1, 2, 4)
     single_concurrency: tuple[int, ...] | None = None  # default: 64..512 on the GPU, 8 on the CPU
@@ -109,7 +109,7 @@ def check_device(device: str) -> list[str]:
     if device == "gpu" and "CUDAExecutionProvider" not in providers:
         raise BenchmarkError(f"--device gpu: ONNX Runtime here has no CUDA provider (it has {providers}); install "
                              f"onnxruntime-gpu (pip install -e '.[gpu]', or the wheel carried to the GPU machine, "
-                             f"see benchmarks/gpu_served.sh).")
+                             f"see scripts/gpu_served.sh).")
     return providers
 
 

@@ -3,7 +3,7 @@
 # label agreement with CPU FP32, timings -> JSON. Needs an NVIDIA GPU and onnxruntime-gpu
 # (or add --install_venv DIR [--wheel FILE]). The repository root goes on PYTHONPATH so the script
 # imports the tritoncls runtime without tritoncls installed. Example:
-#   benchmarks/gpu_check.sh --model EXPORT_DIR --input dev.txt --output gpu_check.json
+#   scripts/gpu_check.sh --model EXPORT_DIR --input dev.txt --output gpu_check.json
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"

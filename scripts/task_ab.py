@@ -7,7 +7,7 @@ the export's default repository served with perf_analyzer at 32 texts a request 
 (concurrency 32), with Triton's statistics (each step's share of server compute, its compute per text). Prints
 one line per measurement and the medians of the within-round ratios; writes every record to OUTPUT/ab.json.
 
-    python benchmarks/task_ab.py --input dev.txt --output /tmp/ab --rounds 3 \\
+    python scripts/task_ab.py --input dev.txt --output /tmp/ab --rounds 3 \\
         multi_class=/tmp/bench_work_mc/exports/nano multi_label=/tmp/bench_work_ml/exports/nano
 """
 

@@ -3,15 +3,15 @@
 # takes at most 64 MiB per call and keeps /tmp only while it stays warm (30 s between calls).
 #
 # Here (network, the project's venv):
-#   benchmarks/gpu_served.sh prepare TRAINED_EXPORT [SHAPE_EXPORT or medium|mini|nano ...]
+#   scripts/gpu_served.sh prepare TRAINED_EXPORT [SHAPE_EXPORT or medium|mini|nano ...]
 #       downloads the wheels the GPU machine lacks (onnxruntime-gpu, nvidia-pytriton's tritonserver,
 #       tritonclient's perf_analyzer and its libraries), copies the trained export, makes skeletons of
 #       the shape exports (weights removed; refilled there) and the dev texts, and splits it all into
 #       .gpu/part1 ... partN of at most 56 MiB each (.gpu/ is git-ignored through .git/info/exclude).
 # There, one device call per part, back to back, each carrying its part (carry: [".gpu/partK"]):
-#   bash benchmarks/gpu_served.sh receive .gpu/partK
+#   bash scripts/gpu_served.sh receive .gpu/partK
 # and in the last call (carrying the last part), after receiving it:
-#   bash benchmarks/gpu_served.sh run
+#   bash scripts/gpu_served.sh run
 #       reassembles and installs the wheels into a venv over the image's packages (/tmp/tritoncls_venv: the
 #       python-backend stub reads its packages from there, not from PYTHONPATH), prints a preflight
 #       (preflight.txt, `tritoncls doctor`: the stub's libraries and imports, perf_analyzer, the GPU) so a
@@ -21,7 +21,7 @@
 #       TensorRT when its libraries are there), and writes everything under $OUT (or ./gpu_served_out).
 #       BENCH_ARGS adds options to each bench; BENCH_ONLY=NAME benches that export alone.
 # Here again, before spending GPU time:
-#   benchmarks/gpu_served.sh rehearse
+#   scripts/gpu_served.sh rehearse
 #       the same receive + run on this machine, under a Python 3.12 venv holding the GPU image's packages
 #       (made once in $REHEARSE_VENV from ${PYTHON312:-python3.12}; it stands in for the image's venv),
 #       with the model step in a KIND_CPU instance (Triton sees no GPU here; ONNX Runtime falls back to the
@@ -68,7 +68,7 @@ print(shape_export(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])))' "$shape"
     k=$((k + 1)); mkdir -p "$carry/part$k"; mv "$piece" "$carry/part$k/"
   done
   rm -rf "$carry/stage"
-  echo "prepared $k parts in $carry (carry each in its own call: bash benchmarks/gpu_served.sh receive .gpu/partK)"
+  echo "prepared $k parts in $carry (carry each in its own call: bash scripts/gpu_served.sh receive .gpu/partK)"
   du -sh "$carry"/part*
 }
 
