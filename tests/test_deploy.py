@@ -398,3 +398,20 @@ def test_docker_command_expands_the_admin_key_and_refuses_to_start_without_it(tm
     del env["TRITON_ADMIN_KEY"]
     refused = subprocess.run(command, env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "run the image with -e TRITON_ADMIN_KEY=KEY" in refused.stderr
+
+
+def test_a_new_target_is_one_registry_object(deploy_repos, tmp_path, monkeypatch):
+    """Nothing outside tritoncls.deploy.targets looks a target up by name: a registered object is deployable."""
+    from tritoncls.deploy import targets
+
+    def spec(config, repo, name, requirements, sizing):
+        return targets.TARGETS["k8s"].spec(config, repo, name, requirements, sizing)
+
+    extra = targets.Target("k8s-core", (targets.OutputFile("k8s/deployment.yaml.j2", "deployment.yaml"),
+                                        targets.OutputFile("k8s/service.yaml.j2", "service.yaml")),
+                           "Deployment and Service only.", "k8s/usage.md.j2", spec)
+    monkeypatch.setitem(targets.TARGETS, "k8s-core", extra)
+    out = render(deploy_repos["cpu"], tmp_path / "core", "k8s-core")
+    assert sorted(rendered_files(out)) == ["README.md", "deployment.yaml", "service.yaml"]
+    assert "Deployment and Service only." in (out / "README.md").read_text(encoding="utf-8")
+    assert {o["kind"] for o in yaml_objects(out)} == {"Deployment", "Service"}

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """deploy's options."""
     shared(parser, "model_repository", required=True)
     add_output(parser, "the deployment folder (the docker target also copies the repository into it)", required=True)
-    flag(parser, "target", default="docker", choices=TARGETS, help="what to render")
+    flag(parser, "target", default="docker", choices=tuple(TARGETS), help="what to render")
     shared(parser, "device", detail="the server pods (default: the device the repository was built for)",
            default=None, choices=DEVICES)
     flag(parser, "replicas", type=int, default=1, help="server pods; the autoscaler may add up to 4x as many")
@@ -59,8 +59,9 @@ class DeprecatedAlias(argparse.Action):
 
 def deploy_config(args: argparse.Namespace) -> DeployConfig:
     """The :class:`DeployConfig` of ``args``."""
-    if args.target == "kserve" and not args.storage_uri:
-        raise UsageError("--target kserve needs --storage_uri: where the repository is stored, e.g. s3://bucket/seqcls")
+    if TARGETS[args.target].needs_storage_uri and not args.storage_uri:
+        raise UsageError(f"--target {args.target} needs --storage_uri: where the repository is stored, "
+                         f"e.g. s3://bucket/seqcls")
     return config_from_args(DeployConfig, args, name=args.object_name, pins=tuple(args.pins or ()))
 
 

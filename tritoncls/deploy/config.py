@@ -6,9 +6,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from tritoncls.deploy.targets import TARGETS
 from tritoncls.errors import ConfigError
 
-TARGETS = ("docker", "k8s", "kserve")
 DEVICES = ("cpu", "gpu")
 #: a Kubernetes object name (RFC 1123 label): lowercase letters, digits and '-', at most 63
 _K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -52,10 +52,13 @@ class DeployConfig:
         ]
 
     def _storage_problem(self) -> str | None:
-        if self.target != "kserve":
-            return None if self.storage_uri is None else "--storage_uri: applies to --target kserve only; drop it"
+        target = TARGETS.get(self.target)
+        if target is None or not target.needs_storage_uri:
+            takers = " or ".join(name for name, t in TARGETS.items() if t.needs_storage_uri)
+            return None if self.storage_uri is None else f"--storage_uri: applies to --target {takers} only; drop it"
         if self.storage_uri is None:
-            return "--storage_uri: --target kserve needs where the repository is stored, e.g. s3://bucket/seqcls"
+            return (f"--storage_uri: --target {self.target} needs where the repository is stored, "
+                    f"e.g. s3://bucket/seqcls")
         return None if _STORAGE.match(self.storage_uri) else (
             f"--storage_uri: {self.storage_uri!r} is not a KServe storage URI (s3://, gs://, pvc://, https://, ...)")
 

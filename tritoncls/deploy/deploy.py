@@ -57,7 +57,7 @@ def check_target(target: Path, repository: Path, force: bool) -> None:
 def write_deployment(plan: DeployPlan, root: Path, renderer: Renderer) -> None:
     for output in plan.files:
         (root / output.name).write_text(renderer.render(output.template, **plan.values()), encoding="utf-8")
-    if plan.config.target == "docker":
+    if plan.target.copies_repository:
         shutil.copytree(plan.repository.path, root / plan.spec.repository_dir,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (root / DEPLOY_MARKER).write_text(json.dumps(deploy_record(plan), indent=2) + "\n", encoding="utf-8")
