@@ -19,8 +19,8 @@ setup(
     include_package_data=True,
     package_data={
         "tritoncls": [
-            "data/demo/*.txt",
-            "data/demo/*.md",
+            "data/*/*.txt",
+            "data/*/*.md",
             "model_repository_templates/**/*",
             "deploy_templates/**/*",
         ],
