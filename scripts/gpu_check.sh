@@ -7,4 +7,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
-exec "${PYTHON:-python3}" "$here/tritoncls/benchmarks/gpu_check.py" "$@"
+exec "${PYTHON:-python3}" "$here/scripts/gpu_check.py" "$@"

@@ -56,10 +56,10 @@ prepare() {
   for shape in "$@"; do
     if [ ! -d "$shape" ]; then  # a shape name: random weights, the trained export's vocabulary (bench's shapes)
       shape="$(PYTHONPATH="$repo" "$python" -c 'import sys; from pathlib import Path
-from tritoncls.benchmarks.variants import shape_export
+from tritoncls.measure.variants import shape_export
 print(shape_export(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])))' "$shape" "$trained" "$repo/.gpu_shapes" | tail -n 1)"
     fi
-    "$python" "$repo/tritoncls/benchmarks/gpu_check.py" --model "$shape" --strip_to "$carry/stage/skeletons/$(basename "$shape")"
+    "$python" "$repo/scripts/gpu_check.py" --model "$shape" --strip_to "$carry/stage/skeletons/$(basename "$shape")"
   done
   head -n 1024 "$repo/../shared/data/kuake_qic/dev.txt" | cut -f1 >"$carry/stage/texts.txt"
   tar -C "$carry/stage" -cf - . | split -b "${part_mib}m" -d -a 2 - "$carry/stage.tar."
@@ -112,7 +112,7 @@ run() {
   for skeleton in "$store"/stage/skeletons/*; do  # the shapes first: medium carries the throughput goal
     [ -d "$skeleton" ] || continue
     name="$(basename "$skeleton")"
-    python3 "$repo/tritoncls/benchmarks/gpu_check.py" --model "$skeleton" --refill_to "$store/stage/exports/$name"
+    python3 "$repo/scripts/gpu_check.py" --model "$skeleton" --refill_to "$store/stage/exports/$name"
     exports+=("$store/stage/exports/$name")
   done
   exports+=("$store/stage/exports/trained")
@@ -127,7 +127,7 @@ run() {
     for f in gpu_served.json gpu_served.md; do cp "$store/out_$name/$f" "$out/${name}_$f" 2>/dev/null || true; done
   done
   for e in "${exports[@]}"; do args+=(--model "$e"); done  # then in-process CUDA/TensorRT (measured 2026-11-28)
-  python3 "$repo/tritoncls/benchmarks/gpu_check.py" "${args[@]}" --input "$store/stage/texts.txt" \
+  python3 "$repo/scripts/gpu_check.py" "${args[@]}" --input "$store/stage/texts.txt" \
     --output "$out/gpu_check.json" --time_budget_s 90 || echo "gpu_check exited $?"
   ls -la "$out"
 }

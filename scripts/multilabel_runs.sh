@@ -26,7 +26,7 @@ case "$run" in
     dataset="$data/cail2019_divorce"; task=multi_label; max_len=128
     args=(--from_scratch --model_name ernie-3.0-nano-zh --arch num_hidden_layers=2 hidden_size=256
           num_attention_heads=4 intermediate_size=1024 --learning_rate 1e-3 --warmup --warmup_steps 300
-          --epochs 20 --early_stop --batch_size 32 --metric micro_f1) ;;
+          --epochs 20 --early_stop --batch_size 32) ;;
   *) echo "unknown run $run: goemotions, hierarchical or cail" >&2; exit 2 ;;
 esac
 checkpoint="${CHECKPOINT:-$out/checkpoint}"

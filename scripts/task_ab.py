@@ -33,8 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def measure_round(name: str, export: Path, repo: Path, texts, rows, workdir: Path, analyzer) -> dict[str, Any]:
-    from tritoncls.benchmarks import inprocess, served
-    from tritoncls.benchmarks.served import SweepPoint
+    from tritoncls.measure import inprocess, served
+    from tritoncls.measure.served import SweepPoint
 
     base = {order: inprocess.run_baseline(export, texts.texts, "onnxruntime", order, repeats=2)[0].texts_per_s
             for order in ("file", "sorted")}
@@ -76,9 +76,9 @@ def summary(name: str, records: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tritoncls.benchmarks import inprocess, served
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
-    from tritoncls.benchmarks.texts import read_bench_texts
+    from tritoncls.measure import inprocess, served
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
+    from tritoncls.measure.texts import read_bench_texts
 
     args = parse_args(argv)
     exports = dict(item.split("=", 1) for item in args.exports)

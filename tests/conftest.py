@@ -289,7 +289,7 @@ def hierarchical_export(tmp_path_factory) -> Path:
 def varied_label_sets(request, tmp_path_factory):
     """A tiny multi-label (then hierarchical) export whose label sets vary on its labelled texts
     (support.write_varied_multi_label_export), and those texts as bench reads them: (export, BenchTexts)."""
-    from tritoncls.benchmarks.texts import read_bench_texts
+    from tritoncls.measure.texts import read_bench_texts
 
     root = tmp_path_factory.mktemp("varied_label_sets")
     lines = support.tiny_multi_label_lines(64, hierarchical=request.param)
@@ -434,8 +434,8 @@ def soak_repo(kuake_export, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def perf_analyzer_ready():
     """perf_analyzer's path; skips the test when it is not installed."""
-    from tritoncls.benchmarks import BenchmarkError
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.errors import BenchmarkError
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
 
     try:
         return PerfAnalyzer.find()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tritoncls.benchmarks import BenchmarkError
-from tritoncls.benchmarks.flops import EncoderShape, layer_flops, text_flops, total_flops, useful_flops_per_s
-from tritoncls.benchmarks.perf_analyzer import (
+from tritoncls.benchmarks.report import REPORT_JSON, REPORT_MD, compute_targets, write_report
+from tritoncls.errors import BenchmarkError, ConfigError, DataError
+from tritoncls.measure.flops import EncoderShape, layer_flops, text_flops, total_flops, useful_flops_per_s
+from tritoncls.measure.perf_analyzer import (
     PerfAnalyzer,
     equivalent_width,
     parse_csv,
@@ -18,10 +19,8 @@ from tritoncls.benchmarks.perf_analyzer import (
     token_input_data,
     usable_steps,
 )
-from tritoncls.benchmarks.report import REPORT_JSON, REPORT_MD, compute_targets, write_report
-from tritoncls.benchmarks.texts import read_bench_texts
-from tritoncls.benchmarks.triton_stats import STAGES, ModelStats, delta, parse_statistics, stage_share
-from tritoncls.errors import ConfigError, DataError
+from tritoncls.measure.texts import read_bench_texts
+from tritoncls.measure.triton_stats import STAGES, ModelStats, delta, parse_statistics, stage_share
 
 # Recorded from perf_analyzer 2.51.0 (tritonclient wheel) against tritonserver 2.51 (nvidia-pytriton 0.7.0),
 # `-b 32 --concurrency-range 1:1 --async --measurement-mode count_windows -f out.csv`, tiny KUAKE-QIC export.
@@ -327,7 +326,7 @@ def test_server_memory_names_python_stubs_by_their_model():
 
 
 def test_sgemm_rate_reports_gflops():
-    from tritoncls.benchmarks.machine import sgemm_rate
+    from tritoncls.measure.machine import sgemm_rate
 
     rate = sgemm_rate(size=128, repeats=2)
     assert rate.size == 128 and rate.seconds > 0 and rate.threads >= 1 and rate.blas
@@ -336,7 +335,7 @@ def test_sgemm_rate_reports_gflops():
 
 def test_sgemm_rate_keeps_the_fastest_repeat(monkeypatch):
     """Other processes only ever slow a run down: the best of the repeats is the machine's rate."""
-    from tritoncls.benchmarks import machine
+    from tritoncls.measure import machine
 
     clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # three timed products: 3 s, 1 s, 2 s
     monkeypatch.setattr(machine.time, "perf_counter", lambda: next(clock))

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from tests.support import write_tiny_export
-from tritoncls.benchmarks import BenchmarkError
 from tritoncls.benchmarks.gpu_served import (
     REPORT_JSON,
     REPORT_MD,
@@ -17,7 +16,7 @@ from tritoncls.benchmarks.gpu_served import (
     check_device,
     run_gpu_bench,
 )
-from tritoncls.errors import ConfigError
+from tritoncls.errors import BenchmarkError, ConfigError
 
 
 def test_gpu_defaults_serve_fp32_and_fp16_with_the_model_step_on_the_gpu_and_large_batches():
@@ -42,7 +41,7 @@ def test_bad_options_are_refused_naming_them(options, message):
 
 @pytest.mark.parametrize(("kind", "rendered"), [("auto", "KIND_GPU"), ("cpu", "KIND_CPU")])
 def test_the_rehearsal_kind_keeps_the_cuda_model_step_in_a_cpu_instance(tmp_path, kind, rendered):
-    from tritoncls.benchmarks import served
+    from tritoncls.measure import served
 
     export = write_tiny_export(tmp_path / "export")
     config = GpuBenchConfig(model=str(export), input="t", output="o", instance_kind=kind)

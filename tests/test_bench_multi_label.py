@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from tests import support
-from tritoncls.benchmarks import answers
 from tritoncls.benchmarks.bench import PLANS, BenchConfig, _accuracy, _record_label_agreement, _Run
 from tritoncls.benchmarks.report import REPORT_MD, compute_targets, step_compute, write_report
-from tritoncls.benchmarks.texts import read_bench_texts
-from tritoncls.benchmarks.triton_stats import ModelStats, stage_share
 from tritoncls.clients.base import LabelSetPrediction, Prediction
 from tritoncls.common.offline import OfflineConfig, open_predictor
+from tritoncls.measure import answers
+from tritoncls.measure.texts import read_bench_texts
+from tritoncls.measure.triton_stats import ModelStats, stage_share
 from tritoncls.runtime import Manifest
 
 
@@ -136,7 +136,7 @@ def test_served_label_sets_are_checked_whole_against_the_inprocess_head(varied_l
 
 
 def test_an_int8_variant_of_a_multi_label_export_keeps_its_task_and_thresholds(multi_label_export, tmp_path):
-    from tritoncls.benchmarks.variants import int8_export
+    from tritoncls.measure.variants import int8_export
 
     derived = Manifest.load(int8_export(multi_label_export, tmp_path / "int8"))
     assert derived.precision == "int8" and derived.task == Manifest.load(multi_label_export).task
@@ -144,7 +144,7 @@ def test_an_int8_variant_of_a_multi_label_export_keeps_its_task_and_thresholds(m
 
 @pytest.mark.slow  # exports a random-weight nano checkpoint with Paddle
 def test_a_nano_shape_of_a_multi_label_export_is_a_multi_label_export_with_its_thresholds(tmp_path):
-    from tritoncls.benchmarks.variants import shape_export
+    from tritoncls.measure.variants import shape_export
 
     source = support.write_multi_label_export(tmp_path / "export", hierarchical=True)
     shape = Manifest.load(shape_export("nano", source, tmp_path / "work"))
@@ -175,7 +175,7 @@ def test_compute_shares_leave_the_queue_out_and_give_each_steps_time_per_text():
 
 def test_compute_shares_count_a_batched_execution_once_where_per_request_time_counts_it_per_request():
     """Recorded shape of Triton 2.51's statistics: 3 single-text requests ran as one execution of 6 ms."""
-    from tritoncls.benchmarks.triton_stats import parse_statistics
+    from tritoncls.measure.triton_stats import parse_statistics
 
     def entry(name: str, per_request_ms: float, executions: list[tuple[int, float]]) -> dict:
         def ns(ms: float) -> dict:

@@ -159,7 +159,7 @@ def test_options_file_that_is_not_one_is_refused(tmp_path):
 def test_served_fused_layout_gives_the_ensembles_labels_and_fails_only_the_bad_request(tiny_export, tmp_path):
     import tritonclient.grpc as grpcclient
 
-    from tritoncls.benchmarks.served import classify
+    from tritoncls.measure.served import classify
     from tritoncls.server import TritonServer
 
     texts = ["good movie", "bad " * 30, "the movie was very fine", "中文 好", "awful !"]

@@ -205,8 +205,6 @@ def test_config_from_args_fills_same_named_fields_and_takes_derived_values():
 
 def test_every_command_builds_its_config_from_the_parsed_defaults():
     from tritoncls.benchmarks.bench import BenchConfig
-    from tritoncls.benchmarks.soak import SoakConfig
-    from tritoncls.benchmarks.tune.config import TuneConfig
     from tritoncls.builder.config import BuildConfig
     from tritoncls.cli.bench import bench_config
     from tritoncls.cli.build_repo import build_config
@@ -214,10 +212,12 @@ def test_every_command_builds_its_config_from_the_parsed_defaults():
     from tritoncls.clients.chunked import ClassifyFileConfig
     from tritoncls.modeling.export import ExportConfig
     from tritoncls.prune.prune import PruneConfig
+    from tritoncls.soak import SoakConfig
     from tritoncls.training.analysis import AnalyzeConfig
     from tritoncls.training.evaluate import EvaluateConfig
     from tritoncls.training.predict import PredictConfig
     from tritoncls.training.train import TrainConfig
+    from tritoncls.tune.config import TuneConfig
 
     assert config_from_args(TrainConfig, parse("train", "--save_dir", "ck"), device="cpu").output == "ck"
     assert config_from_args(EvaluateConfig, parse("evaluate", "--params_path", "ck"), device="cpu").checkpoint == "ck"

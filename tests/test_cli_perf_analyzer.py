@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tritoncls.benchmarks import perf_analyzer as pa
 from tritoncls.cli import build_parser, main, split_pass_through
 from tritoncls.cli.perf_analyzer import command
+from tritoncls.measure import perf_analyzer as pa
 
 ARGS = ["-m", "seqcls", "-u", "127.0.0.1:8001", "-i", "grpc", "--string-data", "héllo wörld", "--concurrency-range",
         "1:4", "-v", "--help", "--", "-x"]

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tritoncls.benchmarks import cpu_time
-from tritoncls.benchmarks.cpu_time import ServerCpu, per_text, server_cpu
+from tritoncls.measure import cpu_time
+from tritoncls.measure.cpu_time import ServerCpu, per_text, server_cpu
 
 
 def test_server_cpu_splits_the_front_end_from_every_descendant_and_is_none_for_a_gone_process():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tritoncls.benchmarks import doctor
+from tritoncls import doctor
 from tritoncls.cli import main
 
 NAMES = ["python", "numpy", "tritonserver", "python-backend stub", "perf_analyzer", "onnxruntime", "stub imports",

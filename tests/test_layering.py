@@ -2,7 +2,7 @@
 
 The runtime imports nothing of tritoncls (it is copied into model repositories); shared layers
 (common, modeling) import only layers below them; no stage imports another stage. Orchestrators
-(benchmarks, the CLI, the demo) drive stages and may import them.
+(the measuring primitives in measure, bench, tune, soak, doctor, the CLI, the demo) drive stages and may import them.
 """
 
 from __future__ import annotations
@@ -34,9 +34,13 @@ ALLOWED: dict[str, set[str]] = {
     "clients": COMMON,
     "deploy": COMMON,
     "deploy_templates": set(),
-    "benchmarks": MODELING | {"builder", "server", "clients"},
+    "measure": MODELING | {"builder", "server", "clients"},  # the measuring primitives
+    "benchmarks": MODELING | {"builder", "server", "clients", "measure"},  # bench and bench-gpu
+    "tune": MODELING | {"builder", "server", "clients", "measure"},
+    "soak": MODELING | {"builder", "server", "clients", "measure"},
+    "doctor": COMMON | {"server", "measure"},
     "cli_common": BASE,
-    "cli": MODELING | {"cli_common", "benchmarks", *STAGES},
+    "cli": MODELING | {"cli_common", "measure", "benchmarks", "tune", "soak", "doctor", *STAGES},
     "demo": MODELING | {"cli_common", *STAGES},
 }
 

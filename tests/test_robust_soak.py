@@ -16,8 +16,8 @@ import os
 import numpy as np
 import pytest
 
-from tritoncls.benchmarks.soak import SoakConfig, SoakReport, _judge, read_texts_column, soak
 from tritoncls.errors import ConfigError, DataError
+from tritoncls.soak import SoakConfig, SoakReport, _judge, read_texts_column, soak
 
 SOAK_REQUESTS = int(os.environ.get("TRITONCLS_SOAK_REQUESTS", "8000"))
 SOAK_CONCURRENCY = 16
@@ -96,9 +96,9 @@ def test_soak_texts_take_the_text_column_and_name_bad_lines(tmp_path):
 @pytest.mark.parametrize("hierarchical", [False, True], ids=["multi_label", "hierarchical"])
 def test_soak_compares_whole_label_sets_and_each_returned_probability_with_the_reference(tmp_path, hierarchical):
     from tests import support
-    from tritoncls.benchmarks.soak import _fill, _Outcomes, _record, _reference
     from tritoncls.clients.base import LabelSetPrediction
     from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.soak import _fill, _Outcomes, _record, _reference
 
     texts = [line.split("\t")[0] for line in support.tiny_multi_label_lines(40, hierarchical)]
     export = support.write_varied_multi_label_export(tmp_path / "export", texts, hierarchical)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import TINY_LABELS, TINY_WORDS
-from tritoncls.benchmarks.tune.config import TuneConfig, TuneError
 from tritoncls.cli import main
+from tritoncls.tune.config import TuneConfig, TuneError
 
 
 def write_texts(path: Path, count: int = 64) -> Path:
@@ -55,7 +55,7 @@ def test_tune_fails_up_front_on_a_missing_text_file(tiny_export, tmp_path, caplo
     ({"drop_points": 1.5}, False),
 ])
 def test_int8_is_a_candidate_only_within_the_accuracy_floor(accuracy, allowed):
-    from tritoncls.benchmarks.tune.tune import int8_allowed
+    from tritoncls.tune.tune import int8_allowed
 
     assert int8_allowed(accuracy, 1.0) is allowed
 
@@ -70,7 +70,7 @@ def test_the_sweep_measures_the_workload_and_side_by_side_also_single_texts_and_
 
 
 def test_client_cpus_leave_the_rest_to_the_server_and_must_be_usable():
-    from tritoncls.benchmarks.tune.tune import split_cpus
+    from tritoncls.tune.tune import split_cpus
 
     usable = os.sched_getaffinity(0)
     assert split_cpus(()) == usable
@@ -81,7 +81,7 @@ def test_client_cpus_leave_the_rest_to_the_server_and_must_be_usable():
 
 
 def test_perf_analyzer_runs_on_its_client_cpus():
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
 
     cpu = min(os.sched_getaffinity(0))
     pinned = PerfAnalyzer(Path(sys.executable), dict(os.environ), cpus=(cpu,))
@@ -164,8 +164,8 @@ def test_tune_exits_3_with_the_closest_candidates_when_no_configuration_meets_th
 
 
 def recorded_outcome(tmp_path: Path, budget_ms: float):
-    from tritoncls.benchmarks.tune.config import TuneOutcome
-    from tritoncls.benchmarks.tune.search import Candidate, Measured, Point, SearchResult
+    from tritoncls.tune.config import TuneOutcome
+    from tritoncls.tune.search import Candidate, Measured, Point, SearchResult
 
     def measured(candidate, rates, p99s, batched=()):
         points = [Point(1, c, r, p / 2, p, 4.0) for c, r, p in zip((1, 4), rates, p99s)]
@@ -190,8 +190,8 @@ def recorded_outcome(tmp_path: Path, budget_ms: float):
 
 
 def test_outputs_write_tune_json_report_and_plot_with_the_side_by_side_ratios(tmp_path):
-    from tritoncls.benchmarks.tune.report import write_outputs
     from tritoncls.builder.options import read_options
+    from tritoncls.tune.report import write_outputs
 
     outcome = recorded_outcome(tmp_path, budget_ms=100.0)
     files = write_outputs(outcome, Path("EXPORT"))
@@ -207,7 +207,7 @@ def test_outputs_write_tune_json_report_and_plot_with_the_side_by_side_ratios(tm
 
 
 def test_outputs_without_a_candidate_in_budget_list_the_closest_and_remove_a_stale_tune_json(tmp_path):
-    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.tune.report import write_outputs
 
     outcome = recorded_outcome(tmp_path, budget_ms=5.0)
     (outcome.config.output_dir / "tune.json").write_text("{}", encoding="utf-8")
@@ -221,8 +221,8 @@ def test_outputs_without_a_candidate_in_budget_list_the_closest_and_remove_a_sta
 def test_report_says_where_the_cpu_went_next_to_the_in_process_cpu_per_text(tmp_path):
     from dataclasses import replace
 
-    from tritoncls.benchmarks.cpu_time import CpuPerText
-    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.measure.cpu_time import CpuPerText
+    from tritoncls.tune.report import write_outputs
 
     outcome = recorded_outcome(tmp_path, budget_ms=100.0)
     tuned = outcome.final["tuned"][0]
@@ -240,7 +240,7 @@ def test_report_says_where_the_cpu_went_next_to_the_in_process_cpu_per_text(tmp_
 def test_report_of_a_batched_workload_names_it_and_compares_its_requests(tmp_path):
     from dataclasses import replace
 
-    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.tune.report import write_outputs
 
     outcome = recorded_outcome(tmp_path, budget_ms=400.0)
     outcome = replace(outcome, config=replace(outcome.config, request_texts=32, concurrencies=(1,)))
@@ -256,7 +256,7 @@ def test_report_of_a_batched_workload_names_it_and_compares_its_requests(tmp_pat
 
 
 def test_report_leaves_the_cpu_table_out_where_cpu_was_not_measured(tmp_path):
-    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.tune.report import write_outputs
 
     files = write_outputs(recorded_outcome(tmp_path, budget_ms=100.0), Path("EXPORT"))
     assert "Where the CPU went" not in files["report"].read_text(encoding="utf-8")
@@ -270,7 +270,7 @@ def test_report_leaves_the_cpu_table_out_where_cpu_was_not_measured(tmp_path):
 @pytest.mark.parametrize("hierarchical", [False, True], ids=["multi_label", "hierarchical"])
 def test_int8_floor_of_a_multi_label_export_is_checked_on_macro_f1_of_its_label_sets(tmp_path, hierarchical):
     from tests import support
-    from tritoncls.benchmarks.tune.tune import int8_accuracy, read_corpus
+    from tritoncls.tune.tune import int8_accuracy, read_corpus
 
     lines = support.tiny_multi_label_lines(64, hierarchical)
     texts = tmp_path / "dev.txt"
@@ -290,7 +290,7 @@ def test_int8_floor_of_a_multi_label_export_is_checked_on_macro_f1_of_its_label_
 
 def test_int8_is_not_tried_where_the_texts_name_labels_a_multi_label_export_does_not_have(multi_label_export,
                                                                                         tmp_path, caplog):
-    from tritoncls.benchmarks.tune.tune import int8_accuracy, read_corpus
+    from tritoncls.tune.tune import int8_accuracy, read_corpus
 
     texts = tmp_path / "dev.txt"
     texts.write_text("".join(f"good movie {i}\tpositive,angry\n" for i in range(32)), encoding="utf-8")
@@ -302,7 +302,7 @@ def test_int8_is_not_tried_where_the_texts_name_labels_a_multi_label_export_does
 def test_report_of_a_multi_label_export_names_macro_f1_and_the_label_set_agreement(tmp_path):
     from dataclasses import replace
 
-    from tritoncls.benchmarks.tune.report import write_outputs
+    from tritoncls.tune.report import write_outputs
 
     outcome = recorded_outcome(tmp_path, budget_ms=100.0)
     accuracy = {"texts": 64, "task": "multi_label", "metric": "macro_f1", "fp32_macro_f1": 48.2, "int8_macro_f1": 47.9,

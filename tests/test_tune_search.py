@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tritoncls.benchmarks.tune.search import (
+from tritoncls.tune.search import (
     DEFAULTS,
     Candidate,
     Measured,
@@ -189,7 +189,7 @@ def test_a_batched_workload_is_scored_on_its_own_requests_only():
 
 
 def test_max_batch_sizes_below_the_workloads_request_size_are_not_tried():
-    from tritoncls.benchmarks.tune.search import STAGES
+    from tritoncls.tune.search import STAGES
 
     propose = dict(STAGES)["max_batch_size"]
     assert [c.get("max_batch_size") for c in propose(Candidate(), Space(cores=2, request_texts=48))] == [128]

@@ -47,6 +47,10 @@ class UsageError(ConfigError):
     """
 
 
+class BenchmarkError(TritonclsError):
+    """A measurement cannot run (bench, tune, soak, doctor): a missing tool or library, a failed measurement."""
+
+
 class DeployError(TritonclsError):
     """Deployment files (Dockerfile, Kubernetes or KServe manifests) cannot be rendered or fail validation."""
 

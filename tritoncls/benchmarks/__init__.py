@@ -1,8 +1,3 @@
-"""Benchmarks (``tritoncls bench``): perf_analyzer against served ensembles, in-process baselines, the
-reference-style deployment as a peer, and a report against the speed targets in docs/benchmarks.md."""
-
-from tritoncls.errors import TritonclsError
-
-
-class BenchmarkError(TritonclsError):
-    """A benchmark cannot run: a missing tool or library, a failed measurement, a bad option."""
+"""Benchmarks: ``tritoncls bench`` (:mod:`.bench`, its report in :mod:`.report`): perf_analyzer against served
+ensembles, in-process baselines, the reference-style deployment as a peer, against the speed targets in
+docs/benchmarks.md; and ``tritoncls bench-gpu`` (:mod:`.gpu_served`). Built from :mod:`tritoncls.measure`."""

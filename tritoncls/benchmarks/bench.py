@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.benchmarks import BenchmarkError
-from tritoncls.benchmarks.answers import (
+from tritoncls.clients.base import LabelSetPrediction, Prediction
+from tritoncls.errors import BenchmarkError, ConfigError, TritonclsError
+from tritoncls.measure.answers import (
     agreement,
     inprocess_answers,
     max_probability_diff,
@@ -41,11 +42,9 @@ from tritoncls.benchmarks.answers import (
     served_answers,
     truth,
 )
-from tritoncls.benchmarks.flops import EncoderShape, total_flops
-from tritoncls.benchmarks.served import SweepPoint
-from tritoncls.benchmarks.texts import BenchTexts, read_bench_texts
-from tritoncls.clients.base import LabelSetPrediction, Prediction
-from tritoncls.errors import ConfigError, TritonclsError
+from tritoncls.measure.flops import EncoderShape, total_flops
+from tritoncls.measure.served import SweepPoint
+from tritoncls.measure.texts import BenchTexts, read_bench_texts
 from tritoncls.runtime import Manifest
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,7 @@ class BenchConfig:
     plots: bool = True
 
     def __post_init__(self) -> None:
-        from tritoncls.benchmarks.variants import SHAPES
+        from tritoncls.measure.variants import SHAPES
 
         if self.mode not in MODES:
             raise ConfigError(f"bench mode {self.mode!r}: choose one of {', '.join(MODES)}.")
@@ -186,10 +185,10 @@ class _Run:
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     """Measure everything the plan asks for and write the report into ``config.output``."""
-    from tritoncls.benchmarks import inprocess
-    from tritoncls.benchmarks.machine import machine_info, onnxruntime_sgemm_rate, sgemm_rate
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
     from tritoncls.benchmarks.report import write_report
+    from tritoncls.measure import inprocess
+    from tritoncls.measure.machine import machine_info, onnxruntime_sgemm_rate, sgemm_rate
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
 
     plan = config.plan()
     output = Path(config.output)
@@ -235,7 +234,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
 
 def _shape_export(run: _Run, shape: str, trained: Path) -> Path:
-    from tritoncls.benchmarks.variants import shape_export
+    from tritoncls.measure.variants import shape_export
 
     return trained if shape == TRAINED else shape_export(shape, trained, run.work)
 
@@ -245,7 +244,7 @@ def _runtimes(plan: Plan, shape: str) -> tuple[str, ...]:
 
 
 def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, analyzer) -> None:
-    from tritoncls.benchmarks import inprocess
+    from tritoncls.measure import inprocess
 
     plan = run.plan.for_shape(shape)
     texts = texts.head(plan.max_texts)
@@ -307,7 +306,7 @@ def _remeasure(entry: dict[str, Any], export_dir: Path, texts: BenchTexts, plan:
     The targets divide served rates by these; on a shared machine a load spike during the one
     in-process pass would otherwise inflate every ratio. Both passes are kept in the report.
     """
-    from tritoncls.benchmarks import inprocess
+    from tritoncls.measure import inprocess
 
     for item in entry["inprocess"]:
         if item["runtime"] != "onnxruntime" or item["precision"] != "fp32":
@@ -319,7 +318,7 @@ def _remeasure(entry: dict[str, Any], export_dir: Path, texts: BenchTexts, plan:
 
 
 def _int8(export_dir: Path, target: Path) -> Path:
-    from tritoncls.benchmarks.variants import int8_export
+    from tritoncls.measure.variants import int8_export
 
     return int8_export(export_dir, target)
 
@@ -327,7 +326,7 @@ def _int8(export_dir: Path, target: Path) -> Path:
 def _serve(run: _Run, shape: str, name: str, export_dir: Path, texts: BenchTexts, rows: Sequence[Sequence[int]],
            sweep: Sequence[SweepPoint], analyzer,
            options: dict[str, Any], label_texts: Sequence[str]):
-    from tritoncls.benchmarks import served
+    from tritoncls.measure import served
 
     workdir = run.work / "served" / f"{shape}-{name}"
     repo = served.build(export_dir, workdir / "repository", **options)
@@ -342,8 +341,8 @@ def _serve(run: _Run, shape: str, name: str, export_dir: Path, texts: BenchTexts
 def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts, base: dict[str, Any] | None,
                    reference: np.ndarray | None) -> dict[str, Any]:
     """A fused or INT8 graph in-process: speed (sorted, batch 32) and agreement with FP32."""
-    from tritoncls.benchmarks import inprocess
-    from tritoncls.benchmarks.variants import fused_export, int8_export
+    from tritoncls.measure import inprocess
+    from tritoncls.measure.variants import fused_export, int8_export
 
     target = run.work / "exports" / f"{export_dir.name}-{variant}"
     derived = (fused_export if variant == "fused" else int8_export)(export_dir, target)
@@ -363,8 +362,8 @@ def _variant_check(run: _Run, variant: str, export_dir: Path, texts: BenchTexts,
 def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
     """Dev score of the trained export, FP32 vs INT8 (and the fused graph), in-process ORT: accuracy for a
     multi-class export, macro-F1 of the label sets for a multi-label or hierarchical one (the manifest's task)."""
-    from tritoncls.benchmarks import inprocess
-    from tritoncls.benchmarks.variants import fused_export
+    from tritoncls.measure import inprocess
+    from tritoncls.measure.variants import fused_export
 
     manifest = Manifest.load(trained)
     gold = truth(manifest, data.labels)
@@ -388,7 +387,7 @@ def _accuracy(run: _Run, trained: Path, data: BenchTexts) -> None:
 
 def _served_label_check(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
     """Serve the trained export (default profile) and compare its answers with in-process ORT."""
-    from tritoncls.benchmarks import inprocess, served
+    from tritoncls.measure import inprocess, served
 
     check = texts.head(run.plan.label_check_texts)
     workdir = run.work / "served" / "trained-labels"
@@ -427,7 +426,7 @@ def _record_label_agreement(run: _Run, manifest: Manifest, predictions: Sequence
 def _settings_sweep(run: _Run, trained: Path, texts: BenchTexts, analyzer) -> None:
     """Instances x intra-op threads of the model step, on the served ensemble; the default row comes from
     the shape's main measurement."""
-    from tritoncls.benchmarks import inprocess
+    from tritoncls.measure import inprocess
 
     plan = run.plan
     rows_out = []

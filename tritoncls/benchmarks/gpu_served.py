@@ -25,12 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tritoncls.benchmarks import BenchmarkError
-from tritoncls.benchmarks.answers import Answer, agreement, inprocess_answers, mask_answers, served_answers
-from tritoncls.benchmarks.served import SweepPoint
-from tritoncls.benchmarks.texts import read_bench_texts
 from tritoncls.builder.config import INSTANCE_KINDS
-from tritoncls.errors import ConfigError
+from tritoncls.errors import BenchmarkError, ConfigError
+from tritoncls.measure.answers import Answer, agreement, inprocess_answers, mask_answers, served_answers
+from tritoncls.measure.served import SweepPoint
+from tritoncls.measure.texts import read_bench_texts
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ def inprocess_rates(export_dir: Path, texts: list[str], device: str, onnx_file: 
                     repeats: int = 3) -> tuple[dict[str, float], list[Answer]]:
     """Texts/s of in-process ONNX Runtime at batch 32 (tokenization included; best of ``repeats`` after a
     warm-up) in file order and sorted by length, and the answers it gives (labels, or label sets)."""
-    from tritoncls.benchmarks.inprocess import best_run
+    from tritoncls.measure.inprocess import best_run
     from tritoncls.runtime import Manifest, Predictor
 
     rates: dict[str, float] = {}
@@ -139,9 +138,8 @@ def reference_answers(export_dir: Path, texts: list[str]) -> list[Answer]:
 
 def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
     """Build, serve and measure each precision; write the JSON and markdown reports; the report dict."""
-    from tritoncls.benchmarks.gpu_check import driver_info
-    from tritoncls.benchmarks.machine import machine_info
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.measure.machine import driver_info, machine_info
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
     from tritoncls.runtime import Manifest
 
     export_dir, output = Path(config.model), Path(config.output)
@@ -169,8 +167,8 @@ def run_gpu_bench(config: GpuBenchConfig) -> dict[str, Any]:
 
 def _measure_precision(config: GpuBenchConfig, precision: str, export_dir: Path, work: Path, texts: list[str],
                        label_texts: list[str], reference: list[str], analyzer) -> PrecisionResult:
-    from tritoncls.benchmarks import served
     from tritoncls.common.onnx import float16_onnx
+    from tritoncls.measure import served
     from tritoncls.runtime import Manifest, export_tokenizer
 
     result = PrecisionResult(precision)

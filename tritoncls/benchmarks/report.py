@@ -468,7 +468,7 @@ def _plot_stages(plt, m: dict[str, Any], output: Path) -> Path | None:
                     bars.append((f"{shape}/{name}\nb{p['batch_size']} c{p['concurrency']}", p["stages"]["shares"]))
     if not bars:
         return None
-    from tritoncls.benchmarks.triton_stats import STAGES
+    from tritoncls.measure.triton_stats import STAGES
 
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(bars)), 4.5))
     bottom = [0.0] * len(bars)

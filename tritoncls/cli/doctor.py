@@ -8,7 +8,7 @@ from pathlib import Path
 from tritoncls.cli._args import shared
 
 NAME = "doctor"
-STAGE = "tritoncls.benchmarks"
+STAGE = "tritoncls.doctor"
 HELP = "check this environment for serving and benchmarking; print each fix"
 DESCRIPTION = (
     "Check, with the same code serve and bench use, what serving needs here: Python, NumPy (1.x under the bundled "
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print every check; 1 if one failed."""
-    from tritoncls.benchmarks.doctor import failed, render, run_checks
+    from tritoncls.doctor import failed, render, run_checks
 
     checks = run_checks(Path(args.model_repository) if args.model_repository else None)
     print(render(checks))

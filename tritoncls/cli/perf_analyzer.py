@@ -1,7 +1,7 @@
 """``tritoncls perf-analyzer ARGS...``: the installed perf_analyzer, every argument passed through untouched.
 
 perf_analyzer from the ``tritonclient`` 2.51 wheel links ``libcudart.so.12`` (even on CPU) and
-``libb64.so.0d``. Found and prepared by :meth:`tritoncls.benchmarks.perf_analyzer.PerfAnalyzer.find`
+``libb64.so.0d``. Found and prepared by :meth:`tritoncls.measure.perf_analyzer.PerfAnalyzer.find`
 (the same discovery ``tritoncls bench`` uses), it replaces this process (``exec``): its output, exit
 status and signal handling are perf_analyzer's own.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 
 NAME = "perf-analyzer"
-STAGE = "tritoncls.benchmarks"
+STAGE = "tritoncls.measure"
 HELP = "run the installed perf_analyzer with the libraries it needs (every argument passed through)"
 DESCRIPTION = (
     "Run perf_analyzer (installed by the tritonclient 2.51 wheel beside this Python) exactly as its own "
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: list[str]) -> tuple[str, list[str], dict[str, str]]:
     """The binary, its argv and its environment; BenchmarkError saying how to install what is missing."""
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
 
     analyzer = PerfAnalyzer.find()
     return str(analyzer.binary), [str(analyzer.binary), *args], analyzer.env
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         os.execve(binary, argv, env)
     except OSError as exc:
-        from tritoncls.benchmarks import BenchmarkError
+        from tritoncls.errors import BenchmarkError
 
         raise BenchmarkError(f"{binary}: cannot run it ({exc.strerror}); reinstall `tritonclient[grpc,http]==2.51.0`.") from exc
     return 1  # not reached: execve does not return

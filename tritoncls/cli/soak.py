@@ -7,7 +7,7 @@ import argparse
 from tritoncls.cli._args import CONCEPTS, add_client, add_input, add_report, config_from_args, flag, shared
 
 NAME = "soak"
-STAGE = "tritoncls.benchmarks"
+STAGE = "tritoncls.soak"
 HELP = "hold a served ensemble under load; check errors, labels, latency and server memory"
 DESCRIPTION = (
     "Send --requests single-text requests (texts drawn from --input, shuffled, so lengths mix) from "
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Soak the server; 0 when the soak passed."""
-    from tritoncls.benchmarks.soak import SoakConfig, soak, write_report
+    from tritoncls.soak import SoakConfig, soak, write_report
 
     report = soak(config_from_args(SoakConfig, args))
     print(report.summary(), flush=True)

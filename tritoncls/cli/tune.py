@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from tritoncls.cli._args import add_batch_size, add_input, add_model, add_output, config_from_args, flag, shared
 
 if TYPE_CHECKING:
-    from tritoncls.benchmarks.tune.config import TuneConfig
+    from tritoncls.tune.config import TuneConfig
 
 log = logging.getLogger(__name__)
 
 NAME = "tune"
-STAGE = "tritoncls.benchmarks"
+STAGE = "tritoncls.tune"
 HELP = "search the serving configuration on your texts against a p99 latency budget; writes tune.json"
 DESCRIPTION = (
     "Build candidate repositories from --model, serve each with tritonserver and drive it with perf_analyzer "
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def tune_config(args: argparse.Namespace) -> TuneConfig:
     """The :class:`TuneConfig` of ``args`` (lists as tuples, ``--no_plots`` inverted)."""
-    from tritoncls.benchmarks.tune.config import TuneConfig
+    from tritoncls.tune.config import TuneConfig
 
     return config_from_args(TuneConfig, args, concurrencies=tuple(args.concurrencies), plots=not args.no_plots,
                             stages=tuple(args.stages) if args.stages else None, client_cpus=tuple(args.client_cpus))
@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from tritoncls.cli_common import quiet_paddlenlp
 
     quiet_paddlenlp()
-    from tritoncls.benchmarks.tune.config import NO_CANDIDATE_MEETS_BUDGET, REPORT_FILE
-    from tritoncls.benchmarks.tune.tune import run_tune
+    from tritoncls.tune.config import NO_CANDIDATE_MEETS_BUDGET, REPORT_FILE
+    from tritoncls.tune.tune import run_tune
 
     config = tune_config(args)
     outcome = run_tune(config)

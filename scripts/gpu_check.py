@@ -6,7 +6,7 @@ text file, plus ``numpy``, ``onnx``, ``tokenizers`` and ``onnxruntime-gpu``. It 
 and runs with the tritoncls runtime (the serving tokenizer and the one inference loop), imported as
 ``tritoncls_runtime`` from beside it or from an installed tritoncls. To carry it to a GPU machine::
 
-    python tritoncls/benchmarks/gpu_check.py --bundle gpu_bundle        # the script + tritoncls_runtime/
+    python scripts/gpu_check.py --bundle gpu_bundle        # the script + tritoncls_runtime/
     python gpu_bundle/gpu_check.py --model EXPORT_DIR --input dev.txt --output gpu_check.json
 
 Every variant classifies the same texts in batches of 32 (dynamic padding, file order and sorted by

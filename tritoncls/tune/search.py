@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tritoncls.benchmarks.cpu_time import CpuPerText
 from tritoncls.builder import BuildConfig
+from tritoncls.measure.cpu_time import CpuPerText
 
 #: The options the search varies (BuildConfig field names).
 VARIED = ("layout", "instances", "intra_op_threads", "tokenizer_instances", "max_queue_delay_us", "max_batch_size",

@@ -77,8 +77,8 @@ def server_checks() -> list[Check]:
 
 
 def perf_analyzer_check() -> Check:
-    from tritoncls.benchmarks import BenchmarkError
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
+    from tritoncls.errors import BenchmarkError
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
 
     try:
         analyzer = PerfAnalyzer.find()
@@ -136,7 +136,7 @@ def _site(module_file: str) -> str:
 
 
 def gpu_check() -> Check:
-    from tritoncls.benchmarks.gpu_check import driver_info
+    from tritoncls.measure.machine import driver_info
 
     gpu = driver_info()
     if not gpu:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tritoncls.benchmarks import BenchmarkError
+from tritoncls.errors import BenchmarkError
 from tritoncls.runtime import Manifest
 from tritoncls.runtime.contract import MANIFEST_FILE
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +127,21 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": versions(),
     }
+
+
+def driver_info() -> dict[str, str]:
+    """The first GPU's name, driver and memory from ``nvidia-smi``; empty where there is none.
+
+    scripts/gpu_check.py has its own copy: it runs on GPU machines without tritoncls installed."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return {}
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if not out:
+        return {}
+    name, driver, memory = (part.strip() for part in (out[0].split(",") + ["", "", ""])[:3])
+    return {"name": name, "driver": driver, "memory": memory}

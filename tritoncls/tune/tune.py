@@ -21,15 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.benchmarks.cpu_time import CpuPerText, ServerCpu, children_cpu_s, per_text, server_cpu
-from tritoncls.benchmarks.tune.config import (
+from tritoncls.errors import USER_ERRORS
+from tritoncls.measure.cpu_time import CpuPerText, ServerCpu, children_cpu_s, per_text, server_cpu
+from tritoncls.tune.config import (
     SIDE_BY_SIDE_COST,
     TuneConfig,
     TuneError,
     TuneOutcome,
 )
-from tritoncls.benchmarks.tune.report import write_outputs
-from tritoncls.benchmarks.tune.search import (
+from tritoncls.tune.report import write_outputs
+from tritoncls.tune.search import (
     Candidate,
     Measured,
     Point,
@@ -38,7 +39,6 @@ from tritoncls.benchmarks.tune.search import (
     corpus_buckets,
     search,
 )
-from tritoncls.errors import USER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class Corpus:
 
 def check_inputs(config: TuneConfig):
     """The export (a corrupt one fails here, naming the file), the texts, tritonserver and perf_analyzer."""
-    from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer
     from tritoncls.builder.plan import ExportInfo
+    from tritoncls.measure.perf_analyzer import PerfAnalyzer
     from tritoncls.server.install import find_tritonserver
 
     export = ExportInfo.load(config.model)
@@ -76,9 +76,9 @@ def check_inputs(config: TuneConfig):
 
 
 def read_corpus(config: TuneConfig, export_dir: Path, max_seq_length: int) -> Corpus:
-    from tritoncls.benchmarks.inprocess import token_rows
-    from tritoncls.benchmarks.texts import read_bench_texts
     from tritoncls.errors import DataError
+    from tritoncls.measure.inprocess import token_rows
+    from tritoncls.measure.texts import read_bench_texts
 
     path = Path(config.input)
     if not path.is_file():
@@ -107,8 +107,8 @@ def int8_accuracy(export_dir: Path, corpus: Corpus, labels: Sequence[str]) -> di
     export, macro-F1 of the label sets (``fp32_macro_f1``, ``int8_macro_f1``, and how often INT8 gives the same
     whole set) for a multi-label or hierarchical one. ``drop_points`` is FP32 minus INT8 in points either way.
     """
-    from tritoncls.benchmarks.answers import agreement, inprocess_answers, metric, score, truth, unknown_labels
-    from tritoncls.benchmarks.inprocess import run_baseline
+    from tritoncls.measure.answers import agreement, inprocess_answers, metric, score, truth, unknown_labels
+    from tritoncls.measure.inprocess import run_baseline
     from tritoncls.runtime import Manifest
 
     if corpus.labels is None:
@@ -149,7 +149,7 @@ class Bench:
     """Builds a candidate's repository, serves it and runs perf_analyzer on the user's texts."""
 
     def __init__(self, config: TuneConfig, export_dir: Path, corpus: Corpus, analyzer, work: Path) -> None:
-        from tritoncls.benchmarks.perf_analyzer import text_input_data, write_input_data
+        from tritoncls.measure.perf_analyzer import text_input_data, write_input_data
         from tritoncls.runtime import TEXT
 
         self.config, self.export_dir, self.analyzer, self.work = config, export_dir, analyzer, work
@@ -173,13 +173,13 @@ class Bench:
         return result
 
     def _build(self, candidate: Candidate, repo: Path) -> Path:
-        from tritoncls.benchmarks.served import build
+        from tritoncls.measure.served import build
 
         return build(self.export_dir, repo, name=self.config.name, **candidate.build_options())
 
     def _serve(self, repo: Path, folder: Path, result: Measured, batched: bool, stop_over_budget: bool) -> None:
-        from tritoncls.benchmarks.served import RepoInfo, SweepPoint, measure_point, requests_per_window
-        from tritoncls.benchmarks.triton_stats import delta, fetch_statistics, stage_share
+        from tritoncls.measure.served import RepoInfo, SweepPoint, measure_point, requests_per_window
+        from tritoncls.measure.triton_stats import delta, fetch_statistics, stage_share
         from tritoncls.server import TritonServer
 
         info = RepoInfo.load(repo)
@@ -310,7 +310,7 @@ def _new_buckets(buckets: tuple[int, ...], max_seq_length: int) -> tuple[int, ..
 
 
 def _stages(names: tuple[str, ...] | None):
-    from tritoncls.benchmarks.tune.search import STAGES
+    from tritoncls.tune.search import STAGES
 
     if names is None:
         return STAGES
@@ -350,7 +350,7 @@ def side_by_side(bench: Bench, result: SearchResult, config: TuneConfig,
 
 def inprocess_sorted(export_dir: Path, corpus: Corpus, precision: str = "fp32") -> dict[str, Any] | None:
     """In-process ONNX Runtime, batch 32, length-sorted, all cores: the best an offline job does."""
-    from tritoncls.benchmarks.inprocess import run_baseline
+    from tritoncls.measure.inprocess import run_baseline
 
     try:
         result, _ = run_baseline(export_dir, corpus.texts, "onnxruntime", "sorted", precision=precision)
@@ -363,7 +363,7 @@ def inprocess_sorted(export_dir: Path, corpus: Corpus, precision: str = "fp32") 
 def measuring_machine(client_cpus: Sequence[int] = ()) -> dict[str, Any]:
     """The machine that measures: what tune.json and the report say the options were measured on (the usable
     CPUs are the server's: without those perf_analyzer was pinned to)."""
-    from tritoncls.benchmarks.machine import cpu_flags, cpu_model
+    from tritoncls.measure.machine import cpu_flags, cpu_model
 
     return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "usable_cpus": len(os.sched_getaffinity(0)),
             "usable_cpus_source": "os.sched_getaffinity(0) when tune ran"

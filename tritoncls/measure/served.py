@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tritoncls.benchmarks import BenchmarkError
-from tritoncls.benchmarks.perf_analyzer import PerfAnalyzer, text_input_data, token_input_data, write_input_data
-from tritoncls.benchmarks.triton_stats import delta, fetch_statistics, stage_share
 from tritoncls.clients.base import LabelSetPrediction, Prediction
+from tritoncls.errors import BenchmarkError
+from tritoncls.measure.perf_analyzer import PerfAnalyzer, text_input_data, token_input_data, write_input_data
+from tritoncls.measure.triton_stats import delta, fetch_statistics, stage_share
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def measure_point(analyzer: PerfAnalyzer, name: str, model: str, url: str, files
 def classify(grpc_url: str, ensemble: str, texts: Sequence[str], batch_size: int = 32) -> list[Prediction | LabelSetPrediction]:
     """What the served ensemble answers for ``texts`` (gRPC, requests of ``batch_size``), through the project's
     client: a :class:`Prediction` per text from a multi-class ensemble, a :class:`LabelSetPrediction` from a
-    multi-label or hierarchical one (compare them with :mod:`tritoncls.benchmarks.answers`)."""
+    multi-label or hierarchical one (compare them with :mod:`tritoncls.measure.answers`)."""
     from tritoncls.clients.classify import make_client
 
     out: list[Prediction | LabelSetPrediction] = []

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tritoncls.benchmarks import BenchmarkError
-from tritoncls.benchmarks.tune.search import DEFAULTS, Measured, SearchResult
+from tritoncls.errors import BenchmarkError
+from tritoncls.tune.search import DEFAULTS, Measured, SearchResult
 
 NO_CANDIDATE_MEETS_BUDGET = 3  # the command's exit code then
 OPTIONS_FILE = "tune.json"

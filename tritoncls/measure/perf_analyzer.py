@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tritoncls.benchmarks import BenchmarkError
+from tritoncls.errors import BenchmarkError
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tritoncls.benchmarks.tune.config import OPTIONS_FILE, PLOT_FILE, REPORT_FILE, RESULTS_FILE, config_dict
-from tritoncls.benchmarks.tune.search import Measured, Point, pareto_front
+from tritoncls.tune.config import OPTIONS_FILE, PLOT_FILE, REPORT_FILE, RESULTS_FILE, config_dict
+from tritoncls.tune.search import Measured, Point, pareto_front
 
 if TYPE_CHECKING:
-    from tritoncls.benchmarks.tune.config import TuneOutcome
+    from tritoncls.tune.config import TuneOutcome
 
 log = logging.getLogger(__name__)
 

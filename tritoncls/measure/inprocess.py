@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.benchmarks import BenchmarkError
 from tritoncls.common.offline import OfflineConfig, open_predictor
+from tritoncls.errors import BenchmarkError
 from tritoncls.modeling.dynamic import DygraphRunner
 from tritoncls.runtime import BatchedRun, Manifest, Predictor, export_tokenizer, length_batches
 from tritoncls.runtime.runners import usable_cores

@@ -33,7 +33,7 @@ def read_bench_texts(path: str | Path) -> BenchTexts:
 
     Label fields are kept only when every line has one (a tab), so an unlabeled file still benchmarks. An
     empty field is kept: in a multi-label file it is a text with no label (the export's task decides, see
-    :func:`tritoncls.benchmarks.answers.truth`).
+    :func:`tritoncls.measure.answers.truth`).
     """
     texts, labels = read_text_column(path)
     keep = all(label is not None for label in labels)

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from tritoncls.benchmarks.answers import Answer
 from tritoncls.clients.base import LabelSetPrediction, Prediction
 from tritoncls.common.data import read_text_column
 from tritoncls.errors import ClientError, ConfigError
+from tritoncls.measure.answers import Answer
 from tritoncls.server.memory import ServerMemory, find_listener
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,8 @@ def _reference(export: str | None, sequence: list[str]) -> dict[str, _Expected] 
     """The in-process Predictor's answer to each distinct text (its head decides, as the export's task says)."""
     if export is None:
         return None
-    from tritoncls.benchmarks.answers import mask_answers
     from tritoncls.common.offline import OfflineConfig, open_predictor
+    from tritoncls.measure.answers import mask_answers
     from tritoncls.runtime import Manifest
 
     unique = sorted(set(sequence))
