@@ -48,16 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def admin_key(args: argparse.Namespace) -> AdminKey | None:
     """The key from --api_key_file, else from $TRITONCLS_API_KEY; None when neither is set."""
-    import os
+    from tritoncls.server.auth import configured_admin_key
 
-    from tritoncls.server.auth import API_KEY_ENV, AdminKey
-
-    if args.api_key_file:
-        if os.environ.get(API_KEY_ENV):
-            log.warning("both --api_key_file and %s are set; using the file", API_KEY_ENV)
-        return AdminKey.from_file(args.api_key_file, args.api_key_header)
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    return AdminKey(key, args.api_key_header) if key else None
+    return configured_admin_key(args.api_key_file, args.api_key_header)
 
 
 def run(args: argparse.Namespace) -> int:

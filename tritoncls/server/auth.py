@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +92,15 @@ def open_admin_warning(host: str, admin_key: AdminKey | None) -> str | None:
     return (f"tritonserver binds {host} without an API key: anyone who reaches it can register shared memory, "
             f"read statistics, change trace and log settings and list the repository ({', '.join(RESTRICTED_APIS)}). "
             f"Set a key ({API_KEY_ENV} or --api_key_file) to lock them; inference and health stay open.")
+
+
+def configured_admin_key(key_file: str | Path | None, header: str = DEFAULT_KEY_HEADER,
+                         environ: Mapping[str, str] | None = None) -> AdminKey | None:
+    """The key in ``key_file``, else in ``$TRITONCLS_API_KEY``; None when neither is set (the file wins)."""
+    environ = os.environ if environ is None else environ
+    if key_file:
+        if environ.get(API_KEY_ENV):
+            log.warning("both an API key file and %s are set; using the file", API_KEY_ENV)
+        return AdminKey.from_file(key_file, header)
+    key = environ.get(API_KEY_ENV, "").strip()
+    return AdminKey(key, header) if key else None
