@@ -168,13 +168,13 @@ def test_served_fused_layout_gives_the_ensembles_labels_and_fails_only_the_bad_r
         repo = build_repository(BuildConfig(model=str(tiny_export), output=str(tmp_path / layout), layout=layout,
                                             instances=2, intra_op_threads=1))
         with TritonServer(repo, log_file=tmp_path / f"{layout}.log") as server:
-            labels[layout] = classify(server.grpc_url, "seqcls", texts, batch_size=2)
+            labels[layout] = [p.label for p in classify(server.grpc_url, "seqcls", texts, batch_size=2)]
             if layout == "fused":
                 client = grpcclient.InferenceServerClient(server.grpc_url)
                 bad = grpcclient.InferInput(rt.TEXT, [1, 1], "BYTES")
                 bad.set_data_from_numpy(np.array([[b"\xc3\x28"]], dtype=np.object_))
                 with pytest.raises(Exception, match="UTF-8"):
                     client.infer("seqcls", [bad])
-                assert classify(server.grpc_url, "seqcls", texts[:1]) == labels[layout][:1]
+                assert [p.label for p in classify(server.grpc_url, "seqcls", texts[:1])] == labels[layout][:1]
                 client.close()
     assert labels["fused"] == labels["ensemble"] and set(labels["fused"]) <= {"positive", "negative", "neutral"}
