@@ -7,6 +7,7 @@ docs/multilabel.md."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,31 @@ def test_multi_label_data_without_task_is_refused_naming_the_flag_and_nothing_is
     assert main(["train", "--dataset_dir", str(ml_dir), "--output", str(out), "--from_scratch",
                  "--model_name", "ernie-3.0-nano-zh", "--epochs", "1"]) != 0
     assert "train.txt:" in caplog.text and "Pass --task multi_label" in caplog.text
+    assert not out.exists() and not list(tmp_path.glob(".ckpt*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, file, line, message", [
+    ("multi_label", "train.txt", "x\tbilling,refund", r"train.txt:\d+: label 'refund' is not in the label file"),
+    ("multi_label", "train.txt", "x\tbilling,billing", r"train.txt:\d+: label 'billing' is listed more than once"),
+    ("multi_label", "label.txt", "bug,urgent", r"label.txt:\d+: label 'bug,urgent' contains ','"),
+    ("hierarchical", "train.txt", "x\tcommerce##billing", r"train.txt:\d+: 'commerce##billing' is listed without its "
+                                                         r"parent 'commerce'"),
+    ("hierarchical", "label.txt", "legal##privacy", r"label.txt:\d+: label 'legal##privacy': its parent 'legal' is "
+                                                    r"not in the label file"),
+])
+def test_train_refuses_each_data_error_with_file_line_and_writes_nothing(task, file, line, message, request, tmp_path,
+                                                                         caplog):
+    import shutil
+
+    source = request.getfixturevalue("tree_dir" if task == "hierarchical" else "ml_dir")
+    data = shutil.copytree(source, tmp_path / "data")
+    with (data / file).open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    out = tmp_path / "ckpt"
+    assert main(["train", "--dataset_dir", str(data), "--task", task, "--output", str(out), "--from_scratch",
+                 "--model_name", "ernie-3.0-nano-zh", "--epochs", "1"]) == 1
+    assert re.search(message, caplog.text), caplog.text[-500:]
     assert not out.exists() and not list(tmp_path.glob(".ckpt*"))
 
 
