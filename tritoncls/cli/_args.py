@@ -13,6 +13,8 @@ import argparse
 import dataclasses
 from typing import Any, TypeVar
 
+from tritoncls.runtime.task import TASKS
+
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
 Config = TypeVar("Config")
 
@@ -151,7 +153,7 @@ def add_optimizer(parser: Parser, *, epochs_aliases: tuple[str, ...] = (), epoch
 def add_task(parser: Parser, detail: str = "") -> argparse.Action:
     """``--task`` of the commands that read labeled data without a checkpoint (train, analyze)."""
     return shared(parser, "task", detail=detail, default="multi_class",
-                  choices=("multi_class", "multi_label", "hierarchical"))
+                  choices=TASKS)
 
 
 def add_thresholds(parser: Parser, detail: str = "") -> None:

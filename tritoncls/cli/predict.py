@@ -19,7 +19,9 @@ from tritoncls.cli._args import (
     config_from_args,
     flag,
 )
+from tritoncls.common.offline import PRECISIONS
 from tritoncls.errors import UsageError
+from tritoncls.runtime.predictor import BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_thresholds(parser, detail="for this run")
     group = parser.add_argument_group("exported model (in-process, no server)")
     add_model(group, detail="switches to the offline predictor", default=None)
-    flag(group, "backend", default="onnxruntime", choices=("onnxruntime", "paddle_inference"),
+    flag(group, "backend", default="onnxruntime", choices=BACKENDS,
          help="runtime for --model")
-    flag(group, "precision", default="fp32", choices=("fp32", "fp16", "int8"),
+    flag(group, "precision", default="fp32", choices=PRECISIONS,
          help="fp32; int8 = ONNX Runtime dynamic quantization (CPU); fp16 needs a GPU")
     flag(group, "num_threads", type=int, default=None, help="CPU threads for the runtime (default: all cores)")
     flag(group, "keep_order", action="store_true",
