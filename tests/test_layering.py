@@ -95,19 +95,11 @@ def test_the_runtime_imports_nothing_of_tritoncls():
 
 
 def test_no_two_modules_of_the_package_import_each_other():
-    """A cycle hidden by imports inside functions is still a cycle: every import counts here, except those
-    under ``if TYPE_CHECKING:``, which never run."""
-    def runtime_nodes(tree: ast.AST):
-        for node in ast.iter_child_nodes(tree):
-            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-                yield from (n for child in node.orelse for n in ast.walk(child))
-                continue
-            yield node
-            yield from runtime_nodes(node)
-
+    """A cycle hidden by imports inside functions (or under ``if TYPE_CHECKING:``) is still a cycle: every
+    import counts here."""
     def imports(path: Path) -> set[str]:
         found = set()
-        for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("tritoncls."):
                 found.add(node.module)
             elif isinstance(node, ast.Import):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tritoncls import __version__
 from tritoncls.deploy.packages import Requirement, extra_constraints, extra_index
@@ -18,8 +18,15 @@ from tritoncls.deploy.repository import RepositoryInfo
 from tritoncls.deploy.specs import DockerSpec, KServeSpec, KubeSpec, Ports, Server, Sizing
 from tritoncls.runtime.contract import ADMIN_KEY_ENV
 
-if TYPE_CHECKING:
-    from tritoncls.deploy.config import DeployConfig
+
+class DeployOptions(Protocol):
+    """What a target reads of the deploy options (:class:`tritoncls.deploy.config.DeployConfig` has it; the
+    config module reads :data:`TARGETS`, so this module does not import it)."""
+
+    image: str | None
+    replicas: int
+    storage_uri: str | None
+
 
 Spec = DockerSpec | KubeSpec | KServeSpec
 
@@ -48,11 +55,11 @@ class OutputFile:
 
 
 
-SpecBuilder = Callable[["DeployConfig", RepositoryInfo, str, tuple[Requirement, ...], Sizing], Spec]
-Note = Callable[["DeployConfig", RepositoryInfo, str, tuple[Requirement, ...]], "str | None"]
+SpecBuilder = Callable[[DeployOptions, RepositoryInfo, str, tuple[Requirement, ...], Sizing], Spec]
+Note = Callable[[DeployOptions, RepositoryInfo, str, tuple[Requirement, ...]], "str | None"]
 
 
-def _no_note(config: DeployConfig, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...]) -> None:
+def _no_note(config: DeployOptions, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...]) -> None:
     return None
 
 
@@ -92,7 +99,7 @@ def docker_server() -> Server:
     return Server(IMAGE_REPOSITORY, Ports(), SHM_REGION_BYTES, key_reference=key)
 
 
-def _docker(config: DeployConfig, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
+def _docker(config: DeployOptions, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
             sizing: Sizing) -> DockerSpec:
     return DockerSpec(
         base_image=TRITON_IMAGE, triton_version=TRITON_VERSION, python_version=IMAGE_PYTHON,
@@ -101,7 +108,7 @@ def _docker(config: DeployConfig, repo: RepositoryInfo, name: str, requirements:
         server=docker_server(), image=config.image or default_image(name), start_period_s=sizing.startup_budget_s)
 
 
-def _kube(config: DeployConfig, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
+def _kube(config: DeployOptions, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
           sizing: Sizing) -> KubeSpec:
     return KubeSpec(
         name=name, labels=labels(name), image=config.image or default_image(name), replicas=config.replicas,
@@ -110,7 +117,7 @@ def _kube(config: DeployConfig, repo: RepositoryInfo, name: str, requirements: t
         queue_metric=QUEUE_METRIC, queue_target_us=QUEUE_TARGET_US, requirements=requirements)
 
 
-def _kserve(config: DeployConfig, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
+def _kserve(config: DeployOptions, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
             sizing: Sizing) -> KServeSpec:
     # The python steps' packages are not in NVIDIA's image: then the runtime uses the docker target's image.
     image = config.image or (default_image(name) if requirements else TRITON_IMAGE)
@@ -121,7 +128,7 @@ def _kserve(config: DeployConfig, repo: RepositoryInfo, name: str, requirements:
         ensemble=repo.ensemble, triton_version=TRITON_VERSION)
 
 
-def _kserve_note(config: DeployConfig, repo: RepositoryInfo, name: str,
+def _kserve_note(config: DeployOptions, repo: RepositoryInfo, name: str,
                  requirements: tuple[Requirement, ...]) -> str | None:
     if requirements and not config.image:
         return (f"The runtime image is the docker target's ({default_image(name)}): NVIDIA's image lacks the python "
