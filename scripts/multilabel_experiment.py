@@ -124,10 +124,11 @@ def main() -> int:
     texts, truth = [e.text for e in examples], data.multi_hot(examples, len(labels)).astype(bool)
     summary: dict = {"checkpoint": args.checkpoint, "test_texts": len(texts), "task": manifest.task.to_dict()}
 
-    offline = open_predictor(OfflineConfig(model=str(export_dir))).predict_probs(texts)
+    predictor = open_predictor(OfflineConfig(model=str(export_dir)))
+    offline = predictor.predict_probs(texts)
     summary["offline_fp32"] = {"scores": scores(truth, offline.mask, manifest), "seconds": offline.seconds}
     dev = data.read_examples(Path(args.dataset_dir) / "dev.txt", labels, args.task)
-    dev_probs = open_predictor(OfflineConfig(model=str(export_dir))).predict_probs([e.text for e in dev]).probs
+    dev_probs = predictor.predict_probs([e.text for e in dev]).probs
     summary["decision_rules"] = decision_rules(offline.probs, truth, dev_probs,
                                                data.multi_hot(dev, len(labels)).astype(bool), manifest)
     int8 = open_predictor(OfflineConfig(model=str(export_dir), precision="int8")).predict_probs(texts)

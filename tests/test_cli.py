@@ -250,28 +250,7 @@ def test_option_strings_keep_the_canonical_name_first_without_repeats():
     assert option_strings("output", "save_dir", "output") == ["--output", "--save_dir", "--save-dir"]
 
 
-def minimal_argv(parser: argparse.ArgumentParser) -> list[str]:
-    """The shortest command line ``parser`` accepts: every required option and positional with a value."""
-    argv: list[str] = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):  # analyze: its first subcommand
-            name, subparser = next(iter(action.choices.items()))
-            return argv + [name, *minimal_argv(subparser)]
-        required = action.required or any(g.required and g._group_actions[0] is action
-                                          for g in parser._mutually_exclusive_groups)
-        if not (required or (not action.option_strings and action.nargs not in ("?", "*", argparse.REMAINDER))):
-            continue
-        value = str(next(iter(action.choices))) if action.choices else "1"
-        argv += [action.option_strings[0], value] if action.option_strings else [value]
-    return argv
-
-
-def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
-
-
-@pytest.mark.parametrize("command", sorted(subcommand_parsers()))
+@pytest.mark.parametrize("command", sorted(MINIMAL))
 @pytest.mark.parametrize("error", ["ManifestError", "ModelLoadError", "OptionError", "ConfigError"])
 def test_every_command_ends_an_error_of_either_root_with_exit_status_1_and_one_message(command, error, monkeypatch,
                                                                                        caplog):
@@ -289,9 +268,8 @@ def test_every_command_ends_an_error_of_either_root_with_exit_status_1_and_one_m
         set_defaults(parser, **{**defaults, **({"handler": fail} if "handler" in defaults else {})})
 
     monkeypatch.setattr(argparse.ArgumentParser, "set_defaults", every_handler_fails)
-    argv = minimal_argv(subcommand_parsers()[command])
     with caplog.at_level("ERROR", logger="tritoncls"):
-        assert main([command, *argv]) == 1
+        assert main([command, *MINIMAL[command]]) == 1
     errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
     assert [r.getMessage() for r in errors_logged] == [message]
     assert "Traceback" not in caplog.text
@@ -312,7 +290,7 @@ def test_the_build_repo_script_ends_a_runtime_error_like_the_cli(monkeypatch, ca
 def test_instance_kind_choices_are_the_builders_in_every_command():
     from tritoncls.builder.config import INSTANCE_KINDS
 
-    parsers = subcommand_parsers()
+    parsers = subparsers()
     for command in ("bench-gpu", "build-repo"):
         action = next(a for a in parsers[command]._actions if a.dest == "instance_kind")
         assert tuple(action.choices) == tuple(INSTANCE_KINDS), command

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any, TypeVar
 
 from tritoncls.runtime.task import TASKS
@@ -168,6 +169,41 @@ def add_client(parser: Parser, *, concurrency: int, timeout_s: float) -> None:
     shared(parser, "name", "model_name", detail="as given to build-repo --name", default="seqcls")
     shared(parser, "concurrency", type=int, default=concurrency)
     shared(parser, "timeout_s", type=float, default=timeout_s)
+
+
+class _Replaced(argparse.Action):
+    """An option some newer spelling or command replaced (``new`` says which)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+
+class DeprecatedAlias(_Replaced):
+    """An older spelling that still works and says, on stderr, which flag replaces it (``why``: what else it means)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, why: str = "", **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, new, **kwargs)
+        self.why = why
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        why = f" ({self.why})" if self.why else ""
+        print(f"{parser.prog}: {option_string} is deprecated here{why}; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+class MovedTo(_Replaced):
+    """An option whose other values became another command: those stop with a usage error saying where they went
+    (``new``); the values in ``keeps`` still work."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, keeps: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, new, **kwargs)
+        self.keeps = keeps
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if values not in self.keeps:
+            parser.error(f"{option_string} {values}: {self.new}")
+        setattr(namespace, self.dest, values)
 
 
 def config_from_args(cls: type[Config], args: argparse.Namespace, **extra: Any) -> Config:

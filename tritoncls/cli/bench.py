@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from tritoncls.cli._args import add_input, add_model, add_output, config_from_args, flag, shared
+from tritoncls.cli._args import MovedTo, add_input, add_model, add_output, config_from_args, flag, shared
 
 if TYPE_CHECKING:
     from tritoncls.benchmarks.bench import BenchConfig
@@ -50,22 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "work_dir", default=None,
          help="where shape exports, repositories and perf_analyzer files go (default: OUTPUT/work)")
     flag(parser, "no_plots", action="store_true", help="skip the PNG plots")
-    shared(parser, "device", default="cpu", action=MovedTo, new="tritoncls bench-gpu",
+    shared(parser, "device", default="cpu", action=MovedTo, keeps=("cpu",),
+           new="the GPU benchmark is its own command now: tritoncls bench-gpu --model EXPORT --input TEXTS --output DIR",
            detail="cpu only; the GPU benchmark is its own command, tritoncls bench-gpu")
-
-
-class MovedTo(argparse.Action):
-    """``--device gpu``, bench's older spelling of the GPU benchmark: a usage error naming the command it became."""
-
-    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
-        super().__init__(option_strings, dest, **kwargs)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        if values != "cpu":
-            parser.error(f"{option_string} {values}: the GPU benchmark is its own command now: {self.new} "
-                         f"--model EXPORT --input TEXTS --output DIR")
-        setattr(namespace, self.dest, values)
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:

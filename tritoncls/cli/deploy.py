@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tritoncls.cli._args import add_output, config_from_args, flag, shared
+from tritoncls.cli._args import DeprecatedAlias, add_output, config_from_args, flag, shared
 from tritoncls.deploy.config import DEVICES, TARGETS, DeployConfig
 from tritoncls.errors import UsageError
 
@@ -33,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "object_name", default=None,
          help="name of the Kubernetes objects and of the image (default: the ensemble's name, lowercased)")
     parser.add_argument("--name", dest="object_name", action=DeprecatedAlias, new="--object_name",
-                        help=argparse.SUPPRESS)
+                        why="elsewhere it names an ensemble", help=argparse.SUPPRESS)
     flag(parser, "image", default=None,
          help="image to run (default: tritoncls-NAME:VERSION, the image the docker target builds; for kserve "
               "NVIDIA's Triton image when the python steps need no extra packages)")
@@ -42,19 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="pin a package the python steps import, overriding or completing the build record's versions "
               "(repeatable)")
     flag(parser, "force", action="store_true", help="replace an existing deployment at --output")
-
-
-class DeprecatedAlias(argparse.Action):
-    """An older spelling that still works and says, on stderr, which flag replaces it."""
-
-    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs) -> None:
-        super().__init__(option_strings, dest, **kwargs)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"{parser.prog}: {option_string} is deprecated here (elsewhere it names an ensemble); "
-              f"use {self.new}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
 
 
 def deploy_config(args: argparse.Namespace) -> DeployConfig:

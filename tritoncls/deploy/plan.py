@@ -45,11 +45,14 @@ class DeployPlan:
     repository: RepositoryInfo
     device: str
     name: str
-    target: Target
     spec: Spec
     sizing: Sizing
     files: tuple[OutputFile, ...]
     notes: tuple[str, ...]  # what the user should know, printed and written in README.md
+
+    @property
+    def target(self) -> Target:
+        return TARGETS[self.config.target]
 
     def values(self) -> dict[str, Any]:
         """What every template gets."""
@@ -63,7 +66,7 @@ def plan_deployment(config: DeployConfig, repo: RepositoryInfo) -> DeployPlan:
     requirements = required_packages(repo, device, config.pinned())
     target = TARGETS[config.target]
     sized = sizing(repo, device)
-    return DeployPlan(config, repo, device, name, target, target.spec(config, repo, name, requirements, sized), sized,
+    return DeployPlan(config, repo, device, name, target.spec(config, repo, name, requirements, sized), sized,
                       target.output_files(requirements), _notes(config, repo, device, name, requirements))
 
 
