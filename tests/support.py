@@ -459,8 +459,25 @@ class Response:
     def __init__(self, output_tensors, error=None):
         self.output_tensors, self.error = output_tensors, error
 
+class Metric:
+    def __init__(self, labels):
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()), labels
+        self.labels, self.value = labels, 0.0
+    def increment(self, value):
+        assert value >= 0, value
+        self.value += value
+
+class MetricFamily:
+    COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
+    def __init__(self, name, description, kind):
+        assert kind == self.COUNTER and description, (name, kind)
+        self.name, self.metrics = name, []
+    def Metric(self, labels):
+        self.metrics.append(Metric(labels))
+        return self.metrics[-1]
+
 pb = types.ModuleType("triton_python_backend_utils")
-pb.Tensor, pb.TritonError, pb.InferenceResponse = Tensor, Error, Response
+pb.Tensor, pb.TritonError, pb.InferenceResponse, pb.MetricFamily = Tensor, Error, Response, MetricFamily
 pb.get_input_tensor_by_name = lambda request, name: Tensor(name, request[name])
 sys.modules["triton_python_backend_utils"] = pb
 

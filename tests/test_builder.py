@@ -105,9 +105,8 @@ def test_labels_with_quotes_braces_and_non_ascii_reach_the_postprocess_intact(tm
     copied = repo / "seqcls_postprocess" / "1" / "label.txt"
     assert copied.read_bytes() == (export / "label.txt").read_bytes()
     assert "中文标签" not in (repo / "seqcls_postprocess" / "config.pbtxt").read_text(encoding="utf-8")
-    params = rt.string_parameters({"parameters": {"label_file": {"string_value": "label.txt"},
-                                                  "num_labels": {"string_value": str(len(labels))},
-                                                  "top_k": {"string_value": "2"}}})
+    config = rt.PostprocessParameters(num_labels=len(labels), top_k=2).to_strings()
+    params = rt.string_parameters({"parameters": {key: {"string_value": value} for key, value in config.items()}})
     step = rt.PostprocessStep.from_parameters(params, copied.parent)
     assert step.labels == labels
 

@@ -137,7 +137,7 @@ def test_postprocess_gives_label_confidence_and_top_k_best_first():
 
 def test_postprocess_refuses_a_label_file_that_does_not_match_the_logits(tmp_path):
     (tmp_path / "label.txt").write_text("a\nb\n", encoding="utf-8")
-    params = {"label_file": "label.txt", "num_labels": "3", "top_k": "0"}
+    params = rt.PostprocessParameters(num_labels=3).to_strings()
     with pytest.raises(rt.ParameterError, match="2 labels, but the model gives 3 logits"):
         rt.PostprocessStep.from_parameters(params, tmp_path)
 

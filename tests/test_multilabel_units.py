@@ -36,7 +36,8 @@ def test_a_multi_label_repository_returns_label_sets_and_carries_the_thresholds(
                 ("label_count", pb.TYPE_INT32, [1]), ("probs", pb.TYPE_FP32, [4])]
     assert _outputs(ensemble) == _outputs(post) == expected
     params = rt.postprocess_parameters({k: v.string_value for k, v in post.parameters.items()})
-    assert params == rt.LabelSetParameters(task="multi_label", num_labels=4, thresholds=(0.5, 0.5, 0.5, 0.3))
+    assert params == rt.LabelSetParameters(task="multi_label", num_labels=4, thresholds=(0.5, 0.5, 0.5, 0.3),
+                                           metrics_model="seqcls", low_confidence=0.5)
     marker = json.loads((repo / "tritoncls_build.json").read_text(encoding="utf-8"))
     assert "multi_label" in json.dumps(marker)
     assert "(multi_label)" in (repo / "README.md").read_text(encoding="utf-8")

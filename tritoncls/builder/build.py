@@ -28,7 +28,15 @@ from tritoncls import __version__
 from tritoncls import runtime as rt
 from tritoncls.builder.config import BuildConfig
 from tritoncls.builder.options import provenance
-from tritoncls.builder.plan import ONNX_FILE, VERSION, ExportInfo, ModelDir, RepositoryPlan, plan_repository
+from tritoncls.builder.plan import (
+    ONNX_FILE,
+    VERSION,
+    ExportInfo,
+    ModelDir,
+    RepositoryPlan,
+    low_confidence,
+    plan_repository,
+)
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
 from tritoncls.common.files import check_replaceable, stage_folder
@@ -38,6 +46,7 @@ from tritoncls.errors import BuildError
 log = logging.getLogger(__name__)
 
 MARKER = rt.contract.REPOSITORY_MARKER
+REFERENCE = rt.metrics.REPOSITORY_REFERENCE_FILE  # the export's reference distribution, for monitor and deploy
 MARKER_FORMAT = rt.contract.REPOSITORY_FORMAT
 
 
@@ -77,6 +86,8 @@ def write_repository(plan: RepositoryPlan, root: Path, renderer: Renderer) -> No
     for model in plan.models:
         _write_model(model, root, renderer)
     (root / MARKER).write_text(json.dumps(build_record(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if plan.export.reference is not None:
+        shutil.copy2(plan.export.path(plan.export.manifest.reference_file), root / REFERENCE)
     (root / "README.md").write_text(renderer.render("README.md.j2", plan=plan, marker=MARKER), encoding="utf-8")
 
 
@@ -121,9 +132,19 @@ def build_record(plan: RepositoryPlan) -> dict[str, Any]:
                           "note": "os.sched_getaffinity at build time, recorded only: no option is derived from it "
                                   "(intra_op_threads 0 gives ONNX Runtime one thread per physical core the serving process may run on)"},
         "options_file": provenance(plan.config),
+        "metrics": _metrics_record(plan),
         "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
                    "max_seq_length": plan.export.max_seq_length, "versions": manifest.versions},
     }
+
+
+def _metrics_record(plan: RepositoryPlan) -> dict[str, Any]:
+    """What the served metrics are: on or off, the low-confidence threshold, the reference file."""
+    config = plan.config.resolved()
+    if not config.metrics:
+        return {"enabled": False}
+    return {"enabled": True, "model": config.name, "low_confidence": low_confidence(config, plan.export),
+            "reference_file": REFERENCE if plan.export.reference is not None else None}
 
 
 def _warn_about(plan: RepositoryPlan) -> None:

@@ -17,6 +17,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 TOKENIZERS = ("wordpiece", "python", "paddlenlp")
 INSTANCE_KINDS = {"auto": None, "cpu": "KIND_CPU", "gpu": "KIND_GPU", "model": "KIND_MODEL"}
 DEFAULT_BUCKETS = (16, 32, 64, 128)
+#: The low-confidence threshold of an export without a reference distribution (which records its own)
+DEFAULT_LOW_CONFIDENCE = 0.5
 
 #: (backend, device) -> accelerators that backend offers there
 ACCELERATORS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -70,6 +72,8 @@ class BuildConfig:
     trim_padding: bool | None = None
     group_padding: float = DEFAULT_GROUP_PADDING
     top_k: int = 0
+    metrics: bool = True  # the python steps export label, confidence and length metrics (runtime/metrics.py)
+    low_confidence: float | None = None  # default: the export's reference threshold, else DEFAULT_LOW_CONFIDENCE
     force: bool = False
     options_file: str | None = None  # the tune.json whose options this config took (tritoncls_build.json says)
 
@@ -115,6 +119,10 @@ class BuildConfig:
         check.at_least("intra_op_threads", self.intra_op_threads, 0)
         check.at_least("inter_op_threads", self.inter_op_threads, 0)
         check.at_least("top_k", self.top_k, 0)
+        check.require(self.low_confidence is None or 0.0 <= self.low_confidence <= 1.0, "low_confidence",
+                      f"{self.low_confidence} must be a probability in [0, 1]")
+        check.require(self.low_confidence is None or self.metrics, "low_confidence",
+                      "sets a metric's threshold, and --no_metrics turns the metrics off; drop one")
         check.require(bool(self.buckets) and all(b > 2 for b in self.buckets)
                       and list(self.buckets) == sorted(set(self.buckets)), "buckets",
                       f"{list(self.buckets)} must be increasing token counts above 2, e.g. 16 32 64 128")

@@ -7,12 +7,12 @@ Input: the resolved :class:`BuildConfig` and the export (its manifest). Output: 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tritoncls import runtime as rt
-from tritoncls.builder.config import INSTANCE_KINDS, BuildConfig
+from tritoncls.builder.config import DEFAULT_LOW_CONFIDENCE, INSTANCE_KINDS, BuildConfig
 from tritoncls.builder.specs import (
     TRITON_DTYPES,
     Accelerator,
@@ -28,6 +28,7 @@ from tritoncls.builder.specs import (
 )
 from tritoncls.errors import BuildError
 from tritoncls.runtime.manifest import Manifest, OnnxGraph, PaddleGraph, TensorSpec, TokenizerSpec
+from tritoncls.runtime.metrics import Reference
 
 DEFAULT_NAME = "seqcls"
 VERSION = "1"
@@ -49,6 +50,7 @@ class ExportInfo:
     directory: Path
     manifest: Manifest
     labels: tuple[str, ...]
+    reference: Reference | None = None  # the dev data's distribution, where the export recorded one
 
     @classmethod
     def load(cls, directory: str | Path, graph: str | None = None) -> ExportInfo:
@@ -73,6 +75,11 @@ class ExportInfo:
             raise BuildError(f"{label_file}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-run `tritoncls export`.") from None
         info = cls(directory, manifest, labels)
         info._check(graph)
+        if manifest.reference_file:
+            try:
+                info = replace(info, reference=Reference.load(directory / manifest.reference_file))
+            except rt.ManifestError as exc:
+                raise BuildError(str(exc)) from None
         return info
 
     @property
@@ -317,7 +324,8 @@ def _tokenizer_parameters(config: BuildConfig, export: ExportInfo, buckets: tupl
     return rt.TokenizerParameters(
         implementation=config.tokenizer, rules=tok.rules, vocab_file=tok.vocab_file, do_lower_case=tok.do_lower_case,
         special_tokens=tok.special_tokens, max_seq_length=export.max_seq_length, padding=config.padding,
-        buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id)
+        buckets=buckets, pad_token_id=tok.pad_token_id, pad_token_type_id=tok.pad_token_type_id,
+        metrics=config.metrics, metrics_model=config.name)
 
 
 def _graph_tensors(export: ExportInfo, section: str, ragged: bool) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
@@ -476,10 +484,20 @@ def _postprocess_outputs(config: BuildConfig, export: ExportInfo) -> tuple[Tenso
 def _postprocess_parameters(config: BuildConfig, export: ExportInfo) -> rt.PostprocessParameters | rt.LabelSetParameters:
     """The postprocess keys: the thresholds and the hierarchy come from the export's manifest, never a flag."""
     label_file, task = export.manifest.label_file, export.manifest.task
+    metrics = {"metrics": config.metrics, "metrics_model": config.name,
+               "low_confidence": low_confidence(config, export) if config.metrics else 0.0}
     if task.multi_label:
         return rt.LabelSetParameters(task=task.task, label_file=label_file, num_labels=export.num_labels,
-                                     thresholds=task.thresholds, hierarchy_separator=task.hierarchy_separator)
-    return rt.PostprocessParameters(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k)
+                                     thresholds=task.thresholds, hierarchy_separator=task.hierarchy_separator,
+                                     **metrics)
+    return rt.PostprocessParameters(label_file=label_file, num_labels=export.num_labels, top_k=config.top_k, **metrics)
+
+
+def low_confidence(config: BuildConfig, export: ExportInfo) -> float:
+    """The low-confidence metric's threshold: --low_confidence, else the one recorded on the export's dev data."""
+    if config.low_confidence is not None:
+        return config.low_confidence
+    return export.reference.low_confidence_threshold if export.reference else DEFAULT_LOW_CONFIDENCE
 
 
 def _postprocess(config: BuildConfig, export: ExportInfo, name: str) -> ModelDir:

@@ -98,11 +98,16 @@ def _add_tokenizer(group: argparse._ArgumentGroup) -> None:
          help="wordpiece (HF tokenizers, default), python (PaddleNLP's algorithm in plain Python: the "
               "reference's cost) or paddlenlp (the library itself; the server's Python must import it)")
     flag(group, "top_k", type=int, default=0, help="also return the k most probable labels and probabilities")
+    flag(group, "no_metrics", action="store_true",
+         help="export no label, confidence and length metrics from the python steps (Triton's own remain)")
+    flag(group, "low_confidence", type=float, default=None,
+         help="texts whose top probability is below this count as low-confidence (default: the threshold the "
+              "export recorded on dev data, under which 5%% of dev texts fall; 0.5 without one)")
 
 
 #: BuildConfig field -> the flags that set it, where they differ (the ``--no_*`` switches)
 SWITCHES = {"dynamic_batching": "no_dynamic_batching", "merge_requests": "no_merge_requests",
-            "trim_padding": "no_trim_padding"}
+            "trim_padding": "no_trim_padding", "metrics": "no_metrics"}
 
 
 def build_config(args: argparse.Namespace) -> BuildConfig:
@@ -111,7 +116,8 @@ def build_config(args: argparse.Namespace) -> BuildConfig:
     config = config_from_args(
         BuildConfig, args, dynamic_batching=False if args.no_dynamic_batching else None,
         preferred_batch_sizes=tuple(args.preferred_batch_sizes), buckets=tuple(args.buckets),
-        merge_requests=not args.no_merge_requests, trim_padding=False if args.no_trim_padding else None)
+        merge_requests=not args.no_merge_requests, trim_padding=False if args.no_trim_padding else None,
+        metrics=not args.no_metrics)
     if not getattr(args, "options", None):
         return config
     from tritoncls.builder.options import apply_options, read_options

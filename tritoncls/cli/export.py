@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from tritoncls.cli._args import add_checkpoint, add_max_seq_length, add_output, add_thresholds, config_from_args
+from tritoncls.cli._args import (
+    add_checkpoint,
+    add_max_seq_length,
+    add_output,
+    add_thresholds,
+    config_from_args,
+    flag,
+)
 
 NAME = "export"
 STAGE = "tritoncls.modeling"
@@ -23,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_max_seq_length(parser, "serving truncation length (default: the one the checkpoint was trained with)",
                        default=None)
     add_thresholds(parser, detail="recorded in the manifest and served")
+    flag(parser, "reference_data", default=None,
+         help="labeled dev data (a text<TAB>label file, or a dataset folder with dev.txt) whose predictions are "
+              "recorded as the reference distribution that `tritoncls monitor` compares served traffic with "
+              "(default: the dev.txt the checkpoint was trained on, where it exists)")
+    flag(parser, "no_reference", action="store_true", help="record no reference distribution")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ names, dtypes and shapes are read back from the written graphs, never assumed. L
       model.onnx                        ONNX (paddle2onnx), input/output names set deliberately
       vocab.txt, tokenizer_config.json  tokenizer files
       label.txt                         label names, one per line, in logit order
+      reference.json                    the reference distribution on dev data (modeling/reference.py)
       manifest.json                     see :func:`build_manifest`
 """
 
@@ -28,6 +29,7 @@ from tritoncls.errors import ModelError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling import ernie as modeling
 from tritoncls.modeling.dynamic import encode, pad_batch, predict_logits
+from tritoncls.modeling.reference import compute_reference, default_reference_data, reference_data_file
 from tritoncls.runtime import Manifest, OnnxGraph, PaddleGraph, PaddleRunner, TaskSpec, TensorSpec, TokenizerSpec
 from tritoncls.runtime.contract import (
     INPUT_NAMES,
@@ -40,6 +42,7 @@ from tritoncls.runtime.contract import (
     PADDLE_PREFIX,
     TOKENIZER_FILES,
 )
+from tritoncls.runtime.metrics import REFERENCE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ class ExportConfig:
     force: bool = True  # the reference overwrites; kept for parity
     threshold: float | None = None  # multi-label: one threshold for every label instead of the checkpoint's
     thresholds_file: str | None = None  # multi-label: label<TAB>threshold lines instead of the checkpoint's
+    reference_data: str | None = None  # dev data for the reference distribution (default: the training's dev.txt)
+    no_reference: bool = False  # write no reference distribution
 
 
 def _wrapped(model):
@@ -188,6 +193,8 @@ def export(config: ExportConfig) -> Path:
         raise ModelError(f"{source}: max_seq_length {max_len} exceeds the model's {positions} positions "
                          f"(max_position_embeddings in config.json); pass --max_seq_length {positions} or less.")
 
+    reference_data = _reference_data(config, source)
+
     def fill(out: Path) -> None:
         _save_static(model, out)
         _save_onnx(out)
@@ -198,6 +205,9 @@ def export(config: ExportConfig) -> Path:
         paddle = _paddle_graph(out, len(labels))
         parity = _parity(model, tokenizer, out, max_len, paddle)
         manifest = build_manifest(model, tokenizer, labels, max_len, out, source, paddle, parity, task)
+        if reference_data is not None:
+            write_text(out / REFERENCE_FILE, compute_reference(out, manifest, reference_data).to_json())
+            manifest = manifest.replace(reference_file=REFERENCE_FILE)
         write_text(out / MANIFEST_FILE, manifest.to_json())
 
     target = Path(config.output)
@@ -209,6 +219,21 @@ def export(config: ExportConfig) -> Path:
     ckpt.write_checkpoint(target, fill)
     log.info("Exported %s (%s) to %s", source, task.task, target)
     return target
+
+
+def _reference_data(config: ExportConfig, source: Path) -> Path | None:
+    """The data the reference distribution is computed on: --reference_data, else the training's dev.txt."""
+    if config.no_reference:
+        return None
+    if config.reference_data:
+        return reference_data_file(config.reference_data)
+    config_path = source / "training_config.json"
+    found = default_reference_data(source, ckpt.read_json(config_path)) if config_path.is_file() else None
+    if found is None:
+        log.warning("%s: its training dev.txt is not found, so the export records no reference distribution "
+                    "(the served metrics work, `tritoncls monitor` has nothing to compare with); pass "
+                    "--reference_data DEV.txt to record one", source)
+    return found
 
 
 def _checkpoint_labels(source: Path, num_labels: int) -> list[str]:

@@ -16,9 +16,11 @@ without tritoncls. Modules import each other relatively for the same reason.
 - :mod:`.postprocess`: the postprocess outputs (label and top-k, or label sets)
 - :mod:`.steps`: the three python models' work (tokenize, model, postprocess), and the fused layout's one
 - :mod:`.predictor`: the one in-process loop (tokenize -> sort -> pad -> run -> scatter back)
+- :mod:`.metrics`: the served metrics (names, bins, recorders) and the reference distribution they are
+  compared with
 """
 
-from . import triton
+from . import metrics, triton
 from .batching import (
     bucket_width,
     length_groups,

@@ -16,7 +16,7 @@ def bucket_width(longest: int, buckets: Sequence[int]) -> int:
     for width in buckets:
         if longest <= width:
             return width
-    raise RequestError(f"{longest} tokens exceed the largest bucket {buckets[-1]}")
+    raise RequestError(f"{longest} tokens exceed the largest bucket {buckets[-1]}", "too_long")
 
 
 def padded_width(rows: Sequence[Sequence[int]], padding: str, buckets: Sequence[int], max_seq_length: int) -> int:

@@ -146,6 +146,8 @@ class TokenizerParameters(_Parameters):
     buckets: tuple[int, ...]
     pad_token_id: int
     pad_token_type_id: int = 0
+    metrics: bool = True  # export token lengths, truncations and refusals (runtime/metrics.py)
+    metrics_model: str = ""  # the served model's name, the ``model`` label of every metric
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +176,9 @@ class PostprocessParameters(_Parameters):
     label_file: str = LABEL_FILE
     num_labels: int
     top_k: int = 0
+    metrics: bool = True  # export per-label counts and confidences (runtime/metrics.py)
+    metrics_model: str = ""
+    low_confidence: float = 0.0  # a text whose top probability is below this counts as low-confidence
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +193,9 @@ class LabelSetParameters(_Parameters):
     num_labels: int
     thresholds: tuple[float, ...]
     hierarchy_separator: str = HIERARCHY_SEPARATOR
+    metrics: bool = True
+    metrics_model: str = ""
+    low_confidence: float = 0.0
 
 
 def postprocess_parameters(values: Mapping[str, str]) -> PostprocessParameters | LabelSetParameters:
@@ -223,6 +231,9 @@ class FusedParameters:
         if self.tokenizer.pad_token_id != self.model.pad_token_id:
             raise ParameterError(f"fused parameters: the tokenizer pads with id {self.tokenizer.pad_token_id} but "
                                  f"the model trims id {self.model.pad_token_id}")
+        if (self.tokenizer.metrics, self.tokenizer.metrics_model) != (self.postprocess.metrics,
+                                                                      self.postprocess.metrics_model):
+            raise ParameterError("fused parameters: the tokenizer's and the postprocess step's metrics settings differ")
 
     def to_strings(self) -> dict[str, str]:
         out: dict[str, str] = {}

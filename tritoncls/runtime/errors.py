@@ -9,7 +9,12 @@ class TritonclsRuntimeError(Exception):
 
 
 class RequestError(TritonclsRuntimeError, ValueError):
-    """One request's data is bad; that request alone gets an error response."""
+    """One request's data is bad; that request alone gets an error response. ``reason`` names the kind
+    (the served metrics count refusals by it: ``empty``, ``invalid_utf8``, ``too_long``, ``malformed``)."""
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ManifestError(TritonclsRuntimeError, ValueError):

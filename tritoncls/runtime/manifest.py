@@ -6,7 +6,9 @@ reader never falls back to a guessed value. ``format_version`` 2 added the optio
 section (what a benchmark variant was derived from); 3 made ``task`` one of ``multi_class``,
 ``multi_label``, ``hierarchical``, with ``thresholds`` (one per label) for the last two and
 ``hierarchy_separator`` for hierarchies. Earlier files load unchanged (their ``task``,
-``sequence_classification``, is multi-class).
+``sequence_classification``, is multi-class). The optional ``reference_file`` names the reference
+distribution (dev data's label shares, confidences and lengths; see :mod:`.metrics`) that served traffic is
+compared with; exports without it load unchanged.
 """
 
 from __future__ import annotations
@@ -177,6 +179,7 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     variant: dict[str, Any] | None = None  # a benchmark variant: its name, what it was derived from, how
     task: TaskSpec = field(default_factory=TaskSpec)
+    reference_file: str | None = None  # the reference distribution (metrics.REFERENCE_FILE), where recorded
     format_version: int = FORMAT_VERSION
 
     @property
@@ -186,7 +189,8 @@ class Manifest:
     @property
     def files(self) -> tuple[str, ...]:
         """Every file of the export the manifest names (the manifest itself aside)."""
-        return (self.label_file, *self.onnx.files, *self.paddle.files, *self.tokenizer.files.values())
+        reference = (self.reference_file,) if self.reference_file else ()
+        return (self.label_file, *self.onnx.files, *self.paddle.files, *self.tokenizer.files.values(), *reference)
 
     def head(self) -> Head:
         """Logits -> probabilities -> labels, as this export's task decides them."""
@@ -238,7 +242,9 @@ class Manifest:
             precision=r.get("precision", str), source_checkpoint=r.get("source_checkpoint", str, ""),
             export_check=dict(r.get("export_check", dict, {})), versions=dict(r.get("versions", dict, {})),
             variant=r.get("variant", dict, None) or r.get("benchmark_variant", dict, None),
-            task=_task(r, version, tuple(labels)), format_version=FORMAT_VERSION,
+            task=_task(r, version, tuple(labels)),
+            reference_file=r.file_name("reference_file") if data.get("reference_file") is not None else None,
+            format_version=FORMAT_VERSION,
         )
 
     # --- writing ------------------------------------------------------------------------------
@@ -259,6 +265,8 @@ class Manifest:
         }
         if self.variant is not None:
             out["variant"] = dict(self.variant)
+        if self.reference_file:
+            out["reference_file"] = self.reference_file
         return out
 
     def to_json(self) -> str:

@@ -22,6 +22,7 @@ from .contract import (
     postprocess_parameters,
 )
 from .errors import OptionError, ParameterError, RequestError, TaskError
+from .metrics import MALFORMED, MetricsSettings, Recorder
 from .postprocess import Classified, LabelSets, classify_probs, label_sets_of
 from .runners import OnnxRunner, PaddleRunner, Runner
 from .task import Head, TaskSpec
@@ -42,6 +43,8 @@ class TokenizeStep:
         self.max_seq_length = max_seq_length
         self.pad_token_id = pad_token_id
         self.pad_token_type_id = pad_token_type_id
+        self.metrics: MetricsSettings | None = None  # what to record, where the repository asks for metrics
+        self.recorder = Recorder()
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> TokenizeStep:
@@ -60,29 +63,49 @@ class TokenizeStep:
         else:
             kind = {"wordpiece": WordPieceTokenizer, "python": PythonWordPieceTokenizer}[p.implementation]
             tokenizer = kind(directory / p.vocab_file, p.do_lower_case, p.special_tokens, p.max_seq_length, p.rules)
-        return cls(tokenizer, p.padding, p.buckets, p.max_seq_length, p.pad_token_id, p.pad_token_type_id)
+        step = cls(tokenizer, p.padding, p.buckets, p.max_seq_length, p.pad_token_id, p.pad_token_type_id)
+        if p.metrics:
+            step.metrics = MetricsSettings(p.metrics_model, max_seq_length=p.max_seq_length)
+        return step
 
     def __call__(self, columns: Sequence[np.ndarray | Exception]) -> list[tuple[np.ndarray, np.ndarray] | Exception]:
         results: list = list(columns)
         texts: dict[int, list[str]] = {}
         for i, column in enumerate(columns):
             if isinstance(column, Exception):
+                self.recorder.refused(getattr(column, "reason", MALFORMED))
                 continue
             try:
                 texts[i] = decode_texts(column)
             except RequestError as exc:
                 results[i] = exc
+                self.recorder.refused(exc.reason)
         try:
-            rows = self.tokenizer.encode([t for i in texts for t in texts[i]])
+            rows, cut = self._encode([t for i in texts for t in texts[i]])
         except Exception as exc:  # noqa: BLE001 - every request of the call gets the error
             return [exc if i in texts else r for i, r in enumerate(results)]
-        start = 0
+        start, lengths, cuts = 0, [], []
         for i, mine in texts.items():
             batch = rows[start:start + len(mine)]
+            try:
+                width = padded_width(batch, self.padding, self.buckets, self.max_seq_length)
+            except RequestError as exc:
+                results[i] = exc
+                self.recorder.refused(exc.reason)
+            else:
+                results[i] = pad_rows(batch, width, self.pad_token_id, self.pad_token_type_id)
+                lengths += [len(row) for row in batch]
+                cuts += cut[start:start + len(mine)]
             start += len(mine)
-            width = padded_width(batch, self.padding, self.buckets, self.max_seq_length)
-            results[i] = pad_rows(batch, width, self.pad_token_id, self.pad_token_type_id)
+        if lengths:
+            self.recorder.tokens(lengths, cuts)
         return results
+
+    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        """Ids, and which texts were cut (only worked out when metrics are recorded)."""
+        if self.recorder.enabled:
+            return self.tokenizer.encode_marked(texts)
+        return self.tokenizer.encode(texts), []
 
 
 class ModelStep:
@@ -161,6 +184,8 @@ class PostprocessStep:
     def __init__(self, labels: Sequence[str], top_k: int = 0, task: TaskSpec | None = None) -> None:
         self.head: Head = (task or TaskSpec()).head(labels)
         self.top_k = top_k
+        self.metrics: MetricsSettings | None = None
+        self.recorder = Recorder()
 
     @property
     def labels(self) -> list[str]:
@@ -179,11 +204,16 @@ class PostprocessStep:
         if len(labels) != p.num_labels:
             raise ParameterError(f"{path}: {len(labels)} labels, but the model gives {p.num_labels} logits")
         if isinstance(p, PostprocessParameters):
-            return cls(labels, p.top_k)
-        try:
-            return cls(labels, task=TaskSpec(p.task, p.thresholds, p.hierarchy_separator))
-        except TaskError as exc:
-            raise ParameterError(f"postprocess step parameters: {exc}; rebuild with `tritoncls build-repo`") from None
+            step = cls(labels, p.top_k)
+        else:
+            try:
+                step = cls(labels, task=TaskSpec(p.task, p.thresholds, p.hierarchy_separator))
+            except TaskError as exc:
+                raise ParameterError(f"postprocess step parameters: {exc}; rebuild with `tritoncls build-repo`") from None
+        if p.metrics:
+            step.metrics = MetricsSettings(p.metrics_model, labels=tuple(labels), low_confidence=p.low_confidence,
+                                           multi_label=step.head.spec.multi_label)
+        return step
 
     def __call__(self, inputs: Sequence[np.ndarray | Exception]) -> list[Classified | LabelSets | Exception]:
         results: list = list(inputs)
@@ -195,6 +225,7 @@ class PostprocessStep:
             merged = None if self.head.spec.multi_label else classify_probs(probs, self.head.labels, self.top_k)
         except Exception as exc:  # noqa: BLE001
             return [exc if i in good else r for i, r in enumerate(results)]
+        self.recorder.predictions(probs, mask)
         start = 0
         for i in good:
             stop = start + inputs[i].shape[0]
@@ -215,6 +246,20 @@ class FusedStep:
         self.tokenize = tokenize
         self.model = model
         self.postprocess = postprocess
+
+    @property
+    def metrics(self) -> MetricsSettings | None:
+        if self.tokenize.metrics is None or self.postprocess.metrics is None:
+            return None
+        return self.tokenize.metrics.merged(self.postprocess.metrics)
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.postprocess.recorder
+
+    @recorder.setter
+    def recorder(self, recorder: Recorder) -> None:
+        self.tokenize.recorder = self.postprocess.recorder = recorder
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str], version_dir: str | Path) -> FusedStep:

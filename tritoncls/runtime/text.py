@@ -22,10 +22,10 @@ def decode_texts(column: np.ndarray) -> list[str]:
         except UnicodeDecodeError as exc:
             bad = raw[exc.start:exc.start + 4]
             raise RequestError(
-                f"text {row}: bytes {bad!r} at offset {exc.start} are not valid UTF-8; send UTF-8 encoded text"
-            ) from None
+                f"text {row}: bytes {bad!r} at offset {exc.start} are not valid UTF-8; send UTF-8 encoded text",
+                "invalid_utf8") from None
         if not text.strip():
-            raise RequestError(f"text {row}: the text is empty; send at least one non-blank character")
+            raise RequestError(f"text {row}: the text is empty; send at least one non-blank character", "empty")
         texts.append(text)
     return texts
 

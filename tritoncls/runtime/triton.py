@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import RequestError
+from .metrics import TritonRecorder
 
 
 def request_inputs(pb_utils: Any, requests: Sequence[Any], names: Sequence[str]) -> list[Any]:
@@ -34,3 +35,10 @@ def responses(pb_utils: Any, results: Sequence[Any], tensors: Callable[[Any], Ma
     return [error_response(pb_utils, result) if isinstance(result, Exception) else
             pb_utils.InferenceResponse([pb_utils.Tensor(name, array) for name, array in tensors(result).items()])
             for result in results]
+
+
+def install_metrics(pb_utils: Any, step: Any) -> None:
+    """Give ``step`` a recorder that exports its metrics through Triton, where its repository asks for them
+    (``step.metrics`` is None when the repository was built with ``--metrics off``)."""
+    if step.metrics is not None:
+        step.recorder = TritonRecorder(pb_utils, step.metrics)

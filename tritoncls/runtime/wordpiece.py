@@ -157,8 +157,13 @@ class _WordPieceBase:
 
         Special tokens written in the text ("[MASK]") are kept whole, as PaddleNLP does.
         """
+        return self.encode_marked(texts)[0]
+
+    def encode_marked(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """:meth:`encode`'s ids, and for each text whether it was cut at max_seq_length."""
         budget = self.max_seq_length - 2
         rows: list[list[int]] = [[] for _ in texts]
+        cut = [False] * len(texts)
         todo, limit = list(range(len(texts))), self.head_chars
         while todo:
             heads = [self._head(texts[i], limit) for i in todo]
@@ -168,8 +173,10 @@ class _WordPieceBase:
                     again.append(i)  # this head does not settle the first `budget` tokens: take a longer one
                 else:
                     rows[i] = [self.cls_id, *ids[:budget], self.sep_id]
+                    cut[i] = len(ids) > budget or (len(ids) == budget and len(head) < len(texts[i])
+                                                   and not texts[i][len(head):].isspace())
             todo, limit = again, limit * 8
-        return rows
+        return rows, cut
 
     def _head(self, text: str, limit: int) -> str:
         """``text`` up to the first word boundary at or after ``limit`` characters (all of it if none)."""
@@ -299,4 +306,10 @@ class PaddleNLPTokenizer:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         out = self._tokenizer(list(texts), max_length=self.max_seq_length, truncation=True, padding=False)
         return out["input_ids"]
+
+    def encode_marked(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """:meth:`encode`'s ids; a text is counted as cut when it fills max_seq_length (a text of exactly that
+        many tokens counts too: this tokenizer does not say whether it dropped any)."""
+        rows = self.encode(texts)
+        return rows, [len(row) >= self.max_seq_length for row in rows]
 

@@ -19,6 +19,7 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.output_names = {tensor["name"] for tensor in config["output"]}
         self.step = rt.FusedStep.from_parameters(rt.string_parameters(config), version_dir)
+        rt.triton.install_metrics(pb_utils, self.step)  # label, confidence and length counters
 
     def execute(self, requests):
         columns = rt.triton.request_inputs(pb_utils, requests, [rt.TEXT])

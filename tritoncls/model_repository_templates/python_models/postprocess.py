@@ -19,6 +19,7 @@ class TritonPythonModel:
         self.logits_name = config["input"][0]["name"]
         self.output_names = {tensor["name"] for tensor in config["output"]}
         self.step = rt.PostprocessStep.from_parameters(rt.string_parameters(config), version_dir)
+        rt.triton.install_metrics(pb_utils, self.step)  # label, confidence and length counters
 
     def execute(self, requests):
         inputs = rt.triton.request_inputs(pb_utils, requests, [self.logits_name])

@@ -16,6 +16,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.step = rt.TokenizeStep.from_parameters(rt.string_parameters(config), version_dir)
+        rt.triton.install_metrics(pb_utils, self.step)  # label, confidence and length counters
 
     def execute(self, requests):
         columns = rt.triton.request_inputs(pb_utils, requests, [rt.TEXT])
