@@ -19,12 +19,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tritoncls.server.auth import AdminKey
 
@@ -1024,3 +1027,96 @@ def paddle_logits(model, batch: Sequence[Sequence[int]], pad_token_id: int) -> n
     with paddle.no_grad():
         out = model(input_ids=paddle.to_tensor(ids), token_type_ids=paddle.zeros(ids.shape, dtype="int64"))
     return out.numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# A real Prometheus (Debian's `prometheus` package; scripts/system_deps.sh installs it)
+# ---------------------------------------------------------------------------------------------
+
+
+class Prometheus:
+    """Debian's prometheus on loopback, with a temporary config and data folder, scraping ``targets`` every
+    second (each target's series get ``labels``, as a Kubernetes PodMonitor would add namespace and pod)."""
+
+    def __init__(self, root: Path, targets: Sequence[str], labels: dict[str, str] | None = None,
+                 rule_files: Sequence[Path] = ()) -> None:
+        from tritoncls.server.triton import free_port
+
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.skip("Debian's prometheus is not installed (`bash scripts/system_deps.sh` as root installs it)")
+        self.binary, self.root = binary, Path(root)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                  "rule_files": [str(p) for p in rule_files],
+                  "scrape_configs": [{"job_name": "tritoncls", "metrics_path": "/metrics",
+                                      "static_configs": [{"targets": list(targets), "labels": dict(labels or {})}]}]}
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "prometheus.yml").write_text(yaml_dump(config), encoding="utf-8")
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Prometheus:
+        log = open(self.root / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [self.binary, f"--config.file={self.root / 'prometheus.yml'}", f"--storage.tsdb.path={self.root / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"], stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {(self.root / 'prometheus.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("prometheus did not get ready in 60 s")
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def query(self, promql: str) -> list[dict]:
+        """The result vector of an instant query."""
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def values(self, promql: str, by: str) -> dict[str, float]:
+        """Label ``by`` -> value, of an instant query's vector."""
+        return {item["metric"].get(by, ""): float(item["value"][1]) for item in self.query(promql)}
+
+    def scraped_after(self, moment: float, job: str = "tritoncls") -> bool:
+        """Whether every target of ``job`` was scraped after the ``time.time()`` ``moment``."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=10) as response:
+            targets = json.loads(response.read())["data"]["activeTargets"]
+        mine = [t for t in targets if t["labels"].get("job") == job]
+        return bool(mine) and all(t["health"] == "up" and _rfc3339(t["lastScrape"]) > moment for t in mine)
+
+    def wait_for_scrape(self, timeout_s: float = 30.0) -> None:
+        """Wait until every target was scraped (in full) after now."""
+        moment = time.time()
+        deadline = time.monotonic() + timeout_s
+        while not self.scraped_after(moment + 0.05):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prometheus did not scrape its targets in {timeout_s} s")
+            time.sleep(0.25)
+
+
+def _rfc3339(text: str) -> float:
+    import datetime
+
+    return datetime.datetime.fromisoformat(text).timestamp()  # Python 3.11 reads Z and nanoseconds
+
+
+def yaml_dump(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -249,6 +249,19 @@ def test_targets_hold_one_entry_per_issue_target_with_name_measured_threshold_an
     assert targets["useful_flops_vs_sgemm[medium]"].measured == pytest.approx(12.0 * 1.5e9 / 1e9 / 72.0)
 
 
+def test_the_metrics_cost_target_compares_both_on_runs_with_both_off_runs():
+    m = fake_measurements()
+    served = m["shapes"]["nano"]["served"]
+    for name, rate in (("metrics_on", 99.0), ("metrics_off", 100.0), ("metrics_off_2", 102.0), ("metrics_on_2", 97.0)):
+        served[name] = {"build_config": {"metrics": "off" not in name}, "points": [_point("ensemble", 32, 1, rate)]}
+    target = {t.name: t for t in compute_targets(m)}["metrics_on_vs_off_b32[nano]"]
+    assert target.measured == pytest.approx(196 / 202) and not target.met and "99.0 / 97.0" in target.detail
+    served["metrics_on_2"]["points"][0]["inferences_per_s"] = 101.0
+    assert {t.name: t for t in compute_targets(m)}["metrics_on_vs_off_b32[nano]"].met
+    del served["metrics_off_2"]
+    assert {t.name: t for t in compute_targets(m)}["metrics_on_vs_off_b32[nano]"].measured is None
+
+
 def test_a_target_without_its_measurement_is_reported_unmet_with_measured_none():
     m = fake_measurements()
     del m["shapes"]["nano"]["served"]["reference"]

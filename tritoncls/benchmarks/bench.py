@@ -76,6 +76,8 @@ class Plan:
     repeats: int
     label_check_texts: int  # 0: no served-vs-in-process label check
     variant_checks: bool = True  # ORT fusions and INT8 in-process on the shape
+    #: the shape whose served metrics are measured on and off, back to back at the peer sweep (None: not measured)
+    metrics_cost_shape: str | None = "nano"
     #: per-shape replacements of the fields above (quick mode keeps the medium shape light)
     shape_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -107,7 +109,7 @@ PLANS: dict[str, Plan] = {
         reference_shape=TRAINED,
         baseline_runtimes={"*": ("onnxruntime", "paddle_inference", "paddle_dygraph")},
         settings=(), settings_shapes=(),
-        max_trials=5, stability_pct=50, min_requests=8, repeats=1, label_check_texts=64),
+        max_trials=5, stability_pct=50, min_requests=8, repeats=1, label_check_texts=64, metrics_cost_shape=None),
 }
 
 
@@ -298,6 +300,19 @@ def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, anal
         int8_dir = run.work / "exports" / f"{shape}-int8"
         run.step(f"{shape} served int8", lambda: _serve(
             run, shape, "int8", _int8(export_dir, int8_dir), texts, rows, peer, analyzer, repo_options, ()))
+    if shape == plan.metrics_cost_shape:
+        _metrics_cost(run, shape, export_dir, texts, rows, analyzer, repo_options)
+
+
+def _metrics_cost(run: _Run, shape: str, export_dir: Path, texts: BenchTexts, rows: Sequence[Sequence[int]],
+                  analyzer, repo_options: dict[str, Any]) -> None:
+    """The served metrics' cost: the same repository with metrics on and off, measured back to back (twice, in
+    alternating order, so a load change on a shared machine does not favour one side) at the peer sweep."""
+    peer = [SweepPoint("ensemble", b, c) for b, c in run.plan.peer_sweep]
+    for name, metrics in (("metrics_on", True), ("metrics_off", False), ("metrics_off_2", False),
+                          ("metrics_on_2", True)):
+        run.step(f"{shape} served {name}", lambda name=name, metrics=metrics: _serve(
+            run, shape, name, export_dir, texts, rows, peer, analyzer, repo_options | {"metrics": metrics}, ()))
 
 
 def _remeasure(entry: dict[str, Any], export_dir: Path, texts: BenchTexts, plan: Plan) -> None:

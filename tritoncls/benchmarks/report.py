@@ -129,6 +129,17 @@ def _target_reference(m: dict[str, Any], shape: str, config: str, threshold: flo
                   ratio, threshold, ">=", "ratio", detail)
 
 
+def _target_metrics_cost(m: dict[str, Any], shape: str) -> Target:
+    """Served metrics on vs off at 32 texts per request: the sum of both on runs' best rates over both off runs'."""
+    on = [_rate(best_point(served_points(m, shape, c, "ensemble", 32))) for c in ("metrics_on", "metrics_on_2")]
+    off = [_rate(best_point(served_points(m, shape, c, "ensemble", 32))) for c in ("metrics_off", "metrics_off_2")]
+    ratio = _ratio(sum(on), sum(off)) if None not in on + off else None
+    detail = (f"{shape}: metrics on {' / '.join(_fmt(r) for r in on)} texts/s vs off {' / '.join(_fmt(r) for r in off)} "
+              f"texts/s (on, off, off, on, measured back to back; 32 texts per request, best concurrency)")
+    return Target(f"metrics_on_vs_off_b32[{shape}]", "Served metrics cost at most 2% of throughput at 32 texts per "
+                  "request", ratio, 0.98, ">=", "ratio", detail)
+
+
 def _target_int8_accuracy(m: dict[str, Any]) -> Target:
     """INT8 vs FP32 on the trained export's dev texts: accuracy, or for a multi-label export its metric (macro-F1)."""
     acc = m.get("accuracy", {})
@@ -224,6 +235,7 @@ def compute_targets(m: dict[str, Any]) -> list[Target]:
         lambda: _target_int8_accuracy(m),
         lambda: _target_tokenizer_share(m, nano),
         lambda: _target_flops(m, medium),
+        *([lambda: _target_metrics_cost(m, nano)] if "metrics_on" in _shape(m, nano).get("served", {}) else []),
     ]
     targets = [build() for build in builders]
     seen: set[str] = set()

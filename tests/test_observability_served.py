@@ -1,0 +1,151 @@
+"""The served metrics through a real Prometheus: Debian's ``prometheus`` on loopback (a temporary config and
+data folder) scraping ``tritoncls serve`` while ``tritoncls classify`` runs over KUAKE-QIC dev.
+
+- the per-label counts Prometheus reports equal the label counts in classify's output, exactly;
+- the confidence histogram counts every text served;
+- the HPA's prometheus-adapter query (rendered by ``deploy --target k8s``) returns a number during the load;
+- hostile label names come through the scrape intact, and no request text ever reaches ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import HOSTILE_LABELS, Prometheus, wait_for, write_tiny_export
+from tritoncls.builder import BuildConfig, build_repository
+from tritoncls.runtime import metrics as m
+from tritoncls.server.triton import TritonServer, free_port
+
+pytestmark = pytest.mark.triton
+
+POD_LABELS = {"namespace": "tests", "pod": "tritoncls-0"}  # what a PodMonitor adds in a cluster
+
+
+class Served:
+    """``tritoncls serve`` in a subprocess, as a user starts it."""
+
+    def __init__(self, repo: Path, root: Path) -> None:
+        self.grpc, self.http, self.metrics = free_port(), free_port(), free_port()
+        self.log = root / "serve.log"
+        command = [sys.executable, "-m", "tritoncls.cli", "serve", "--model_repository", str(repo),
+                   "--grpc_port", str(self.grpc), "--http_port", str(self.http), "--metrics_port", str(self.metrics),
+                   "--log_file", str(root / "tritonserver.log")]
+        self.process = subprocess.Popen(command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for(self.ready, 180, "tritoncls serve to get ready", every_s=0.5)
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"tritoncls serve exited: {self.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def kuake_observed(kuake_export, tmp_path_factory):
+    """kuake_export's repository (with the reference its export recorded), served and scraped."""
+    root = tmp_path_factory.mktemp("observed")
+    repo = build_repository(BuildConfig(model=str(kuake_export), output=str(root / "repo")))
+    assert (repo / m.REPOSITORY_REFERENCE_FILE).is_file(), "the export recorded no reference distribution"
+    served = Served(repo, root)
+    try:
+        with Prometheus(root / "prometheus", [f"127.0.0.1:{served.metrics}"], POD_LABELS) as prometheus:
+            yield repo, served, prometheus
+    finally:
+        served.stop()
+
+
+def _adapter_query(repo: Path, root: Path) -> str:
+    """The HPA metric's PromQL as `deploy --target k8s` renders it, filled in as prometheus-adapter would."""
+    from tritoncls.deploy import DeployConfig, deploy
+
+    deploy(DeployConfig(model_repository=str(repo), output=str(root / "k8s"), target="k8s"))
+    rules = yaml.safe_load((root / "k8s" / "prometheus-adapter-rules.yaml").read_text(encoding="utf-8"))
+    query = rules["rules"]["custom"][0]["metricsQuery"]
+    matchers = ",".join(f'{k}="{v}"' for k, v in POD_LABELS.items())
+    return query.replace("<<.LabelMatchers>>", matchers).replace("<<.GroupBy>>", "pod")
+
+
+def test_prometheus_counts_exactly_what_classify_wrote_and_the_hpa_query_has_a_value(kuake_observed, kuake_dir,
+                                                                                       tmp_path):
+    repo, served, prometheus = kuake_observed
+    texts = [line.split("\t")[0] for line in (kuake_dir / "dev.txt").read_text(encoding="utf-8").splitlines() if line]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    adapter = _adapter_query(repo, tmp_path)
+    seen: list[float] = []
+
+    def poll(stop: threading.Event) -> None:
+        while not stop.is_set():
+            seen.extend(float(item["value"][1]) for item in prometheus.query(adapter))
+            time.sleep(0.5)
+
+    stop = threading.Event()
+    poller = threading.Thread(target=poll, args=(stop,), daemon=True)
+    poller.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tritoncls.cli", "classify", "--url", f"127.0.0.1:{served.grpc}",
+             "--input", str(tmp_path / "texts.txt"), "--output", str(tmp_path / "out.tsv"), "--batch_size", "4",
+             "--concurrency", "4"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        prometheus.wait_for_scrape()
+        prometheus.wait_for_scrape()  # the adapter's rate() needs the samples after the load too
+    finally:
+        stop.set()
+        poller.join(timeout=15)
+    rows = (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    written = collections.Counter(row.split("\t")[1] for row in rows)
+    assert sum(written.values()) == len(texts) == 1955
+    counted = prometheus.values(f'sum by (label) ({m.PREDICTED}{{model="seqcls"}})', "label")
+    assert {label: int(v) for label, v in counted.items() if v} == dict(written)
+    assert set(counted) == set((repo / "seqcls_postprocess" / "1" / "label.txt").read_text(encoding="utf-8").split())
+    total = prometheus.values(f'sum({m.TOP_CONFIDENCE}_count{{model="seqcls"}})', "")
+    assert total == {"": float(len(texts))}
+    tokens = prometheus.values(f'sum({m.TEXT_TOKENS}_count{{model="seqcls"}})', "")
+    assert tokens == {"": float(len(texts))}
+    assert seen and all(value >= 0 for value in seen), f"the HPA query {adapter!r} returned no number"
+    print(f"\nper-label counts equal over {len(texts)} texts; HPA queue metric samples: {len(seen)}, "
+          f"max {max(seen):.0f} us")
+
+
+@pytest.mark.parametrize("layout", ["ensemble", "fused"])
+def test_hostile_label_names_survive_the_scrape_and_no_text_reaches_the_metrics(layout, tmp_path):
+    export = write_tiny_export(tmp_path / "export", labels=HOSTILE_LABELS)
+    repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo"), layout=layout))
+    secret = "SECRET-request-text-7f3a 私密文本"
+    with TritonServer(repo, log_file=tmp_path / "tritonserver.log") as server:
+        from tritoncls.clients import make_client
+
+        with make_client(server.grpc_url, "grpc") as client:
+            client.classify([secret, "good movie", f"{secret} again"])
+            with pytest.raises(Exception, match="empty"):
+                client.classify([""])
+        with urllib.request.urlopen(server.metrics_url, timeout=10) as response:
+            exposition = response.read().decode("utf-8")
+        with Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{server.metrics_port}"]) as prometheus:
+            prometheus.wait_for_scrape()
+            counted = prometheus.values(f'{m.PREDICTED}{{model="seqcls"}}', "label")
+            refused = prometheus.values(f'{m.REFUSED}{{model="seqcls"}}', "reason")
+    assert set(counted) == set(HOSTILE_LABELS), sorted(set(counted) ^ set(HOSTILE_LABELS))
+    assert sum(counted.values()) == 3
+    assert refused["empty"] == 1 and sum(refused.values()) == 1
+    assert "SECRET" not in exposition and "私密" not in exposition
+    assert all(name in exposition for name in m.counter_names(multi_label=False))
