@@ -46,6 +46,8 @@ setup(
         "nvidia-pytriton==0.7.0",
         # `tritoncls analyze label-issues`: confident learning
         "cleanlab>=2.9,<2.10",
+        # `tritoncls monitor`: parse a metrics port's Prometheus exposition text
+        "prometheus_client>=0.20,<1",
     ],
     extras_require={
         # perf_analyzer (from the tritonclient wheel) links against libcudart even on CPU.

@@ -27,6 +27,7 @@ MINIMAL = {
     "deploy": ["--model_repository", "r", "--output", "o"],
     "classify": ["--url", "h:1", "--input", "i", "--output", "o"],
     "soak": ["--url", "h:1", "--input", "i"],
+    "monitor": ["--reference", "r"],
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
     "bench-gpu": ["--model", "m", "--input", "i", "--output", "o"],
     "tune": ["--model", "m", "--input", "i", "--output", "o"],
@@ -56,6 +57,7 @@ ALIASES = [
     ("soak", "--texts", "--input"),
     ("soak", "--reference_export", "--reference_model"),
     ("soak", "--model_name", "--name"),
+    ("monitor", "--model_name", "--name"),
     ("bench", "--data", "--input"),
     ("import-hf", "--label_file", "--labels"),
 ]
@@ -74,6 +76,7 @@ CANONICAL = {
     "deploy": ["--model_repository", "--output", "--target", "--device", "--replicas", "--object_name", "--image"],
     "classify": ["--url", "--input", "--output", "--name", "--batch_size", "--timeout_s"],
     "soak": ["--url", "--model_repository", "--input", "--name", "--reference_model", "--report"],
+    "monitor": ["--reference", "--metrics_url", "--prometheus", "--name", "--baseline", "--output"],
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
     "bench-gpu": ["--model", "--input", "--output", "--max_texts", "--instance_kind"],
     "tune": ["--model", "--input", "--output", "--batch_size", "--name"],
@@ -154,6 +157,7 @@ REQUIRED = [
     ("classify", ["--input", "i", "--output", "o"], "--url"),
     ("soak", ["--input", "i"], "--url"),
     ("soak", ["--url", "h:1"], "--input"),
+    ("monitor", [], "--reference"),
     ("bench", ["--model", "m", "--output", "o"], "--input"),
     # needed unless another option is given: checked in run(), reported the same way
     ("prune", [], "--dataset_dir"),

@@ -39,8 +39,9 @@ ALLOWED: dict[str, set[str]] = {
     "tune": MODELING | {"builder", "server", "clients", "measure"},
     "soak": MODELING | {"builder", "server", "clients", "measure"},
     "doctor": COMMON | {"server", "measure"},
+    "monitor": COMMON,  # reads a server's counters over HTTP; drives no stage
     "cli_common": BASE,
-    "cli": MODELING | {"cli_common", "measure", "benchmarks", "tune", "soak", "doctor", *STAGES},
+    "cli": MODELING | {"cli_common", "measure", "benchmarks", "tune", "soak", "doctor", "monitor", *STAGES},
     "demo": MODELING | {"cli_common", *STAGES},
 }
 

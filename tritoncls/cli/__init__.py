@@ -36,6 +36,7 @@ COMMANDS = (
     "deploy",
     "classify",
     "soak",
+    "monitor",
     "bench",
     "bench_gpu",
     "tune",
