@@ -279,6 +279,15 @@ def test_a_baseline_snapshot_compares_only_the_counts_since_it(tmp_path):
     assert report.texts == 2000 and report.drifted == ["labels"] and report.since.startswith("the baseline of")
 
 
+def test_the_same_file_as_baseline_and_snapshot_compares_each_run_with_the_previous_one(tmp_path):
+    folder = write_reference(tmp_path / "export", reference())
+    last = str(tmp_path / "last.json")
+    judge(folder, scaled(reference(), 1), save_snapshot=last)
+    report = judge(folder, scaled(reference(), 3), baseline=last, save_snapshot=last)
+    assert report.texts == 4000 and report.exit_status == EXIT_OK
+    assert judge(folder, scaled(reference(), 3), baseline=last, save_snapshot=last).texts == 0
+
+
 def test_a_baseline_above_the_counters_means_a_restart_and_counts_since_it(tmp_path):
     folder = write_reference(tmp_path / "export", reference())
     snapshot = tmp_path / "snap.json"

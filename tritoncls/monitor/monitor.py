@@ -53,11 +53,11 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     notes = [] if scrape.model else ["no text has been classified since the server started"]
     notes += _threshold_note(reference, built)
     counts = counts_of(scrape.series, scrape.model or config.name or "", reference, where)
+    snapshot = load_snapshot(config.baseline) if config.baseline else None  # before --save_snapshot replaces it
     if config.save_snapshot:
         save_snapshot(counts, config.save_snapshot, where)
         log.info("Wrote the counts to %s (pass it as --baseline later)", config.save_snapshot)
-    if config.baseline:
-        snapshot = load_snapshot(config.baseline)
+    if snapshot is not None:
         counts, restarted = since(counts, snapshot, where)
         window = f"server start (restarted after the baseline of {snapshot.taken_at})" if restarted else (
             f"the baseline of {snapshot.taken_at}")
