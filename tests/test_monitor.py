@@ -7,6 +7,7 @@ The served counters are rendered here as Triton writes them: every series a coun
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import re
@@ -21,7 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support import HOSTILE_LABELS, write_tiny_export
+from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.cli import main
+from tritoncls.clients import make_client
 from tritoncls.monitor.compare import chi_square, psi
 from tritoncls.monitor.config import EXIT_DRIFT, EXIT_NOT_ENOUGH, EXIT_OK, MonitorConfig, MonitorError
 from tritoncls.monitor.counts import parse_exposition
@@ -44,6 +48,7 @@ from tritoncls.runtime.metrics import (
     bound_text,
     token_bounds,
 )
+from tritoncls.server.triton import TritonServer
 
 #: Label names Triton must escape in its exposition text (quotes, backslash, braces) and Chinese ones.
 LABELS = ("病情诊断", 'say "hi"', "back\\slash", "{braces}", "a=b,c", "plain")
@@ -479,3 +484,30 @@ def test_a_prometheus_without_tritoncls_series_or_a_bad_answer_is_a_clear_error(
         monitor(MonitorConfig(reference=str(folder), prometheus=base))
     with http_server(lambda path: (200, "<html>")) as base, pytest.raises(MonitorError, match="not a Prometheus"):
         monitor(MonitorConfig(reference=str(folder), prometheus=base))
+
+
+# --- a real server ----------------------------------------------------------------------------------
+
+
+@pytest.mark.triton
+def test_a_real_triton_metrics_port_reads_back_what_was_classified(tmp_path):
+    """Triton's own exposition (counters created at zero, histogram series typed as counters, escaped hostile
+    labels) parses into the counts the answers imply."""
+    export = write_tiny_export(tmp_path / "export", labels=HOSTILE_LABELS, max_seq_length=64)
+    repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo")))
+    ones = reference(labels=dict.fromkeys(HOSTILE_LABELS, 1),
+                     text_tokens=Histogram(token_bounds(64), (1,) * (len(token_bounds(64)) + 1)))
+    folder = write_reference(tmp_path / "reference", ones)
+    texts = [f"good movie number {i} " + "great " * (i % 40) for i in range(60)]
+    with TritonServer(repo, log_file=tmp_path / "tritonserver.log") as server:
+        before = monitor(MonitorConfig(reference=str(folder), metrics_url=server.metrics_url, min_texts=1))
+        with make_client(server.grpc_url, "grpc") as client:
+            answers = client.classify(texts)
+        after = monitor(MonitorConfig(reference=str(folder), metrics_url=server.metrics_url, min_texts=1))
+    assert before.texts == 0 and before.verdict == "not enough traffic"
+    assert after.model == "seqcls" and after.texts == len(texts)
+    labels = after.distributions[0]
+    assert dict(zip(labels.bins, labels.live)) == {name: float(collections.Counter(a.label for a in answers)[name])
+                                                   for name in HOSTILE_LABELS}
+    tokens = next(d for d in after.distributions if d.name == "text_tokens")
+    assert tokens.live_total == len(texts) and tokens.live[-1] == 0  # nothing above max_seq_length
