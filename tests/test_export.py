@@ -102,3 +102,40 @@ def test_predict_file_writes_the_offline_predictors_labels_for_every_line(tiny_e
     predictor = open_predictor(OfflineConfig(model=str(tiny_export)))
     assert done.texts == 3 and done.output == tmp_path / "out.tsv" and header[0] == "text"
     assert [row[0] for row in rows] == texts and [row[1] for row in rows] == predictor.predict(texts)[0]
+
+
+def test_the_export_records_the_reference_distribution_of_its_training_dev_data(kuake_export, kuake_dir):
+    """The reference is the exported graph's own predictions on dev, through the served path's tokenizer and head."""
+    from tritoncls.runtime import Predictor
+    from tritoncls.runtime.metrics import CONFIDENCE_BOUNDS, REFERENCE_FILE, Reference
+
+    manifest = Manifest.load(kuake_export)
+    assert manifest.reference_file == REFERENCE_FILE
+    reference = Reference.load(kuake_export / REFERENCE_FILE)
+    texts = [e.text for e in data.read_examples(kuake_dir / "dev.txt", list(manifest.labels))]
+    labels, confidences = Predictor.from_export(kuake_export).predict(texts)
+    assert reference.texts == len(texts) == 1955 and reference.task == "multi_class"
+    assert reference.labels == {label: labels.count(label) for label in manifest.labels}
+    assert sum(reference.given_labels.values()) == 1955
+    assert reference.top_confidence.bounds == CONFIDENCE_BOUNDS and reference.top_confidence.total == 1955
+    below = sum(c < reference.low_confidence_threshold for c in confidences)
+    assert below == reference.low_confidence and 0.03 <= below / 1955 <= 0.06  # the 5% quantile, ties aside
+    assert reference.text_tokens.bounds[-1] == 64 and reference.text_tokens.total == 1955
+
+
+def test_export_takes_other_reference_data_or_none_and_refuses_a_missing_file(kuake_checkpoint, kuake_dir, tmp_path):
+    from tritoncls.errors import DataError
+    from tritoncls.modeling.export import ExportConfig, export
+    from tritoncls.runtime.metrics import Reference
+
+    other = tmp_path / "some.txt"
+    other.write_text("".join(line + "\n" for line in (kuake_dir / "dev.txt").read_text(encoding="utf-8")
+                             .splitlines()[:40]), encoding="utf-8")
+    out = export(ExportConfig(checkpoint=str(kuake_checkpoint), output=str(tmp_path / "a"), reference_data=str(other)))
+    assert Reference.load(out / Manifest.load(out).reference_file).texts == 40
+    out = export(ExportConfig(checkpoint=str(kuake_checkpoint), output=str(tmp_path / "b"), no_reference=True))
+    assert Manifest.load(out).reference_file is None and not (out / "reference.json").exists()
+    with pytest.raises(DataError, match="--reference_data .*absent.txt is not a file"):
+        export(ExportConfig(checkpoint=str(kuake_checkpoint), output=str(tmp_path / "c"),
+                            reference_data=str(tmp_path / "absent.txt")))
+    assert not (tmp_path / "c").exists()
