@@ -35,7 +35,7 @@ UPDATE_GOLDEN = os.environ.get("TRITONCLS_UPDATE_GOLDEN") == "1"
 IMAGE = "registry.example.com/tritoncls-seqcls:1.0"
 STORAGE = "s3://models/seqcls"
 CASES = [(target, device) for target in ("docker", "k8s", "kserve") for device in ("cpu", "gpu")]
-K8S_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodMonitor"}
+K8S_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodMonitor", "PrometheusRule"}
 
 
 def render(repo: Path, output: Path, target: str, **options) -> Path:
@@ -46,9 +46,10 @@ def render(repo: Path, output: Path, target: str, **options) -> Path:
 
 
 def rendered_files(folder: Path) -> dict[str, str]:
-    """The rendered text files (not the copied repository, not the marker, which names this tritoncls)."""
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())
-            if p.is_file() and p.name != DEPLOY_MARKER}
+    """The rendered text files by path in ``folder`` (not the copied repository, not the marker, which names
+    this tritoncls)."""
+    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != DEPLOY_MARKER and "model_repository" not in p.relative_to(folder).parts}
 
 
 def yaml_objects(folder: Path) -> list[dict]:
@@ -71,8 +72,9 @@ def test_rendered_files_match_the_golden_files(deploy_repos, tmp_path, target, d
         shutil.rmtree(golden, ignore_errors=True)
         golden.mkdir(parents=True)
         for name, text in files.items():
+            (golden / name).parent.mkdir(parents=True, exist_ok=True)
             (golden / name).write_text(text, encoding="utf-8")
-    expected = {p.name: p.read_text(encoding="utf-8") for p in sorted(golden.iterdir())}
+    expected = rendered_files(golden)
     assert sorted(files) == sorted(expected)
     for name, text in files.items():
         assert text == expected[name], f"{name} differs from {golden / name}"

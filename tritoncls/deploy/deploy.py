@@ -56,7 +56,10 @@ def check_target(target: Path, repository: Path, force: bool) -> None:
 
 def write_deployment(plan: DeployPlan, root: Path, renderer: Renderer) -> None:
     for output in plan.files:
-        (root / output.name).write_text(renderer.render(output.template, **plan.values()), encoding="utf-8")
+        path = root / output.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = output.generate(plan.spec) if output.generate else renderer.render(output.template, **plan.values())
+        path.write_text(text, encoding="utf-8")
     if plan.target.copies_repository:
         shutil.copytree(plan.repository.path, root / plan.spec.repository_dir,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -3,18 +3,20 @@
 The builder's marker (``tritoncls_build.json``: the resolved build options and the export's package
 versions) says which tokenizer and runtime the python steps use; each model's ``config.pbtxt``
 (parsed with Triton's own protobuf) says its backend and instance count; the version folders give
-the sizes of the model files. Nothing here imports the builder.
+the sizes of the model files. The reference distribution (``tritoncls_reference.json``, present when the
+export recorded one) feeds the drift and low-confidence rules. Nothing here imports the builder.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tritoncls.errors import DeployError
 from tritoncls.runtime.contract import REPOSITORY_FORMAT, REPOSITORY_MARKER, RUNTIME_PACKAGE
+from tritoncls.runtime.metrics import REPOSITORY_REFERENCE_FILE, Reference
 
 CONFIG_FILE = "config.pbtxt"
 VERSION_DIR = "1"
@@ -38,6 +40,10 @@ class RepositoryInfo:
     build_config: dict[str, Any]
     versions: dict[str, str]
     models: tuple[ModelInfo, ...]  # tokenizer, model, postprocess
+    labels: tuple[str, ...] = ()  # the export's labels (the build record's export.labels), label.txt order
+    metrics: dict[str, Any] | None = None  # the build record's "metrics"; None: built before it was recorded
+    reference: Reference | None = None  # tritoncls_reference.json, where the export recorded one
+    model_names: tuple[str, ...] = field(default=())  # every model folder the record names, the ensemble first
 
     @property
     def tokenizer(self) -> str:
@@ -58,6 +64,18 @@ class RepositoryInfo:
     @property
     def accelerator(self) -> str:
         return str(self.build_config.get("accelerator", "none"))
+
+    @property
+    def metrics_enabled(self) -> bool | None:
+        """Whether the python steps export the tritoncls_* series: None when the record does not say (a
+        repository built before tritoncls recorded metrics, whose python steps export none)."""
+        return None if self.metrics is None else bool(self.metrics.get("enabled", False))
+
+    @property
+    def low_confidence_threshold(self) -> float | None:
+        """The top probability below which the served model counts a text as low-confidence, as built."""
+        value = (self.metrics or {}).get("low_confidence")
+        return float(value) if isinstance(value, (int, float)) else None
 
     @property
     def model_step(self) -> ModelInfo:
@@ -84,7 +102,28 @@ def load_repository(path: str | Path) -> RepositoryInfo:
     models = tuple(read_model(root, str(_field(names, step, str, root, prefix="models."))) for step in STEPS)
     ensemble = str(_field(names, "ensemble", str, root, prefix="models."))
     read_model(root, ensemble)  # present and parseable
-    return RepositoryInfo(root, ensemble, build_config, versions, models)
+    labels = tuple(str(label) for label in export.get("labels") or ())
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else None
+    model_names = tuple(dict.fromkeys([ensemble, *(model.name for model in models)]))
+    return RepositoryInfo(root, ensemble, build_config, versions, models, labels, metrics,
+                          read_reference(root, labels), model_names)
+
+
+def read_reference(root: Path, labels: tuple[str, ...]) -> Reference | None:
+    """The repository's reference distribution, or None where it has none; one whose labels are not the
+    repository's is refused."""
+    path = root / REPOSITORY_REFERENCE_FILE
+    if not path.is_file():
+        return None
+    reference = Reference.load(path)
+    if labels and set(reference.labels) != set(labels):
+        only_reference = sorted(set(reference.labels) - set(labels))
+        only_repository = sorted(set(labels) - set(reference.labels))
+        raise DeployError(f"{path}: its labels are not the repository's ({root / REPOSITORY_MARKER} field "
+                          f"export.labels): only in the reference {only_reference}, only in the repository "
+                          f"{only_repository}. Rebuild the repository from the export the reference was recorded "
+                          f"with.")
+    return reference
 
 
 def read_record(root: Path) -> dict[str, Any]:

@@ -100,8 +100,76 @@ class DockerSpec:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """The label-drift rules: the reference's share of each label and when the live shares are too far off."""
+
+    shares: tuple[tuple[str, float], ...]  # (label, share of predicted labels on the reference data), label.txt order
+    reference_texts: int
+    tvd_threshold: float  # total variation distance between live and reference shares that alerts
+    min_texts: int  # texts in the window before the alert may fire
+
+    def __post_init__(self) -> None:
+        _require(len(self.shares) >= 2, f"label drift needs at least two labels, got {len(self.shares)}")
+        _require(len({label for label, _ in self.shares}) == len(self.shares), "label drift: a label is repeated")
+        _require(all(0.0 <= share <= 1.0 for _, share in self.shares)
+                 and abs(sum(share for _, share in self.shares) - 1.0) < 1e-6,
+                 f"label drift: reference shares must lie in [0, 1] and sum to 1 ({self.shares})")
+        reachable = 1.0 - min(share for _, share in self.shares)  # all traffic on the rarest label
+        _require(0.0 < self.tvd_threshold < reachable,
+                 f"label drift threshold {self.tvd_threshold} must lie in (0, {reachable:g}): the distance all "
+                 f"traffic on the rarest label would reach")
+        _require(self.min_texts >= 1, f"label drift: min_texts {self.min_texts} must be >= 1")
+
+
+@dataclass(frozen=True)
+class LowConfidence:
+    """The low-confidence alert: the share of texts below the served threshold that the reference leads us to
+    expect, and the share that alerts."""
+
+    expected_ratio: float
+    threshold_ratio: float
+    min_texts: int
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.expected_ratio < self.threshold_ratio < 1.0,
+                 f"low-confidence threshold {self.threshold_ratio} must lie above the expected share "
+                 f"{self.expected_ratio} and below 1")
+        _require(self.min_texts >= 1, f"low confidence: min_texts {self.min_texts} must be >= 1")
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """What the Prometheus rules and the Grafana dashboard watch, with their thresholds (decided in
+    :mod:`tritoncls.deploy.monitoring`, written by :mod:`tritoncls.deploy.rules` and
+    :mod:`tritoncls.deploy.dashboard`)."""
+
+    name: str  # the Kubernetes objects' name: the rule group's and the dashboard's
+    model: str  # the served model (the ensemble): every series' ``model`` label
+    models: tuple[str, ...]  # every model of the repository, the ensemble first (queue time sums over them)
+    metrics: bool  # the python steps export the tritoncls_* series (False: the rules on Triton's own only)
+    multi_label: bool | None  # None: unknown (no reference to say)
+    drift: Drift | None  # None without a reference distribution
+    low_confidence: LowConfidence | None  # None without a reference distribution
+    refused_ratio: float
+    refused_min_requests: int
+    latency_quantile: str
+    latency_threshold_us: int
+    queue_threshold_us: int
+    reasons: tuple[str, ...]  # why each threshold, one line each (README.md)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.model) and self.models[:1] == (self.model,), "the served model must come first in models")
+        _require(0.0 < self.refused_ratio < 1.0 and self.refused_min_requests >= 1,
+                 f"refused-input threshold {self.refused_ratio} must lie in (0, 1)")
+        _require(self.latency_threshold_us > 0 and self.queue_threshold_us > 0, "latency thresholds must be > 0")
+        _require(self.metrics or (self.drift is None and self.low_confidence is None),
+                 "drift and low-confidence rules read the tritoncls_* series, which this repository does not export")
+
+
+@dataclass(frozen=True)
 class KubeSpec:
-    """Deployment, Service, HPA, PodDisruptionBudget and PodMonitor of one Triton server."""
+    """Deployment, Service, HPA, PodDisruptionBudget and PodMonitor of one Triton server, and the Prometheus
+    rules and Grafana dashboard that watch it."""
 
     name: str
     labels: dict[str, str]
@@ -114,6 +182,7 @@ class KubeSpec:
     ensemble: str
     queue_metric: str
     queue_target_us: int
+    monitoring: MonitoringSpec
     requirements: tuple[Requirement, ...] = field(default=())
 
     def __post_init__(self) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tritoncls import __version__
+from tritoncls.deploy.dashboard import DASHBOARD_FILE, dashboard_json
+from tritoncls.deploy.monitoring import SUMMARY_LATENCIES_ARG, monitoring_notes, monitoring_spec
 from tritoncls.deploy.packages import Requirement, extra_constraints, extra_index
 from tritoncls.deploy.repository import RepositoryInfo
+from tritoncls.deploy.rules import RULE_FILE, RULES_DIR, TEST_FILE, RuleSet, dump_yaml, prometheus_rule
 from tritoncls.deploy.specs import DockerSpec, KServeSpec, KubeSpec, Ports, Server, Sizing
 from tritoncls.runtime.contract import ADMIN_KEY_ENV
 
@@ -50,8 +53,13 @@ REPOSITORY_DIR = "model_repository"  # the copy in the docker build context
 
 @dataclass(frozen=True)
 class OutputFile:
+    """One rendered file: a template filled with the plan's values, or (``generate``) text built from the spec
+    as data (the Prometheus rules and the Grafana dashboard, dumped as YAML or JSON rather than templated so
+    that any label name is escaped)."""
+
     template: str
     name: str  # path inside the output folder
+    generate: Callable[[Any], str] | None = None  # spec -> the file's text
 
 
 
@@ -110,11 +118,33 @@ def _docker(config: DeployOptions, repo: RepositoryInfo, name: str, requirements
 
 def _kube(config: DeployOptions, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
           sizing: Sizing) -> KubeSpec:
+    # The latency summaries (p50 to p999 per model) feed the p99 alert; the counters the autoscaler reads stay on.
+    server = Server(IMAGE_REPOSITORY, Ports(), SHM_REGION_BYTES, extra_args=(SUMMARY_LATENCIES_ARG,))
     return KubeSpec(
         name=name, labels=labels(name), image=config.image or default_image(name), replicas=config.replicas,
         max_replicas=MAX_REPLICAS_FACTOR * config.replicas, uid=CONTAINER_UID, sizing=sizing,
-        server=Server(IMAGE_REPOSITORY, Ports(), SHM_REGION_BYTES), ensemble=repo.ensemble,
-        queue_metric=QUEUE_METRIC, queue_target_us=QUEUE_TARGET_US, requirements=requirements)
+        server=server, ensemble=repo.ensemble, queue_metric=QUEUE_METRIC, queue_target_us=QUEUE_TARGET_US,
+        monitoring=monitoring_spec(repo, name, QUEUE_TARGET_US), requirements=requirements)
+
+
+def _kube_note(config: DeployOptions, repo: RepositoryInfo, name: str,
+               requirements: tuple[Requirement, ...]) -> str | None:
+    return " ".join(monitoring_notes(repo)) or None
+
+
+def _prometheus_rule(spec: KubeSpec) -> str:
+    return (f"# The Prometheus rules of {RULES_DIR}/{RULE_FILE} as a Prometheus Operator PrometheusRule; its labels "
+            f"must match your Prometheus's ruleSelector.\n" + dump_yaml(prometheus_rule(spec.monitoring, spec.labels)))
+
+
+#: the k8s target's generated files: the rules as a PrometheusRule and as a plain rule file with its promtool
+#: tests, and the Grafana dashboard
+MONITORING_FILES = (
+    OutputFile("", "prometheus-rules.yaml", _prometheus_rule),
+    OutputFile("", f"{RULES_DIR}/{RULE_FILE}", lambda spec: RuleSet(spec.monitoring).rule_file()),
+    OutputFile("", f"{RULES_DIR}/{TEST_FILE}", lambda spec: RuleSet(spec.monitoring).test_file()),
+    OutputFile("", DASHBOARD_FILE, lambda spec: dashboard_json(spec.monitoring)),
+)
 
 
 def _kserve(config: DeployOptions, repo: RepositoryInfo, name: str, requirements: tuple[Requirement, ...],
@@ -142,8 +172,10 @@ _VALIDATION = {
               "COPY sources present) and every requirement is pinned.",
     "k8s": f"Every YAML file was parsed back; Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget "
            f"were validated against the strict OpenAPI schemas of Kubernetes {KUBERNETES_VERSION} (kubernetes-validate), "
-           f"the PodMonitor and the prometheus-adapter rules against tritoncls's own structural schemas (not the "
-           f"projects' published ones).",
+           f"the PodMonitor, the PrometheusRule, the prometheus-adapter rules and the Grafana dashboard against "
+           f"tritoncls's own structural schemas (not the projects' published ones). The rule file was checked with "
+           f"`promtool check rules` and its unit tests run with `promtool test rules` where promtool was found (the "
+           f"deploy log says).",
     "kserve": f"Every YAML file was parsed back; the ServingRuntime's containers and volumes were validated against "
               f"Kubernetes {KUBERNETES_VERSION}'s Container and Volume schemas (kubernetes-validate), the ServingRuntime "
               f"and InferenceService themselves against tritoncls's own structural schemas (not KServe's CRDs).",
@@ -153,9 +185,10 @@ _VALIDATION = {
 
 DOCKER = Target("docker", (OutputFile("docker/Dockerfile.j2", "Dockerfile"), OutputFile("docker/dockerignore.j2", ".dockerignore")),
                 _VALIDATION["docker"], "docker/usage.md.j2", _docker, requirements_file=True, copies_repository=True)
-K8S = Target("k8s", tuple(OutputFile(f"k8s/{n}.yaml.j2", f"{n}.yaml") for n in
+K8S = Target("k8s", (*(OutputFile(f"k8s/{n}.yaml.j2", f"{n}.yaml") for n in
                           ("deployment", "service", "hpa", "pdb", "podmonitor", "prometheus-adapter-rules")),
-             _VALIDATION["k8s"], "k8s/usage.md.j2", _kube)
+                      *MONITORING_FILES),
+             _VALIDATION["k8s"], "k8s/usage.md.j2", _kube, note=_kube_note)
 KSERVE = Target("kserve", tuple(OutputFile(f"kserve/{n}.yaml.j2", f"{n}.yaml") for n in ("servingruntime", "inferenceservice")),
                 _VALIDATION["kserve"], "kserve/usage.md.j2", _kserve, needs_storage_uri=True, note=_kserve_note)
 

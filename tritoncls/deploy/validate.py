@@ -5,25 +5,37 @@ Core kinds (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget) a
 Kubernetes :data:`~tritoncls.deploy.plan.KUBERNETES_VERSION`; the custom kinds against
 :mod:`tritoncls.deploy.schemas` (ours, not the CRDs'). Then what schemas cannot see: selectors select
 the pods, names refer to rendered objects, probes' ports and volume mounts exist. The Dockerfile gets
-structural checks.
+structural checks. The Prometheus rule file is checked by ``promtool check rules`` and its unit tests run by
+``promtool test rules`` where promtool is on PATH (Debian's ``prometheus`` package; scripts/system_deps.sh
+installs it), after our structural schema in every case; the PrometheusRule must hold the same groups; the
+Grafana dashboard gets a structural schema (Grafana cannot run here).
 Errors name the file, the object and the field.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import shutil
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tritoncls.deploy.dashboard import DASHBOARD_FILE
 from tritoncls.deploy.plan import KUBERNETES_VERSION, TRITON_IMAGE
-from tritoncls.deploy.schemas import ADAPTER_RULES, CRD_SCHEMAS
+from tritoncls.deploy.rules import RULE_FILE, RULES_DIR, TEST_FILE
+from tritoncls.deploy.schemas import ADAPTER_RULES, CRD_SCHEMAS, GRAFANA_DASHBOARD, PROMETHEUS_RULES, RULE_TESTS
 from tritoncls.errors import DeployError
 
+log = logging.getLogger(__name__)
+
 ADAPTER_RULES_FILE = "prometheus-adapter-rules.yaml"
+PROMETHEUS_RULE_FILE = "prometheus-rules.yaml"
+PROMTOOL_TIMEOUT_S = 120
 _PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(==|<|<=)[^\s#]+$")
 
 
@@ -31,6 +43,10 @@ def validate_output(folder: Path) -> list[str]:
     """Validate every file of a rendered deployment in ``folder``; returns the kinds checked, per file."""
     checked = [f"{path.name}: {kind}" for path in sorted(folder.glob("*.yaml")) for kind in validate_yaml_file(path)]
     check_references(folder)
+    checked += validate_rules(folder)
+    if (folder / DASHBOARD_FILE).is_file():
+        validate_dashboard(folder / DASHBOARD_FILE)
+        checked.append(f"{DASHBOARD_FILE}: Grafana dashboard (structural)")
     if (folder / "Dockerfile").is_file():
         validate_dockerfile(folder / "Dockerfile")
         checked.append("Dockerfile")
@@ -230,3 +246,63 @@ def validate_requirements(path: Path) -> None:
         if requirement and not requirement.startswith("--") and not _PINNED.match(requirement):
             raise DeployError(f"{path}:{number}: {requirement!r} is not pinned (NAME==VERSION); fix the build record's "
                               f"versions or pass --pin.")
+
+
+def validate_rules(folder: Path) -> list[str]:
+    """The rule file and its tests against our schemas, the PrometheusRule holding the same groups, then
+    promtool (check and unit tests) where it is found; returns what was checked."""
+    rules_dir = folder / RULES_DIR
+    rule_file, test_file = rules_dir / RULE_FILE, rules_dir / TEST_FILE
+    if not rule_file.is_file():
+        return []
+    rules = parse_documents(rule_file)[0]
+    _check_schema(rule_file, "Prometheus rule file", rules, PROMETHEUS_RULES)
+    if test_file.is_file():
+        _check_schema(test_file, "promtool unit tests", parse_documents(test_file)[0], RULE_TESTS)
+    operator = folder / PROMETHEUS_RULE_FILE
+    if operator.is_file() and parse_documents(operator)[0]["spec"]["groups"] != rules["groups"]:
+        raise DeployError(f"{operator}: field spec.groups differs from the groups of {rule_file}; both are rendered "
+                          f"from the same rules, fix the code that wrote them.")
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        log.warning("promtool not found: %s and its unit tests were checked against tritoncls's structural schemas "
+                    "only (apt-get install prometheus brings promtool; then run promtool test rules %s)",
+                    rule_file, test_file)
+        return [f"{RULES_DIR}/{RULE_FILE}: Prometheus rules (structural; promtool not found)"]
+    _promtool(promtool, "check", rule_file)
+    checked = [f"{RULES_DIR}/{RULE_FILE}: promtool check rules"]
+    if test_file.is_file():
+        _promtool(promtool, "test", test_file)
+        checked.append(f"{RULES_DIR}/{TEST_FILE}: promtool test rules")
+    return checked
+
+
+def _promtool(promtool: str, command: str, path: Path) -> None:
+    """``promtool check rules FILE`` or ``promtool test rules FILE``, run in the file's folder (the tests name
+    the rule file relative to it); a failure is a DeployError with promtool's words."""
+    try:
+        result = subprocess.run([promtool, command, "rules", path.name], cwd=path.parent, capture_output=True,
+                                text=True, timeout=PROMTOOL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"{path}: promtool {command} rules did not finish in {PROMTOOL_TIMEOUT_S} s.") from None
+    if result.returncode != 0:
+        words = (result.stdout + result.stderr).strip()
+        raise DeployError(f"{path}: promtool {command} rules failed:\n{words}\nFix the rules that "
+                          f"tritoncls/deploy/rules.py wrote.")
+
+
+def validate_dashboard(path: Path) -> None:
+    """The dashboard's JSON against our structural schema; panel ids unique, query ids unique per panel."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix tritoncls/deploy/dashboard.py.") from None
+    _check_schema(path, "Grafana dashboard", document, GRAFANA_DASHBOARD)
+    ids = [panel["id"] for panel in document["panels"]]
+    if len(ids) != len(set(ids)):
+        raise DeployError(f"{path}: field panels: panel ids {ids} repeat; fix tritoncls/deploy/dashboard.py.")
+    for i, panel in enumerate(document["panels"]):
+        refs = [target["refId"] for target in panel["targets"]]
+        if len(refs) != len(set(refs)):
+            raise DeployError(f"{path}: field panels[{i}].targets: refIds {refs} repeat; fix "
+                              f"tritoncls/deploy/dashboard.py.")
