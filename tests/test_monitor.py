@@ -2,7 +2,8 @@
 reference distribution: PSI per distribution, chi-square for labels, the verdict and its exit status.
 
 The served counters are rendered here as Triton writes them: every series a counter (the histograms as
-``_bucket``/``_count``/``_sum`` counters), a series only once something was counted in it, label values escaped.
+``_bucket``/``_count``/``_sum`` counters), label values escaped; series at zero are left out, the harder case (the
+recorder creates them at zero; the triton-marked test reads a real server's).
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ def write_reference(folder: Path, ref: Reference, name: str = REFERENCE_FILE) ->
 Sample = tuple[str, dict[str, str], float]
 
 
-def served_series(live: Reference, model: str = "seqcls", refused: dict[str, int] | None = None) -> list[Sample]:
-    """The tritoncls_ series a server would export after classifying ``live``'s texts (zero series absent)."""
+def served_series(live: Reference, model: str = "seqcls", refused: dict[str, int] | None = None,
+                  zeros: bool = False) -> list[Sample]:
+    """The tritoncls_ series a server would export after classifying ``live``'s texts (those at zero with
+    ``zeros``)."""
     series: list[Sample] = [(PREDICTED, {"label": k, "model": model}, v) for k, v in live.labels.items()]
     for name, histogram in ((TOP_CONFIDENCE, live.top_confidence), (TEXT_TOKENS, live.text_tokens),
                             (LABELS_PER_TEXT, live.labels_per_text)):
@@ -103,7 +106,7 @@ def served_series(live: Reference, model: str = "seqcls", refused: dict[str, int
         series.append((f"{name}_sum", {"model": model}, float(running[-1]) * 0.5))
     series += [(LOW_CONFIDENCE, {"model": model}, live.low_confidence), (TRUNCATED, {"model": model}, live.truncated)]
     series += [(REFUSED, {"reason": r, "model": model}, v) for r, v in (refused or {}).items()]
-    return [s for s in series if s[2]]
+    return [s for s in series if s[2] or zeros]
 
 
 def _escape(value: str) -> str:
@@ -244,9 +247,12 @@ def test_fewer_texts_than_min_texts_is_not_enough_traffic_exit_4(tmp_path):
 
 def test_a_server_that_classified_nothing_yet_is_not_enough_traffic(tmp_path):
     folder = write_reference(tmp_path / "export", reference())
-    report = judge(folder, exposition([], answered=0))
+    nothing = scaled(reference(), 0)
+    assert nothing.texts == 0
+    report = judge(folder, exposition(served_series(nothing, refused=dict.fromkeys(["empty", "too_long"], 0),
+                                                    zeros=True)))
     assert report.exit_status == EXIT_NOT_ENOUGH and report.texts == 0
-    assert "no text has been classified" in report.notes[0]
+    assert set(verdicts(report).values()) == {"too few texts"} and report.refused == {"empty": 0, "too_long": 0}
 
 
 def test_multi_label_traffic_compares_labels_per_text(tmp_path):
@@ -352,8 +358,10 @@ def test_hostile_label_names_survive_the_exposition_escaping():
 
 def test_a_server_without_tritoncls_series_says_how_to_rebuild(tmp_path):
     folder = write_reference(tmp_path / "export", reference())
-    with pytest.raises(MonitorError, match=r"answered 20 requests but exports no tritoncls_ series.*--no_metrics"):
-        judge(folder, exposition([], answered=20))
+    for answered in (20, 0):
+        with pytest.raises(MonitorError, match=rf"answered {answered} requests and exports no tritoncls_ series.*"
+                                               r"--no_metrics"):
+            judge(folder, exposition([], answered=answered))
     with pytest.raises(MonitorError, match="not the metrics port"):
         judge(folder, "# just a comment\n")
 

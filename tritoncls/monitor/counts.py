@@ -199,9 +199,10 @@ def counts_of(series: Iterable[Series], model: str, reference: Reference, where:
 def rebuild_bins(cumulative: dict[str, float], bounds: Sequence[float], name: str, where: str) -> Bins:
     """Cumulative ``le`` buckets -> non-cumulative counts in ``bounds`` (the reference's).
 
-    A bucket exists once something was counted in it, so the low ones may be missing (zero). Every ``le`` must be
-    one of the reference's bounds, and above the lowest bucket present every bound must be there: anything else
-    means the server bins differently (another ``max_seq_length``, another tritoncls).
+    The recorder creates every bucket at zero, but a bucket created on first use would be missing while zero (the
+    low ones), so a missing bucket counts as zero. Every ``le`` must be one of the reference's bounds, and above the
+    lowest bucket present every bound must be there: anything else means the server bins differently (another
+    ``max_seq_length``, another tritoncls).
     """
     if not cumulative:
         return Bins.empty(bounds)

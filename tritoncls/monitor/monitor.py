@@ -50,9 +50,8 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     else:
         scrape = scrape_metrics_port(config.metrics_url, config.name, config.timeout_s)
         window = "server start"
-    notes = [] if scrape.model else ["no text has been classified since the server started"]
-    notes += _threshold_note(reference, built)
-    counts = counts_of(scrape.series, scrape.model or config.name or "", reference, where)
+    notes = _threshold_note(reference, built)
+    counts = counts_of(scrape.series, scrape.model, reference, where)
     snapshot = load_snapshot(config.baseline) if config.baseline else None  # before --save_snapshot replaces it
     if config.save_snapshot:
         save_snapshot(counts, config.save_snapshot, where)

@@ -43,9 +43,9 @@ SUCCESS = "nv_inference_request_success"  # Triton's own per-model counter of an
 
 @dataclass(frozen=True)
 class Scrape:
-    """The chosen model and every ``tritoncls_`` series read (``model`` None: nothing counted yet)."""
+    """The chosen model and every ``tritoncls_`` series read."""
 
-    model: str | None
+    model: str
     series: list[Series]
 
 
@@ -80,9 +80,8 @@ def _error_detail(body: bytes) -> str:
 def scrape_metrics_port(url: str, name: str | None, timeout_s: float) -> Scrape:
     """The ``tritoncls_`` series of the server at ``url`` and the model to compare.
 
-    The series appear with the first text a model classifies, so a port without any is either a server that
-    has served nothing yet (then there is nothing to compare, not an error) or one whose repository records no
-    metrics (Triton's own ``nv_inference_request_success`` says it answered requests: an error, with the fix).
+    A repository that records metrics creates every series, at zero, when its models load; a port without any
+    serves a repository that records none (built with ``--no_metrics``, or before metrics), or is no Triton's.
     """
     try:
         text = http_get(url, timeout_s, SERVE_FIX).decode("utf-8")
@@ -94,13 +93,10 @@ def scrape_metrics_port(url: str, name: str | None, timeout_s: float) -> Scrape:
     answered = _answered(text, name)
     if answered is None:
         raise MonitorError(f"{url}: neither tritoncls_ nor Triton's {SUCCESS} series: not the metrics port of a "
-                           f"Triton server with a model loaded. "
-                           f"{SERVE_FIX}")
-    if answered > 0:
-        which = f"model {name!r}" if name else "the server"
-        raise MonitorError(f"{url}: {which} answered {answered:g} requests but exports no tritoncls_ series. "
-                           f"{REBUILD_FIX}")
-    return Scrape(None, [])
+                           f"Triton server with a model loaded. {SERVE_FIX}")
+    which = f"model {name!r}" if name else "the server"
+    raise MonitorError(f"{url}: {which} has answered {answered:g} requests and exports no tritoncls_ series. "
+                       f"{REBUILD_FIX}")
 
 
 def _answered(text: str, name: str | None) -> float | None:
