@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support import HOSTILE_LABELS, write_tiny_export
+from tests.support import HOSTILE_LABELS, Prometheus, write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.cli import main
 from tritoncls.clients import make_client
@@ -498,24 +498,31 @@ def test_a_prometheus_without_tritoncls_series_or_a_bad_answer_is_a_clear_error(
 
 
 @pytest.mark.triton
-def test_a_real_triton_metrics_port_reads_back_what_was_classified(tmp_path):
+def test_a_real_triton_metrics_port_and_prometheus_read_back_what_was_classified(tmp_path):
     """Triton's own exposition (counters created at zero, histogram series typed as counters, escaped hostile
-    labels) parses into the counts the answers imply."""
+    labels) parses into the counts the answers imply; Debian's Prometheus, scraping it, answers monitor's queries."""
     export = write_tiny_export(tmp_path / "export", labels=HOSTILE_LABELS, max_seq_length=64)
     repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo")))
     ones = reference(labels=dict.fromkeys(HOSTILE_LABELS, 1),
                      text_tokens=Histogram(token_bounds(64), (1,) * (len(token_bounds(64)) + 1)))
     folder = write_reference(tmp_path / "reference", ones)
     texts = [f"good movie number {i} " + "great " * (i % 40) for i in range(60)]
-    with TritonServer(repo, log_file=tmp_path / "tritonserver.log") as server:
+    with TritonServer(repo, log_file=tmp_path / "tritonserver.log") as server, \
+            Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{server.metrics_port}"]) as prometheus:
         before = monitor(MonitorConfig(reference=str(folder), metrics_url=server.metrics_url, min_texts=1))
+        prometheus.wait_for_scrape()  # the series at zero, before the traffic
         with make_client(server.grpc_url, "grpc") as client:
             answers = client.classify(texts)
         after = monitor(MonitorConfig(reference=str(folder), metrics_url=server.metrics_url, min_texts=1))
+        prometheus.wait_for_scrape()
+        window = monitor(MonitorConfig(reference=str(folder), prometheus=prometheus.url, window="5m", min_texts=1))
     assert before.texts == 0 and before.verdict == "not enough traffic"
     assert after.model == "seqcls" and after.texts == len(texts)
+    answered = collections.Counter(a.label for a in answers)
     labels = after.distributions[0]
-    assert dict(zip(labels.bins, labels.live)) == {name: float(collections.Counter(a.label for a in answers)[name])
-                                                   for name in HOSTILE_LABELS}
+    assert dict(zip(labels.bins, labels.live)) == {name: float(answered[name]) for name in HOSTILE_LABELS}
     tokens = next(d for d in after.distributions if d.name == "text_tokens")
     assert tokens.live_total == len(texts) and tokens.live[-1] == 0  # nothing above max_seq_length
+    # increase() extrapolates to the window's edges: the same shares, about the same count
+    assert window.model == "seqcls" and window.texts == pytest.approx(len(texts), rel=0.5)
+    assert np.allclose(window.distributions[0].shares()[1], labels.shares()[1], atol=0.02)
