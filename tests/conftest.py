@@ -510,3 +510,20 @@ def ml_offline(ml_served):
     _, export, texts = ml_served
     result = open_predictor(OfflineConfig(model=str(export))).predict_probs(texts)
     return result.probs, label_sets(result.mask)
+
+
+@pytest.fixture(scope="module")
+def kuake_observed(kuake_export, tmp_path_factory):
+    """kuake_export's repository (with the reference its export recorded), served and scraped."""
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.runtime import metrics as m
+
+    root = tmp_path_factory.mktemp("observed")
+    repo = build_repository(BuildConfig(model=str(kuake_export), output=str(root / "repo")))
+    assert (repo / m.REPOSITORY_REFERENCE_FILE).is_file(), "the export recorded no reference distribution"
+    served = support.Served(repo, root)
+    try:
+        with support.Prometheus(root / "prometheus", [f"127.0.0.1:{served.metrics}"], support.POD_LABELS) as prometheus:
+            yield repo, served, prometheus
+    finally:
+        served.stop()

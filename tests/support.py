@@ -1120,3 +1120,37 @@ def yaml_dump(data: Any) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+POD_LABELS = {"namespace": "tests", "pod": "tritoncls-0"}  # what a PodMonitor adds to scraped series in a cluster
+
+
+class Served:
+    """``tritoncls serve`` in a subprocess, as a user starts it."""
+
+    def __init__(self, repo: Path, root: Path) -> None:
+        from tritoncls.server.triton import free_port
+
+        self.grpc, self.http, self.metrics = free_port(), free_port(), free_port()
+        self.log = root / "serve.log"
+        command = [sys.executable, "-m", "tritoncls.cli", "serve", "--model_repository", str(repo),
+                   "--grpc_port", str(self.grpc), "--http_port", str(self.http), "--metrics_port", str(self.metrics),
+                   "--log_file", str(root / "tritonserver.log")]
+        self.process = subprocess.Popen(command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for(self.ready, 180, "tritoncls serve to get ready", every_s=0.5)
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"tritoncls serve exited: {self.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

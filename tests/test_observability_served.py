@@ -20,58 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import HOSTILE_LABELS, Prometheus, wait_for, write_tiny_export
+from tests.support import HOSTILE_LABELS, POD_LABELS, Prometheus, write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.runtime import metrics as m
-from tritoncls.server.triton import TritonServer, free_port
+from tritoncls.server.triton import TritonServer
 
 pytestmark = pytest.mark.triton
-
-POD_LABELS = {"namespace": "tests", "pod": "tritoncls-0"}  # what a PodMonitor adds in a cluster
-
-
-class Served:
-    """``tritoncls serve`` in a subprocess, as a user starts it."""
-
-    def __init__(self, repo: Path, root: Path) -> None:
-        self.grpc, self.http, self.metrics = free_port(), free_port(), free_port()
-        self.log = root / "serve.log"
-        command = [sys.executable, "-m", "tritoncls.cli", "serve", "--model_repository", str(repo),
-                   "--grpc_port", str(self.grpc), "--http_port", str(self.http), "--metrics_port", str(self.metrics),
-                   "--log_file", str(root / "tritonserver.log")]
-        self.process = subprocess.Popen(command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for(self.ready, 180, "tritoncls serve to get ready", every_s=0.5)
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"tritoncls serve exited: {self.log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/v2/health/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-@pytest.fixture(scope="module")
-def kuake_observed(kuake_export, tmp_path_factory):
-    """kuake_export's repository (with the reference its export recorded), served and scraped."""
-    root = tmp_path_factory.mktemp("observed")
-    repo = build_repository(BuildConfig(model=str(kuake_export), output=str(root / "repo")))
-    assert (repo / m.REPOSITORY_REFERENCE_FILE).is_file(), "the export recorded no reference distribution"
-    served = Served(repo, root)
-    try:
-        with Prometheus(root / "prometheus", [f"127.0.0.1:{served.metrics}"], POD_LABELS) as prometheus:
-            yield repo, served, prometheus
-    finally:
-        served.stop()
-
 
 def _adapter_query(repo: Path, root: Path) -> str:
     """The HPA metric's PromQL as `deploy --target k8s` renders it, filled in as prometheus-adapter would."""
