@@ -187,14 +187,16 @@ class RuleSet:
 
 
 class UnitTests:
-    """Synthetic series for every alert: one test where it fires, one where it stays silent (and the value
-    it watches is there, below its threshold)."""
+    """Synthetic series for every alert: one test where it fires, one where it stays silent (and the value it
+    watches is there, below its threshold, so that silence is not for want of data)."""
 
-    STEP_MIN = 1  # minutes between samples
-    SPAN_MIN = 150  # every series runs this long; alerts are evaluated at its end
+    STEP_MIN = 2  # minutes between samples, and between rule evaluations (fewer steps: faster)
+    #: how long each alert's series run (its window, its ``for`` and some slack); alerts are evaluated at the end.
+    #: promtool evaluates every rule at every step up to there, so shorter is faster.
+    SPANS_MIN = {"TritonclsLabelDrift": 80, "TritonclsLowConfidence": 50, "TritonclsRefusedInputs": 50,
+                 "TritonclsLatencyP99High": 15, "TritonclsQueueTimeHigh": 20}
 
     def __init__(self, rules: RuleSet) -> None:
-        self.rules = rules
         self.spec = rules.spec
         self.alerts = {alert.name: alert for alert in rules.alerts()}
 
@@ -211,112 +213,118 @@ class UnitTests:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _series(self, metric: str, per_step: float, **labels: str) -> dict[str, str]:
-        """A counter of the served model growing by ``per_step`` every sample."""
-        steps = self.SPAN_MIN // self.STEP_MIN
-        return {"series": selector(metric, {"model": self.spec.model, **labels}), "values": f"0+{_number(per_step)}x{steps}"}
+    def _counter(self, alert: str, metric: str, per_step: float, labels: dict[str, str]) -> dict[str, str]:
+        """A counter growing by ``per_step`` every sample for the span of ``alert``'s tests."""
+        steps = self.SPANS_MIN[alert] // self.STEP_MIN
+        return {"series": selector(metric, labels), "values": f"0+{_number(per_step)}x{steps}"}
 
-    def _gauge(self, metric: str, value: float, **labels: str) -> dict[str, str]:
-        """A series of the served model holding ``value``."""
-        steps = self.SPAN_MIN // self.STEP_MIN
-        return {"series": selector(metric, {"model": self.spec.model, **labels}), "values": f"{_number(value)}+0x{steps}"}
+    def _gauge(self, alert: str, metric: str, value: float, labels: dict[str, str]) -> dict[str, str]:
+        """A series holding ``value`` for the span of ``alert``'s tests."""
+        steps = self.SPANS_MIN[alert] // self.STEP_MIN
+        return {"series": selector(metric, labels), "values": f"{_number(value)}+0x{steps}"}
 
-    def _test(self, name: str, series: list[dict[str, str]], alert: str, fires: bool,
+    def _per_step(self, minimum: int, window_min: int) -> int:
+        """Counts per sample so that a window of ``window_min`` minutes holds twice ``minimum``."""
+        return 2 * math.ceil(minimum * self.STEP_MIN / window_min)
+
+    def _of(self, **labels: str) -> dict[str, str]:
+        return {"model": self.spec.model, **labels}
+
+    def _test(self, name: str, alert: str, series: list[dict[str, str]], fires: bool,
               checks: list[dict[str, Any]] = ()) -> dict[str, Any]:
         expected = [{"exp_labels": {"severity": self.alerts[alert].severity, "model": self.spec.model},
                      "exp_annotations": self.alerts[alert].annotations_for(self.spec.model)}] if fires else []
         test: dict[str, Any] = {"name": name, "interval": f"{self.STEP_MIN}m", "input_series": series,
-                                "alert_rule_test": [{"eval_time": f"{self.SPAN_MIN}m", "alertname": alert,
+                                "alert_rule_test": [{"eval_time": f"{self.SPANS_MIN[alert]}m", "alertname": alert,
                                                      "exp_alerts": expected}]}
         if checks:
             test["promql_expr_test"] = list(checks)
         return test
 
-    def _below(self, record: str, threshold: float) -> dict[str, Any]:
-        """Check that ``record`` exists and is below ``threshold`` at the end (so silence is not for want of data)."""
-        return {"expr": f"{selector(record, {'model': self.spec.model})} < bool {_number(threshold)}",
-                "eval_time": f"{self.SPAN_MIN}m",
-                "exp_samples": [{"labels": selector("", {"model": self.spec.model}), "value": 1}]}
+    def _below(self, alert: str, record: str, threshold: float) -> dict[str, Any]:
+        """``record`` exists at the end of ``alert``'s span and is below ``threshold``."""
+        return {"expr": f"{selector(record, self._of())} < bool {_number(threshold)}",
+                "eval_time": f"{self.SPANS_MIN[alert]}m", "exp_samples": [{"labels": selector("", self._of()), "value": 1}]}
 
     # -- per alert ----------------------------------------------------------------------------------
 
     def _drift_tests(self) -> list[dict[str, Any]]:
-        drift = self.spec.drift
+        drift, alert = self.spec.drift, "TritonclsLabelDrift"
         assert drift is not None
-        # Texts per minute: enough that an hour holds twice the alert's minimum; each label's increments in its
-        # reference proportions (exactly, so the live shares equal the reference's).
-        per_min = 2 * math.ceil(drift.min_texts / 60)
-        weights = [share for _, share in drift.shares]
-        normal = [self._series(PREDICTED, per_min * w, label=label) for (label, _), w in zip(drift.shares, weights)]
+        # Texts per minute: an hour holds twice the alert's minimum. The normal series grow in the reference's
+        # proportions exactly, so the live shares are the reference's; the bad one puts every text on the label the
+        # reference predicts least.
+        per_step = self._per_step(drift.min_texts, 60)
         rarest = min(drift.shares, key=lambda item: item[1])[0]
-        shifted = [self._series(PREDICTED, per_min if label == rarest else 0, label=label) for label, _ in drift.shares]
-        texts = self._series(TEXTS, per_min)
-        constants = [{"expr": selector(REFERENCE_SHARE, {"model": self.spec.model, "label": label}),
-                      "eval_time": "1m",
-                      "exp_samples": [{"labels": selector(REFERENCE_SHARE, {"label": label, "model": self.spec.model}),
-                                       "value": share}]} for label, share in drift.shares]
+        normal = [self._counter(alert, PREDICTED, per_step * share, self._of(label=label)) for label, share in drift.shares]
+        shifted = [self._counter(alert, PREDICTED, per_step if label == rarest else 0, self._of(label=label))
+                   for label, _ in drift.shares]
+        texts = self._counter(alert, TEXTS, per_step, self._of())
+        constants = [{"expr": selector(REFERENCE_SHARE, self._of(label=label)), "eval_time": "1m",
+                      "exp_samples": [{"labels": selector(REFERENCE_SHARE, self._of(label=label)), "value": share}]}
+                     for label, share in drift.shares]
         return [
-            self._test("TritonclsLabelDrift fires when every text gets the label the reference predicts least",
-                       [*shifted, texts], "TritonclsLabelDrift", True),
-            self._test("TritonclsLabelDrift stays silent while the labels come in the reference's proportions "
-                       "(the reference's label values, escaped, join the live ones)",
-                       [*normal, texts], "TritonclsLabelDrift", False, [*constants, self._below(DRIFT, 1e-6)]),
+            self._test(f"{alert} fires when every text gets the label the reference predicts least", alert,
+                       [*shifted, texts], True),
+            self._test(f"{alert} stays silent while the labels come in the reference's proportions (the reference's "
+                       f"label values, escaped, join the live ones)", alert, [*normal, texts], False,
+                       [*constants, self._below(alert, DRIFT, 1e-6)]),
         ]
 
     def _low_confidence_tests(self) -> list[dict[str, Any]]:
-        low = self.spec.low_confidence
+        low, alert = self.spec.low_confidence, "TritonclsLowConfidence"
         assert low is not None
-        per_min = 2 * math.ceil(low.min_texts / 30)
-        usual = math.floor(low.expected_ratio * per_min)
+        per_step = self._per_step(low.min_texts, 30)
+        texts = self._counter(alert, TEXTS, per_step, self._of())
         return [
-            self._test("TritonclsLowConfidence fires when every text is below the low-confidence threshold",
-                       [self._series(TEXTS, per_min), self._series(LOW_CONFIDENCE, per_min)],
-                       "TritonclsLowConfidence", True),
-            self._test("TritonclsLowConfidence stays silent at the reference's share",
-                       [self._series(TEXTS, per_min), self._series(LOW_CONFIDENCE, usual)],
-                       "TritonclsLowConfidence", False, [self._below(LOW_RATIO, low.threshold_ratio)]),
+            self._test(f"{alert} fires when every text is below the low-confidence threshold", alert,
+                       [texts, self._counter(alert, LOW_CONFIDENCE, per_step, self._of())], True),
+            self._test(f"{alert} stays silent at the reference's share", alert,
+                       [texts, self._counter(alert, LOW_CONFIDENCE, math.floor(low.expected_ratio * per_step),
+                                             self._of())], False, [self._below(alert, LOW_RATIO, low.threshold_ratio)]),
         ]
 
     def _refused_tests(self) -> list[dict[str, Any]]:
-        per_min = 2 * math.ceil(self.spec.refused_min_requests / 30)
-        refused = per_min // 2
+        alert = "TritonclsRefusedInputs"
+        per_step = self._per_step(self.spec.refused_min_requests, 30)
+        refused = per_step // 2
+        failures = self._of(version="1", reason="BACKEND")
         return [
-            self._test("TritonclsRefusedInputs fires when half the requests are refused as empty",
-                       [self._series(REQUEST_SUCCESS, per_min - refused, version="1"),
-                        self._series("nv_inference_request_failure", refused, version="1", reason="BACKEND"),
-                        self._series(REFUSED, refused, reason="empty")], "TritonclsRefusedInputs", True),
-            self._test("TritonclsRefusedInputs stays silent when no request is refused",
-                       [self._series(REQUEST_SUCCESS, per_min, version="1"),
-                        self._series("nv_inference_request_failure", 0, version="1", reason="BACKEND")],
-                       "TritonclsRefusedInputs", False, [self._below(REFUSED_RATIO, self.spec.refused_ratio)]),
+            self._test(f"{alert} fires when half the requests are refused as empty", alert,
+                       [self._counter(alert, REQUEST_SUCCESS, per_step - refused, self._of(version="1")),
+                        self._counter(alert, "nv_inference_request_failure", refused, failures),
+                        self._counter(alert, REFUSED, refused, self._of(reason="empty"))], True),
+            self._test(f"{alert} stays silent when no request is refused", alert,
+                       [self._counter(alert, REQUEST_SUCCESS, per_step, self._of(version="1")),
+                        self._counter(alert, "nv_inference_request_failure", 0, failures)], False,
+                       [self._below(alert, REFUSED_RATIO, self.spec.refused_ratio)]),
         ]
 
     def _latency_tests(self) -> list[dict[str, Any]]:
-        threshold, quantile = self.spec.latency_threshold_us, self.spec.latency_quantile
-        fast = self._gauge(REQUEST_DURATION_SUMMARY, threshold // 10, version="1", quantile=quantile, pod="a")
+        alert, threshold = "TritonclsLatencyP99High", self.spec.latency_threshold_us
+        quantile = self._of(version="1", quantile=self.spec.latency_quantile)
+        fast = self._gauge(alert, REQUEST_DURATION_SUMMARY, threshold // 10, {**quantile, "pod": "a"})
+        slow = self._gauge(alert, REQUEST_DURATION_SUMMARY, 2 * threshold, {**quantile, "pod": "b"})
         return [
-            self._test("TritonclsLatencyP99High fires when one pod's p99 is twice the threshold",
-                       [fast, self._gauge(REQUEST_DURATION_SUMMARY, 2 * threshold, version="1", quantile=quantile,
-                                          pod="b")], "TritonclsLatencyP99High", True),
-            self._test("TritonclsLatencyP99High stays silent at a tenth of the threshold",
-                       [fast], "TritonclsLatencyP99High", False, [self._below(LATENCY, threshold)]),
+            self._test(f"{alert} fires when one pod's p99 is twice the threshold", alert, [fast, slow], True),
+            self._test(f"{alert} stays silent at a tenth of the threshold", alert, [fast], False,
+                       [self._below(alert, LATENCY, threshold)]),
         ]
 
     def _queue_tests(self) -> list[dict[str, Any]]:
-        threshold, per_min = self.spec.queue_threshold_us, 60
+        alert, threshold, per_step = "TritonclsQueueTimeHigh", self.spec.queue_threshold_us, 60 * self.STEP_MIN
         steps = [m for m in self.spec.models if m != self.spec.model] or [self.spec.model]
 
         def series(queue_us_per_request: int) -> list[dict[str, str]]:
-            share = queue_us_per_request * per_min // len(steps)
-            return [self._series(REQUEST_SUCCESS, per_min, version="1"),
-                    *({"series": selector(QUEUE_DURATION, {"model": step, "version": "1"}),
-                       "values": f"0+{share}x{self.SPAN_MIN // self.STEP_MIN}"} for step in steps)]
+            queue_us = queue_us_per_request * per_step // len(steps)
+            return [self._counter(alert, REQUEST_SUCCESS, per_step, self._of(version="1")),
+                    *(self._counter(alert, QUEUE_DURATION, queue_us, {"model": step, "version": "1"}) for step in steps)]
 
         return [
-            self._test("TritonclsQueueTimeHigh fires when requests wait twice the threshold in the steps' queues",
-                       series(2 * threshold), "TritonclsQueueTimeHigh", True),
-            self._test("TritonclsQueueTimeHigh stays silent at a tenth of the threshold",
-                       series(threshold // 10), "TritonclsQueueTimeHigh", False, [self._below(QUEUE, threshold)]),
+            self._test(f"{alert} fires when requests wait twice the threshold in the steps' queues", alert,
+                       series(2 * threshold), True),
+            self._test(f"{alert} stays silent at a tenth of the threshold", alert, series(threshold // 10), False,
+                       [self._below(alert, QUEUE, threshold)]),
         ]
 
 
