@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,21 @@ def test_without_promtool_the_rules_get_the_structural_checks_and_the_log_says_s
     caplog.set_level(logging.WARNING, logger="tritoncls.deploy")
     assert validate_rules(hostile_k8s) == [f"{RULES_DIR}/{RULE_FILE}: Prometheus rules (structural; promtool not found)"]
     assert "promtool not found" in caplog.text
+
+
+def test_a_fused_repository_counts_its_one_models_queue_and_passes_promtool(deploy_repos, tmp_path):
+    """The fused layout serves one model for the three steps: the queue rule and its tests name it alone
+    (deploy itself runs promtool on them where it is found)."""
+    export = Path(load_repository(deploy_repos["cpu"]).build_config["model"])
+    fused = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo"), layout="fused"))
+    out = tmp_path / "k8s"
+    deploy(DeployConfig(model_repository=str(fused), output=str(out), target="k8s"))
+    queue = next(r for r in rules_of(out) if r.get("record") == "tritoncls:queue_time_per_request:us_rate5m")
+    assert 'nv_inference_queue_duration_us{model=~"seqcls"}' in queue["expr"]
+
+
+def test_the_labels_per_text_panel_is_left_out_only_for_a_known_multi_class_model():
+    titles = {multi: [p["title"] for p in dashboard(replace(spec_of(("a", "b")), multi_label=multi))["panels"]]
+              for multi in (True, False, None)}
+    has = {multi: any(t.startswith("Labels per text") for t in found) for multi, found in titles.items()}
+    assert has == {True: True, False: False, None: True}
