@@ -76,6 +76,8 @@ def test_prometheus_counts_exactly_what_classify_wrote_and_the_hpa_query_has_a_v
     tokens = prometheus.values(f'sum({m.TEXT_TOKENS}_count{{model="seqcls"}})', "")
     assert tokens == {"": float(len(texts))}
     assert seen and all(value >= 0 for value in seen), f"the HPA query {adapter!r} returned no number"
+    p99 = prometheus.values('nv_inference_request_summary_us{model="seqcls",quantile="0.99"}', "model")
+    assert p99.get("seqcls", 0) > 0, "tritoncls serve exports no latency summaries (--metrics-config)"
     print(f"\nper-label counts equal over {len(texts)} texts; HPA queue metric samples: {len(seen)}, "
           f"max {max(seen):.0f} us")
 

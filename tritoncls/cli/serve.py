@@ -58,13 +58,15 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from tritoncls.runtime.contract import LATENCY_SUMMARIES_ARG
     from tritoncls.server.auth import RESTRICTED_APIS
     from tritoncls.server.triton import TritonServer
 
     server = TritonServer(
         args.model_repository, host=args.host, grpc_port=args.grpc_port or None, http_port=args.http_port or None,
         metrics_port=args.metrics_port or None, shm_size=args.shm_size, backend_directory=args.backend_directory,
-        log_file=args.log_file, echo=args.log_file is None, admin_key=admin_key(args))
+        log_file=args.log_file, echo=args.log_file is None, admin_key=admin_key(args),
+        extra_args=(LATENCY_SUMMARIES_ARG,))  # p99 per model on the metrics port, as deployed (docs/deploy.md)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

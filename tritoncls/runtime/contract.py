@@ -54,6 +54,8 @@ PROBS = "probs"  # FP32 [batch, num_labels]: every label's probability, in label
 RESTRICTED_APIS = ("shared-memory", "model-repository", "statistics", "trace", "logging")
 ADMIN_KEY_HEADER = "admin-key"
 ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"  # inside a deployed container: the key, from a Secret
+# Triton's latency summaries (p50 ... p99 per model on the metrics port), which `serve` and deploy turn on
+LATENCY_SUMMARIES_ARG = "--metrics-config=summary_latencies=true"
 
 PADDINGS = ("buckets", "longest", "max_length")
 LAYOUTS = ("ensemble", "fused")  # three python steps in an ensemble, or one python model doing all three
