@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -390,3 +391,65 @@ def test_the_labels_per_text_panel_is_left_out_only_for_a_known_multi_class_mode
               for multi in (True, False, None)}
     has = {multi: any(t.startswith("Labels per text") for t in found) for multi, found in titles.items()}
     assert has == {True: True, False: False, None: True}
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules on a real server's series
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.triton
+def test_the_rules_evaluate_on_a_served_models_real_series_through_prometheus(hostile_repo, hostile_k8s, tmp_path):
+    """Debian's prometheus scrapes the bundled tritonserver (with the Deployment's latency-summary flag) serving
+    the hostile-label repository and evaluates the rendered rule file: every hostile label's share is recorded
+    and joins the reference's, the drift distance is the one the shares give, the refused share counts each
+    refused request once, the latency and queue rules have values, and the three traffic alerts go pending."""
+    import numpy as np
+    import tritonclient.http as http
+
+    from tritoncls.server.triton import TritonServer
+
+    server = TritonServer(hostile_repo, log_file=tmp_path / "tritonserver.log", extra_args=(SUMMARY_LATENCIES_ARG,))
+    with server:
+        target = server.metrics_url.removeprefix("http://").removesuffix("/metrics")
+        with support.Prometheus(tmp_path / "prometheus", [target], support.POD_LABELS,
+                                rule_files=[hostile_k8s / RULES_DIR / RULE_FILE]) as prometheus:
+            client = http.InferenceServerClient(server.http_url)
+            texts = np.array([[t.encode()] for t in ("good movie", "bad", "中文 好", "very fine", "awful !", "ok")],
+                             dtype=object)
+            empty = np.array([[b""]], dtype=object)
+            prometheus.wait_for_scrape()  # a sample before the traffic: rate() needs two
+            sent, refused = 0, 0
+            for i in range(200):
+                batch = http.InferInput("text", list(texts.shape), "BYTES")
+                batch.set_data_from_numpy(texts)
+                client.infer("seqcls", [batch])
+                sent += 1
+                if i % 5 == 4:
+                    bad = http.InferInput("text", [1, 1], "BYTES")
+                    bad.set_data_from_numpy(empty)
+                    with pytest.raises(Exception, match="empty"):
+                        client.infer("seqcls", [bad])
+                    refused += 1
+            prometheus.wait_for_scrape()
+            prometheus.wait_for_scrape()
+            time.sleep(2)  # two more rule evaluations (every second)
+            recorded = prometheus.query('{__name__=~"tritoncls:.*",model="seqcls"}')
+            alerts = prometheus.values('ALERTS{alertstate="pending"}', "alertname")
+    by_name: dict[str, list[dict]] = {}
+    for item in recorded:
+        by_name.setdefault(item["metric"]["__name__"], []).append(item)
+    assert {"tritoncls:label_share:ratio_rate1h", "tritoncls:label_drift:tvd1h"} <= set(by_name), (
+        sorted(by_name), (tmp_path / "prometheus" / "prometheus.log").read_text()[-2000:])
+    live = {i["metric"]["label"]: float(i["value"][1]) for i in by_name["tritoncls:label_share:ratio_rate1h"]}
+    reference = {i["metric"]["label"]: float(i["value"][1]) for i in by_name["tritoncls:label_share:reference"]}
+    assert set(reference) == set(support.HOSTILE_LABELS) and set(live) <= set(reference)
+    assert sum(live.values()) == pytest.approx(1.0)
+    tvd = 0.5 * sum(abs(live.get(label, 0.0) - share) for label, share in reference.items())
+    assert float(by_name["tritoncls:label_drift:tvd1h"][0]["value"][1]) == pytest.approx(tvd)
+    value = {name: float(items[0]["value"][1]) for name, items in by_name.items() if len(items) == 1}
+    assert value["tritoncls:refused:ratio_rate30m"] == pytest.approx(refused / (sent + refused), rel=0.05)
+    assert value["tritoncls:request_duration_us:p99_max"] > 0 and value["tritoncls:queue_time_per_request:us_rate5m"] >= 0
+    assert 0.0 <= value["tritoncls:low_confidence:ratio_rate30m"] <= 1.0
+    assert value["tritoncls:texts:increase1h"] >= 600
+    assert {"TritonclsLabelDrift", "TritonclsRefusedInputs"} <= set(alerts)

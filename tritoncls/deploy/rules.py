@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from tritoncls.deploy.promql import selector, string_literal
+from tritoncls.deploy.promql import selector
 from tritoncls.deploy.specs import MonitoringSpec
 from tritoncls.runtime.metrics import LOW_CONFIDENCE, PREDICTED, REFUSED, TOP_CONFIDENCE
 
@@ -38,7 +38,6 @@ TEXTS = f"{TOP_CONFIDENCE}_count"  # one per classified text, whatever the task
 REQUEST_DURATION_SUMMARY = "nv_inference_request_summary_us"
 QUEUE_DURATION = "nv_inference_queue_duration_us"
 REQUEST_SUCCESS = "nv_inference_request_success"
-REQUESTS = "nv_inference_request_(success|failure)"  # __name__ regex: every request the ensemble answered
 
 SHARE, REFERENCE_SHARE, DRIFT = "tritoncls:label_share:ratio_rate1h", "tritoncls:label_share:reference", \
     "tritoncls:label_drift:tvd1h"
@@ -95,9 +94,13 @@ class RuleSet:
                 # A counter appears with its first increment: no series yet means 0, not "no data".
                 _record(LOW_RATIO, f"({self._rate(LOW_CONFIDENCE, '30m')} or 0 * {self._rate(TEXTS, '30m')}) / "
                                    f"({self._rate(TEXTS, '30m')} > 0)"),
-                _record(REQUESTS_30M, f"sum by (model) (increase({self._requests()}[30m]))"),
-                _record(REFUSED_RATIO, f"({self._rate(REFUSED, '30m')} or 0 * sum by (model) (rate({self._requests()}"
-                                       f"[30m]))) / (sum by (model) (rate({self._requests()}[30m])) > 0)"),
+                # Requests: those the ensemble answered and those refused for their data. Not its failure counter:
+                # Triton 2.51 counts each refused request twice there (reason OTHER; seen on the bundled server).
+                _record(REQUESTS_30M, f"sum by (model) (increase({self._of(REQUEST_SUCCESS)}[30m])) + "
+                                      f"{self._or_zero(f'sum by (model) (increase({self._of(REFUSED)}[30m]))')}"),
+                _record(REFUSED_RATIO, f"{self._or_zero(self._rate(REFUSED, '30m'))} / ("
+                                       f"{self._rate(REQUEST_SUCCESS, '30m')} + {self._or_zero(self._rate(REFUSED, '30m'))}"
+                                       f" > 0)"),
             ]
         if spec.drift:
             rules += [_record(REFERENCE_SHARE, f"vector({_number(share)})", {"model": spec.model, "label": label})
@@ -118,8 +121,9 @@ class RuleSet:
         ]
         return rules
 
-    def _requests(self) -> str:
-        return "{" + f"__name__=~{string_literal(REQUESTS)},model={string_literal(self.spec.model)}" + "}"
+    def _or_zero(self, expr: str) -> str:
+        """``expr``, or 0 for the served model where it has no series (a counter not yet created)."""
+        return f"({expr} or 0 * {self._rate(REQUEST_SUCCESS, '5m')})"
 
     # -- alerts -----------------------------------------------------------------------------------
 
@@ -288,15 +292,16 @@ class UnitTests:
         alert = "TritonclsRefusedInputs"
         per_step = self._per_step(self.spec.refused_min_requests, 30)
         refused = per_step // 2
-        failures = self._of(version="1", reason="BACKEND")
+        failures = self._of(version="1", reason="OTHER")  # Triton 2.51 counts each refused request twice there
         return [
             self._test(f"{alert} fires when half the requests are refused as empty", alert,
                        [self._counter(alert, REQUEST_SUCCESS, per_step - refused, self._of(version="1")),
-                        self._counter(alert, "nv_inference_request_failure", refused, failures),
+                        self._counter(alert, "nv_inference_request_failure", 2 * refused, failures),
                         self._counter(alert, REFUSED, refused, self._of(reason="empty"))], True),
             self._test(f"{alert} stays silent when no request is refused", alert,
                        [self._counter(alert, REQUEST_SUCCESS, per_step, self._of(version="1")),
-                        self._counter(alert, "nv_inference_request_failure", 0, failures)], False,
+                        self._counter(alert, "nv_inference_request_failure", 0, failures),
+                        self._counter(alert, REFUSED, 0, self._of(reason="empty"))], False,
                        [self._below(alert, REFUSED_RATIO, self.spec.refused_ratio)]),
         ]
 
