@@ -91,7 +91,8 @@ class RuleSet:
                 _record(TEXTS_30M, f"sum by (model) (increase({self._of(TEXTS)}[30m]))"),
                 _record(SHARE, f"{self._rate(PREDICTED, '1h', 'model, label')} / on(model) group_left() "
                                f"({self._rate(PREDICTED, '1h')} > 0)"),
-                # A counter appears with its first increment: no series yet means 0, not "no data".
+                # A counter without a series yet (a recorder that creates it on its first increment) reads 0 here,
+                # not "no data"; the served recorder creates every series at zero when the models load.
                 _record(LOW_RATIO, f"({self._rate(LOW_CONFIDENCE, '30m')} or 0 * {self._rate(TEXTS, '30m')}) / "
                                    f"({self._rate(TEXTS, '30m')} > 0)"),
                 # Requests: those the ensemble answered and those refused for their data. Not its failure counter:
