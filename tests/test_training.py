@@ -54,6 +54,15 @@ def test_resume_continues_epochs_and_step_count_from_checkpoint(toy_dir, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_resumed_run_that_never_beats_the_resumed_best_names_the_checkpoint_that_holds_it(toy_dir, tmp_path, caplog):
+    train_tiny(toy_dir, tmp_path / "a", epochs=1)
+    with caplog.at_level("WARNING"):  # a learning rate too small to change a prediction: no epoch is better
+        result = train_tiny(toy_dir, tmp_path / "b", epochs=2, learning_rate=1e-12, init_from_ckpt=str(tmp_path / "a"))
+    assert not (tmp_path / "b").exists() and result.save_dir == tmp_path / "a" and result.best_epoch == 1
+    assert "nothing was written to" in caplog.text and str(tmp_path / "a") in caplog.text
+
+
+@pytest.mark.slow
 def test_resume_accepts_the_pdparams_file_path_like_the_reference(toy_dir, tmp_path):
     train_tiny(toy_dir, tmp_path / "a", epochs=1)
     result = train_tiny(toy_dir, tmp_path / "b", epochs=2, init_from_ckpt=str(tmp_path / "a" / "model_state.pdparams"))

@@ -14,7 +14,8 @@ HELP = "render a Dockerfile, Kubernetes or KServe manifests for a model reposito
 DESCRIPTION = (
     "Render, for a repository written by `tritoncls build-repo`, a Dockerfile on NVIDIA's Triton image that "
     "installs exactly the packages the python steps import (docker), a Deployment, Service, autoscaler, "
-    "disruption budget and PodMonitor (k8s), or a KServe ServingRuntime and InferenceService (kserve). Every "
+    "disruption budget, PodMonitor, Prometheus rules (checked with promtool where installed) and a Grafana dashboard "
+    "(k8s), or a KServe ServingRuntime and InferenceService (kserve). Every "
     "manifest is validated offline against the Kubernetes schemas (or tritoncls's own for the custom kinds) "
     "before the folder is moved into place."
 )

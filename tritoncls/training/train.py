@@ -240,6 +240,7 @@ def train(config: TrainConfig) -> TrainResult:
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
     stopped_early = False
+    saved = False
     first_epoch = state.epoch + 1
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
@@ -260,6 +261,7 @@ def train(config: TrainConfig) -> TrainResult:
                      epoch, config.metric, dev.score, state.best_score, state.best_epoch, epoch_seconds[-1])
             if improved:
                 _save(save_dir, model, tokenizer, optimizer, labels, config, state, max_len, world, dev)
+                saved = True
         if config.early_stop and state.bad_epochs >= config.early_stop_nums:
             if rank == 0:
                 log.info("Early stop: dev %s has not improved for %d epochs.", config.metric, state.bad_epochs)
@@ -268,6 +270,12 @@ def train(config: TrainConfig) -> TrainResult:
     if world > 1:
         paddle.distributed.barrier()
     _cleanup(scratch_dir)
+    if not saved and config.init_from_ckpt and not ckpt.is_complete(save_dir):
+        save_dir = ckpt.resolve_checkpoint(config.init_from_ckpt)
+        if rank == 0:
+            log.warning("No epoch of this run beat the resumed best (dev %s %.4f at epoch %d): nothing was written "
+                        "to %s; the best checkpoint is still %s", config.metric, state.best_score, state.best_epoch,
+                        config.output, save_dir)
     return TrainResult(
         best_score=state.best_score,
         best_epoch=state.best_epoch,
