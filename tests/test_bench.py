@@ -208,6 +208,18 @@ def _inproc(runtime: str, order: str, rate: float, precision: str = "fp32") -> d
             "padding_ratio": 2.0}
 
 
+def fake_limits():
+    """numpy 72 GFLOP/s, ONNX Runtime's MatMul 100 (the best), a 268.8 GFLOP/s peak; INT8 400 GOP/s."""
+    from tritoncls.measure.machine import GemmLimits, GemmRate, PrecisionLimit, peak_rate
+
+    flags = {"avx2", "fma", "avx512f", "avx512_vnni"}
+    fp32 = (GemmRate("numpy openblas, Prescott kernel", "fp32", 2048, 0.24, 2, 72.0),
+            GemmRate("onnxruntime MatMul (MLAS)", "fp32", 2048, 0.17, 2, 100.0))
+    int8 = (GemmRate("onnxruntime MatMulInteger", "int8", 2048, 0.04, 2, 400.0),)
+    return GemmLimits(PrecisionLimit("fp32", fp32, peak_rate("fp32", flags, 2, 2.1, "test clock")),
+                      PrecisionLimit("int8", int8, peak_rate("int8", flags, 2, 2.1, "test clock")), 1.5)
+
+
 def fake_measurements() -> dict:
     """What a run would gather: medium meets target 1 and misses 2; nano misses 1; reference is 4x slower."""
     def shape(file_rate, sorted_rate, served_b32, served_single, flops_per_text):
@@ -224,7 +236,7 @@ def fake_measurements() -> dict:
     nano["served"]["default"]["points"][1]["stages"]["shares"]["tokenizer"] = 0.04
     nano["served"]["reference"] = {"build_config": {"profile": "reference"}, "points": [_point("ensemble", 32, 1, 40.0)]}
     nano["served"]["int8"] = {"build_config": {"profile": "default"}, "points": [_point("ensemble", 32, 1, 210.0)]}
-    return {"mode": "quick", "reference_shape": "nano", "sgemm": {"size": 2048, "gflops": 72.0},
+    return {"mode": "quick", "reference_shape": "nano", "gemm_limits": fake_limits().to_dict(),
             "accuracy": {"fp32": 0.80, "int8": 0.795, "texts": 1955},
             "machine": {"cpu": "test", "versions": {"numpy": "1"}}, "data": {"path": "dev.txt", "texts": 256},
             "shapes": {"medium": medium, "nano": nano}}
@@ -235,7 +247,7 @@ def test_targets_hold_one_entry_per_issue_target_with_name_measured_threshold_an
     assert list(targets) == [
         "ensemble_b32_vs_inprocess_ort[medium]", "ensemble_b32_vs_inprocess_ort[nano]",
         "single_text_c32_vs_inprocess_sorted[medium]", "vs_reference_default[nano]", "vs_reference_int8[nano]",
-        "int8_accuracy_drop", "tokenizer_share_b32[nano]", "useful_flops_vs_sgemm[medium]"]
+        "int8_accuracy_drop", "tokenizer_share_b32[nano]", "useful_flops_vs_best_fp32_gemm[medium]"]
     assert targets["ensemble_b32_vs_inprocess_ort[medium]"].measured == pytest.approx(1.0)  # best over concurrency
     assert targets["ensemble_b32_vs_inprocess_ort[medium]"].met
     assert targets["ensemble_b32_vs_inprocess_ort[nano]"].measured == pytest.approx(0.75)
@@ -246,7 +258,9 @@ def test_targets_hold_one_entry_per_issue_target_with_name_measured_threshold_an
     assert targets["vs_reference_int8[nano]"].measured == pytest.approx(210 / 40) and targets["vs_reference_int8[nano]"].met
     assert targets["int8_accuracy_drop"].measured == pytest.approx(0.5) and targets["int8_accuracy_drop"].met
     assert targets["tokenizer_share_b32[nano]"].measured == pytest.approx(0.04) and targets["tokenizer_share_b32[nano]"].met
-    assert targets["useful_flops_vs_sgemm[medium]"].measured == pytest.approx(12.0 * 1.5e9 / 1e9 / 72.0)
+    flops = targets["useful_flops_vs_best_fp32_gemm[medium]"]  # against ONNX Runtime's 100, not numpy's 72
+    assert flops.measured == pytest.approx(12.0 * 1.5e9 / 1e9 / 100.0) and flops.threshold == 0.75 and not flops.met
+    assert "onnxruntime MatMul (MLAS)" in flops.detail and "268.8" in flops.detail
 
 
 def test_the_metrics_cost_target_compares_both_on_runs_with_both_off_runs():
@@ -281,6 +295,9 @@ def test_write_report_writes_json_with_targets_markdown_tables_and_plots(tmp_pat
     markdown = (tmp_path / REPORT_MD).read_text(encoding="utf-8")
     assert "| target | measured | threshold | met |" in markdown
     assert "## Shape `medium`" in markdown and "Server RSS per process" in markdown
+    assert "## Machine limits" in markdown and "| fp32 | onnxruntime MatMul (MLAS) | 2048^3 | 2 | 100.0 GFLOP/s | **best" in markdown
+    assert "| int8 | theoretical peak (assumed): 2 cores x 2.10 GHz x 256 ops/cycle | | | 1075.2 GOP/s |" in markdown
+    assert saved["gemm_limits"]["fp32"]["best"]["kernel"] == "onnxruntime MatMul (MLAS)"
     assert {Path(p).name for p in report["plots"]} == {"latency_medium.png", "latency_nano.png", "stage_shares.png", "ratios.png"}
     assert all((tmp_path / Path(p).name).stat().st_size > 1000 for p in report["plots"])
 
@@ -338,12 +355,13 @@ def test_server_memory_names_python_stubs_by_their_model():
     assert _role(["/usr/bin/tritonserver", "--model-repository=/r"], None) == "tritonserver"
 
 
-def test_sgemm_rate_reports_gflops():
+def test_sgemm_rate_names_numpys_blas_kernel_and_reports_the_rate():
     from tritoncls.measure.machine import sgemm_rate
 
     rate = sgemm_rate(size=128, repeats=2)
-    assert rate.size == 128 and rate.seconds > 0 and rate.threads >= 1 and rate.blas
-    assert rate.gflops == pytest.approx(2 * 128 ** 3 / rate.seconds / 1e9)  # a product is 2 n^3 FLOPs
+    assert rate.size == 128 and rate.seconds > 0 and rate.threads >= 1 and rate.precision == "fp32"
+    assert rate.kernel.startswith("numpy ") and "kernel" in rate.kernel
+    assert rate.gops_per_s == pytest.approx(2 * 128 ** 3 / rate.seconds / 1e9)  # a product is 2 n^3 FLOPs
 
 
 def test_sgemm_rate_keeps_the_fastest_repeat(monkeypatch):
@@ -353,4 +371,151 @@ def test_sgemm_rate_keeps_the_fastest_repeat(monkeypatch):
     clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # three timed products: 3 s, 1 s, 2 s
     monkeypatch.setattr(machine.time, "perf_counter", lambda: next(clock))
     rate = machine.sgemm_rate(size=4, repeats=3)
-    assert rate.seconds == 1.0 and rate.gflops == pytest.approx(2 * 4 ** 3 / 1e9)
+    assert rate.seconds == 1.0 and rate.gops_per_s == pytest.approx(2 * 4 ** 3 / 1e9)
+
+
+def test_numpys_kernel_is_named_from_numpys_own_blas_when_another_package_loaded_one_first(monkeypatch):
+    """scipy's OpenBLAS 0.3.30 picks SkylakeX on this CPU where numpy's 0.3.23 picks Prescott: name numpy's."""
+    import numpy
+    import threadpoolctl
+
+    from tritoncls.measure.machine import blas_info
+
+    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [
+        {"user_api": "blas", "filepath": "/x/scipy.libs/libscipy_openblas.so", "architecture": "SkylakeX"},
+        {"user_api": "openmp", "filepath": "/x/libgomp.so"},
+        {"user_api": "blas", "filepath": str(libs / "libopenblas64_.so"), "architecture": "Prescott"}])
+    assert blas_info()["architecture"] == "Prescott"
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_the_int8_gemm_runs_through_onnxruntime_and_reports_a_positive_rate(dynamic):
+    from tritoncls.measure.machine import onnxruntime_int8_gemm_rate
+
+    rate = onnxruntime_int8_gemm_rate(size=64, repeats=1, dynamic=dynamic)
+    assert rate.precision == "int8" and rate.size == 64 and rate.gops_per_s > 0
+    assert ("DynamicQuantizeMatMul" in rate.kernel) == dynamic and "MatMulInteger" in rate.kernel
+
+
+def test_the_peak_is_cores_times_clock_times_the_widest_multiply_add_the_flags_show_and_says_it_is_assumed():
+    from tritoncls.measure.machine import peak_rate
+
+    avx512 = peak_rate("fp32", {"avx2", "fma", "avx512f"}, cores=2, clock_ghz=2.1, clock_source="cpu MHz")
+    assert avx512.gops_per_s == pytest.approx(2 * 2.1 * 64) and avx512.ops_per_cycle_per_core == 64
+    assert "assumed" in avx512.assumption and "cpu MHz" in avx512.assumption
+    assert peak_rate("fp32", {"avx2", "fma"}, 4, 3.0).gops_per_s == pytest.approx(4 * 3.0 * 32)  # 2 FMA x 8 lanes x 2
+    assert peak_rate("int8", {"avx2", "avx512_vnni"}, 2, 2.0).gops_per_s == pytest.approx(2 * 2.0 * 256)
+    assert peak_rate("int8", {"avx512_vnni", "amx_int8"}, 1, 1.0).ops_per_cycle_per_core == 2048
+    unreadable = peak_rate("fp32", {"avx512f"}, 2, None)
+    assert unreadable.gops_per_s is None and unreadable.clock_source == "not readable"
+    assert peak_rate("int8", {"sse2"}, 2, 2.0).gops_per_s is None  # no integer multiply-add known
+
+
+def test_the_clock_comes_from_cpufreq_then_proc_cpuinfo_and_is_none_when_neither_is_readable(tmp_path):
+    from tritoncls.measure.machine import cpu_clock_ghz
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu MHz\t\t: 2100.000\nflags\t\t: avx2\n")
+    clock, source = cpu_clock_ghz(tmp_path / "sys", cpuinfo)
+    assert clock == pytest.approx(2.1) and "cpu MHz" in source
+    (tmp_path / "sys" / "cpu0" / "cpufreq").mkdir(parents=True)
+    (tmp_path / "sys" / "cpu0" / "cpufreq" / "cpuinfo_max_freq").write_text("3500000\n")  # kHz
+    clock, source = cpu_clock_ghz(tmp_path / "sys", cpuinfo)
+    assert clock == pytest.approx(3.5) and "cpuinfo_max_freq" in source
+    assert cpu_clock_ghz(tmp_path / "none", tmp_path / "missing") == (None, "not readable")
+
+
+def test_physical_cores_counts_hyperthread_siblings_once(tmp_path):
+    from tritoncls.measure.machine import physical_cores
+
+    for cpu, siblings in ((0, "0,2"), (1, "1,3"), (2, "0,2"), (3, "1,3")):
+        (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "topology" / "thread_siblings_list").write_text(siblings + "\n")
+    assert physical_cores([0, 1, 2, 3], tmp_path) == 2
+    assert physical_cores([0, 2], tmp_path) == 1
+    assert physical_cores([7, 8], tmp_path) == 2  # no topology: each CPU counts
+
+
+def test_openblas_is_measured_again_with_the_kernel_for_the_widest_simd_only_where_it_picked_a_narrower_one():
+    from tritoncls.measure.machine import openblas_kernel_to_force
+
+    assert openblas_kernel_to_force("Prescott", {"avx2", "fma", "avx512f"}) == "SkylakeX"
+    assert openblas_kernel_to_force("Cooperlake", {"avx2", "fma", "avx512f"}) is None
+    assert openblas_kernel_to_force("Prescott", {"avx2", "fma"}) == "Haswell"
+    assert openblas_kernel_to_force("Haswell", {"avx2", "fma"}) is None
+    assert openblas_kernel_to_force("Prescott", {"sse2"}) is None
+
+
+def test_the_limits_record_picks_the_fastest_kernel_per_precision_and_keeps_every_rate():
+    limits = fake_limits()
+    assert limits.fp32.best.kernel == "onnxruntime MatMul (MLAS)" and limits.int8.best.gops_per_s == 400.0
+    saved = limits.to_dict()
+    assert [r["gops_per_s"] for r in saved["fp32"]["measured"]] == [72.0, 100.0]
+    assert saved["fp32"]["best"]["gops_per_s"] == 100.0 and saved["fp32"]["unit"] == "GFLOP/s"
+    assert saved["int8"]["unit"] == "GOP/s" and saved["fp32"]["peak"]["gops_per_s"] == pytest.approx(268.8)
+    from tritoncls.measure.machine import PrecisionLimit
+
+    assert PrecisionLimit("int8", (), limits.int8.peak).best is None
+
+
+def test_gemm_limits_records_a_failed_kernel_and_keeps_the_others(monkeypatch):
+    from tritoncls.measure import machine
+
+    def rate(kernel, precision="fp32", gops=10.0):
+        return machine.GemmRate(kernel, precision, 8, 1.0, 2, gops)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no MatMulInteger kernel")
+
+    monkeypatch.setattr(machine, "all_cpu_flags", lambda: ["avx2", "fma", "avx512f"])
+    monkeypatch.setattr(machine, "blas_info", lambda: {"internal_api": "openblas", "architecture": "Prescott"})
+    monkeypatch.setattr(machine, "sgemm_rate", lambda size, repeats: rate("numpy Prescott", gops=30.0))
+    monkeypatch.setattr(machine, "numpy_forced_kernel_rate", lambda core, size, repeats: rate(f"numpy {core}", gops=150.0))
+    monkeypatch.setattr(machine, "onnxruntime_sgemm_rate", lambda size, repeats: rate("ort", gops=140.0))
+    monkeypatch.setattr(machine, "onnxruntime_int8_gemm_rate",
+                        lambda size, repeats, dynamic=False: broken() if not dynamic else rate("ort dq", "int8", 300.0))
+    limits = machine.gemm_limits(size=8, repeats=1)
+    assert limits.fp32.best.kernel == "numpy SkylakeX" and len(limits.fp32.measured) == 3
+    assert "OPENBLAS_CORETYPE=SkylakeX" in limits.notes[0]
+    assert [r.kernel for r in limits.int8.measured] == ["ort dq"]
+    assert limits.int8.failures == ("onnxruntime MatMulInteger: RuntimeError: no MatMulInteger kernel",)
+
+
+def test_a_report_saved_before_the_limits_compares_against_the_best_of_its_two_sgemm_rates():
+    m = fake_measurements()
+    del m["gemm_limits"]
+    m["sgemm"] = {"size": 2048, "gflops": 72.0, "blas": "openblas 0.3.23.dev (Prescott)"}
+    m["sgemm_onnxruntime"] = {"size": 2048, "gflops": 90.0, "blas": "onnxruntime 1.32.0 MatMul (MLAS)"}
+    target = {t.name: t for t in compute_targets(m)}["useful_flops_vs_best_fp32_gemm[medium]"]
+    assert target.measured == pytest.approx(18.0 / 90.0) and "onnxruntime 1.32.0 MatMul" in target.detail
+
+
+def test_the_flops_breakdown_splits_the_time_per_text_into_the_limits_time_each_step_and_the_rest():
+    from tritoncls.benchmarks.report import flops_breakdown, flops_breakdown_lines
+
+    m = fake_measurements()
+    point = m["shapes"]["medium"]["served"]["default"]["points"][2]  # single texts at concurrency 32: 12 texts/s
+    point["stages"]["us_per_text"] = {"tokenizer": 2000.0, "model": 60000.0, "postprocess": 1000.0}
+    b = flops_breakdown(m, "medium")
+    assert b["wall_us_per_text"] == pytest.approx(1e6 / 12)
+    assert b["at_limit_us_per_text"] == pytest.approx(1e6 * 1.5e9 / 100e9)  # 15 ms at 100 GFLOP/s
+    assert b["model_step_vs_limit"] == pytest.approx(15000 / 60000) and b["model_step_useful_gflops"] == pytest.approx(25.0)
+    assert b["outside_steps_us_per_text"] == pytest.approx(1e6 / 12 - 63000)
+    text = "\n".join(flops_breakdown_lines(b))
+    assert "| model step compute | 60000 | 72.0% |" in text and "0.25 of the limit" in text
+    del m["gemm_limits"]
+    assert flops_breakdown(m, "medium") is None
+
+
+def test_int8_runs_are_compared_with_the_int8_limit_and_fp32_runs_with_the_fp32_one():
+    from tritoncls.benchmarks.report import useful_rates
+
+    m = fake_measurements()
+    m["shapes"]["nano"]["int8"] = {"texts_per_s": 500.0}
+    rows = {(r["shape"], r["run"]): r for r in useful_rates(m)}
+    served = rows[("nano", "served int8, 32 texts/request, best concurrency")]
+    assert served["precision"] == "int8" and served["vs_limit"] == pytest.approx(210.0 * 0.1 / 400.0)
+    assert rows[("nano", "in-process INT8, sorted, batch 32")]["vs_limit"] == pytest.approx(500.0 * 0.1 / 400.0)
+    fp32 = rows[("medium", "served default, single texts, concurrency 32")]
+    assert fp32["precision"] == "fp32" and fp32["vs_limit"] == pytest.approx(18.0 / 100.0)

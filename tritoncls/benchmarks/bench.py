@@ -2,7 +2,7 @@
 
 The run, in order (each step's failure is recorded and the run goes on, so a report is always written):
 
-1. the machine: description, versions, FP32 SGEMM rate;
+1. the machine: description, versions, and its FP32 and INT8 GEMM limits (every kernel measured, the peaks);
 2. the trained export (``--model``): dev score FP32 vs INT8, fused-graph label check, and served
    labels vs in-process labels;
 3. per shape (random-weight ERNIE 3.0 medium/mini/nano with the trained export's vocabulary, labels and task):
@@ -189,7 +189,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     """Measure everything the plan asks for and write the report into ``config.output``."""
     from tritoncls.benchmarks.report import write_report
     from tritoncls.measure import inprocess
-    from tritoncls.measure.machine import machine_info, onnxruntime_sgemm_rate, sgemm_rate
+    from tritoncls.measure.machine import machine_info
     from tritoncls.measure.perf_analyzer import PerfAnalyzer
 
     plan = config.plan()
@@ -210,10 +210,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     })
     log.info("bench (%s, %s export): %d texts from %s, shapes %s", config.mode, task.task, len(texts), data.path,
              ", ".join(plan.shapes))
-    run.m["sgemm"] = asdict(sgemm_rate())
-    run.m["sgemm_onnxruntime"] = asdict(onnxruntime_sgemm_rate())
-    log.info("SGEMM 2048^3 FP32: numpy %.1f GFLOP/s, ONNX Runtime MatMul %.1f GFLOP/s",
-             run.m["sgemm"]["gflops"], run.m["sgemm_onnxruntime"]["gflops"])
+    run.step("machine limits", lambda: _machine_limits(run))
     run.step("accuracy", lambda: _accuracy(run, trained, data.head(256 if config.mode == "tiny" else None)))
     if TRAINED not in plan.shapes and plan.label_check_texts:
         run.step("served labels", lambda: _served_label_check(run, trained, texts, analyzer))
@@ -233,6 +230,21 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
+
+
+def _machine_limits(run: _Run) -> None:
+    """The machine's GEMM limits, once per run, before anything is served: the useful-FLOP/s target divides
+    by the best FP32 one."""
+    from tritoncls.measure.machine import gemm_limits
+
+    limits = gemm_limits()
+    run.m["gemm_limits"] = limits.to_dict()
+    for precision in (limits.fp32, limits.int8):
+        unit = "GFLOP/s" if precision.precision == "fp32" else "GOP/s"
+        log.info("%s GEMM limit: %s", precision.precision.upper(), "; ".join(
+            f"{r.kernel} {r.gops_per_s:.1f} {unit}" for r in precision.measured) or "none measured")
+        for failure in precision.failures:
+            run.m["notes"].append(f"GEMM limit not measured: {failure}")
 
 
 def _shape_export(run: _Run, shape: str, trained: Path) -> Path:
@@ -490,10 +502,14 @@ def _settings_row(m: dict[str, Any], shape: str, name: str, instances: int, thre
 
 
 def report_summary(report: dict[str, Any]) -> str:
-    """The targets table, the served-vs-in-process check and each step's share of server compute, for the CLI."""
-    from tritoncls.benchmarks.report import served_check_line, step_compute_lines, targets_table
+    """The targets table, where the time per text goes at the useful-FLOP/s target, the served-vs-in-process check
+    and each step's share of server compute, for the CLI."""
+    from tritoncls.benchmarks.report import flops_breakdown_lines, served_check_line, step_compute_lines, targets_table
 
     lines = targets_table(report.get("targets", []))
+    breakdown = flops_breakdown_lines(report.get("flops_breakdown"))
+    if breakdown:
+        lines += ["", "Where the time per text goes at the useful-FLOP/s target's point:", *breakdown[:-1]]
     check = served_check_line(report.get("served_label_check"))
     if check:
         lines += ["", check]

@@ -165,19 +165,101 @@ def _target_tokenizer_share(m: dict[str, Any], shape: str) -> Target:
                   share, 0.05, "<=", "share", detail)
 
 
+def gemm_limit(m: dict[str, Any], precision: str) -> dict[str, Any]:
+    """One precision of the run's machine limits (``gemm_limits``, see :func:`tritoncls.measure.machine.gemm_limits`).
+
+    A run saved before the limits existed has only its numpy and ONNX Runtime SGEMM rates: they become its FP32
+    limit (no peak, no INT8)."""
+    limits = m.get("gemm_limits") or {}
+    if limits:
+        return limits.get(precision) or {}
+    measured = []
+    for key, library in (("sgemm", "numpy "), ("sgemm_onnxruntime", "")):
+        old = m.get(key) or {}
+        if old.get("gflops"):
+            measured.append({"kernel": f"{library}{old.get('blas', '')}".strip() or key, "precision": "fp32",
+                             "size": old.get("size", 2048), "seconds": old.get("seconds"), "threads": old.get("threads"),
+                             "gops_per_s": old["gflops"]})
+    if precision != "fp32" or not measured:
+        return {}
+    return {"precision": "fp32", "unit": "GFLOP/s", "measured": measured,
+            "best": max(measured, key=lambda r: r["gops_per_s"]), "peak": None, "failures": []}
+
+
+def _best_rate(m: dict[str, Any], precision: str) -> tuple[float | None, dict[str, Any]]:
+    best = gemm_limit(m, precision).get("best") or {}
+    return best.get("gops_per_s"), best
+
+
+def _useful_g(rate: float | None, per_text: float | None) -> float | None:
+    """Useful G(FL)OP/s of serving ``rate`` texts/s of ``per_text`` useful FLOPs each."""
+    return rate * per_text / 1e9 if rate and per_text else None
+
+
 def _target_flops(m: dict[str, Any], shape: str) -> Target:
     point = _point_at(m, shape, "default", 1, 32)
     per_text = _shape(m, shape).get("useful_flops_per_text")
-    sgemm = m.get("sgemm", {}).get("gflops")
-    useful = _rate(point) * per_text / 1e9 if point and per_text else None
-    ratio = _ratio(useful, sgemm)
-    mlas = m.get("sgemm_onnxruntime", {}).get("gflops")
-    detail = (f"{shape}: served single-text requests at concurrency 32 do {_fmt(useful)} useful GFLOP/s "
-              f"(real tokens only, {_fmt(per_text and per_text / 1e9, 3)} GFLOP per text) vs numpy FP32 SGEMM "
-              f"{m.get('sgemm', {}).get('size', 2048)}^3 {_fmt(sgemm)} GFLOP/s in the same run"
-              + (f" (ONNX Runtime's own MatMul: {_fmt(mlas)} GFLOP/s, ratio {_fmt(_ratio(useful, mlas), 2)})" if mlas else ""))
-    return Target(f"useful_flops_vs_sgemm[{shape}]", "Served useful FLOP/s vs the machine's SGEMM rate",
-                  ratio, 0.5, ">=", "ratio", detail)
+    useful = _useful_g(_rate(point), per_text)
+    limit, best = _best_rate(m, "fp32")
+    peak = (gemm_limit(m, "fp32").get("peak") or {}).get("gops_per_s")
+    detail = (f"{shape}: served single-text requests at concurrency 32 do {_fmt(useful)} useful GFLOP/s (real tokens "
+              f"only, {_fmt(per_text and per_text / 1e9, 3)} GFLOP per text) vs the best FP32 GEMM measured in the same "
+              f"run, {best.get('kernel', 'none measured')} {best.get('size', '?')}^3: {_fmt(limit)} GFLOP/s"
+              + (f" (theoretical peak {_fmt(peak)} GFLOP/s, assumed: ratio {_fmt(_ratio(useful, peak), 2)})" if peak else "")
+              + "; report.md's 'Machine limits' shows where the rest goes")
+    return Target(f"useful_flops_vs_best_fp32_gemm[{shape}]", "Served useful FLOP/s, single texts at concurrency 32, "
+                  "vs the best FP32 GEMM measured on the machine", _ratio(useful, limit), 0.75, ">=", "ratio", detail)
+
+
+def flops_breakdown(m: dict[str, Any], shape: str) -> dict[str, Any] | None:
+    """Where the time per text goes at the useful-FLOP/s target's point (served single texts, concurrency 32),
+    against the best FP32 GEMM: the wall time per text (1 / throughput), the useful FLOPs' time at the limit,
+    each step's compute per text (Triton's per-execution statistics) and what no step's compute covers; None
+    where the point, the FLOPs or the limit is missing."""
+    point = _point_at(m, shape, "default", 1, 32)
+    per_text = _shape(m, shape).get("useful_flops_per_text")
+    limit, best = _best_rate(m, "fp32")
+    if not (point and per_text and limit and point.get("inferences_per_s")):
+        return None
+    stages = point.get("stages", {})
+    steps = {k: v for k, v in (stages.get("us_per_text") or {}).items() if v}
+    model = steps.get("model")
+    ideal = 1e6 * per_text / (limit * 1e9)
+    wall = 1e6 / point["inferences_per_s"]
+    return {"shape": shape, "texts_per_s": point["inferences_per_s"], "limit_kernel": best.get("kernel"),
+            "limit_gops_per_s": limit, "useful_flops_per_text": per_text, "wall_us_per_text": wall,
+            "at_limit_us_per_text": ideal, "steps_us_per_text": steps,
+            "outside_steps_us_per_text": wall - sum(steps.values()) if steps else None,
+            "model_step_useful_gflops": per_text / model / 1e3 if model else None,
+            "model_step_vs_limit": ideal / model if model else None,
+            "request_shares": stages.get("shares", {}),
+            "texts_per_model_execution": stages.get("texts_per_model_execution")}
+
+
+def useful_rates(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """Useful G(FL)OP/s of each shape's served and in-process runs against the limit of their precision: FP32
+    runs against the best FP32 GEMM, INT8 ones (the served ``int8`` repository, in-process INT8) against the
+    best INT8 GEMM, counting the same multiply-adds as operations (the INT8 graph keeps the attention products,
+    Q·Kᵀ and weights x V, in FP32). Informative: the one target is :func:`_target_flops`."""
+    rows = []
+    for shape, data in m.get("shapes", {}).items():
+        per_text = data.get("useful_flops_per_text")
+        runs = []
+        for config, precision in (("default", "fp32"), ("int8", "int8")):
+            runs.append((f"served {config}, 32 texts/request, best concurrency", precision,
+                         _rate(best_point(served_points(m, shape, config, "ensemble", 32)))))
+            runs.append((f"served {config}, single texts, concurrency 32", precision, _rate(_point_at(m, shape, config, 1, 32))))
+        runs.append(("in-process ONNX Runtime FP32, sorted, batch 32", "fp32", inprocess_rate(m, shape, "sorted")))
+        runs.append(("in-process INT8, sorted, batch 32", "int8", (data.get("int8") or {}).get("texts_per_s")))
+        for what, precision, rate in runs:
+            useful = _useful_g(rate, per_text)
+            if useful is None:
+                continue
+            limit, best = _best_rate(m, precision)
+            rows.append({"shape": shape, "run": what, "precision": precision, "texts_per_s": rate,
+                         "useful_gops_per_s": useful, "limit_gops_per_s": limit, "limit_kernel": best.get("kernel"),
+                         "vs_limit": _ratio(useful, limit)})
+    return rows
 
 
 def step_compute(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -253,6 +335,8 @@ def write_report(m: dict[str, Any], output: Path, plots: bool = True) -> dict[st
     report = dict(m)
     report["targets"] = [t.to_dict() for t in compute_targets(m)]
     report["step_compute"] = step_compute(m)
+    report["useful_rates"] = useful_rates(m)
+    report["flops_breakdown"] = flops_breakdown(m, _pick(m, "medium"))
     report["plots"] = write_plots(m, output) if plots else []
     (output / REPORT_JSON).write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
                                       encoding="utf-8")
@@ -272,18 +356,20 @@ def targets_table(targets: list[dict[str, Any]]) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     out = [f"# tritoncls benchmark report ({report.get('mode', 'full')})", ""]
     machine = report.get("machine", {})
-    sgemm = report.get("sgemm", {})
+    fp32, fp32_best = _best_rate(report, "fp32")
+    int8, int8_best = _best_rate(report, "int8")
     out += [f"Run {report.get('started', '')}, {report.get('duration_s', 0):.0f} s. Data: "
             f"`{report.get('data', {}).get('path', '')}`, {report.get('data', {}).get('texts', 0)} texts "
             f"(mean {report.get('data', {}).get('mean_tokens', 0):.1f} tokens).", "",
             f"Machine: {machine.get('cpu', '?')}, {machine.get('logical_cores', '?')} logical cores "
             f"({', '.join(machine.get('cpu_flags', []))}), {machine.get('memory_gib', '?')} GiB; load average "
-            f"{_fmt(machine.get('load_average_1m'), 2)} at start. SGEMM {sgemm.get('size', 2048)}^3 FP32 (numpy, "
-            f"{sgemm.get('blas', '?')}): **{_fmt(sgemm.get('gflops'))} GFLOP/s**; the same product through ONNX "
-            f"Runtime's MatMul: {_fmt(report.get('sgemm_onnxruntime', {}).get('gflops'))} GFLOP/s.", ""]
+            f"{_fmt(machine.get('load_average_1m'), 2)} at start. Best FP32 GEMM: **{_fmt(fp32)} GFLOP/s** "
+            f"({fp32_best.get('kernel', 'none measured')}); best INT8 GEMM: **{_fmt(int8)} GOP/s** "
+            f"({int8_best.get('kernel', 'none measured')}); every kernel and the peaks under 'Machine limits'.", ""]
     if report.get("notes"):
         out += ["Notes:", *[f"- {note}" for note in report["notes"]], ""]
     out += ["## Targets", "", *targets_table(report.get("targets", [])), ""]
+    out += _limits_section(report)
     out += _step_compute_section(report)
     for shape, data in report.get("shapes", {}).items():
         out += _shape_section(shape, data)
@@ -350,6 +436,90 @@ def _shape_section(shape: str, data: dict[str, Any]) -> list[str]:
         out += [f"INT8 dynamic quantization in-process (sorted, batch 32): {_fmt(q.get('texts_per_s'))} vs FP32 "
                 f"{_fmt(q.get('baseline_texts_per_s'))} texts/s (x{_fmt(q.get('speedup'), 2)}); label agreement with FP32 "
                 f"{_fmt(q.get('label_agreement', 0) * 100, 2)}%.", ""]
+    return out
+
+
+def limits_lines(m: dict[str, Any]) -> list[str]:
+    """The machine's limits as a markdown table: each kernel measured, the best of each precision, the peak."""
+    lines = ["| precision | kernel | size | threads | rate | |", "| --- | --- | --- | --- | --- | --- |"]
+    for precision in ("fp32", "int8"):
+        limit = gemm_limit(m, precision)
+        unit = limit.get("unit", "GFLOP/s" if precision == "fp32" else "GOP/s")
+        best = limit.get("best") or {}
+        for rate in limit.get("measured", []):
+            mark = "**best: the limit**" if rate == best else ""
+            lines.append(f"| {precision} | {rate['kernel']} | {rate['size']}^3 | {rate.get('threads') or '?'} | "
+                         f"{_fmt(rate['gops_per_s'])} {unit} | {mark} |")
+        peak = limit.get("peak")
+        if peak:
+            factors = (f"{peak['cores']} cores x {_fmt(peak['clock_ghz'], 2)} GHz x "
+                       f"{peak['ops_per_cycle_per_core'] or '?'} ops/cycle")
+            lines.append(f"| {precision} | theoretical peak (assumed): {factors} | | | {_fmt(peak['gops_per_s'])} {unit} | "
+                         f"{peak['assumption']} |")
+        lines += [f"| {precision} | failed: {failure} | | | | |" for failure in limit.get("failures", [])]
+    return lines
+
+
+def flops_breakdown_lines(breakdown: dict[str, Any] | None) -> list[str]:
+    """:func:`flops_breakdown` as a table and a sentence; empty where there is none."""
+    if not breakdown:
+        return []
+    b, wall = breakdown, breakdown["wall_us_per_text"]
+    names = {"model": "model step compute", "tokenizer": "tokenizer step compute",
+             "postprocess": "postprocess step compute"}
+    lines = [f"Served `{b['shape']}`, single texts at concurrency 32: {_fmt(b['texts_per_s'])} texts/s "
+             f"({_fmt(b.get('texts_per_model_execution'))} texts per model execution), "
+             f"{_fmt(b['useful_flops_per_text'] / 1e9, 3)} useful GFLOP per text; the limit: {b['limit_kernel']}, "
+             f"{_fmt(b['limit_gops_per_s'])} GFLOP/s.", "",
+             "| per text | us | share of the wall time per text |", "| --- | --- | --- |",
+             f"| wall time (1 / throughput) | {wall:.0f} | 100% |",
+             f"| the useful FLOPs at the limit (the target's ratio) | {b['at_limit_us_per_text']:.0f} | "
+             f"{b['at_limit_us_per_text'] / wall:.1%} |"]
+    for step, us in b["steps_us_per_text"].items():
+        lines.append(f"| {names.get(step, step)} | {us:.0f} | {us / wall:.1%} |")
+    if b.get("outside_steps_us_per_text") is not None:
+        rest = b["outside_steps_us_per_text"]
+        lines.append(f"| in no step's compute: waits for a batch, gRPC, ensemble scheduling (negative: steps "
+                     f"overlapping on the cores) | {rest:.0f} | {rest / wall:.1%} |")
+    lines.append("")
+    if b.get("model_step_vs_limit") is not None:
+        lines.append(f"The model step alone computes {_fmt(b['model_step_useful_gflops'])} useful GFLOP/s, "
+                     f"{b['model_step_vs_limit']:.2f} of the limit: the rest of its time is padding inside a "
+                     "batch, the operators that are not products (embeddings, LayerNorm, GELU, softmax), products "
+                     "far smaller than the limit's, and the python model step's own work. The tokenizer and "
+                     "postprocess steps run beside it on the same cores.")
+    shares = b.get("request_shares") or {}
+    if shares:
+        lines.append("Mean request time inside the server (per-request statistics, queue included): "
+                     + ", ".join(f"{stage} {share:.1%}" for stage, share in shares.items()) + ".")
+    return lines + [""]
+
+
+def useful_rates_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`useful_rates` as a markdown table."""
+    lines = ["| shape | run | precision | texts/s | useful G(FL)OP/s | limit | vs limit |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['shape']} | {r['run']} | {r['precision']} | {_fmt(r['texts_per_s'])} | "
+              f"{_fmt(r['useful_gops_per_s'])} | {_fmt(r['limit_gops_per_s'])} | {_fmt(r['vs_limit'], 2)} |" for r in rows]
+    return lines
+
+
+def _limits_section(report: dict[str, Any]) -> list[str]:
+    limits = report.get("gemm_limits") or {}
+    load = limits.get("load_average_1m")
+    out = ["## Machine limits", "",
+           "Each precision's limit is the best GEMM measured in this run (best of 5 after a warm-up); the peaks are "
+           "arithmetic from the CPU's flags, cores and clock, with their assumptions"
+           + (f". Load average {load:.2f} when measured." if load is not None else "."), "", *limits_lines(report), ""]
+    out += [f"- {note}" for note in limits.get("notes", [])]
+    out += [""] if limits.get("notes") else []
+    rows = report.get("useful_rates") or []
+    if rows:
+        out += ["Useful work against the limit of its precision (INT8 runs count the same multiply-adds as "
+                "operations; their attention products stay FP32):", "", *useful_rates_lines(rows), ""]
+    breakdown = flops_breakdown_lines(report.get("flops_breakdown"))
+    if breakdown:
+        out += ["### Where the time per text goes (the useful-FLOP/s target's point)", "", *breakdown]
     return out
 
 
