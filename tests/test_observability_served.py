@@ -105,3 +105,35 @@ def test_hostile_label_names_survive_the_scrape_and_no_text_reaches_the_metrics(
     assert refused["empty"] == 1 and sum(refused.values()) == 1
     assert "SECRET" not in exposition and "私密" not in exposition
     assert all(name in exposition for name in m.counter_names(multi_label=False))
+
+
+def _scraped(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode("utf-8")
+    return {(s.name.removesuffix("_total") if s.name.endswith("_bucket_total") or s.name.endswith("_count_total")
+             or s.name.endswith("_sum_total") else s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples if s.name.startswith("tritoncls_")}
+
+
+def test_a_label_set_repository_counts_every_label_of_every_set_and_the_set_sizes(varied_label_sets, tmp_path):
+    export, data = varied_label_sets
+    repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo")))
+    texts = list(data.texts)
+    with TritonServer(repo, log_file=tmp_path / "tritonserver.log") as server:
+        from tritoncls.clients import make_client
+
+        with make_client(server.grpc_url, "grpc") as client:
+            predictions = client.classify(texts)
+        series = _scraped(server.metrics_url)
+    sizes = [len(p.labels) for p in predictions]
+    assert sum(sizes) > 0 and len(set(sizes)) > 1, f"the tiny model gives no varied label sets: {sizes}"
+    per_label = collections.Counter(label for p in predictions for label, _ in p.labels)
+    model = (("model", "seqcls"),)
+    assert series[(f"{m.LABELS_PER_TEXT}_count", model)] == len(texts)
+    assert series[(f"{m.LABELS_PER_TEXT}_sum", model)] == sum(sizes)
+    assert series[(f"{m.LABELS_PER_TEXT}_bucket", (("le", "0"), *model))] == sizes.count(0)
+    counted = {dict(labels)["label"]: v for (name, labels), v in series.items() if name == m.PREDICTED}
+    assert {k: v for k, v in counted.items() if v} == dict(per_label)
+    assert series[(f"{m.TOP_CONFIDENCE}_count", model)] == len(texts)
