@@ -53,7 +53,8 @@ def shape_export(shape: str, vocab_export: Path, work_dir: Path, max_seq_length:
         return out
     checkpoint = work_dir / "checkpoints" / shape
     _random_checkpoint(shape, vocab_export, manifest, checkpoint, max_seq_length, seed)
-    export(ExportConfig(checkpoint=str(checkpoint), output=str(out), max_seq_length=max_seq_length))
+    # random weights have no dev data to describe: no reference distribution
+    export(ExportConfig(checkpoint=str(checkpoint), output=str(out), max_seq_length=max_seq_length, no_reference=True))
     (out / _STAMP).write_text(json.dumps(stamp, indent=2), encoding="utf-8")
     return out
 
