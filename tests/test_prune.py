@@ -1,4 +1,5 @@
-"""Width pruning: importance ranking, reordering, truncation, width validation, and pruned exports."""
+"""Width and depth pruning: importance ranking, reordering, truncation, layer selection, validation, and pruned
+exports."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ from tritoncls import modeling
 from tritoncls.errors import ConfigError
 from tritoncls.modeling.dynamic import encode, predict_logits
 from tritoncls.modeling.objective import Objective
+from tritoncls.prune.depth import bottom_layers, keep_layers, spread_layers
 from tritoncls.prune.prune import (
     PruneConfig,
     WidthResult,
     importance,
     parse_width,
+    plan_students,
     plan_widths,
     prune,
     reorder,
     row_from_report,
     saved_metric,
+    student_copy,
     truncated_copy,
     write_report,
 )
@@ -252,7 +256,8 @@ def test_prune_help_lists_the_reference_flags_with_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for name in ("--output_dir", "--device", "--per_device_train_batch_size", "--per_device_eval_batch_size",
                  "--learning_rate", "--num_train_epochs", "--logging_steps", "--save_steps", "--seed",
-                 "--dataset_dir", "--max_seq_length", "--params_dir", "--width_mult_list", "--width-mult-list"):
+                 "--dataset_dir", "--max_seq_length", "--params_dir", "--width_mult_list", "--width-mult-list",
+                 "--depth_list", "--depth-list", "--layer_selection"):
         assert name in text
     assert "(default: ['3/4', '2/3', '1/2'])" in text and "(default: ./prune)" in text
 
@@ -551,3 +556,265 @@ def test_a_hierarchical_teacher_prunes_to_hierarchical_widths_whose_exports_keep
     parents = label_parents(support.TOY_TREE_LABELS)
     children = np.flatnonzero(parents >= 0)
     assert not (mask[:, children] & ~mask[:, parents[children]]).any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth: which layers, the student's weights and config, the layer map of the hidden-state loss (no training)
+# ---------------------------------------------------------------------------------------------
+
+#: A 6-layer teacher of ERNIE 3.0 mini's width, for plans (no model is built).
+MINI_ARCH = {"num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536}
+
+
+def _four_layer_model(tmp_path):
+    """The tiny architecture with 4 layers, random weights (eval mode), its tokenizer and the toy texts encoded."""
+    import paddle
+
+    from tests import support
+
+    paddle.seed(13)
+    texts = [line.split("\t")[0] for line in support.toy_lines()]
+    tokenizer = modeling.scratch_tokenizer(texts, tmp_path / "vocab")
+    model = modeling.scratch_model(dict(support.TINY_ARCH, num_hidden_layers=4, initializer_range=0.2), 2,
+                                   len(tokenizer.vocab), tokenizer.pad_token_id)
+    model.eval()
+    return model, tokenizer, encode(tokenizer, texts, 32)
+
+
+def _plan(model, depth: int, width: str = "1", selection: str = "spread"):
+    config = PruneConfig(dataset_dir=".", depth_list=[depth], width_mult_list=[width], layer_selection=selection)
+    (plan,) = plan_students(config, modeling.model_architecture_summary(model))
+    return plan
+
+
+@pytest.mark.parametrize(("layers", "depth", "kept"), [
+    (12, 6, (0, 2, 4, 7, 9, 11)),  # the teacher layers Hugging Face's DistilBERT extraction copies
+    (6, 4, (0, 2, 3, 5)), (6, 3, (0, 3, 5)), (6, 2, (0, 5)), (6, 1, (5,)), (6, 6, (0, 1, 2, 3, 4, 5)), (2, 1, (1,)),
+])
+def test_spread_keeps_the_first_and_the_last_layer_and_spaces_the_rest_evenly(layers, depth, kept):
+    assert spread_layers(layers, depth) == kept
+
+
+def test_every_spread_selection_is_distinct_in_order_and_ends_at_the_last_layer():
+    for layers in range(1, 25):
+        for depth in range(1, layers + 1):
+            kept = spread_layers(layers, depth)
+            assert len(kept) == depth and list(kept) == sorted(set(kept)) and kept[-1] == layers - 1
+            assert depth == 1 or kept[0] == 0
+
+
+def test_bottom_selection_keeps_the_first_layers():
+    assert bottom_layers(6, 3) == (0, 1, 2)
+
+
+def test_a_depth_only_student_holds_the_teachers_embeddings_chosen_layers_and_classifier_unchanged(tmp_path):
+    teacher, _, enc = _four_layer_model(tmp_path)
+    plan = _plan(teacher, 2)
+    assert plan.name == "d2_w1" and plan.depth.layers == (0, 3)
+    student = student_copy(teacher, plan)
+
+    assert student.config.num_hidden_layers == 2 and len(student.ernie.encoder.layers) == 2
+    assert teacher.config.num_hidden_layers == 4 and len(teacher.ernie.encoder.layers) == 4  # untouched
+    assert not hasattr(student.config, modeling.HEAD_DIM_FIELD)  # full width: the attention is the teacher's
+    source = teacher.state_dict()
+    names = student.state_dict()
+    assert len(names) < len(source)
+    for name, weight in names.items():
+        parts = name.split(".")
+        if parts[:3] == ["ernie", "encoder", "layers"]:
+            parts[3] = str(plan.depth.layers[int(parts[3])])
+        np.testing.assert_array_equal(weight.numpy(), source[".".join(parts)].numpy(), err_msg=name)
+    assert predict_logits(student, enc, 16).shape == (len(enc), 2)
+
+
+def test_keeping_every_layer_reproduces_the_model(tmp_path):
+    import copy
+
+    model, _, enc = _four_layer_model(tmp_path)
+    same = copy.deepcopy(model)
+    keep_layers(same, range(4))
+    np.testing.assert_allclose(predict_logits(same, enc, 16), predict_logits(model, enc, 16), atol=1e-6)
+
+
+@pytest.mark.parametrize("width", ["1", "1/2"])
+def test_a_depth_pruned_checkpoint_reloads_with_its_layer_count_and_gives_the_same_logits(tmp_path, width):
+    import json
+
+    teacher, tokenizer, enc = _four_layer_model(tmp_path)
+    student = student_copy(teacher, _plan(teacher, 3, width))
+    save = tmp_path / "checkpoint"
+    student.save_pretrained(str(save))
+    tokenizer.save_pretrained(str(save))
+    config = json.loads((save / "config.json").read_text())
+    assert config["num_hidden_layers"] == 3
+
+    loaded = modeling.load_checkpoint_model(save)
+
+    assert len(loaded.ernie.encoder.layers) == 3
+    assert loaded.ernie.encoder.layers[0].self_attn.num_heads == (4 if width == "1" else 2)
+    np.testing.assert_allclose(predict_logits(loaded, enc, 16), predict_logits(student, enc, 16), atol=1e-6)
+
+
+def test_hidden_state_loss_compares_each_student_layer_with_the_teacher_layer_it_was_copied_from(tmp_path):
+    import paddle
+    import paddle.nn.functional as F
+
+    from tritoncls.modeling.dynamic import pad_batch
+    from tritoncls.prune.prune import _distil_loss
+
+    teacher, _, enc = _four_layer_model(tmp_path)
+    plan = _plan(teacher, 2)  # layers 0 and 3
+    assert plan.hidden_state_map == [0, 1, 4]
+    student = student_copy(teacher, plan)
+    ids, types = (paddle.to_tensor(a) for a in pad_batch(enc, list(range(8))))
+    y = paddle.to_tensor(np.array([i % 2 for i in range(8)], dtype=np.int64))
+    objective = Objective(MULTI_CLASS, ["food", "sport"])
+    plain = PruneConfig(dataset_dir=str(tmp_path))
+    hidden = PruneConfig(dataset_dir=str(tmp_path), hidden_loss_weight=1.0)
+    logits_only = float(_distil_loss(student, teacher, ids, types, y, teacher(ids, token_type_ids=types), plain,
+                                     objective))
+    both = float(_distil_loss(student, teacher, ids, types, y, None, hidden, objective, plan.hidden_state_map))
+
+    mine = student(ids, token_type_ids=types, output_hidden_states=True, return_dict=True).hidden_states
+    theirs = teacher(ids, token_type_ids=types, output_hidden_states=True, return_dict=True).hidden_states
+    mse = [float(F.mse_loss(mine[i], theirs[j])) for i, j in enumerate(plan.hidden_state_map)]
+    assert mse[0] == mse[1] == 0.0  # the embeddings and layer 0 are the teacher's, fed the same input
+    assert mse[2] > 0  # teacher layer 3 now reads layer 0's output
+    np.testing.assert_allclose(both - logits_only, sum(mse), rtol=1e-4)
+    with pytest.raises(ConfigError, match=r"--hidden_loss_weight 1: the student has 2 layers and the teacher 4"):
+        _distil_loss(student, teacher, ids, types, y, None, hidden, objective)
+
+
+def test_plan_students_pairs_every_depth_with_every_width_but_the_whole_teacher():
+    config = PruneConfig(dataset_dir=".", depth_list=[6, 4], width_mult_list=["1", "1/2"])
+    plans = plan_students(config, MINI_ARCH)
+    assert [p.name for p in plans] == ["width_mult_0.5", "d4_w1", "d4_w1_2"]
+    assert [(p.width.num_heads, p.depth.depth) for p in plans] == [(6, 6), (12, 4), (6, 4)]
+    assert plans[1].depth.layers == (0, 2, 3, 5) and plans[1].hidden_state_map == [0, 1, 3, 4, 6]
+    assert plans[0].hidden_state_map is None and not plans[0].depth_pruned
+    bottom = plan_students(PruneConfig(dataset_dir=".", depth_list=[3], width_mult_list=["0.75"],
+                                       layer_selection="bottom"), MINI_ARCH)
+    assert [(p.name, p.depth.layers) for p in bottom] == [("d3_w3_4", (0, 1, 2))]
+
+
+def test_without_a_depth_list_every_width_keeps_every_layer_and_its_old_name():
+    plans = plan_students(PruneConfig(dataset_dir="."), MINI_ARCH)
+    assert [p.name for p in plans] == ["width_mult_0.75", "width_mult_0.67", "width_mult_0.5"]
+    assert all(p.depth is None and p.hidden_state_map is None for p in plans)
+
+
+@pytest.mark.parametrize(("depths", "message"), [
+    ([0], r"--depth_list 0: a depth is the number of encoder layers to keep, at least 1"),
+    ([-2], r"--depth_list -2: a depth is the number of encoder layers to keep"),
+    ([4, 4, 2], r"--depth_list 4 4 2: depths repeat \(4\); list each depth once"),
+    (["4"], r"--depth_list '4': not a whole number"),
+])
+def test_a_bad_depth_is_refused_naming_the_flag(depths, message):
+    with pytest.raises(ConfigError, match=message):
+        PruneConfig(dataset_dir=".", depth_list=depths)
+
+
+def test_a_depth_deeper_than_the_teacher_is_refused_with_the_teachers_layer_count():
+    config = PruneConfig(dataset_dir=".", depth_list=[4, 8, 7], width_mult_list=["1"])
+    with pytest.raises(ConfigError, match=r"--depth_list 8 7: the teacher has 6 encoder layers; give depths from 1 to 6"):
+        plan_students(config, MINI_ARCH)
+
+
+def test_a_depth_and_width_that_keep_the_whole_teacher_are_refused_as_nothing_to_prune():
+    config = PruneConfig(dataset_dir=".", depth_list=[6], width_mult_list=["1"])
+    with pytest.raises(ConfigError, match=r"--depth_list 6 with --width_mult_list 1: every pair keeps the whole teacher"):
+        plan_students(config, MINI_ARCH)
+
+
+def test_an_unknown_layer_selection_is_refused_naming_the_choices():
+    with pytest.raises(ConfigError, match=r"--layer_selection 'top': choose one of spread, bottom"):
+        PruneConfig(dataset_dir=".", layer_selection="top")
+
+
+def test_the_depth_flags_reach_the_config():
+    from tritoncls.cli import build_parser
+    from tritoncls.cli._args import config_from_args
+
+    parse = build_parser().parse_args
+    config = config_from_args(PruneConfig, parse(["prune", "--dataset_dir", "d", "--depth-list", "4", "2",
+                                                  "--layer_selection", "bottom"]), device="cpu")
+    assert (config.depth_list, config.layer_selection) == ([4, 2], "bottom")
+    assert config_from_args(PruneConfig, parse(["prune", "--dataset_dir", "d"]), device="cpu").depth_list == []
+
+
+def _depth_report_rows() -> list[WidthResult]:
+    rows = []
+    for name, width, layers, kept, score in (("unpruned", "1", 6, [0, 1, 2, 3, 4, 5], 0.8),
+                                             ("width_mult_0.5", "1/2", 6, [0, 1, 2, 3, 4, 5], 0.78),
+                                             ("d4_w1", "1", 4, [0, 2, 3, 5], 0.75)):
+        rows.append(WidthResult(name=name, width=width, num_attention_heads=2, attention_head_dim=16,
+                                intermediate_size=64, parameters=1000, onnx_bytes=4000, export_dir=f"/e/{name}",
+                                num_hidden_layers=layers, layers_kept=kept, dev_score=score, ms_per_text=1.0,
+                                ms_per_text_best=1.0, dev_score_truncated=None if name == "unpruned" else 0.5))
+    return rows
+
+
+def test_a_report_with_depth_pruned_rows_adds_the_layers_column_and_the_layers_kept(tmp_path):
+    rows = _depth_report_rows()
+    session = {"finished": "now", "repeats": 1, "ms_per_text": {r.name: 1.0 for r in rows},
+               "latency_ratio": {r.name: 1.0 for r in rows}}
+    md, js = write_report(tmp_path, rows, PruneConfig(dataset_dir=str(tmp_path), depth_list=[4]), tmp_path, 8,
+                          [session, session])
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("# Depth and width pruning report")
+    assert "| layers | width | heads x dim | FFN |" in text and "|---|---|---|---|---|---|---|---|---|---|---|\n" in text
+    assert "| 6 | 1/2 | 2 x 16 | 64 |" in text and "| 4 | 1 | 2 x 16 | 64 |" in text
+    assert "Teacher layers each depth keeps (zero-based, of 6; `spread` selection): 4: 0, 2, 3, 5." in text
+    assert "1/2: 50.00%, d4 w1: 50.00%" in text
+    assert "| unpruned ms/text | 1/2 | d4 w1 |" in text
+    report = json.loads(js.read_text())
+    assert [(r["num_hidden_layers"], r["layers_kept"]) for r in report["rows"]][2] == (4, [0, 2, 3, 5])
+    assert report["config"]["depth_list"] == [4] and report["rows"][2]["accuracy_delta_points"] == pytest.approx(-5.0)
+    assert row_from_report(report["rows"][2]).layers_kept == [0, 2, 3, 5]
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth end to end on the toy set: a depth-pruned student distils, reloads, exports, agrees with its ONNX
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # distils one epoch per student and exports each
+def test_depth_pruned_students_distil_reload_and_export_an_onnx_that_agrees_with_the_dynamic_graph(
+        teacher_checkpoint, toy_dataset, tmp_path):
+    import onnxruntime as ort
+
+    from tritoncls.modeling import checkpoint as ckpt
+    from tritoncls.modeling.dynamic import pad_batch
+
+    out = tmp_path / "prune"
+    result = prune(PruneConfig(
+        dataset_dir=str(toy_dataset), checkpoint=str(teacher_checkpoint), output=str(out), device="cpu",
+        depth_list=[1], width_mult_list=["1", "1/2"], hidden_loss_weight=0.5, batch_size=16, eval_batch_size=8,
+        learning_rate=1e-3, epochs=1, logging_steps=1, save_steps=2, max_seq_length=32, importance_max_examples=24,
+        latency_repeats=1,
+    ))
+
+    report = json.loads(result.report_json.read_text())
+    rows = report["rows"]
+    assert [r["name"] for r in rows] == ["unpruned", "d1_w1", "d1_w1_2"]
+    assert [(r["num_hidden_layers"], r["layers_kept"]) for r in rows] == [(2, [0, 1]), (1, [1]), (1, [1])]
+    assert all(0 <= r["dev_accuracy"] <= 1 and r["dev_accuracy_truncated"] is not None for r in rows[1:])
+    assert rows[1]["parameters"] < rows[0]["parameters"] and rows[2]["num_attention_heads"] == 2
+    assert "| layers | width |" in result.report_md.read_text(encoding="utf-8")
+    texts = ["the goal and team today", "soup and bread", "cake", "match score coach 7", "rice salad 41"]
+    for name in ("d1_w1", "d1_w1_2"):
+        directory = out / name / "checkpoint"
+        assert ckpt.saved_task(directory).task == MULTI_CLASS
+        assert json.loads((directory / "config.json").read_text())["num_hidden_layers"] == 1
+        trained = json.loads((directory / "training_config.json").read_text())
+        assert (trained["num_hidden_layers"], trained["layers_kept"], trained["depth_list"]) == (1, [1], [1])
+        model = modeling.load_checkpoint_model(directory)
+        assert len(model.ernie.encoder.layers) == 1
+        manifest = Manifest.load(out / name / "export")
+        assert manifest.architecture["num_hidden_layers"] == 1 and max(manifest.export_check.values()) < 1e-4
+        enc = encode(modeling.load_tokenizer(directory), texts, 32)
+        ids, types = pad_batch(enc, list(range(len(texts))), int(model.config.pad_token_id or 0))
+        session = ort.InferenceSession(str(out / name / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
+        onnx_logits = session.run(["logits"], {"input_ids": ids, "token_type_ids": types})[0]
+        np.testing.assert_allclose(onnx_logits, predict_logits(model, enc, 8), atol=1e-4)
+    assert modeling.HEAD_DIM_FIELD not in json.loads((out / "d1_w1" / "checkpoint" / "config.json").read_text())

@@ -1,4 +1,4 @@
-"""``tritoncls prune``: width-prune a fine-tuned checkpoint, distil each width, export and report."""
+"""``tritoncls prune``: width- and depth-prune a fine-tuned checkpoint, distil each student, export and report."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from tritoncls.cli._args import (
     flag,
 )
 from tritoncls.errors import UsageError
+from tritoncls.prune.depth import LAYER_SELECTIONS
 
 log = logging.getLogger(__name__)
 
 NAME = "prune"
 STAGE = "tritoncls.prune"
-HELP = "width pruning: drop the least important heads and FFN neurons, distil, export"
+HELP = "width and depth pruning: drop the least important heads and FFN neurons, or layers, distil, export"
 DESCRIPTION = (
     "DynaBERT-style width pruning of a checkpoint written by `tritoncls train`: rank attention heads and FFN "
     "neurons by gradient importance, keep the most important share at each width, distil from the unpruned "
@@ -30,8 +31,11 @@ DESCRIPTION = (
     "the dev score, size and latency against the unpruned model. The task comes from the checkpoint (its "
     "task.json): a multi-label or hierarchical model distils against the teacher's sigmoids, is scored by its "
     "metric (macro-F1 unless task.json says micro_f1) at per-label thresholds tuned on dev for each width, and "
-    "each width's checkpoint and export keep its own thresholds. Layout: OUTPUT/width_mult_<w rounded to 2 "
-    "decimals>/{checkpoint,export}/, OUTPUT/unpruned/export/. --dataset_dir is required unless --remeasure."
+    "each width's checkpoint and export keep its own thresholds. --depth_list D... also keeps fewer encoder "
+    "layers (copied from the teacher's, evenly spread from the first to the last): every (depth, width) pair is one "
+    "student, so --width_mult_list 1 gives depth-only students. Layout: OUTPUT/width_mult_<w rounded to 2 "
+    "decimals>/{checkpoint,export}/, OUTPUT/d<depth>_w<numerator>[_<denominator>]/ for fewer layers (d4_w1_2: 4 "
+    "layers at width 1/2), OUTPUT/unpruned/export/. --dataset_dir is required unless --remeasure."
 )
 
 
@@ -52,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
               "checkpoint is kept")
     flag(parser, "width_mult_list", nargs="+", default=["3/4", "2/3", "1/2"], metavar="W",
          help="widths to keep, as fractions or decimals; each times the number of heads must be an integer")
+    flag(parser, "depth_list", nargs="+", type=int, default=None, metavar="D",
+         help="encoder layer counts to keep (the teacher's count: all layers); every (depth, width) pair of this and "
+              "--width_mult_list is one student, the whole teacher excepted (default: the teacher's depth only)")
+    flag(parser, "layer_selection", default="spread", choices=tuple(LAYER_SELECTIONS),
+         help="which teacher layers a depth keeps: spread (evenly spaced, first and last included) or bottom (the "
+              "first ones)")
     group = parser.add_argument_group("distillation, importance and report")
     flag(group, "temperature", type=float, default=2.0,
          help="temperature of the teacher's soft labels (its softmax, or its sigmoids for a multi-label model)")
@@ -89,5 +99,5 @@ def run(args: argparse.Namespace) -> int:
         log.info("Timed %d export(s) again; report in %s", len(result.rows), result.report_md)
         return 0
     result = prune(config_from_args(PruneConfig, args, device=resolve_device(args.device)))
-    log.info("Pruned %d width(s); report in %s", len(result.rows) - 1, result.report_md)
+    log.info("Pruned %d student(s); report in %s", len(result.rows) - 1, result.report_md)
     return 0

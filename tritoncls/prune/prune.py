@@ -1,4 +1,5 @@
-"""Width pruning, DynaBERT style: rank attention heads and FFN neurons, keep the best, distil.
+"""Width pruning, DynaBERT style: rank attention heads and FFN neurons, keep the best, distil; and depth
+pruning: keep some of the teacher's layers (:mod:`tritoncls.prune.depth`), alone or with a width.
 
 PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on plain paddle layers:
 
@@ -11,8 +12,12 @@ PaddleSlim's OFA conversion is broken on Paddle 3.3, so this is done here, on pl
    intermediate_size)`` neurons per layer. The hidden size stays, so embeddings, layer norms and the
    classifier are reused as they are. The result is an ordinary ``ErnieForSequenceClassification``
    whose ``config.json`` records ``attention_head_dim`` (see :mod:`tritoncls.modeling.ernie`).
-4. **Distil** from the unpruned model: soft logits at a temperature plus the hard labels (and,
-   optionally, every layer's hidden states). The best checkpoint on dev is kept.
+4. **Depth** (``--depth_list``): a student of depth ``d`` keeps ``d`` of the teacher's layers
+   (:data:`~tritoncls.prune.depth.LAYER_SELECTIONS`), after the width truncation of each. Every (depth,
+   width) pair of the two lists is one student; the pair that keeps the whole teacher is the baseline.
+5. **Distil** from the unpruned model: soft logits at a temperature plus the hard labels (and,
+   optionally, every layer's hidden states; a depth-pruned student's layer ``i`` against the teacher
+   layer it was copied from). The best checkpoint on dev is kept.
 
 The task comes from the teacher checkpoint (``task.json``; none: multi-class), never from a flag:
 multi-class models distil against the teacher's tempered softmax and are scored by dev accuracy;
@@ -28,6 +33,7 @@ Layout of ``output``::
     width_mult_0.75/checkpoint/ best distilled checkpoint on dev (config.json, weights, tokenizer, labels)
     width_mult_0.75/export/     static graph + ONNX + manifest.json, exactly as `tritoncls export` writes
     width_mult_0.67/ ...        (one directory per width; the name is the width rounded to 2 decimals)
+    d4_w1/, d4_w1_2/ ...        depth-pruned students: 4 layers at width 1, at width 1/2 (the exact fraction)
     prune_report.md, prune_report.json
 """
 
@@ -58,6 +64,8 @@ from tritoncls.modeling.dynamic import Encoded, encode, length_sorted_batches, p
 from tritoncls.modeling.export import ExportConfig, export
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
 from tritoncls.modeling.objective import DevScore, Objective
+from tritoncls.prune import depth as depths
+from tritoncls.prune.depth import DepthPlan
 from tritoncls.runtime import MULTI_CLASS, Manifest
 from tritoncls.runtime.contract import ONNX_FILE
 
@@ -85,6 +93,10 @@ class PruneConfig:
     output: str = "./prune"
     device: str = "cpu"
     width_mult_list: list[str] = field(default_factory=lambda: ["3/4", "2/3", "1/2"])
+    #: Encoder layers to keep; every (depth, width) pair is one student. Empty: the teacher's depth only.
+    depth_list: list[int] = field(default_factory=list)
+    #: Which layers a depth keeps: a name in :data:`tritoncls.prune.depth.LAYER_SELECTIONS`.
+    layer_selection: str = "spread"
     batch_size: int = 32
     eval_batch_size: int = 32
     learning_rate: float = 3e-5
@@ -136,6 +148,9 @@ class PruneConfig:
         if duplicates:
             raise ConfigError(f"--width_mult_list {' '.join(self.width_mult_list)}: widths repeat ({', '.join(duplicates)}); "
                               f"list each width once.")
+        self.depth_list = list(self.depth_list or [])
+        depths.check_depths(self.depth_list)
+        depths.check_selection(self.layer_selection)
 
     def path(self, name: str) -> Path:
         return Path(self.dataset_dir) / name
@@ -190,6 +205,57 @@ def plan_widths(texts: Sequence[str], num_heads: int, intermediate_size: int) ->
             )
         neurons = int(width * intermediate_size + Fraction(1, 2))  # round half up
         plans.append(WidthPlan(str(text), width, int(heads), max(1, neurons)))
+    return plans
+
+
+@dataclass(frozen=True)
+class StudentPlan:
+    """One student: a width, and the teacher layers it keeps (``depth`` None: all of them)."""
+
+    width: WidthPlan
+    depth: DepthPlan | None = None
+
+    @property
+    def depth_pruned(self) -> bool:
+        return self.depth is not None and self.depth.pruned
+
+    @property
+    def name(self) -> str:
+        """``width_mult_0.5`` with every layer (the reference's naming, as before depth pruning), ``d4_w1_2`` with
+        4 layers at width 1/2 (``d4_w1`` at full width)."""
+        if not self.depth_pruned:
+            return self.width.name
+        w = self.width.width
+        return f"d{self.depth.depth}_w{w.numerator}" + (f"_{w.denominator}" if w.denominator != 1 else "")
+
+    @property
+    def text(self) -> str:  # the width as the user wrote it, what the report's width column shows
+        return self.width.text
+
+    @property
+    def hidden_state_map(self) -> list[int] | None:
+        """The teacher hidden state each student hidden state is distilled towards; None: the same index."""
+        return depths.hidden_state_map(self.depth.layers) if self.depth_pruned else None
+
+
+def plan_students(config: PruneConfig, arch: dict[str, Any]) -> list[StudentPlan]:
+    """Every (depth, width) pair of ``--depth_list`` x ``--width_mult_list``, depths outer, in the order given.
+
+    Without ``--depth_list`` every width keeps all layers (as before depth pruning). With it, the pair that keeps the
+    whole teacher (its depth, width 1) is skipped: it is the report's unpruned baseline. ConfigError naming the flag
+    when a width or depth does not fit the teacher, or when no pair prunes anything.
+    """
+    widths = plan_widths(config.width_mult_list, int(arch["num_attention_heads"]), int(arch["intermediate_size"]))
+    if not config.depth_list:
+        return [StudentPlan(w) for w in widths]
+    layers = int(arch["num_hidden_layers"])
+    plans = [StudentPlan(w, d) for d in depths.plan_depths(config.depth_list, layers, config.layer_selection)
+             for w in widths if d.pruned or w.width < 1]
+    if not plans:
+        raise ConfigError(f"--depth_list {' '.join(map(str, config.depth_list))} with --width_mult_list "
+                          f"{' '.join(config.width_mult_list)}: every pair keeps the whole teacher ({layers} layers, "
+                          f"width 1), which the report holds as its baseline. Give a depth below {layers} or a width "
+                          f"below 1.")
     return plans
 
 
@@ -308,6 +374,18 @@ def truncated_copy(model, num_heads: int, intermediate_size: int):
     return student
 
 
+def student_copy(model, plan: StudentPlan):
+    """A copy of ``model`` (heads and neurons ranked) pruned as ``plan`` says: its width, then its layers. At width 1
+    the attention is left as it is, so a depth-only student's config.json is the teacher's but for its layer count."""
+    if plan.width.width == 1:
+        student = copy.deepcopy(model)
+    else:
+        student = truncated_copy(model, plan.width.num_heads, plan.width.intermediate_size)
+    if plan.depth_pruned:
+        depths.keep_layers(student, plan.depth.layers)
+    return student
+
+
 def parameter_count(model) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
@@ -328,8 +406,13 @@ class _Data:
     teacher_logits: np.ndarray | None  # precomputed on train when no hidden-state loss is used
 
 
-def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneConfig, objective: Objective):
-    """Soft-label + hard-label (+ hidden-state) loss of one batch, as ``objective``'s task defines them."""
+def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneConfig, objective: Objective,
+                 hidden_state_map: Sequence[int] | None = None):
+    """Soft-label + hard-label (+ hidden-state) loss of one batch, as ``objective``'s task defines them.
+
+    ``hidden_state_map``: the teacher hidden state each student hidden state is compared with (a depth-pruned
+    student's, :attr:`StudentPlan.hidden_state_map`); None: the same index, for students with every layer.
+    """
     import paddle
     import paddle.nn.functional as F
 
@@ -344,7 +427,15 @@ def _distil_loss(student, teacher, ids, types, y, teacher_logits, config: PruneC
     soft = objective.distillation_loss(logits, teacher_logits, config.temperature)  # T^2 included
     loss = w * soft + (1 - w) * objective.loss()(logits, y)
     if hidden:
-        mse = sum(F.mse_loss(s, h) for s, h in zip(out.hidden_states, target.hidden_states))
+        targets = list(target.hidden_states)
+        if hidden_state_map is not None:
+            targets = [targets[i] for i in hidden_state_map]
+        if len(targets) != len(out.hidden_states):
+            raise ConfigError(f"--hidden_loss_weight {config.hidden_loss_weight:g}: the student has "
+                              f"{len(out.hidden_states) - 1} layers and the teacher {len(target.hidden_states) - 1}, "
+                              f"and no map says which teacher layer each student layer learns from; set "
+                              f"--hidden_loss_weight 0 or prune the depth with --depth_list.")
+        mse = sum(F.mse_loss(s, h) for s, h in zip(out.hidden_states, targets))
         loss = loss + config.hidden_loss_weight * mse
     return loss
 
@@ -354,11 +445,12 @@ def _dev_score(model, d: _Data, batch_size: int) -> DevScore:
     return d.objective.score(predict_logits(model, d.dev, batch_size), d.dev_y)
 
 
-def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, save) -> dict[str, Any]:
+def distil(student, teacher, plan: WidthPlan | StudentPlan, d: _Data, config: PruneConfig, save) -> dict[str, Any]:
     """Train ``student`` on the teacher's outputs; ``save(student, state, dev)`` whenever the dev score improves
     (``dev``: the :class:`DevScore`, thresholds included)."""
     import paddle
 
+    hidden_state_map = plan.hidden_state_map if isinstance(plan, StudentPlan) else None
     lengths = d.train.lengths()
     bs = config.batch_size
     steps_per_epoch = len(epoch_batches(lengths, bs, 0, 0, 1))
@@ -388,7 +480,7 @@ def distil(student, teacher, plan: WidthPlan, d: _Data, config: PruneConfig, sav
             ids, types = (paddle.to_tensor(a) for a in pad_batch(d.train, rows, int(student.config.pad_token_id or 0)))
             target = None if d.teacher_logits is None else paddle.to_tensor(d.teacher_logits[rows])
             loss = _distil_loss(student, teacher, ids, types, paddle.to_tensor(d.train_y[rows]), target, config,
-                                d.objective)
+                                d.objective, hidden_state_map)
             loss.backward()
             optimizer.step()
             lr.step()
@@ -437,6 +529,8 @@ class WidthResult:
     export_dir: str
     checkpoint_dir: str | None = None
     metric: str = "accuracy"
+    num_hidden_layers: int | None = None  # encoder layers (None in reports written before depth pruning)
+    layers_kept: list[int] | None = None  # the teacher layer (zero-based) each encoder layer was copied from
     dev_score_truncated: float | None = None  # right after truncation, before distillation
     dev_score_best_dynamic: float | None = None  # best during distillation (Paddle dynamic graph)
     distil_seconds: float | None = None
@@ -451,6 +545,10 @@ class WidthResult:
         key = f"dev_{self.metric}"
         return {key: self.dev_score, f"{key}_truncated": self.dev_score_truncated,
                 f"{key}_best_dynamic": self.dev_score_best_dynamic}
+
+    def label(self, base: WidthResult) -> str:
+        """How the report names the row: its width, or ``d4 w1/2`` when it has fewer layers than ``base``."""
+        return self.width if self.num_hidden_layers == base.num_hidden_layers else f"d{self.num_hidden_layers} w{self.width}"
 
 
 #: Measured again by every timing session, so not read back from a report.
@@ -554,8 +652,10 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
     ckpt.write_json(json_path, payload)
     name, column = METRIC_NAMES[metric], METRIC_COLUMNS[metric]
     other = [m for m in ("macro_f1", "micro_f1") if m != metric] if metric != "accuracy" else []
+    deep = [r for r in rows[1:] if r.num_hidden_layers != base.num_hidden_layers]  # depth-pruned rows
+    layers = "layers | " if deep else ""  # a width-only report keeps its columns
     lines = [
-        "# Width pruning report", "",
+        "# Depth and width pruning report" if deep else "# Width pruning report", "",
         f"Teacher `{source}`; dev `{setup['dev_file']}` ({dev_size} texts); max_seq_length {config.max_seq_length}; "
         f"distillation {config.epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
         f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}.", "",
@@ -569,15 +669,16 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
         f"by length, {os.cpu_count()} threads; median of {config.latency_repeats} interleaved runs over the dev texts, "
         f"tokenization included (every run, and the fastest, are in the JSON). Ratios are to the unpruned model "
         f"measured in the same run.", "",
-        f"| width | heads x dim | FFN | params (M) | ONNX (MB) | dev {column} (%) | Δ {column} (pts) | "
+        f"| {layers}width | heads x dim | FFN | params (M) | ONNX (MB) | dev {column} (%) | Δ {column} (pts) | "
         + "".join(f"dev {METRIC_COLUMNS[m]} (%) | " for m in other) + "ms/text | latency ratio | size ratio |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(other) + "---|---|---|",
+        "|---|---|---|---|---|---|---|" + "---|" * (len(other) + bool(deep)) + "---|---|---|",
     ]
     for row in rows:
         r = _ratios(row, base)
         extra = "".join(f"{100 * row.dev_set_scores.get(m, float('nan')):.2f} | " for m in other)
         lines.append(
-            f"| {row.width} | {row.num_attention_heads} x {row.attention_head_dim} | {row.intermediate_size} | "
+            (f"| {row.num_hidden_layers} " if deep else "")
+            + f"| {row.width} | {row.num_attention_heads} x {row.attention_head_dim} | {row.intermediate_size} | "
             f"{row.parameters / 1e6:.2f} | {row.onnx_bytes / 2**20:.1f} | {100 * row.dev_score:.2f} | "
             f"{r['score_delta_points']:+.2f} | {extra}{row.ms_per_text:.2f} | {r['latency_ratio']:.3f} | "
             f"{r['onnx_size_ratio']:.3f} |"
@@ -585,7 +686,12 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
     pruned = [r for r in rows[1:] if r.dev_score_truncated is not None]
     if pruned:
         lines += ["", f"Dev {name} right after truncation (before distillation): "
-                  + ", ".join(f"{r.width}: {100 * r.dev_score_truncated:.2f}%" for r in pruned) + "."]
+                  + ", ".join(f"{r.label(base)}: {100 * r.dev_score_truncated:.2f}%" for r in pruned) + "."]
+    if deep:
+        kept = {r.num_hidden_layers: r.layers_kept for r in deep}
+        lines += ["", f"Teacher layers each depth keeps (zero-based, of {base.num_hidden_layers}; "
+                  f"`{config.layer_selection}` selection): "
+                  + "; ".join(f"{n}: {', '.join(map(str, ks or []))}" for n, ks in kept.items()) + "."]
     if len(sessions) > 1:
         lines += _session_lines(rows, sessions)
     md_path = out / f"{REPORT_NAME}.md"
@@ -597,7 +703,8 @@ def _session_lines(rows: list[WidthResult], sessions: Sequence[dict[str, Any]]) 
     """Latency ratios of every timing session (the table above shows the last), and their mean."""
     names = [r.name for r in rows[1:]]
     lines = ["", "Latency ratio to the unpruned model in every timing session (`tritoncls prune --remeasure` adds one):", "",
-             "| session finished | runs | load avg (1 min) | unpruned ms/text | " + " | ".join(r.width for r in rows[1:]) + " |",
+             "| session finished | runs | load avg (1 min) | unpruned ms/text | "
+             + " | ".join(r.label(rows[0]) for r in rows[1:]) + " |",
              "|---|---|---|---|" + "---|" * len(names)]
     for item in sessions:
         load = item.get("load_average_1m", {})
@@ -646,7 +753,7 @@ def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
     return np.sort(rng.permutation(size)[:config.importance_max_examples])
 
 
-def _saver(target: Path, tokenizer, objective: Objective, config: PruneConfig, plan: WidthPlan, source: Path):
+def _saver(target: Path, tokenizer, objective: Objective, config: PruneConfig, plan: StudentPlan, source: Path):
     """``save(model, state, dev)``: a complete checkpoint of the student, with its own ``task.json`` (the
     thresholds tuned on dev for it, which its export serves)."""
     labels = objective.labels
@@ -660,7 +767,9 @@ def _saver(target: Path, tokenizer, objective: Objective, config: PruneConfig, p
             ckpt.write_task(tmp, dev.task, **({"thresholds_from": dev.how} if dev.how else {}), **provenance)
             resolved = asdict(config) | {
                 "stage": "prune", "teacher": str(source), "width_mult": plan.text,
-                "num_attention_heads": plan.num_heads, "intermediate_size": plan.intermediate_size,
+                "num_attention_heads": plan.width.num_heads, "intermediate_size": plan.width.intermediate_size,
+                "num_hidden_layers": int(model.config.num_hidden_layers),
+                "layers_kept": list(plan.depth.layers) if plan.depth_pruned else None,
                 "num_labels": len(labels), "versions": versions(),
             }
             ckpt.write_json(tmp / "training_config.json", resolved)
@@ -675,12 +784,16 @@ def _export(checkpoint_dir: Path, out: Path, max_seq_length: int) -> Path:
     return export(ExportConfig(checkpoint=str(checkpoint_dir), output=str(out), max_seq_length=max_seq_length))
 
 
-def _row(name: str, width: str, model, export_dir: Path, metric: str) -> WidthResult:
+def _row(name: str, width: str, model, export_dir: Path, metric: str,
+         layers_kept: Sequence[int] | None = None) -> WidthResult:
+    """A report row; ``layers_kept``: the teacher layers a depth-pruned student was copied from (None: all)."""
+    layers = int(model.config.num_hidden_layers)
     return WidthResult(
         name=name, width=width, num_attention_heads=int(model.config.num_attention_heads),
         attention_head_dim=modeling.attention_head_dim(model.config),
         intermediate_size=int(model.config.intermediate_size), parameters=parameter_count(model),
         onnx_bytes=(export_dir / ONNX_FILE).stat().st_size, export_dir=str(export_dir), metric=metric,
+        num_hidden_layers=layers, layers_kept=list(layers_kept) if layers_kept is not None else list(range(layers)),
     )
 
 
@@ -700,11 +813,27 @@ def resolve_teacher(config: PruneConfig) -> Path:
     return target
 
 
+def _rank(teacher, config: PruneConfig, objective: Objective, train_enc: Encoded, train_y: np.ndarray,
+          dev_enc: Encoded, dev_y: np.ndarray, out: Path) -> None:
+    """Rank every layer's heads and neurons on the importance texts, reorder the teacher most important first, and
+    save the scores in ``out/importance.npz``."""
+    split = config.importance_split
+    enc, y = (train_enc, train_y) if split == "train" else (dev_enc, dev_y)
+    rows = _importance_rows(config, len(y))
+    picked = Encoded([enc.input_ids[i] for i in rows], [enc.token_type_ids[i] for i in rows])
+    started = time.perf_counter()
+    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.eval_batch_size, objective.loss())
+    reorder(teacher, head_scores, neuron_scores)
+    log.info("Ranked %d heads and %d FFN neurons per layer on %d %s texts in %.1f s", head_scores.shape[1],
+             neuron_scores.shape[1], len(rows), split, time.perf_counter() - started)
+    np.savez(out / "importance.npz", heads=head_scores, neurons=neuron_scores)
+
+
 def prune(config: PruneConfig) -> PruneResult:
-    """Prune the checkpoint in ``config.checkpoint`` to every width, distil, export, and report."""
+    """Prune the checkpoint in ``config.checkpoint`` to every width (and depth), distil, export, and report."""
     source = resolve_teacher(config)
     arch = modeling.architecture(str(source))
-    plans = plan_widths(config.width_mult_list, int(arch["num_attention_heads"]), int(arch["intermediate_size"]))
+    plans = plan_students(config, arch)
     limit = int(arch.get("max_position_embeddings", config.max_seq_length))
     if config.max_seq_length > limit:
         raise ConfigError(f"--max_seq_length {config.max_seq_length} exceeds the model's max_position_embeddings ({limit}).")
@@ -723,16 +852,8 @@ def prune(config: PruneConfig) -> PruneResult:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
 
-    split = config.importance_split
-    enc, y = (train_enc, train_y) if split == "train" else (dev_enc, dev_y)
-    rows = _importance_rows(config, len(y))
-    picked = Encoded([enc.input_ids[i] for i in rows], [enc.token_type_ids[i] for i in rows])
-    started = time.perf_counter()
-    head_scores, neuron_scores = importance(teacher, picked, y[rows], config.eval_batch_size, objective.loss())
-    reorder(teacher, head_scores, neuron_scores)
-    log.info("Ranked %d heads and %d FFN neurons per layer on %d %s texts in %.1f s", head_scores.shape[1],
-             neuron_scores.shape[1], len(rows), split, time.perf_counter() - started)
-    np.savez(out / "importance.npz", heads=head_scores, neurons=neuron_scores)
+    if any(plan.width.width < 1 for plan in plans):  # a depth-only run keeps every head and neuron: no ranking
+        _rank(teacher, config, objective, train_enc, train_y, dev_enc, dev_y, out)
 
     teacher_logits = None
     if config.hidden_loss_weight == 0:
@@ -743,14 +864,16 @@ def prune(config: PruneConfig) -> PruneResult:
     results = [_row(BASELINE_NAME, "1", teacher, baseline_export, objective.metric)]
     for plan in plans:
         width_dir = out / plan.name
-        student = truncated_copy(teacher, plan.num_heads, plan.intermediate_size)
+        student = student_copy(teacher, plan)
         truncated = _dev_score(student, d, config.eval_batch_size).score
-        log.info("%s: %d heads, %d FFN neurons per layer; dev %s %.4f before distillation",
-                 plan.name, plan.num_heads, plan.intermediate_size, objective.metric, truncated)
+        log.info("%s: %d layers%s, %d heads, %d FFN neurons per layer; dev %s %.4f before distillation", plan.name,
+                 student.config.num_hidden_layers, f" (teacher's {list(plan.depth.layers)})" if plan.depth_pruned else "",
+                 plan.width.num_heads, plan.width.intermediate_size, objective.metric, truncated)
         save = _saver(width_dir / "checkpoint", tokenizer, objective, config, plan, source)
         state = distil(student, teacher, plan, d, config, save)
         export_dir = _export(width_dir / "checkpoint", width_dir / "export", config.max_seq_length)
-        row = _row(plan.name, plan.text, student, export_dir, objective.metric)
+        row = _row(plan.name, plan.text, student, export_dir, objective.metric,
+                   plan.depth.layers if plan.depth_pruned else None)
         row.checkpoint_dir = str(width_dir / "checkpoint")
         row.dev_score_truncated = truncated
         row.dev_score_best_dynamic = state["best_dev_score"]
