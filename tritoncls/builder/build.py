@@ -40,8 +40,15 @@ from tritoncls.builder.plan import (
 from tritoncls.builder.render import PYTHON_MODELS_DIR, Renderer
 from tritoncls.builder.validate import CONFIG, validate_repository
 from tritoncls.common.files import check_replaceable, stage_folder
-from tritoncls.common.onnx import float16_onnx, quantize_int8
-from tritoncls.errors import BuildError
+from tritoncls.common.onnx import (
+    CalibrationTexts,
+    TextCalibrationReader,
+    float16_onnx,
+    int8_record,
+    quantize_int8,
+    quantize_int8_static,
+)
+from tritoncls.errors import BuildError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +64,10 @@ def build_repository(config: BuildConfig, renderer: Renderer | None = None) -> P
     target = Path(config.output)
     check_not_over_export(target, export.directory)
     check_target(target, config.force)
+    calibration = calibration_texts(plan.config.resolved())
+
     def fill(staging: Path) -> None:
-        write_repository(plan, staging, renderer or Renderer())
+        write_repository(plan, staging, renderer or Renderer(), calibration)
         validate_repository(staging, export.manifest.paddle)
 
     stage_folder(target, fill, "building")
@@ -82,24 +91,36 @@ def check_target(target: Path, force: bool) -> None:
                       existing="a model repository")
 
 
-def write_repository(plan: RepositoryPlan, root: Path, renderer: Renderer) -> None:
+def calibration_texts(config: BuildConfig) -> CalibrationTexts | None:
+    """The texts a static INT8 build calibrates on, read before anything is rendered; None for other builds."""
+    if config.int8_mode != "static" or config.calibration_data is None:
+        return None
+    try:
+        return CalibrationTexts.read(config.calibration_data, config.calibration_texts)
+    except DataError as exc:
+        raise BuildError(f"--calibration_data {exc}") from None
+
+
+def write_repository(plan: RepositoryPlan, root: Path, renderer: Renderer,
+                     calibration: CalibrationTexts | None = None) -> None:
     for model in plan.models:
-        _write_model(model, root, renderer)
-    (root / MARKER).write_text(json.dumps(build_record(plan), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write_model(model, root, renderer, plan, calibration)
+    record = build_record(plan, calibration)
+    (root / MARKER).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if plan.export.reference is not None:
         shutil.copy2(plan.export.path(plan.export.manifest.reference_file), root / REFERENCE)
     (root / "README.md").write_text(renderer.render("README.md.j2", plan=plan, marker=MARKER), encoding="utf-8")
 
 
-def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
+def _write_model(model: ModelDir, root: Path, renderer: Renderer, plan: RepositoryPlan,
+                 calibration: CalibrationTexts | None) -> None:
     folder = root / model.spec.name
     version_dir = folder / VERSION
     version_dir.mkdir(parents=True)
     (folder / CONFIG).write_text(renderer.render(model.spec.template, spec=model.spec), encoding="utf-8")
     for source, name in model.files:
         if model.quantize and name == ONNX_FILE:
-            log.info("Quantizing %s to INT8 (ONNX Runtime dynamic quantization) for %s", source, model.spec.name)
-            quantize_int8(source, version_dir / name)
+            _quantize(source, version_dir / name, model.spec.name, plan.export, calibration)
         elif model.fp16 and name == ONNX_FILE:
             log.info("Converting %s to FP16 (FP32 inputs and outputs kept) for %s", source, model.spec.name)
             float16_onnx(source, version_dir / name)
@@ -110,20 +131,32 @@ def _write_model(model: ModelDir, root: Path, renderer: Renderer) -> None:
         copy_runtime(version_dir)
 
 
+def _quantize(source: Path, target: Path, model: str, export: ExportInfo, calibration: CalibrationTexts | None) -> None:
+    """The repository's INT8 graph: static quantization calibrated on ``calibration``'s texts, else dynamic."""
+    if calibration is None:
+        log.info("Quantizing %s to INT8 (ONNX Runtime dynamic quantization) for %s", source, model)
+        quantize_int8(source, target)
+        return
+    log.info("Quantizing %s to INT8 (ONNX Runtime static quantization, %d calibration texts from %s) for %s",
+             source, len(calibration.texts), calibration.path, model)
+    quantize_int8_static(source, target, TextCalibrationReader(calibration.texts, export.directory, export.manifest))
+
+
 def copy_runtime(folder: Path) -> Path:
     """Copy the runtime package whole into ``folder`` as ``tritoncls_runtime/`` (python models import it)."""
     source = Path(rt.__file__).parent
     return Path(shutil.copytree(source, folder / rt.RUNTIME_PACKAGE, ignore=shutil.ignore_patterns("__pycache__")))
 
 
-def build_record(plan: RepositoryPlan) -> dict[str, Any]:
-    """The marker file: the resolved options and where the model came from."""
+def build_record(plan: RepositoryPlan, calibration: CalibrationTexts | None = None) -> dict[str, Any]:
+    """The marker file: the resolved options, how the graph was quantized, and where the model came from."""
     manifest = plan.export.manifest
+    config = plan.config.resolved()
     return {
         "format": MARKER_FORMAT,
         "format_version": 1,
         "tritoncls": __version__,
-        "build_config": plan.config.resolved().to_dict(),
+        "build_config": config.to_dict(),
         "models": {"ensemble": plan.names.ensemble, "tokenizer": plan.names.tokenizer,
                    "model": plan.names.model, "postprocess": plan.names.postprocess},
         "buckets": list(plan.buckets),
@@ -133,6 +166,7 @@ def build_record(plan: RepositoryPlan) -> dict[str, Any]:
                                   "(intra_op_threads 0 gives ONNX Runtime one thread per physical core the serving process may run on)"},
         "options_file": provenance(plan.config),
         "metrics": _metrics_record(plan),
+        "quantization": int8_record(config.int8_mode, calibration) if config.precision == "int8" else None,
         "export": {"directory": str(plan.export.directory.resolve()), "labels": list(plan.export.labels),
                    "max_seq_length": plan.export.max_seq_length, "versions": manifest.versions},
     }

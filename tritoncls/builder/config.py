@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tritoncls.builder.specs import check_name
+from tritoncls.common.onnx import DEFAULT_CALIBRATION_TEXTS, INT8_MODES
 from tritoncls.errors import ConfigError
 from tritoncls.runtime import DEFAULT_GROUP_PADDING, LAYOUTS, PADDINGS
 
@@ -55,6 +56,9 @@ class BuildConfig:
     device: str = "cpu"
     accelerator: str = "none"
     precision: str = "fp32"
+    int8_mode: str | None = None  # --precision int8: dynamic (the default) or static, calibrated on calibration_data
+    calibration_data: str | None = None  # texts file (text or text<TAB>label lines) static INT8 calibrates on
+    calibration_texts: int = DEFAULT_CALIBRATION_TEXTS  # how many of its texts (a seeded sample where it holds more)
     trt_cache_dir: str = "/tmp/tritoncls_trt_cache"
     instances: int = 1
     tokenizer_instances: int = 1
@@ -102,8 +106,10 @@ class BuildConfig:
                       "(--backend python or onnxruntime: the graph is converted to FP16 at build time)")
         check.require(self.precision != "int8" or (self.onnx_model_step and self.device == "cpu"
                                                    and self.accelerator == "none"), "precision",
-                      "int8 is ONNX Runtime dynamic quantization on CPU: use it with --device cpu, no --accelerator, "
-                      "and --backend onnxruntime or --backend python with the onnxruntime runtime")
+                      "int8 is ONNX Runtime dynamic quantization on CPU (or static, with --int8_mode static): use it "
+                      "with --device cpu, no --accelerator, and --backend onnxruntime or --backend python with the "
+                      "onnxruntime runtime")
+        self._check_int8(check)
         check.require(self.instance_kind != "gpu" or self.device == "gpu", "instance_kind",
                       "gpu needs --device gpu")
         check.at_least("instances", self.instances, 1)
@@ -131,6 +137,27 @@ class BuildConfig:
         check_name(self.name, "--name")
         check.raise_if_any()
 
+    def _check_int8(self, check: _Checker) -> None:
+        """--int8_mode and the calibration options: each only where it does something."""
+        if self.int8_mode is None:
+            check.require(self.calibration_data is None, "calibration_data",
+                          "is read by static INT8 quantization only: add --precision int8 --int8_mode static, or drop it")
+        else:
+            check.choice("int8_mode", self.int8_mode, INT8_MODES)
+            check.require(self.precision == "int8", "int8_mode",
+                          f"applies to --precision int8 only (this build is {self.precision}); add --precision int8 "
+                          f"or drop it")
+            check.require(self.int8_mode != "static" or bool(self.calibration_data), "int8_mode",
+                          "static calibrates activation ranges on texts: add --calibration_data FILE (text or "
+                          "text<TAB>label lines, e.g. the train.txt the model was trained on)")
+            check.require(self.int8_mode == "static" or self.calibration_data is None, "calibration_data",
+                          f"is read by static INT8 quantization only, and --int8_mode is {self.int8_mode}: add "
+                          f"--int8_mode static, or drop it")
+        check.at_least("calibration_texts", self.calibration_texts, 1)
+        check.require(self.calibration_data is not None or self.calibration_texts == DEFAULT_CALIBRATION_TEXTS,
+                      "calibration_texts", "applies to --calibration_data only; drop it or add --int8_mode static "
+                      "--calibration_data FILE")
+
     @property
     def onnx_model_step(self) -> bool:
         """The model step runs the export's ONNX graph (not its Paddle graph)."""
@@ -146,6 +173,8 @@ class BuildConfig:
         fills = {key: value for key, value in PROFILES[self.profile].items() if getattr(self, key) is None}
         if self.runtime is None and self.backend == "python":
             fills["runtime"] = "onnxruntime"
+        if self.int8_mode is None and self.precision == "int8":
+            fills["int8_mode"] = "dynamic"
         return dataclasses.replace(self, **fills)
 
     def to_dict(self) -> dict[str, Any]:

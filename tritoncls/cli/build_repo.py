@@ -19,6 +19,7 @@ from tritoncls.builder.config import (
     BuildConfig,
 )
 from tritoncls.cli._args import add_model, add_output, config_from_args, explicit_flags, flag, shared, track_explicit
+from tritoncls.common.onnx import DEFAULT_CALIBRATION_TEXTS, INT8_MODES
 from tritoncls.runtime import DEFAULT_GROUP_PADDING, LAYOUTS, PADDINGS
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,17 @@ def _add_model_step(group: argparse._ArgumentGroup) -> None:
     flag(group, "accelerator", default="none", choices=accelerators,
          help="onnxruntime: openvino (cpu), cuda or tensorrt (gpu); paddle: mkldnn (cpu) or tensorrt (gpu)")
     flag(group, "precision", default="fp32", choices=PRECISIONS,
-         help="fp16 with --accelerator tensorrt; int8: ONNX Runtime dynamic quantization on CPU, done in the "
-              "repository (the export is not changed)")
+         help="fp16 with --accelerator tensorrt; int8: ONNX Runtime quantization on CPU (see --int8_mode), done in "
+              "the repository (the export is not changed)")
+    flag(group, "int8_mode", default=None, choices=INT8_MODES,
+         help="with --precision int8: dynamic (activation scales computed at run time for every batch; the default) "
+              "or static (activation scales fixed at build time from --calibration_data)")
+    flag(group, "calibration_data", default=None,
+         help="--int8_mode static: a file of texts to calibrate on, one a line (text<TAB>label lines work too, "
+              "e.g. the model's train.txt)")
+    flag(group, "calibration_texts", type=int, default=DEFAULT_CALIBRATION_TEXTS,
+         help="--int8_mode static: how many texts of --calibration_data to calibrate on (a seeded random sample "
+              "where the file holds more)")
     flag(group, "trt_cache_dir", default="/tmp/tritoncls_trt_cache", help="TensorRT engine cache folder on the server")
     shared(group, "instances", type=int, default=1)
     flag(group, "tokenizer_instances", type=int, default=1, help="tokenizer step instances (ensemble layout)")

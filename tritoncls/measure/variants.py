@@ -5,9 +5,9 @@
   exports it with ``tritoncls export``. The vocabulary, labels and task (with its thresholds) are the
   trained export's, so the same texts tokenize to the same ids and a multi-label export's shapes are
   multi-label repositories, with the same postprocess to measure.
-* :func:`derived_export` copies an export with its ``model.onnx`` replaced (INT8 dynamic quantization,
-  ORT transformer fusions) and the manifest updated, so the builder and the offline predictor use
-  it like any export. Large files are hard-linked where the filesystem allows.
+* :func:`derived_export` copies an export with its ``model.onnx`` replaced (INT8 dynamic or static
+  quantization, ORT transformer fusions) and the manifest updated, so the builder and the offline
+  predictor use it like any export. Large files are hard-linked where the filesystem allows.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tritoncls.common.onnx import CalibrationTexts
 from tritoncls.errors import BenchmarkError
 from tritoncls.runtime import Manifest
 from tritoncls.runtime.contract import MANIFEST_FILE
@@ -142,6 +143,22 @@ def int8_export(source: Path, target: Path) -> Path:
         return {"quantization": "onnxruntime quantize_dynamic, QInt8 weights, per-tensor"}
 
     return derived_export(source, target, make, "int8", "int8")
+
+
+def int8_static_export(source: Path, target: Path, calibration_texts: CalibrationTexts | str | Path) -> Path:
+    """ONNX Runtime static INT8 quantization (QDQ, activation ranges calibrated on ``calibration_texts``: a
+    :class:`CalibrationTexts`, or a texts file read with its default count), beside :func:`int8_export` so the two
+    can be compared on the same export. The manifest's ``variant`` records the settings and the texts."""
+    from tritoncls.common.onnx import int8_record, static_quantized_onnx
+
+    calibration = calibration_texts if isinstance(calibration_texts, CalibrationTexts) \
+        else CalibrationTexts.read(calibration_texts)
+
+    def make(src: Path, dst: Path) -> dict[str, Any]:
+        static_quantized_onnx(src.parent, calibration, dst)
+        return {"quantization": int8_record("static", calibration)}
+
+    return derived_export(source, target, make, "int8", "int8-static")
 
 
 def fused_export(source: Path, target: Path) -> Path:
