@@ -31,6 +31,7 @@ MINIMAL = {
     "bench": ["--model", "m", "--input", "i", "--output", "o"],
     "bench-gpu": ["--model", "m", "--input", "i", "--output", "o"],
     "tune": ["--model", "m", "--input", "i", "--output", "o"],
+    "compress": ["--checkpoint", "c", "--dataset_dir", "d", "--output", "o", "--max_drop", "1"],
     "perf-analyzer": [],
     "doctor": [],
 }
@@ -80,6 +81,8 @@ CANONICAL = {
     "bench": ["--model", "--input", "--output", "--instances", "--intra_op_threads"],
     "bench-gpu": ["--model", "--input", "--output", "--max_texts", "--instance_kind"],
     "tune": ["--model", "--input", "--output", "--batch_size", "--name"],
+    "compress": ["--checkpoint", "--dataset_dir", "--output", "--max_drop", "--budget_minutes", "--widths", "--depths",
+                 "--precisions", "--epochs", "--resume"],
     "doctor": ["--model_repository"],
 }
 
@@ -159,6 +162,8 @@ REQUIRED = [
     ("soak", ["--url", "h:1"], "--input"),
     ("monitor", [], "--reference"),
     ("bench", ["--model", "m", "--output", "o"], "--input"),
+    ("compress", ["--dataset_dir", "d", "--output", "o", "--max_drop", "1"], "--checkpoint"),
+    ("compress", ["--checkpoint", "c", "--dataset_dir", "d", "--output", "o"], "--max_drop"),
     # needed unless another option is given: checked in run(), reported the same way
     ("prune", [], "--dataset_dir"),
     ("predict", [], "--input"),
@@ -212,8 +217,10 @@ def test_every_command_builds_its_config_from_the_parsed_defaults():
     from tritoncls.builder.config import BuildConfig
     from tritoncls.cli.bench import bench_config
     from tritoncls.cli.build_repo import build_config
+    from tritoncls.cli.compress import compress_config
     from tritoncls.cli.tune import tune_config
     from tritoncls.clients.chunked import ClassifyFileConfig
+    from tritoncls.compress.config import CompressConfig
     from tritoncls.modeling.export import ExportConfig
     from tritoncls.prune.prune import PruneConfig
     from tritoncls.soak import SoakConfig
@@ -240,6 +247,9 @@ def test_every_command_builds_its_config_from_the_parsed_defaults():
     assert isinstance(bench_config(parse("bench", "--tiny")), BenchConfig)
     tune = tune_config(parse("tune", "--data", "d.txt", "--concurrencies", "2", "8"))
     assert isinstance(tune, TuneConfig) and tune.input == "d.txt" and tune.concurrencies == (2, 8)
+    compress = compress_config(parse("compress", "--widths", "1/2", "--depths", "1", "--no_plots"))
+    assert isinstance(compress, CompressConfig) and compress.widths == ("1/2",) and compress.depths == (1,)
+    assert compress.max_drop == 1.0 and compress.plots is False and compress.precisions == ("fp32", "int8")
 
 
 def test_help_imports_no_heavy_library():

@@ -37,11 +37,12 @@ ALLOWED: dict[str, set[str]] = {
     "measure": MODELING | {"builder", "server", "clients"},  # the measuring primitives
     "benchmarks": MODELING | {"builder", "server", "clients", "measure"},  # bench and bench-gpu
     "tune": MODELING | {"builder", "server", "clients", "measure"},
+    "compress": MODELING | {"prune", "builder", "server", "clients", "measure"},  # prune + measured search
     "soak": MODELING | {"builder", "server", "clients", "measure"},
     "doctor": COMMON | {"server", "measure"},
     "monitor": COMMON,  # reads a server's counters over HTTP; drives no stage
     "cli_common": BASE,
-    "cli": MODELING | {"cli_common", "measure", "benchmarks", "tune", "soak", "doctor", "monitor", *STAGES},
+    "cli": MODELING | {"cli_common", "measure", "benchmarks", "tune", "compress", "soak", "doctor", "monitor", *STAGES},
     "demo": MODELING | {"cli_common", *STAGES},
 }
 

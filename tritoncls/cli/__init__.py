@@ -40,6 +40,7 @@ COMMANDS = (
     "bench",
     "bench_gpu",
     "tune",
+    "compress",
     "perf_analyzer",
     "doctor",
 )

@@ -1,0 +1,340 @@
+"""``tritoncls compress``: the choice within the accuracy budget, the Pareto front, resume and failures, the
+outputs (from fake measurements, no server), refused inputs, and one small served run on the toy teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import support
+from tritoncls.compress.config import (
+    OPTIONS_FILE,
+    PLOT_FILE,
+    REPORT_FILE,
+    REPORT_JSON,
+    RESULT_FILE,
+    CandidateResult,
+    CompressConfig,
+    CompressError,
+    NoCandidateWithinBudget,
+    Structure,
+)
+from tritoncls.compress.search import choose, length_bucket, pareto_front
+
+# ---------------------------------------------------------------------------------------------
+# Fakes: a checkpoint that is only files, structures without exports, measurements from a table
+# ---------------------------------------------------------------------------------------------
+
+
+def fake_checkpoint(path: Path, labels=support.TOY_LABELS, trained_length: int = 64) -> Path:
+    """A checkpoint as far as compress's checks read one: weights file, marker, labels, training config."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}", encoding="utf-8")
+    (path / "model_state.pdparams").write_bytes(b"")
+    (path / "COMPLETE").write_text("", encoding="utf-8")
+    if labels is not None:
+        (path / "label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (path / "training_config.json").write_text(json.dumps({"max_seq_length": trained_length}), encoding="utf-8")
+    return path
+
+
+def config_for(tmp_path: Path, **overrides) -> CompressConfig:
+    data = tmp_path / "data"
+    if not data.exists():
+        support.write_toy_dataset(data)
+    checkpoint = tmp_path / "teacher"
+    if not checkpoint.exists():
+        fake_checkpoint(checkpoint)
+    options = dict(checkpoint=str(checkpoint), dataset_dir=str(data), output=str(tmp_path / "out"), max_drop=1.0,
+                   widths=("1/2",), precisions=("fp32", "int8"))
+    return CompressConfig(**(options | overrides))
+
+
+STRUCTURES = [("unpruned", 64, 2, "1"), ("width_mult_0.5", 64, 2, "1/2"), ("unpruned", 32, 2, "1"),
+              ("width_mult_0.5", 32, 2, "1/2")]
+
+
+def fake_structures(config, inputs):
+    out = []
+    for name, length, layers, width in STRUCTURES:
+        export = config.output_dir / "structures" / f"{name}-L{length}" / "export"
+        export.mkdir(parents=True, exist_ok=True)
+        out.append(Structure(name, str(export), length, layers, width))
+    return out, {"trained_length": 64, "corpus_length": 32, "length_quantile": 0.99,
+                 "train_token_quantiles": {"p99": 20}}
+
+
+class FakeMeasure:
+    """score, texts/s at 32-text requests, single texts/s per candidate name; an Exception value is raised."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, []
+
+    def __call__(self, candidate, folder):
+        self.calls.append(candidate.name)
+        value = self.table[candidate.name]
+        if isinstance(value, Exception):
+            raise value
+        result = CandidateResult.for_candidate(candidate)
+        result.score, result.batch_texts_per_s, result.single_texts_per_s = value
+        result.batch_p99_ms, result.single_p99_ms, result.scored_texts = 50.0, 20.0, 8
+        return result
+
+
+TABLE = {
+    "unpruned-L64-fp32": (0.90, 100.0, 80.0),
+    "reference-style": (0.90, 20.0, 30.0),
+    "unpruned-L64-int8": (0.895, 180.0, 120.0),
+    "width_mult_0.5-L64-fp32": (0.885, 170.0, 130.0),
+    "width_mult_0.5-L64-int8": (0.87, 300.0, 200.0),  # 3 points below: over a budget of 1
+    "unpruned-L32-fp32": (0.90, 160.0, 100.0),
+    "unpruned-L32-int8": (0.89, 260.0, 150.0),  # exactly 1 point below: within
+    "width_mult_0.5-L32-fp32": (0.88, 250.0, 190.0),
+    "width_mult_0.5-L32-int8": (0.86, 400.0, 260.0),
+}
+
+MACHINE = {"cpu": "test", "usable_cpus": 2}
+
+
+def run(config, table=TABLE):
+    from tritoncls.compress.compress import run_compress
+
+    measure = FakeMeasure(table)
+    return run_compress(config, measure=measure, structures_of=fake_structures, machine=MACHINE), measure
+
+
+def result(name: str, score: float, batch: float, peer: bool = False) -> CandidateResult:
+    r = CandidateResult(name, name, "fp32", 64, "e", {}, peer=peer)
+    r.score, r.batch_texts_per_s, r.single_texts_per_s = score, batch, batch / 2
+    return r
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure logic
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pareto_front_keeps_the_candidates_no_other_beats_on_both_score_and_speed_fastest_first():
+    rows = [result("a", 0.90, 100), result("b", 0.88, 200), result("c", 0.87, 150), result("d", 0.85, 300),
+            result("ref", 0.95, 1000, peer=True)]
+    failed = result("e", 0.99, 999)
+    failed.error = "boom"
+    assert [r.name for r in pareto_front(rows + [failed])] == ["d", "b", "a"]
+
+
+def test_the_fastest_candidate_within_the_budget_is_chosen_and_the_budget_edge_counts_as_within():
+    rows = [result("base", 0.90, 100), result("edge", 0.89, 260), result("over", 0.8899, 900),
+            result("ref", 0.95, 5000, peer=True)]
+    assert choose(rows, 0.90, 1.0).name == "edge"
+    assert choose(rows, 0.90, 0.0).name == "base"
+
+
+def test_no_candidate_within_the_budget_raises_listing_the_closest_with_their_numbers():
+    rows = [result("a", 0.80, 100), result("b", 0.85, 200), result("c", 0.70, 400), result("d", 0.84, 50)]
+    with pytest.raises(NoCandidateWithinBudget) as info:
+        choose(rows, 0.90, 1.0)
+    message = str(info.value)
+    assert "--max_drop 1" in message and "90.00%" in message
+    assert message.index("b: score 85.00% (-5.00 pts), 200.0 texts/s") < message.index("d: score 84.00%") \
+        < message.index("a: score 80.00%")
+    assert "c: score" not in message  # three closest only
+
+
+def test_the_length_bucket_rounds_the_quantile_up_and_never_passes_the_trained_length():
+    assert length_bucket([10] * 98 + [40] * 2, 0.99, 128) == 48
+    assert length_bucket([10] * 100, 0.99, 128) == 16
+    assert length_bucket([100] * 10, 0.99, 64) == 64
+    assert length_bucket([], 0.99, 64) == 64
+
+
+def test_the_reference_style_options_are_benchs():
+    from tritoncls.benchmarks.bench import REFERENCE_OPTIONS as BENCH
+    from tritoncls.compress.config import REFERENCE_OPTIONS
+
+    assert REFERENCE_OPTIONS == BENCH
+
+
+# ---------------------------------------------------------------------------------------------
+# The run with fake measurements: choice, outputs, resume, failures, budget
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compress_chooses_the_fastest_within_budget_and_writes_report_plot_and_options_build_repo_reads(tmp_path):
+    from tritoncls.builder.options import read_options
+
+    outcome, measure = run(config_for(tmp_path))
+    assert measure.calls[:2] == ["unpruned-L64-fp32", "reference-style"]
+    assert sorted(measure.calls) == sorted(TABLE)
+    assert outcome.chosen.name == "unpruned-L32-int8" and outcome.baseline.name == "unpruned-L64-fp32"
+    out = tmp_path / "out"
+    options = read_options(out / OPTIONS_FILE)
+    assert options.build_options == {"precision": "int8"} and options.measured_on == MACHINE
+    record = json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8"))
+    assert record["export"] == str((out / "structures" / "unpruned-L32" / "export").resolve())
+    report = (out / REPORT_FILE).read_text(encoding="utf-8")
+    assert "**Chosen: `unpruned-L32-int8`**" in report and "2.60x the default FP32, 13.00x reference-style" in report
+    assert "| width_mult_0.5-L32-int8 | width_mult_0.5 | 2 | 1/2 | int8 | 32 | 86.00 | -4.00 |" in report
+    assert "reference-style peer" in report and "default FP32 baseline" in report
+    assert (out / PLOT_FILE).stat().st_size > 1000
+    rows = {r["name"]: r for r in json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))["candidates"]}
+    assert rows["unpruned-L32-int8"]["ratios"]["batch_vs_reference"] == pytest.approx(13.0)
+    assert rows["width_mult_0.5-L32-int8"]["pareto"] and not rows["width_mult_0.5-L64-fp32"]["pareto"]
+    for name in TABLE:
+        assert (out / "candidates" / name / RESULT_FILE).is_file()
+
+
+def test_compress_with_no_candidate_within_budget_raises_with_the_closest_and_leaves_no_options_file(tmp_path):
+    config = config_for(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / OPTIONS_FILE).write_text("stale", encoding="utf-8")
+    table = {name: (0.5, 500.0, 500.0) for name in TABLE} | {"unpruned-L64-fp32": (0.9, 100.0, 80.0),
+                                                            "unpruned-L32-fp32": (0.7, 150.0, 90.0)}
+    with pytest.raises(NoCandidateWithinBudget, match="Closest: unpruned-L32-fp32: score 70.00% \\(-20.00 pts\\)"):
+        run(config, table)
+    assert not (tmp_path / "out" / OPTIONS_FILE).exists()
+    assert "**No candidate is within the budget.**" in (tmp_path / "out" / REPORT_FILE).read_text(encoding="utf-8")
+
+
+def test_a_failing_candidate_is_recorded_with_its_error_and_the_run_goes_on(tmp_path):
+    from tritoncls.errors import BuildError
+
+    table = TABLE | {"unpruned-L32-int8": BuildError("int8 quantization failed: no MatMul to quantize")}
+    outcome, measure = run(config_for(tmp_path), table)
+    failed = next(r for r in outcome.results if r.name == "unpruned-L32-int8")
+    assert failed.error == "int8 quantization failed: no MatMul to quantize" and not failed.ok
+    assert outcome.chosen.name == "unpruned-L64-int8"  # the next fastest within 1 point
+    assert "failed: int8 quantization failed" in (tmp_path / "out" / REPORT_FILE).read_text(encoding="utf-8")
+
+
+def test_resume_keeps_finished_candidates_and_measures_failed_ones_again(tmp_path):
+    from tritoncls.errors import BuildError
+
+    run(config_for(tmp_path), TABLE | {"unpruned-L32-int8": BuildError("killed")})
+    outcome, measure = run(config_for(tmp_path, resume=True))
+    assert measure.calls == ["unpruned-L32-int8"]
+    assert outcome.chosen.name == "unpruned-L32-int8"
+    _, again = run(config_for(tmp_path, resume=False))
+    assert len(again.calls) == len(TABLE)  # without --resume everything is measured again
+
+
+def test_past_the_time_budget_no_candidate_is_started_and_those_left_are_reported_not_measured(tmp_path):
+    from tritoncls.compress.config import Candidate
+    from tritoncls.compress.search import run_candidates
+
+    times = iter([0.0, 0.0, 1.0, 100.0, 100.0])
+    structure = Structure("unpruned", "e", 64)
+    candidates = [Candidate(structure, "fp32"), Candidate(structure, "int8"), Candidate(Structure("x", "e", 32), "fp32")]
+    measure = FakeMeasure({"unpruned-L64-fp32": (0.9, 1.0, 1.0), "unpruned-L64-int8": (0.9, 2.0, 1.0)})
+    results = run_candidates(candidates, measure, tmp_path, deadline=50.0, clock=lambda: next(times))
+    assert measure.calls == ["unpruned-L64-fp32"]
+    assert [r.error for r in results[1:]] == ["not measured: --budget_minutes ran out before it started"] * 2
+    assert not (tmp_path / "candidates" / "unpruned-L64-int8" / RESULT_FILE).exists()
+
+
+def test_the_command_exits_3_and_names_the_closest_when_no_candidate_is_within_budget(tmp_path, monkeypatch, caplog):
+    from tritoncls.cli import main
+    from tritoncls.compress import compress
+
+    def none_within(config):
+        raise NoCandidateWithinBudget("no candidate's served dev score is within --max_drop 1 points. Closest: a")
+
+    monkeypatch.setattr(compress, "run_compress", none_within)
+    with caplog.at_level("ERROR", logger="tritoncls"):
+        assert main(["compress", "--checkpoint", "c", "--dataset_dir", "d", "--output", str(tmp_path),
+                     "--max_drop", "1"]) == 3
+    assert "Closest: a" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# Refused inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_bare_encoder_is_refused_with_the_command_that_fine_tunes_it(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+
+    bare = fake_checkpoint(tmp_path / "encoder", labels=None)
+    config = config_for(tmp_path, checkpoint=str(bare))
+    with pytest.raises(CompressError) as info:
+        check_inputs(config)
+    message = str(info.value)
+    assert "not a fine-tuned classifier (no label.txt" in message
+    assert (f"`tritoncls train --model_name {bare} --dataset_dir {config.dataset_dir} --output {bare}-finetuned`"
+            in message)
+
+
+def test_an_imported_encoder_with_a_new_head_is_refused_too(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+
+    imported = fake_checkpoint(tmp_path / "imported")
+    (imported / "training_config.json").unlink()
+    (imported / "import_report.json").write_text(json.dumps({"kept_classifier": False}), encoding="utf-8")
+    with pytest.raises(CompressError, match="kept_classifier false.*tritoncls train --model_name"):
+        check_inputs(config_for(tmp_path, checkpoint=str(imported)))
+
+
+def test_a_classifier_of_other_labels_is_refused_naming_both_label_lists(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+
+    other = fake_checkpoint(tmp_path / "other", labels=("cats", "dogs"))
+    with pytest.raises(CompressError, match=r"predicts \['cats', 'dogs'\] .* lists \['food', 'sport'\]"):
+        check_inputs(config_for(tmp_path, checkpoint=str(other)))
+
+
+def test_dev_data_with_an_unknown_label_is_refused_at_its_file_and_line(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+    from tritoncls.errors import DataError
+
+    config = config_for(tmp_path)
+    dev = Path(config.dataset_dir) / "dev.txt"
+    lines = dev.read_text(encoding="utf-8").splitlines()
+    lines[2] = "a text about weather\tweather"
+    dev.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"{dev}:3: label 'weather' is not in the label file"):
+        check_inputs(config)
+
+
+def test_bad_options_are_refused_naming_the_flag():
+    from tritoncls.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--precisions fp16: choose from fp32 int8"):
+        CompressConfig("c", "d", "o", 1.0, precisions=("fp16",))
+    with pytest.raises(ConfigError, match="--widths 3/2: a width is a fraction in"):
+        CompressConfig("c", "d", "o", 1.0, widths=("3/2",))
+    with pytest.raises(ConfigError, match="--max_drop -1"):
+        CompressConfig("c", "d", "o", -1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# One small served run
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.triton
+def test_compress_end_to_end_on_the_toy_teacher_prunes_serves_scores_and_chooses(perf_analyzer_ready,
+                                                                                  teacher_checkpoint, toy_dataset,
+                                                                                  tmp_path):
+    from tritoncls.builder.options import read_options
+    from tritoncls.cli import main
+
+    out = tmp_path / "compress"
+    status = main(["compress", "--checkpoint", str(teacher_checkpoint), "--dataset_dir", str(toy_dataset), "--output",
+                   str(out), "--max_drop", "100", "--widths", "1/2", "--precisions", "fp32", "--epochs", "1",
+                   "--max_dev_texts", "8", "--no_corpus_length", "--min_requests", "4", "--max_trials", "3",
+                   "--stability_pct", "1000",
+                   "--single_concurrency", "4", "--no_plots"])
+    assert status == 0
+    record = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
+    rows = {r["name"]: r for r in record["candidates"]}
+    assert list(rows) == ["unpruned-L64-fp32", "reference-style", "width_mult_0.5-L64-fp32"]
+    for row in rows.values():
+        assert row["error"] is None and row["scored_texts"] == 8, row
+        assert row["batch_texts_per_s"] > 0 and row["single_texts_per_s"] > 0 and row["batch_p99_ms"] > 0
+    assert rows["unpruned-L64-fp32"]["score"] == 1.0  # the teacher learned the toy set, served as trained
+    options = read_options(out / OPTIONS_FILE)
+    chosen = json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8"))
+    assert options.build_options == {"precision": "fp32"} and Path(chosen["export"]).is_dir()
+    assert chosen["candidate"] == record["chosen"] != "reference-style"
+    assert (Path(rows["width_mult_0.5-L64-fp32"]["export_dir"]) / "manifest.json").is_file()

@@ -1,0 +1,202 @@
+"""What ``tritoncls compress`` takes and gives: its options (:class:`CompressConfig`), one candidate
+(:class:`Candidate`) and its measured result (:class:`CandidateResult`), and the names of the files it writes.
+The pure choice logic (:mod:`.search`), the runner (:mod:`.compress`) and the report (:mod:`.report`) import
+this module, and the report and the search not the runner."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tritoncls.errors import ConfigError, TritonclsError
+
+NO_CANDIDATE_WITHIN_BUDGET = 3  # the command's exit status then
+REPORT_FILE = "compress_report.md"
+REPORT_JSON = "compress_report.json"
+PLOT_FILE = "compress.png"
+OPTIONS_FILE = "compress.json"
+RESULT_FILE = "result.json"  # one per candidate folder: a finished candidate (what --resume keeps)
+PRECISIONS = ("fp32", "int8")
+#: The reference-style deployment of the unpruned model, as ``tritoncls bench`` builds it
+#: (``tritoncls.benchmarks.bench.REFERENCE_OPTIONS``; a test keeps the two equal): PaddleNLP's Python
+#: tokenizer, every request padded to max_seq_length, no dynamic batching, FP32.
+REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp"}
+#: Length buckets a corpus quantile is rounded up to.
+LENGTH_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+BASELINE_STRUCTURE = "unpruned"
+REFERENCE_NAME = "reference-style"
+
+
+class CompressError(TritonclsError):
+    """compress cannot run: a bad option, a checkpoint that is not fine-tuned, unusable data, a missing tool."""
+
+
+class NoCandidateWithinBudget(CompressError):
+    """No candidate's served score is within --max_drop of the unpruned model's; the message lists the closest."""
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """What ``tritoncls compress`` needs; field names match the CLI flags."""
+
+    checkpoint: str
+    dataset_dir: str
+    output: str
+    max_drop: float
+    budget_minutes: float | None = None
+    widths: tuple[str, ...] = ("3/4", "1/2")
+    depths: tuple[int, ...] = ()
+    precisions: tuple[str, ...] = PRECISIONS
+    epochs: int = 2
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    length_quantile: float = 0.99
+    corpus_length: bool = True  # also export each structure at the corpus length bucket (when shorter)
+    max_dev_texts: int | None = None
+    request_texts: int = 32
+    batch_concurrency: int = 2
+    single_concurrency: int = 32
+    min_requests: int = 8
+    max_trials: int = 6
+    stability_pct: int = 20
+    resume: bool = False
+    plots: bool = True
+    label_file: str = "label.txt"
+    train_file: str = "train.txt"
+    dev_file: str = "dev.txt"
+    seed: int = 3
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.max_drop >= 0:
+            problems.append(f"--max_drop {self.max_drop} must be >= 0 (points of the served dev score)")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            problems.append(f"--budget_minutes {self.budget_minutes} must be > 0")
+        unknown = sorted(set(self.precisions) - set(PRECISIONS))
+        if unknown or not self.precisions:
+            problems.append(f"--precisions {' '.join(self.precisions)}: choose from {' '.join(PRECISIONS)}")
+        for text in self.widths:
+            try:
+                width = Fraction(str(text))
+            except (ValueError, ZeroDivisionError):
+                width = Fraction(0)
+            if not 0 < width <= 1:
+                problems.append(f"--widths {text}: a width is a fraction in (0, 1], e.g. 1/2 or 0.75")
+        if any(d < 1 for d in self.depths):
+            problems.append(f"--depths {' '.join(map(str, self.depths))}: layer counts must be >= 1")
+        if not 0 < self.length_quantile <= 1:
+            problems.append(f"--length_quantile {self.length_quantile} must lie in (0, 1]")
+        positive = ("epochs", "batch_size", "request_texts", "batch_concurrency", "single_concurrency",
+                    "min_requests", "max_trials", "stability_pct")
+        problems += [f"--{name} must be >= 1" for name in positive if getattr(self, name) < 1]
+        if self.max_dev_texts is not None and self.max_dev_texts < 1:
+            problems.append("--max_dev_texts must be >= 1")
+        if not self.learning_rate > 0:
+            problems.append("--learning_rate must be > 0")
+        if problems:
+            raise ConfigError("; ".join(problems) + ".")
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output)
+
+    @property
+    def dataset(self) -> Path:
+        return Path(self.dataset_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One model shape: the teacher itself or a pruned student, exported at one max_seq_length."""
+
+    name: str  # "unpruned", "width_mult_0.5", "d4_w1_2"
+    export_dir: str
+    max_seq_length: int
+    num_hidden_layers: int | None = None
+    width: str = "1"
+    parameters: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-L{self.max_seq_length}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A structure at one precision: one repository to build, serve and measure."""
+
+    structure: Structure
+    precision: str
+    #: build-repo options beyond the precision (the reference-style peer's); a candidate has none.
+    options: tuple[tuple[str, Any], ...] = ()
+    peer: bool = False  # the reference-style deployment: measured beside the candidates, never chosen
+
+    @property
+    def name(self) -> str:
+        return REFERENCE_NAME if self.peer else f"{self.structure.key}-{self.precision}"
+
+    def build_options(self) -> dict[str, Any]:
+        """The BuildConfig fields this candidate is built with (what compress.json hands build-repo)."""
+        return {"precision": self.precision, **dict(self.options)}
+
+
+@dataclass
+class CandidateResult:
+    """One candidate's measured numbers, or its error. Scores are fractions (the task's metric)."""
+
+    name: str
+    structure: str
+    precision: str
+    max_seq_length: int
+    export_dir: str
+    build_options: dict[str, Any]
+    peer: bool = False
+    num_hidden_layers: int | None = None
+    width: str = "1"
+    score: float | None = None  # served dev score through the ensemble
+    scored_texts: int = 0
+    batch_texts_per_s: float | None = None  # --request_texts texts a request at --batch_concurrency
+    batch_p99_ms: float | None = None
+    single_texts_per_s: float | None = None  # one text a request at --single_concurrency
+    single_p99_ms: float | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    measured: dict[str, Any] = field(default_factory=dict)  # the sweep points as served.measure records them
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.score is not None and self.batch_texts_per_s is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> CandidateResult:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+    @classmethod
+    def for_candidate(cls, candidate: Candidate) -> CandidateResult:
+        s = candidate.structure
+        return cls(candidate.name, s.name, candidate.precision, s.max_seq_length, s.export_dir,
+                   candidate.build_options(), candidate.peer, s.num_hidden_layers, s.width)
+
+
+@dataclass
+class CompressOutcome:
+    """A finished run: every result, the unpruned FP32 default and the reference-style peer, the choice."""
+
+    config: CompressConfig
+    results: list[CandidateResult]
+    baseline: CandidateResult | None
+    reference: CandidateResult | None
+    chosen: CandidateResult | None
+    metric: str
+    files: dict[str, Path] = field(default_factory=dict)
+    closest: list[CandidateResult] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # the corpus lengths, the teacher, the machine
