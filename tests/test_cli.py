@@ -249,7 +249,7 @@ def test_every_command_builds_its_config_from_the_parsed_defaults():
     assert isinstance(tune, TuneConfig) and tune.input == "d.txt" and tune.concurrencies == (2, 8)
     compress = compress_config(parse("compress", "--widths", "1/2", "--depths", "1", "--no_plots"))
     assert isinstance(compress, CompressConfig) and compress.widths == ("1/2",) and compress.depths == (1,)
-    assert compress.max_drop == 1.0 and compress.plots is False and compress.precisions == ("fp32", "int8")
+    assert compress.max_drop == 1.0 and compress.plots is False and compress.precisions == ("fp32", "int8", "int8_static")
 
 
 def test_help_imports_no_heavy_library():

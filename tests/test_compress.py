@@ -185,6 +185,26 @@ def test_compress_chooses_the_fastest_within_budget_and_writes_report_plot_and_o
         assert (out / "candidates" / name / RESULT_FILE).is_file()
 
 
+def test_static_int8_is_built_as_int8_calibrated_on_the_train_texts_and_compress_json_keeps_it(tmp_path):
+    from tritoncls.builder.config import BuildConfig
+    from tritoncls.builder.options import read_options
+    from tritoncls.compress.compress import plan_candidates
+
+    config = config_for(tmp_path, precisions=("fp32", "int8_static"))
+    structures, _ = fake_structures(config, None)
+    candidates = {c.name: c for c in plan_candidates(structures, config)}
+    train = str((Path(config.dataset_dir) / "train.txt").resolve())
+    static = candidates["width_mult_0.5-L32-int8_static"].build_options()
+    assert static == {"precision": "int8", "int8_mode": "static", "calibration_data": train}
+    BuildConfig(model="e", output="o", **static)  # build-repo takes them as they are
+    assert candidates["reference-style"].build_options() == {"precision": "fp32", "profile": "reference",
+                                                             "padding": "max_length", "tokenizer": "paddlenlp"}
+    table = {name.replace("-int8", "-int8_static"): value for name, value in TABLE.items()}
+    outcome, _ = run(config, table)
+    assert outcome.chosen.name == "unpruned-L32-int8_static"
+    assert read_options(tmp_path / "out" / OPTIONS_FILE).build_options == static | {"precision": "int8"}
+
+
 def test_compress_with_no_candidate_within_budget_raises_with_the_closest_and_leaves_no_options_file(tmp_path):
     config = config_for(tmp_path)
     (tmp_path / "out").mkdir()

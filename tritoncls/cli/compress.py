@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tritoncls.cli._args import add_batch_size, add_checkpoint, add_dataset, add_output, config_from_args, flag, shared
+from tritoncls.compress.config import PRECISIONS
 
 if TYPE_CHECKING:
     from tritoncls.compress.config import CompressConfig
@@ -43,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="widths of the pruned students (heads and FFN kept), fractions; 1 alone: no width pruning")
     flag(parser, "depths", nargs="+", type=int, default=[], metavar="D",
          help="encoder layer counts of the pruned students; each pairs with every width (default: the teacher's)")
-    flag(parser, "precisions", nargs="+", default=["fp32", "int8"], choices=("fp32", "int8"),
-         help="build-repo precisions of each structure (int8: ONNX Runtime dynamic quantization)")
+    flag(parser, "precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
+         help="build-repo precisions of each structure (int8: ONNX Runtime dynamic quantization; int8_static: "
+              "static quantization calibrated on the train texts)")
     shared(parser, "epochs", detail="of distillation, per student", type=int, default=2)
     shared(parser, "learning_rate", type=float, default=3e-5)
     add_batch_size(parser, "per distillation step")

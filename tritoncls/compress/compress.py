@@ -226,8 +226,17 @@ def plan_candidates(structures: Sequence[Structure], config: CompressConfig) -> 
     teacher = structures[0]
     baseline = Candidate(teacher, "fp32")
     peer = Candidate(teacher, "fp32", tuple(REFERENCE_OPTIONS.items()), peer=True)
-    rest = [Candidate(s, p) for s in structures for p in config.precisions]
+    rest = [Candidate(s, p, precision_options(p, config)) for s in structures for p in config.precisions]
     return [baseline, peer] + [c for c in rest if c.name != baseline.name]
+
+
+def precision_options(precision: str, config: CompressConfig) -> tuple[tuple[str, Any], ...]:
+    """build-repo options of a --precisions value beyond ``precision`` itself: static INT8 is ``precision int8``
+    calibrated on the train texts (build-repo's default sample of them)."""
+    if precision != "int8_static":
+        return ()
+    train = (config.dataset / config.train_file).resolve()
+    return (("precision", "int8"), ("int8_mode", "static"), ("calibration_data", str(train)))
 
 
 def speed_texts(texts: Sequence[str], request_texts: int) -> list[str]:

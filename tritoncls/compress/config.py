@@ -18,7 +18,9 @@ REPORT_JSON = "compress_report.json"
 PLOT_FILE = "compress.png"
 OPTIONS_FILE = "compress.json"
 RESULT_FILE = "result.json"  # one per candidate folder: a finished candidate (what --resume keeps)
-PRECISIONS = ("fp32", "int8")
+#: --precisions: FP32, INT8 dynamic (ONNX Runtime quantize_dynamic) and INT8 static (calibrated on the train
+#: texts), all three through build-repo (--precision int8 [--int8_mode static --calibration_data TRAIN]).
+PRECISIONS = ("fp32", "int8", "int8_static")
 #: The reference-style deployment of the unpruned model, as ``tritoncls bench`` builds it
 #: (``tritoncls.benchmarks.bench.REFERENCE_OPTIONS``; a test keeps the two equal): PaddleNLP's Python
 #: tokenizer, every request padded to max_seq_length, no dynamic batching, FP32.
@@ -132,7 +134,7 @@ class Candidate:
 
     structure: Structure
     precision: str
-    #: build-repo options beyond the precision (the reference-style peer's); a candidate has none.
+    #: build-repo options beyond ``precision`` (the reference-style peer's, static INT8's); they win over it.
     options: tuple[tuple[str, Any], ...] = ()
     peer: bool = False  # the reference-style deployment: measured beside the candidates, never chosen
 

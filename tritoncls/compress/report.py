@@ -152,7 +152,7 @@ def write_plot(outcome: CompressOutcome, path: Path) -> Path | None:
     if not measured:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
-    for precision, marker in (("fp32", "o"), ("int8", "s")):
+    for precision, marker in zip(dict.fromkeys(r.precision for r in measured if not r.peer), "osD^v"):
         points = [r for r in measured if r.precision == precision and not r.peer]
         ax.scatter([r.batch_texts_per_s for r in points], [100 * r.score for r in points], marker=marker,
                    label=f"{precision} candidates", alpha=0.7)
