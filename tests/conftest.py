@@ -527,3 +527,26 @@ def kuake_observed(kuake_export, tmp_path_factory):
             yield repo, served, prometheus
     finally:
         served.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile_repo(tmp_path_factory) -> Path:
+    """A repository whose labels are support.HOSTILE_LABELS (quotes, braces, template syntax, backslash,
+    Chinese, emoji, zero-width, shell), with a reference distribution of 11 700 dev texts."""
+    from tritoncls.builder import BuildConfig, build_repository
+
+    root = tmp_path_factory.mktemp("hostile_deploy")
+    export = support.write_tiny_export(root / "export", labels=support.HOSTILE_LABELS)
+    support.edit_manifest(export, lambda manifest: manifest["versions"].update(support.DEPLOY_VERSIONS))
+    repo = build_repository(BuildConfig(model=str(export), output=str(root / "repo")))
+    support.write_reference(repo, {label: 150 * (i + 1) for i, label in enumerate(support.HOSTILE_LABELS)})
+    return repo
+
+
+@pytest.fixture(scope="module")
+def hostile_k8s(hostile_repo, tmp_path_factory) -> Path:
+    from tritoncls.deploy import DeployConfig, deploy
+
+    out = tmp_path_factory.mktemp("hostile_k8s") / "k8s"
+    deploy(DeployConfig(model_repository=str(hostile_repo), output=str(out), target="k8s"))
+    return out

@@ -1154,3 +1154,25 @@ class Served:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def write_reference(repo: Path, counts: dict[str, int], task: str = "multi_class"):
+    """A reference distribution for ``repo`` at the threshold it serves with (5 % of the texts below it)."""
+    texts = sum(counts.values())
+    from tritoncls.deploy.repository import load_repository
+    from tritoncls.runtime.metrics import (
+        CONFIDENCE_BOUNDS,
+        REPOSITORY_REFERENCE_FILE,
+        Histogram,
+        Reference,
+        token_bounds,
+    )
+
+    served = load_repository(repo).low_confidence_threshold
+    reference = Reference(
+        source="dev.txt", texts=texts, task=task, labels=counts,
+        top_confidence=Histogram(CONFIDENCE_BOUNDS, (0, 0, 0, round(texts * 0.05)) + (0,) * 7 + (texts - round(texts * 0.05),)),
+        text_tokens=Histogram(token_bounds(64), (texts,) + (0,) * len(token_bounds(64))), truncated=0,
+        low_confidence_threshold=served if served is not None else 0.42, low_confidence=round(texts * 0.05))
+    (repo / REPOSITORY_REFERENCE_FILE).write_text(reference.to_json(), encoding="utf-8")
+    return reference

@@ -35,7 +35,6 @@ from tritoncls.runtime.metrics import (
     REPOSITORY_REFERENCE_FILE,
     Histogram,
     Reference,
-    token_bounds,
 )
 
 PROMTOOL = shutil.which("promtool")
@@ -45,38 +44,6 @@ ALERTS = {"TritonclsLabelDrift", "TritonclsLowConfidence", "TritonclsRefusedInpu
           "TritonclsQueueTimeHigh"}
 #: label values no label.txt can hold (one label per line), for the specs built here directly
 UNWRITABLE_LABELS = ("new\nline", "tab\there", "carriage\rreturn", "bell\x07", 'both "\\', "")
-
-
-def write_reference(repo: Path, counts: dict[str, int], task: str = "multi_class") -> Reference:
-    """A reference distribution for ``repo`` at the threshold it serves with (5 % of the texts below it)."""
-    texts = sum(counts.values())
-    served = load_repository(repo).low_confidence_threshold
-    reference = Reference(
-        source="dev.txt", texts=texts, task=task, labels=counts,
-        top_confidence=Histogram(CONFIDENCE_BOUNDS, (0, 0, 0, round(texts * 0.05)) + (0,) * 7 + (texts - round(texts * 0.05),)),
-        text_tokens=Histogram(token_bounds(64), (texts,) + (0,) * len(token_bounds(64))), truncated=0,
-        low_confidence_threshold=served if served is not None else 0.42, low_confidence=round(texts * 0.05))
-    (repo / REPOSITORY_REFERENCE_FILE).write_text(reference.to_json(), encoding="utf-8")
-    return reference
-
-
-@pytest.fixture(scope="module")
-def hostile_repo(tmp_path_factory) -> Path:
-    """A repository whose labels are support.HOSTILE_LABELS (quotes, braces, template syntax, backslash,
-    Chinese, emoji, zero-width, shell), with a reference distribution of 11 700 dev texts."""
-    root = tmp_path_factory.mktemp("hostile_deploy")
-    export = support.write_tiny_export(root / "export", labels=support.HOSTILE_LABELS)
-    support.edit_manifest(export, lambda manifest: manifest["versions"].update(support.DEPLOY_VERSIONS))
-    repo = build_repository(BuildConfig(model=str(export), output=str(root / "repo")))
-    write_reference(repo, {label: 150 * (i + 1) for i, label in enumerate(support.HOSTILE_LABELS)})
-    return repo
-
-
-@pytest.fixture(scope="module")
-def hostile_k8s(hostile_repo, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hostile_k8s") / "k8s"
-    deploy(DeployConfig(model_repository=str(hostile_repo), output=str(out), target="k8s"))
-    return out
 
 
 def promtool(command: str, path: Path) -> subprocess.CompletedProcess:
@@ -275,7 +242,7 @@ def test_a_repository_with_metrics_off_gets_the_triton_rules_only(deploy_repos, 
 def test_a_reference_whose_labels_are_not_the_repositorys_is_refused(deploy_repos, tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(deploy_repos["cpu"], repo)
-    write_reference(repo, {"positive": 3, "negative": 2, "sarcastic": 1})
+    support.write_reference(repo, {"positive": 3, "negative": 2, "sarcastic": 1})
     with pytest.raises(DeployError, match=r"tritoncls_reference.json: its labels are not the repository's.*only in "
                                           r"the reference \['sarcastic'\], only in the repository \['neutral'\]"):
         load_repository(repo)
