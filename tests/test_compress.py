@@ -285,6 +285,38 @@ def test_a_bare_encoder_is_refused_with_the_command_that_fine_tunes_it(tmp_path)
             in message)
 
 
+def test_a_bare_hugging_face_encoder_is_refused_whether_imported_or_not(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+    from tritoncls.modeling.hf import import_hf
+
+    texts = [line.split("\t")[0] for line in support.toy_lines()]
+    folder = support.write_hf_folder(tmp_path / "minilm", "bert", texts)
+    config = config_for(tmp_path, checkpoint=str(folder))
+    with pytest.raises(CompressError, match="a Hugging Face model without a classifier fine-tuned on these labels "
+                                            "\\(a bare encoder\\).*`tritoncls train --model_name .*minilm --dataset_dir"):
+        check_inputs(config)
+    assert not (tmp_path / "out" / "teacher").exists()
+    import_hf(folder, tmp_path / "imported", num_labels=2)  # `tritoncls import-hf --num_labels 2`: a new head
+    with pytest.raises(CompressError, match="not a fine-tuned classifier \\(no label.txt"):
+        check_inputs(config_for(tmp_path, checkpoint=str(tmp_path / "imported")))
+
+
+def test_a_hugging_face_classifier_of_the_datas_labels_is_imported_as_the_teacher(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+
+    texts = [line.split("\t")[0] for line in support.toy_lines()]
+    folder = support.write_hf_folder(tmp_path / "classifier", "bert", texts, num_labels=2)
+    with pytest.raises(CompressError, match=r"a Hugging Face classifier, but not of the labels .*label.txt lists "
+                                            r"\(the model is already a classifier of 2 labels \['class_0', 'class_1'\]"):
+        check_inputs(config_for(tmp_path, checkpoint=str(folder)))
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config["id2label"] = dict(enumerate(support.TOY_LABELS))
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    inputs = check_inputs(config_for(tmp_path, checkpoint=str(folder)))
+    assert inputs.teacher == tmp_path / "out" / "teacher" and inputs.labels == support.TOY_LABELS
+    assert inputs.trained_length == 64 and len(inputs.dev_texts) == 8  # the folder's 64 positions, not 128
+
+
 def test_an_imported_encoder_with_a_new_head_is_refused_too(tmp_path):
     from tritoncls.compress.compress import check_inputs
 

@@ -39,10 +39,12 @@ from tritoncls.compress.config import (
 )
 from tritoncls.compress.report import write_outputs
 from tritoncls.compress.search import Measure, choose, closest, length_bucket, run_candidates
+from tritoncls.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SEQ_LENGTH = 128  # a checkpoint without training_config.json (an imported classifier)
+TEACHER_DIR = "teacher"  # OUTPUT/teacher: a Hugging Face classifier's import
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,8 @@ def check_teacher(config: CompressConfig) -> Path:
     from tritoncls.modeling import hf
 
     fix = f"Fine-tune it first: `{finetune_command(config)}`, then pass that --output as --checkpoint."
-    if hf.is_hf_folder(config.checkpoint):
-        raise CompressError(f"--checkpoint {config.checkpoint}: a Hugging Face model folder, not a checkpoint "
-                            f"fine-tuned here on {config.dataset_dir}. {fix}")
-    source = ckpt.resolve_checkpoint(config.checkpoint)
+    source = _import_hf_classifier(config, fix) if hf.is_hf_folder(config.checkpoint) else \
+        ckpt.resolve_checkpoint(config.checkpoint)
     saved = ckpt.saved_labels(source)
     report = source / hf.REPORT_FILE
     fresh_head = (report.is_file() and not ckpt.read_json(report).get("kept_classifier")
@@ -100,6 +100,27 @@ def check_teacher(config: CompressConfig) -> Path:
                             f"{config.dataset / config.label_file} lists {labels[:8]}: it was fine-tuned for other "
                             f"labels. {fix}")
     return source
+
+
+def _import_hf_classifier(config: CompressConfig, fix: str) -> Path:
+    """A Hugging Face folder whose classifier was fine-tuned on the label file's labels, imported into
+    ``OUTPUT/teacher`` (as ``prune`` does); one without such a classifier is refused with ``fix``."""
+    from tritoncls.common import data
+    from tritoncls.modeling import hf
+
+    target = config.output_dir / TEACHER_DIR
+    labels = data.read_labels(config.dataset / config.label_file)
+    try:
+        report = hf.import_hf(config.checkpoint, target, labels=labels)
+    except ConfigError as exc:  # a classifier of other labels: its message names import-hf's flags, not the fix here
+        raise CompressError(f"--checkpoint {config.checkpoint}: a Hugging Face classifier, but not of the labels "
+                            f"{config.dataset / config.label_file} lists ({str(exc).split('. ')[0]}). {fix}") from None
+    if not report.kept_classifier:
+        shutil.rmtree(target)
+        raise CompressError(f"--checkpoint {config.checkpoint}: a Hugging Face model without a classifier fine-tuned "
+                            f"on these labels (a bare encoder), so there is nothing to compress against. {fix}")
+    log.info("imported the Hugging Face classifier %s as the teacher: %s", config.checkpoint, target)
+    return target
 
 
 def check_inputs(config: CompressConfig) -> Inputs:
@@ -118,10 +139,22 @@ def check_inputs(config: CompressConfig) -> Inputs:
         texts, fields = texts[:config.max_dev_texts], fields[:config.max_dev_texts]
     if not texts:
         raise CompressError(f"{dev_path}: no dev texts; compress scores every candidate on them through the server.")
+    return Inputs(teacher, task, tuple(labels), trained_length(teacher), tuple(e.text for e in train),
+                  tuple(texts), tuple(f or "" for f in fields))
+
+
+def trained_length(teacher: Path) -> int:
+    """The max_seq_length the teacher was fine-tuned at (training_config.json); for an imported classifier
+    :data:`DEFAULT_MAX_SEQ_LENGTH`, at most its position table."""
+    from tritoncls.modeling import checkpoint as ckpt
+
     training = teacher / "training_config.json"
     trained = ckpt.read_json(training).get("max_seq_length") if training.is_file() else None
-    return Inputs(teacher, task, tuple(labels), int(trained or DEFAULT_MAX_SEQ_LENGTH), tuple(e.text for e in train),
-                  tuple(texts), tuple(f or "" for f in fields))
+    if trained:
+        return int(trained)
+    positions = ckpt.read_json(teacher / "config.json").get("max_position_embeddings") \
+        if (teacher / "config.json").is_file() else None
+    return min(DEFAULT_MAX_SEQ_LENGTH, int(positions or DEFAULT_MAX_SEQ_LENGTH))
 
 
 # ---------------------------------------------------------------------------------------------
