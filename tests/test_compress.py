@@ -251,6 +251,9 @@ def test_past_the_time_budget_no_candidate_is_started_and_those_left_are_reporte
     assert measure.calls == ["unpruned-L64-fp32"]
     assert [r.error for r in results[1:]] == ["not measured: --budget_minutes ran out before it started"] * 2
     assert not (tmp_path / "candidates" / "unpruned-L64-int8" / RESULT_FILE).exists()
+    late = FakeMeasure(measure.table)  # a budget spent before the loop: the baselines are measured all the same
+    results = run_candidates(candidates, late, tmp_path, deadline=50.0, clock=lambda: 100.0, always=2)
+    assert late.calls == ["unpruned-L64-fp32", "unpruned-L64-int8"] and results[2].error.startswith("not measured")
 
 
 def test_the_command_exits_3_and_names_the_closest_when_no_candidate_is_within_budget(tmp_path, monkeypatch, caplog):

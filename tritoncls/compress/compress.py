@@ -360,7 +360,7 @@ def run_compress(config: CompressConfig, measure: Measure | None = None,
     log.info("%d candidates (%d structures x %s) beside the reference-style deployment", len(candidates) - 1,
              len(structures), " ".join(config.precisions))
     deadline = started + 60 * config.budget_minutes if config.budget_minutes else None
-    results = run_candidates(candidates, measure, config.output_dir, config.resume, deadline)
+    results = run_candidates(candidates, measure, config.output_dir, config.resume, deadline, always=2)
     baseline, reference = results[0], results[1]
     facts |= {"teacher": str(inputs.teacher), "task": inputs.task, "dev_texts": len(inputs.dev_texts),
               "seconds": round(time.monotonic() - started, 1)}

@@ -64,12 +64,14 @@ def save_result(folder: Path, result: CandidateResult) -> Path:
 
 
 def run_candidates(candidates: Sequence[Candidate], measure: Measure, root: Path, resume: bool = False,
-                   deadline: float | None = None, clock: Callable[[], float] = time.monotonic) -> list[CandidateResult]:
+                   deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
+                   always: int = 0) -> list[CandidateResult]:
     """Measure every candidate in order, each into its own folder under ``root/candidates``.
 
     With ``resume`` a candidate whose folder holds a result that measured (no error) is kept as it is; a failed
     one is measured again. A candidate whose measurement raises a tritoncls error is recorded with that error and
-    skipped. Past ``deadline`` (a ``clock`` time) no candidate is started; those left are recorded as not measured.
+    skipped. Past ``deadline`` (a ``clock`` time) no candidate is started but the first ``always`` (the baselines
+    every other is compared with); those left are recorded as not measured.
     """
     results = []
     for number, candidate in enumerate(candidates, 1):
@@ -80,7 +82,7 @@ def run_candidates(candidates: Sequence[Candidate], measure: Measure, root: Path
             log.info("%s: kept from the earlier run (--resume)", where)
             results.append(finished)
             continue
-        if deadline is not None and clock() > deadline:
+        if deadline is not None and number > always and clock() > deadline:
             result = CandidateResult.for_candidate(candidate)
             result.error = "not measured: --budget_minutes ran out before it started"
             log.warning("%s: %s", where, result.error)
