@@ -1,4 +1,5 @@
-"""Build-options files (``tune.json``, written by ``tritoncls tune``): read, checked, applied under flags.
+"""Build-options files (``tune.json`` from ``tritoncls tune``, ``compress.json`` from ``tritoncls compress``): read,
+checked, applied under flags.
 
 ``build-repo --options FILE`` takes each option of the file's ``build_options`` unless the command
 line sets it: explicit flags win. The file also says which machine measured the options, and
@@ -91,7 +92,7 @@ def provenance(config: BuildConfig) -> dict[str, Any] | None:
     overridden = sorted(set(options.build_options) - set(applied))
     return {"path": str(Path(config.options_file).resolve()), "applied": applied, "overridden_by_flags": overridden,
             "measured_on": options.measured_on,
-            "note": "these options were measured by `tritoncls tune` on the machine in measured_on "
+            "note": "these options were measured (by `tritoncls tune` or `tritoncls compress`) on the machine in measured_on "
                     "(its usable cores from os.sched_getaffinity); re-run tune on a serving machine with other cores"}
 
 
