@@ -1129,9 +1129,9 @@ class Served:
     """``tritoncls serve`` in a subprocess, as a user starts it."""
 
     def __init__(self, repo: Path, root: Path) -> None:
-        from tritoncls.server.triton import free_port
+        from tritoncls.server.triton import free_ports
 
-        self.grpc, self.http, self.metrics = free_port(), free_port(), free_port()
+        self.grpc, self.http, self.metrics = free_ports(3)
         self.log = root / "serve.log"
         command = [sys.executable, "-m", "tritoncls.cli", "serve", "--model_repository", str(repo),
                    "--grpc_port", str(self.grpc), "--http_port", str(self.http), "--metrics_port", str(self.metrics),

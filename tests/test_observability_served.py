@@ -46,9 +46,14 @@ def test_prometheus_counts_exactly_what_classify_wrote_and_the_hpa_query_has_a_v
     adapter = _adapter_query(repo, tmp_path)
     seen: list[float] = []
 
+    errors: list[str] = []
+
     def poll(stop: threading.Event) -> None:
         while not stop.is_set():
-            seen.extend(float(item["value"][1]) for item in prometheus.query(adapter))
+            try:
+                seen.extend(float(item["value"][1]) for item in prometheus.query(adapter))
+            except Exception as exc:  # noqa: BLE001 - a query that failed on a loaded machine: the next one counts
+                errors.append(repr(exc))
             time.sleep(0.5)
 
     stop = threading.Event()
@@ -65,6 +70,7 @@ def test_prometheus_counts_exactly_what_classify_wrote_and_the_hpa_query_has_a_v
     finally:
         stop.set()
         poller.join(timeout=15)
+    seen.extend(float(item["value"][1]) for item in prometheus.query(adapter))  # its 1 m window holds the load
     rows = (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()[1:]
     written = collections.Counter(row.split("\t")[1] for row in rows)
     assert sum(written.values()) == len(texts) == 1955
@@ -75,7 +81,7 @@ def test_prometheus_counts_exactly_what_classify_wrote_and_the_hpa_query_has_a_v
     assert total == {"": float(len(texts))}
     tokens = prometheus.values(f'sum({m.TEXT_TOKENS}_count{{model="seqcls"}})', "")
     assert tokens == {"": float(len(texts))}
-    assert seen and all(value >= 0 for value in seen), f"the HPA query {adapter!r} returned no number"
+    assert seen and all(value >= 0 for value in seen), f"the HPA query {adapter!r} returned no number ({errors[:3]})"
     p99 = prometheus.values('nv_inference_request_summary_us{model="seqcls",quantile="0.99"}', "model")
     assert p99.get("seqcls", 0) > 0, "tritoncls serve exports no latency summaries (--metrics-config)"
     print(f"\nper-label counts equal over {len(texts)} texts; HPA queue metric samples: {len(seen)}, "

@@ -172,3 +172,11 @@ def in_process_predictions(repo: Path, texts: list[str]) -> list[tuple[str, floa
     logits = rt.OnnxRunner(model_dir / "model.onnx", ("input_ids", "token_type_ids"), "logits").run(ids, types)
     result = rt.classify(logits, rt.read_labels(post_dir / "label.txt"), 0)
     return [(label[0].decode(), float(conf[0])) for label, conf in zip(result.label, result.confidence)]
+
+
+def test_free_ports_are_distinct_so_a_server_never_gets_one_port_twice():
+    from tritoncls.server.triton import free_ports
+
+    for _ in range(50):
+        ports = free_ports(3)
+        assert len(set(ports)) == 3 and all(p > 0 for p in ports)

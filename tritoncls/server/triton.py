@@ -60,6 +60,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` different free TCP ports: each socket stays bound until all are picked, so the OS cannot hand
+    out one port twice (separate :func:`free_port` calls can, and the server then refuses to start)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 class TritonServer:
     """A tritonserver over one model repository; a context manager that starts it and stops it.
 
@@ -151,9 +164,9 @@ class TritonServer:
         if warning:
             log.warning("%s", warning)
         install = find_tritonserver(self.backend_directory)
-        self.grpc_port = self.grpc_port or free_port(self.client_host)
-        self.http_port = self.http_port or free_port(self.client_host)
-        self.metrics_port = self.metrics_port or free_port(self.client_host)
+        grpc, http, metrics = free_ports(3, self.client_host)
+        self.grpc_port, self.http_port, self.metrics_port = (self.grpc_port or grpc, self.http_port or http,
+                                                             self.metrics_port or metrics)
         command, env = self.command(install), install.environment()
         if install.stub is not None:
             missing = stub_missing_libraries(install.stub, env)
