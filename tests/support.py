@@ -1176,3 +1176,17 @@ def write_reference(repo: Path, counts: dict[str, int], task: str = "multi_class
         low_confidence_threshold=served if served is not None else 0.42, low_confidence=round(texts * 0.05))
     (repo / REPOSITORY_REFERENCE_FILE).write_text(reference.to_json(), encoding="utf-8")
     return reference
+
+
+def served_count(metrics_url: str, series: str, model: str = "seqcls") -> float:
+    """The value of one unlabelled-but-``model`` tritoncls series on a metrics port (0 when absent)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode("utf-8")
+    prefix = f'{series}{{model="{model}"}} '
+    return next((float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def wait_for_flushed(metrics_url: str, texts: int, model: str = "seqcls", timeout_s: float = 30.0) -> None:
+    """Wait until the served model's metrics count ``texts`` texts (its recorder sends them once a second)."""
+    wait_for(lambda: served_count(metrics_url, "tritoncls_top_confidence_count", model) >= texts, timeout_s,
+             f"the served metrics to count {texts} texts", every_s=0.2)

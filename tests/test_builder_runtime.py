@@ -150,7 +150,8 @@ def test_read_labels_reads_like_training_bom_crlf_and_blank_lines(tmp_path):
     assert rt.read_labels(path) == read_labels(path) == ['say "hi"', "{{ x }}", "中文"]
 
 
-ALLOWED_IMPORTS = {"__future__", "functools", "json", "math", "os", "re", "time", "typing", "unicodedata", "warnings", "collections.abc",
+ALLOWED_IMPORTS = {"__future__", "functools", "json", "math", "os", "re", "threading", "time", "typing", "unicodedata",
+                   "warnings", "collections.abc",
                    "dataclasses", "pathlib", "numpy", "tokenizers", "tokenizers.models", "onnxruntime", "paddle",
                    "paddlenlp.transformers", "triton_python_backend_utils", "tritoncls_runtime"}
 RUNTIME_FILES = sorted(Path(rt.__file__).parent.glob("*.py"))

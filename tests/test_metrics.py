@@ -97,7 +97,7 @@ def _exported() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_the_triton_recorder_creates_every_series_at_zero_and_labels_them_with_the_model():
     FakeFamily.made = []
     recorder = m.TritonRecorder(FakePb, m.MetricsSettings("clf", labels=('say "hi"', "中文"), max_seq_length=16,
-                                                          low_confidence=0.5))
+                                                          low_confidence=0.5), flush_interval_s=0)
     before = _exported()
     assert all(value == 0 for value in before.values())
     assert {n for n, _ in before} == set(m.counter_names(multi_label=False))
@@ -173,3 +173,24 @@ def test_the_postprocess_step_records_what_it_returns(tmp_path):
     per_label = {k[1][0][1]: v for k, v in counts.items() if k[0] == m.PREDICTED}
     assert per_label == {label: returned.count(label) for label in set(returned)}
     assert counts[(f"{m.TOP_CONFIDENCE}_count", ())] == 5
+
+
+def test_the_background_thread_sends_the_tally_and_close_sends_the_rest():
+    import time
+
+    FakeFamily.made = []
+    recorder = m.TritonRecorder(FakePb, m.MetricsSettings("clf", labels=("a", "b"), low_confidence=0.5),
+                                flush_interval_s=0.05)
+    key = (m.PREDICTED, (("label", "b"), ("model", "clf")))
+    recorder.predictions(np.array([[0.2, 0.8]]), np.array([[False, True]]))
+    assert _exported()[key] == 0, "a request only tallies; the thread sends"
+    deadline = time.monotonic() + 5
+    while _exported()[key] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _exported()[key] == 1
+    recorder.flush_interval_s = 60.0  # the next tally waits for close
+    time.sleep(0.1)
+    recorder.predictions(np.array([[0.9, 0.1]]), np.array([[True, False]]))
+    recorder.close()
+    assert _exported()[(m.PREDICTED, (("label", "a"), ("model", "clf")))] == 1
+    assert not recorder._thread.is_alive()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support import HOSTILE_LABELS, Prometheus, write_tiny_export
+from tests.support import HOSTILE_LABELS, Prometheus, wait_for_flushed, write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.cli import main
 from tritoncls.clients import make_client
@@ -513,6 +513,7 @@ def test_a_real_triton_metrics_port_and_prometheus_read_back_what_was_classified
         prometheus.wait_for_scrape()  # the series at zero, before the traffic
         with make_client(server.grpc_url, "grpc") as client:
             answers = client.classify(texts)
+        wait_for_flushed(server.metrics_url, len(texts))  # the recorder sends its tally once a second
         after = monitor(MonitorConfig(reference=str(folder), metrics_url=server.metrics_url, min_texts=1))
         prometheus.wait_for_scrape()
         window = monitor(MonitorConfig(reference=str(folder), prometheus=prometheus.url, window="5m", min_texts=1))

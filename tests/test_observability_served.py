@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import HOSTILE_LABELS, POD_LABELS, Prometheus, write_tiny_export
+from tests.support import HOSTILE_LABELS, POD_LABELS, Prometheus, wait_for_flushed, write_tiny_export
 from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.runtime import metrics as m
 from tritoncls.server.triton import TritonServer
@@ -65,6 +65,7 @@ def test_prometheus_counts_exactly_what_classify_wrote_and_the_hpa_query_has_a_v
              "--input", str(tmp_path / "texts.txt"), "--output", str(tmp_path / "out.tsv"), "--batch_size", "4",
              "--concurrency", "4"], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
+        wait_for_flushed(f"http://127.0.0.1:{served.metrics}/metrics", len(texts))
         prometheus.wait_for_scrape()
         prometheus.wait_for_scrape()  # the adapter's rate() needs the samples after the load too
     finally:
@@ -100,6 +101,7 @@ def test_hostile_label_names_survive_the_scrape_and_no_text_reaches_the_metrics(
             client.classify([secret, "good movie", f"{secret} again"])
             with pytest.raises(Exception, match="empty"):
                 client.classify([""])
+        wait_for_flushed(server.metrics_url, 3)
         with urllib.request.urlopen(server.metrics_url, timeout=10) as response:
             exposition = response.read().decode("utf-8")
         with Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{server.metrics_port}"]) as prometheus:
@@ -132,6 +134,7 @@ def test_a_label_set_repository_counts_every_label_of_every_set_and_the_set_size
 
         with make_client(server.grpc_url, "grpc") as client:
             predictions = client.classify(texts)
+        wait_for_flushed(server.metrics_url, len(texts))
         series = _scraped(server.metrics_url)
     sizes = [len(p.labels) for p in predictions]
     assert sum(sizes) > 0 and len(set(sizes)) > 1, f"the tiny model gives no varied label sets: {sizes}"

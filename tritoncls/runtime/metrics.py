@@ -15,9 +15,9 @@ The metrics (Prometheus names; every series carries ``model``, the served model'
 The histograms are exported as cumulative counters (``NAME_bucket{le}``, ``NAME_count``, ``NAME_sum``), the
 series a Prometheus histogram has, rather than through the python backend's HISTOGRAM kind: every metric
 update is a round trip to the Triton process (about 20 us measured here), and a histogram takes one per
-observed value, so 32 texts would cost about 2 ms per histogram. A recorder tallies a whole batch first and
-sends one increment per changed series instead. PromQL (``histogram_quantile``, ``rate``) reads the series
-the same way.
+observed value, so 32 texts would cost about 2 ms per histogram. A recorder tallies the requests in-process
+instead, and a background thread sends one increment per changed series once a second. PromQL
+(``histogram_quantile``, ``rate``) reads the series the same way.
 
 No text content ever reaches a metric: label values are the model's label names, the reasons below and
 the model's name.
@@ -26,6 +26,7 @@ the model's name.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ REFUSED_REASONS = (EMPTY, INVALID_UTF8, TOO_LONG, MALFORMED)
 CONFIDENCE_BOUNDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 LABELS_PER_TEXT_BOUNDS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 8.0)
 _TOKEN_STEPS = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024, 2048)
+FLUSH_INTERVAL_S = 1.0  # how often a served model sends its tallied increments to Triton
 DEFAULT_LOW_CONFIDENCE_QUANTILE = 0.05  # the low-confidence threshold: this share of dev texts falls below it
 
 REFERENCE_FILE = "reference.json"  # in an export, named by the manifest
@@ -313,16 +315,67 @@ class Tally(Recorder):
 
 
 class TritonRecorder(Tally):
-    """A :class:`Tally` that sends each call's increments through the python backend's custom-metrics API
-    (``pb_utils``, passed in: it exists only inside Triton), every series labelled with ``model``."""
+    """A :class:`Tally` whose increments a background thread sends through the python backend's custom-metrics
+    API (``pb_utils``, passed in: it exists only inside Triton) every ``flush_interval_s``, every series labelled
+    with ``model``.
 
-    def __init__(self, pb_utils: Any, settings: MetricsSettings) -> None:
+    Sending from ``execute`` cost about 6% of nano's throughput at 32-text requests on 2 busy cores (each
+    update is a synchronous round trip to the Triton process, about 25 of them a request): the requests only
+    tally now, and the series lag the traffic by at most ``flush_interval_s``. ``close`` (the python model's
+    ``finalize``) sends what is left.
+    """
+
+    def __init__(self, pb_utils: Any, settings: MetricsSettings, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         super().__init__(settings)
         self.pb_utils = pb_utils
         self.families: dict[str, Any] = {}
         self.series: dict[SeriesKey, Any] = {}
         for key in self.series_keys():
             self._metric(key)  # every series from the start, at 0: rates and shares exist before traffic
+        self.flush_interval_s = flush_interval_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if flush_interval_s > 0:
+            self._thread = threading.Thread(target=self._flush_every_interval, name="tritoncls-metrics", daemon=True)
+            self._thread.start()
+
+    def _flush_every_interval(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            self.flush()
+
+    def tokens(self, lengths: Sequence[int], truncated: Sequence[bool]) -> None:
+        with self._lock:
+            super().tokens(lengths, truncated)
+        self._flush_now()
+
+    def refused(self, reason: str) -> None:
+        with self._lock:
+            super().refused(reason)
+        self._flush_now()
+
+    def predictions(self, probs: np.ndarray, mask: np.ndarray) -> None:
+        with self._lock:
+            super().predictions(probs, mask)
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        if self._thread is None:  # no background thread: every call sends its own increments
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the increments tallied since the last flush."""
+        with self._lock:
+            pending = self.drain()
+        for key, value in pending.items():
+            self._metric(key).increment(value)
+
+    def close(self) -> None:
+        """Stop the background thread and send what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5 * self.flush_interval_s + 1)
+        self.flush()
 
     def series_keys(self) -> list[SeriesKey]:
         """The series this recorder exports (a label's counter exists before it is first predicted)."""
@@ -356,22 +409,6 @@ class TritonRecorder(Tally):
                 self.families[name] = family
             metric = self.series[key] = family.Metric(labels={MODEL_LABEL: self.settings.model, **dict(labels)})
         return metric
-
-    def flush(self) -> None:
-        for key, value in self.drain().items():
-            self._metric(key).increment(value)
-
-    def tokens(self, lengths: Sequence[int], truncated: Sequence[bool]) -> None:
-        super().tokens(lengths, truncated)
-        self.flush()
-
-    def refused(self, reason: str) -> None:
-        super().refused(reason)
-        self.flush()
-
-    def predictions(self, probs: np.ndarray, mask: np.ndarray) -> None:
-        super().predictions(probs, mask)
-        self.flush()
 
 
 def _help(name: str) -> str:

@@ -42,3 +42,10 @@ def install_metrics(pb_utils: Any, step: Any) -> None:
     (``step.metrics`` is None when the repository was built with ``--metrics off``)."""
     if step.metrics is not None:
         step.recorder = TritonRecorder(pb_utils, step.metrics)
+
+
+def close_metrics(step: Any) -> None:
+    """Send what ``step``'s recorder has left (the python model's ``finalize``); nothing without metrics."""
+    close = getattr(step.recorder, "close", None)
+    if close is not None:
+        close()

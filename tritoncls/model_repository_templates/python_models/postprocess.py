@@ -27,3 +27,6 @@ class TritonPythonModel:
 
     def tensors(self, result):
         return {name: array for name, array in result.tensors().items() if name in self.output_names}
+
+    def finalize(self):
+        rt.triton.close_metrics(self.step)  # the metrics tallied since the last second

@@ -22,3 +22,6 @@ class TritonPythonModel:
         columns = rt.triton.request_inputs(pb_utils, requests, [rt.TEXT])
         return rt.triton.responses(pb_utils, self.step(columns),
                                    lambda padded: {rt.INPUT_IDS: padded[0], rt.TOKEN_TYPE_IDS: padded[1]})
+
+    def finalize(self):
+        rt.triton.close_metrics(self.step)  # the metrics tallied since the last second
