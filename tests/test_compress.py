@@ -149,11 +149,20 @@ def test_the_length_bucket_rounds_the_quantile_up_and_never_passes_the_trained_l
     assert length_bucket([], 0.99, 64) == 64
 
 
-def test_the_reference_style_options_are_benchs():
-    from tritoncls.benchmarks.bench import REFERENCE_OPTIONS as BENCH
-    from tritoncls.compress.config import REFERENCE_OPTIONS
+def test_the_reference_style_peer_keeps_the_wordpiece_tokenizer_for_a_model_of_hugging_face_rules(tmp_path):
+    """One definition for bench and compress; an hf-bert model cannot take the PaddleNLP tokenizer (build-repo
+    refuses it), so its peer keeps the wordpiece tokenizer and the rest of the reference profile."""
+    from tests.support import edit_manifest, write_tiny_export
+    from tritoncls.builder import BuildConfig, build_repository
+    from tritoncls.measure.served import REFERENCE_OPTIONS, reference_options
 
-    assert REFERENCE_OPTIONS == BENCH
+    export = write_tiny_export(tmp_path / "export")
+    assert reference_options(export) == REFERENCE_OPTIONS
+    edit_manifest(export, lambda manifest: manifest["tokenizer"].update(rules="hf-bert"))
+    options = reference_options(export)
+    assert options == {"profile": "reference", "padding": "max_length", "tokenizer": "wordpiece"}
+    repo = build_repository(BuildConfig(model=str(export), output=str(tmp_path / "repo"), **options))
+    assert (repo / "tokenizer" / "config.pbtxt").is_file()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,17 +43,13 @@ from tritoncls.measure.answers import (
     truth,
 )
 from tritoncls.measure.flops import EncoderShape, total_flops
-from tritoncls.measure.served import SweepPoint
+from tritoncls.measure.served import SweepPoint, reference_options
 from tritoncls.measure.texts import BenchTexts, read_bench_texts
 from tritoncls.runtime import Manifest
 
 log = logging.getLogger(__name__)
 
 MODES = ("full", "quick", "tiny")
-#: The reference-style peer: the PaddleNLP library's Python tokenizer, every request padded to
-#: max_seq_length and computed at that width (the reference profile turns padding trimming off),
-#: no dynamic batching, FP32.
-REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp"}
 TRAINED = "trained"  # the --model export itself, as a shape
 
 
@@ -308,7 +304,7 @@ def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, anal
         peer = [SweepPoint("ensemble", b, c) for b, c in plan.peer_sweep]
         run.step(f"{shape} served reference", lambda: _serve(
             run, shape, "reference", export_dir, texts, rows, peer, analyzer,
-            REFERENCE_OPTIONS, ()))
+            reference_options(export_dir), ()))
         int8_dir = run.work / "exports" / f"{shape}-int8"
         run.step(f"{shape} served int8", lambda: _serve(
             run, shape, "int8", _int8(export_dir, int8_dir), texts, rows, peer, analyzer, repo_options, ()))

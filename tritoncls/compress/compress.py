@@ -28,7 +28,6 @@ from typing import Any
 from tritoncls.compress.config import (
     BASELINE_STRUCTURE,
     OPTIONS_FILE,
-    REFERENCE_OPTIONS,
     Candidate,
     CandidateResult,
     CompressConfig,
@@ -40,6 +39,7 @@ from tritoncls.compress.config import (
 from tritoncls.compress.report import write_outputs
 from tritoncls.compress.search import Measure, choose, closest, length_bucket, run_candidates
 from tritoncls.errors import ConfigError
+from tritoncls.measure.served import REFERENCE_OPTIONS, reference_options
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def plan_candidates(structures: Sequence[Structure], config: CompressConfig) -> 
     precision."""
     teacher = structures[0]
     baseline = Candidate(teacher, "fp32")
-    peer = Candidate(teacher, "fp32", tuple(REFERENCE_OPTIONS.items()), peer=True)
+    peer = Candidate(teacher, "fp32", tuple(REFERENCE_OPTIONS.items()), peer=True)  # served_measure fits it to the model
     rest = [Candidate(s, p, precision_options(p, config)) for s in structures for p in config.precisions]
     return [baseline, peer] + [c for c in rest if c.name != baseline.name]
 
@@ -298,7 +298,8 @@ def served_measure(config: CompressConfig, inputs: Inputs, analyzer) -> Measure:
         gold = truth(manifest, list(inputs.dev_fields))
         if gold is None:
             raise CompressError(f"{config.dataset / config.dev_file}: labels the export {export_dir} does not have.")
-        repo = served.build(export_dir, folder / "repository", **candidate.build_options())
+        options = reference_options(export_dir) if candidate.peer else candidate.build_options()
+        repo = served.build(export_dir, folder / "repository", **options)
         measured, predictions = served.measure(candidate.name, repo, texts, [], sweep, folder / "perf", analyzer,
                                                config.min_requests, config.max_trials, config.stability_pct,
                                                label_texts=inputs.dev_texts)

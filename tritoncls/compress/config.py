@@ -21,10 +21,6 @@ RESULT_FILE = "result.json"  # one per candidate folder: a finished candidate (w
 #: --precisions: FP32, INT8 dynamic (ONNX Runtime quantize_dynamic) and INT8 static (calibrated on the train
 #: texts), all three through build-repo (--precision int8 [--int8_mode static --calibration_data TRAIN]).
 PRECISIONS = ("fp32", "int8", "int8_static")
-#: The reference-style deployment of the unpruned model, as ``tritoncls bench`` builds it
-#: (``tritoncls.benchmarks.bench.REFERENCE_OPTIONS``; a test keeps the two equal): PaddleNLP's Python
-#: tokenizer, every request padded to max_seq_length, no dynamic batching, FP32.
-REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp"}
 #: Length buckets a corpus quantile is rounded up to.
 LENGTH_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 BASELINE_STRUCTURE = "unpruned"

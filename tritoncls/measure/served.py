@@ -77,6 +77,24 @@ class ServedResult:
                 "memory": self.memory, "errors": self.errors, "startup_s": self.startup_s}
 
 
+#: The reference-style peer of bench and compress: the PaddleNLP library's Python tokenizer, every request padded
+#: to max_seq_length and computed at that width (the reference profile turns padding trimming off), no dynamic
+#: batching, FP32.
+REFERENCE_OPTIONS = {"profile": "reference", "padding": "max_length", "tokenizer": "paddlenlp"}
+
+
+def reference_options(export_dir: Path) -> dict[str, Any]:
+    """:data:`REFERENCE_OPTIONS` for the export at ``export_dir``. A model trained under other tokenizer rules
+    than PaddleNLP's (an imported Hugging Face BERT: ``hf-bert``) keeps the wordpiece tokenizer, the only one
+    that splits text by its rules; that peer then tokenizes faster than the reference would, so a ratio against
+    it errs on the low side."""
+    from tritoncls.runtime import Manifest
+
+    if Manifest.load(export_dir).tokenizer.rules != "paddlenlp":
+        return REFERENCE_OPTIONS | {"tokenizer": "wordpiece"}
+    return dict(REFERENCE_OPTIONS)
+
+
 def build(export_dir: Path, repo: Path, **options: Any) -> Path:
     """``build-repo`` with ``options`` (BuildConfig fields), replacing an earlier benchmark build."""
     from tritoncls.builder import BuildConfig, build_repository
