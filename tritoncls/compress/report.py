@@ -94,8 +94,8 @@ def render_markdown(outcome: CompressOutcome, plot: bool) -> str:
              + (f" ({_f(base.score, 2, 100)}%)." if base else "."), "",
              f"Speed: perf_analyzer on the served ensemble, {b}-text requests at concurrency {config.batch_concurrency} "
              f"and single texts at concurrency {c}; ratios are to the unpruned FP32 default repository and to the "
-             f"reference-style deployment of the unpruned model (PaddleNLP tokenizer, padding to max_seq_length, no "
-             f"dynamic batching), measured in this run.", ""]
+             f"reference-style deployment of the unpruned model (PaddleNLP's tokenizer, or the wordpiece tokenizer for a "
+             f"model of Hugging Face rules; padding to max_seq_length, no dynamic batching), measured in this run.", ""]
     if outcome.chosen is not None:
         r = ratios(outcome.chosen, outcome)
         lines += [f"**Chosen: `{outcome.chosen.name}`**: {_f(outcome.chosen.score, 2, 100)}% "
