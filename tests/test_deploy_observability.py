@@ -23,13 +23,14 @@ from tritoncls.builder import BuildConfig, build_repository
 from tritoncls.deploy import DeployConfig, deploy
 from tritoncls.deploy import validate as validate_module
 from tritoncls.deploy.dashboard import DASHBOARD_FILE, dashboard
-from tritoncls.deploy.monitoring import SUMMARY_LATENCIES_ARG, _drift, share_below
+from tritoncls.deploy.monitoring import _drift, share_below
 from tritoncls.deploy.promql import exact_alternation, regex_escape, selector, string_literal
 from tritoncls.deploy.repository import load_repository
 from tritoncls.deploy.rules import RULE_FILE, RULES_DIR, TEST_FILE, RuleSet
 from tritoncls.deploy.specs import Drift, LowConfidence, MonitoringSpec
 from tritoncls.deploy.validate import validate_dashboard, validate_rules, validate_yaml_file
 from tritoncls.errors import DeployError
+from tritoncls.runtime.contract import LATENCY_SUMMARIES_ARG
 from tritoncls.runtime.metrics import (
     CONFIDENCE_BOUNDS,
     REPOSITORY_REFERENCE_FILE,
@@ -138,7 +139,7 @@ def test_k8s_renders_the_rules_tests_and_dashboard_and_enables_latency_summaries
     for name in ("prometheus-rules.yaml", f"{RULES_DIR}/{RULE_FILE}", f"{RULES_DIR}/{TEST_FILE}", DASHBOARD_FILE):
         assert (hostile_k8s / name).is_file(), name
     deployment = yaml.safe_load((hostile_k8s / "deployment.yaml").read_text())
-    assert SUMMARY_LATENCIES_ARG in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert LATENCY_SUMMARIES_ARG in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert {r["alert"] for r in rules_of(hostile_k8s) if "alert" in r} == ALERTS
     assert json.loads((hostile_k8s / "tritoncls_deploy.json").read_text())["files"] == sorted(
         ["deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml", "podmonitor.yaml", "prometheus-adapter-rules.yaml",
@@ -376,7 +377,7 @@ def test_the_rules_evaluate_on_a_served_models_real_series_through_prometheus(ho
 
     from tritoncls.server.triton import TritonServer
 
-    server = TritonServer(hostile_repo, log_file=tmp_path / "tritonserver.log", extra_args=(SUMMARY_LATENCIES_ARG,))
+    server = TritonServer(hostile_repo, log_file=tmp_path / "tritonserver.log", extra_args=(LATENCY_SUMMARIES_ARG,))
     with server:
         target = server.metrics_url.removeprefix("http://").removesuffix("/metrics")
         with support.Prometheus(tmp_path / "prometheus", [target], support.POD_LABELS,

@@ -118,10 +118,11 @@ def test_hostile_label_names_survive_the_scrape_and_no_text_reaches_the_metrics(
 def _scraped(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
+    from tritoncls.monitor.counts import series_name
+
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode("utf-8")
-    return {(s.name.removesuffix("_total") if s.name.endswith("_bucket_total") or s.name.endswith("_count_total")
-             or s.name.endswith("_sum_total") else s.name, tuple(sorted(s.labels.items()))): s.value
+    return {(series_name(s.name), tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples if s.name.startswith("tritoncls_")}
 
 

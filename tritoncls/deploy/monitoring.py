@@ -35,15 +35,10 @@ import math
 
 from tritoncls.deploy.repository import RepositoryInfo
 from tritoncls.deploy.specs import Drift, LowConfidence, MonitoringSpec
-from tritoncls.runtime.contract import LATENCY_SUMMARIES_ARG
 from tritoncls.runtime.metrics import REPOSITORY_REFERENCE_FILE, Reference
 
 log = logging.getLogger(__name__)
 
-#: tritonserver's flag that adds latency summaries (nv_inference_request_summary_us and others, with quantiles
-#: 0.5 to 0.999) beside the cumulative counters; checked on the bundled tritonserver 2.51 (docs/deploy.md).
-#: `tritoncls serve` passes the same flag.
-SUMMARY_LATENCIES_ARG = LATENCY_SUMMARIES_ARG
 LATENCY_QUANTILE = "0.99"  # one of the summary's default quantiles (0.5, 0.9, 0.95, 0.99, 0.999)
 LATENCY_THRESHOLD_US = 500_000
 QUEUE_ALERT_FACTOR = 2  # times the HPA's queue-time target
