@@ -1187,6 +1187,8 @@ def served_count(metrics_url: str, series: str, model: str = "seqcls") -> float:
 
 
 def wait_for_flushed(metrics_url: str, texts: int, model: str = "seqcls", timeout_s: float = 30.0) -> None:
-    """Wait until the served model's metrics count ``texts`` texts (its recorder sends them once a second)."""
-    wait_for(lambda: served_count(metrics_url, "tritoncls_top_confidence_count", model) >= texts, timeout_s,
+    """Wait until the served model's metrics count ``texts`` texts: the postprocess step's confidences and the
+    tokenizer's lengths (in the ensemble two processes, each sending its tally once a second)."""
+    series = ("tritoncls_top_confidence_count", "tritoncls_text_tokens_count")
+    wait_for(lambda: all(served_count(metrics_url, name, model) >= texts for name in series), timeout_s,
              f"the served metrics to count {texts} texts", every_s=0.2)
