@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tritoncls.benchmarks.report import REPORT_JSON, REPORT_MD, compute_targets, write_report
@@ -21,6 +22,7 @@ from tritoncls.measure.perf_analyzer import (
 )
 from tritoncls.measure.texts import read_bench_texts
 from tritoncls.measure.triton_stats import STAGES, ModelStats, delta, parse_statistics, stage_share
+from tritoncls.runtime import Manifest
 
 # Recorded from perf_analyzer 2.51.0 (tritonclient wheel) against tritonserver 2.51 (nvidia-pytriton 0.7.0),
 # `-b 32 --concurrency-range 1:1 --async --measurement-mode count_windows -f out.csv`, tiny KUAKE-QIC export.
@@ -519,3 +521,65 @@ def test_int8_runs_are_compared_with_the_int8_limit_and_fp32_runs_with_the_fp32_
     assert rows[("nano", "in-process INT8, sorted, batch 32")]["vs_limit"] == pytest.approx(500.0 * 0.1 / 400.0)
     fp32 = rows[("medium", "served default, single texts, concurrency 32")]
     assert fp32["precision"] == "fp32" and fp32["vs_limit"] == pytest.approx(18.0 / 100.0)
+
+
+def test_the_op_profile_splits_a_real_exports_model_time_by_operator_and_counts_the_products_flops(demo_export):
+    from tritoncls.measure.flops import EncoderShape, total_flops
+    from tritoncls.measure.inprocess import token_rows
+    from tritoncls.measure.op_profile import ATTENTION, SESSION, WEIGHTS, profile_export
+
+    texts = [f"text number {i} " + "word " * (i % 7) for i in range(40)]
+    rows = token_rows(demo_export, texts)
+    shape = EncoderShape.from_architecture(Manifest.load(demo_export).architecture)
+    useful = total_flops(np.array([len(r) for r in rows]), shape)
+    profile = profile_export(demo_export, rows, batch_size=8, useful_flops=useful, threads=1, limit_repeats=1)
+    kinds = {k.kind: k for k in profile.kinds}
+    assert profile.batches == 5 and profile.total_us > 0
+    assert sum(k.share for k in profile.kinds) == pytest.approx(1.0)  # the session's own time closes the sum
+    assert SESSION in kinds and kinds[WEIGHTS].flops > 0 and kinds[ATTENTION].flops > 0
+    # the products execute the useful FLOPs and the padded positions' on top (sorted batches pad a little)
+    assert profile.executed_product_flops >= useful * 0.999
+    record = profile.to_dict()
+    assert 0 <= record["padding_flops_share"] < 0.5
+    limits = record["product_limits"]
+    assert limits and all(p["gflops_per_s"] > 0 for p in limits)
+    assert all(p["size"][1] in (shape.hidden_size, shape.intermediate_size) for p in limits)  # the layers' products
+
+
+def test_a_product_with_packed_weights_counts_as_a_weight_product_and_two_activations_as_attention():
+    from tritoncls.measure.op_profile import ATTENTION, WEIGHTS, product_flops, summarize, typical_products
+
+    weights = {"cat": "Node", "name": "MatMul_1_kernel_time", "dur": 100, "args": {
+        "op_name": "MatMul", "input_type_shape": [{"float": [4, 10, 32]}], "output_type_shape": [{"float": [4, 10, 64]}]}}
+    attention = {"cat": "Node", "name": "FusedMatMul_2_kernel_time", "dur": 50, "args": {
+        "op_name": "FusedMatMul", "input_type_shape": [{"float": [4, 2, 10, 16]}, {"float": [4, 2, 10, 16]}],
+        "output_type_shape": [{"float": [4, 2, 10, 10]}]}}
+    softmax = {"cat": "Node", "name": "Softmax_3_kernel_time", "dur": 30, "args": {"op_name": "Softmax"}}
+    run = {"cat": "Session", "name": "model_run", "dur": 200}
+    assert product_flops(weights) == (WEIGHTS, 2.0 * 40 * 32 * 64, (40, 32, 64))
+    assert product_flops(attention) == (ATTENTION, 2.0 * 80 * 16 * 10, (80, 16, 10))
+    kinds, total, executed, sizes = summarize([weights, attention, softmax, run])
+    assert total == 200 and executed == 2.0 * 40 * 32 * 64 + 2.0 * 80 * 16 * 10
+    assert [(k.kind, k.us) for k in kinds] == [(WEIGHTS, 100), (ATTENTION, 50), ("softmax", 30),
+                                               ("session, outside the operators", 20)]
+    assert typical_products({(40, 32, 64): 2, (20, 32, 64): 2, (40, 64, 32): 1}) == [(30, 32, 64), (40, 64, 32)]
+
+
+def test_the_breakdown_shows_the_op_profile_with_each_products_rate_against_the_limit():
+    from tritoncls.benchmarks.report import flops_breakdown, flops_breakdown_lines
+
+    m = fake_measurements()
+    point = m["shapes"]["medium"]["served"]["default"]["points"][2]
+    point["stages"]["us_per_text"] = {"tokenizer": 2000.0, "model": 60000.0, "postprocess": 1000.0}
+    m["shapes"]["medium"]["op_profile"] = {
+        "batch_size": 12, "batches": 3, "threads": 2, "total_us": 1000.0, "useful_flops": 9e9,
+        "executed_product_flops": 1e10, "padding_flops_share": 0.1,
+        "kinds": [{"kind": "products with weights", "us": 600.0, "share": 0.6, "nodes": 9, "flops": 3e7,
+                   "gflops_per_s": 50.0},
+                  {"kind": "GELU", "us": 400.0, "share": 0.4, "nodes": 3, "flops": 0.0, "gflops_per_s": None}],
+        "product_limits": [{"size": [240, 768, 768], "gflops_per_s": 80.0}]}
+    text = "\n".join(flops_breakdown_lines(flops_breakdown(m, "medium")))
+    assert "| products with weights | 60.0% | 0.6 | 9 | 50.0 | 0.50 |" in text
+    assert "| GELU | 40.0% | 0.4 | 3 | n/a |  |" in text
+    assert "Padding: 10.0% of the FLOPs" in text and "240x768x768: 80.0 GFLOP/s (0.80 of the limit)" in text
+    assert "in 3 batches of 12" in text

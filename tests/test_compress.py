@@ -4,6 +4,7 @@ outputs (from fake measurements, no server), refused inputs, and one small serve
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,8 @@ def fake_structures(config, inputs):
 
 
 class FakeMeasure:
-    """score, texts/s at 32-text requests, single texts/s per candidate name; an Exception value is raised."""
+    """score, texts/s at 32-text requests, single texts/s (and optionally the test score) per candidate name; an
+    Exception value is raised."""
 
     def __init__(self, table):
         self.table, self.calls = table, []
@@ -78,7 +80,9 @@ class FakeMeasure:
         if isinstance(value, Exception):
             raise value
         result = CandidateResult.for_candidate(candidate)
-        result.score, result.batch_texts_per_s, result.single_texts_per_s = value
+        result.score, result.batch_texts_per_s, result.single_texts_per_s = value[:3]
+        if len(value) > 3:
+            result.test_score, result.test_texts = value[3], 10
         result.batch_p99_ms, result.single_p99_ms, result.scored_texts = 50.0, 20.0, 8
         return result
 
@@ -192,6 +196,45 @@ def test_compress_chooses_the_fastest_within_budget_and_writes_report_plot_and_o
     assert rows["width_mult_0.5-L32-int8"]["pareto"] and not rows["width_mult_0.5-L64-fp32"]["pareto"]
     for name in TABLE:
         assert (out / "candidates" / name / RESULT_FILE).is_file()
+
+
+def test_test_scores_are_reported_beside_dev_but_never_choose(tmp_path):
+    # width_mult_0.5-L32-int8 scores best on test but 4 points under on dev: the dev budget still rules it out
+    table = {name: (*value, value[0] - 0.01) for name, value in TABLE.items()}
+    table["width_mult_0.5-L32-int8"] = (0.86, 400.0, 260.0, 0.99)
+    data = tmp_path / "data"
+    support.write_toy_dataset(data)
+    (data / "test.txt").write_text((data / "dev.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    config = config_for(tmp_path)
+    outcome, _ = run(config, table)
+    assert outcome.chosen.name == "unpruned-L32-int8"
+    out = tmp_path / "out"
+    report = (out / REPORT_FILE).read_text(encoding="utf-8")
+    assert f"Test: `{data / 'test.txt'}` (8 texts) is scored" in report
+    assert "**Chosen: `unpruned-L32-int8`**: dev 89.00% (-1.00 pts), test 88.00% (-1.00 pts)," in report
+    assert "| width_mult_0.5-L32-int8 | width_mult_0.5 | 2 | 1/2 | int8 | 32 | 86.00 | -4.00 | 99.00 | +10.00 |" \
+        in report
+    assert json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8"))["served_test_score"] == pytest.approx(0.88)
+    rows = {r["name"]: r for r in json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))["candidates"]}
+    assert rows["unpruned-L32-int8"]["test_drop_points"] == pytest.approx(1.0)
+
+
+def test_the_test_file_is_read_with_the_data_checks_and_an_explicit_missing_one_is_refused(tmp_path):
+    from tritoncls.compress.compress import check_inputs
+    from tritoncls.errors import DataError
+
+    config = config_for(tmp_path)
+    assert check_inputs(config).test_texts == ()  # the toy set has no test.txt: dev only
+    with pytest.raises(CompressError, match="--test_file .*held_out.txt: no such file.*--no_test"):
+        check_inputs(config_for(tmp_path, test_file="held_out.txt"))
+    test = Path(config.dataset_dir) / "test.txt"
+    test.write_text("a soup text\tfood\na text about weather\tweather\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"{test}:2: label 'weather' is not in the label file"):
+        check_inputs(config)
+    test.write_text("a soup text\tfood\n", encoding="utf-8")
+    inputs = check_inputs(config)
+    assert inputs.test_texts == ("a soup text",) and inputs.test_fields == ("food",)
+    assert check_inputs(config_for(tmp_path, score_test=False)).test_texts == ()
 
 
 def test_static_int8_is_built_as_int8_calibrated_on_the_train_texts_and_compress_json_keeps_it(tmp_path):
@@ -383,8 +426,10 @@ def test_compress_end_to_end_on_the_toy_teacher_prunes_serves_scores_and_chooses
     from tritoncls.builder.options import read_options
     from tritoncls.cli import main
 
-    out = tmp_path / "compress"
-    status = main(["compress", "--checkpoint", str(teacher_checkpoint), "--dataset_dir", str(toy_dataset), "--output",
+    out, data = tmp_path / "compress", tmp_path / "data"
+    shutil.copytree(toy_dataset, data)
+    (data / "test.txt").write_text((data / "dev.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    status = main(["compress", "--checkpoint", str(teacher_checkpoint), "--dataset_dir", str(data), "--output",
                    str(out), "--max_drop", "100", "--widths", "1/2", "--precisions", "fp32", "--epochs", "1",
                    "--max_dev_texts", "8", "--no_corpus_length", "--min_requests", "4", "--max_trials", "3",
                    "--stability_pct", "1000",
@@ -394,7 +439,8 @@ def test_compress_end_to_end_on_the_toy_teacher_prunes_serves_scores_and_chooses
     rows = {r["name"]: r for r in record["candidates"]}
     assert list(rows) == ["unpruned-L64-fp32", "reference-style", "width_mult_0.5-L64-fp32"]
     for row in rows.values():
-        assert row["error"] is None and row["scored_texts"] == 8, row
+        assert row["error"] is None and row["scored_texts"] == 8 and row["test_texts"] == 8, row
+        assert row["test_score"] == row["score"]  # the test file holds the dev lines: the same served answers
         assert row["batch_texts_per_s"] > 0 and row["single_texts_per_s"] > 0 and row["batch_p99_ms"] > 0
     assert rows["unpruned-L64-fp32"]["score"] == 1.0  # the teacher learned the toy set, served as trained
     options = read_options(out / OPTIONS_FILE)

@@ -298,6 +298,7 @@ def _measure_shape(run: _Run, shape: str, trained: Path, texts: BenchTexts, anal
     served = run.step(f"{shape} served default", lambda: _serve(run, shape, "default", export_dir, texts, rows, sweep,
                                                                  analyzer, repo_options, label_texts))
     run.step(f"{shape} in-process onnxruntime again", lambda: _remeasure(entry, export_dir, texts, plan))
+    run.step(f"{shape} model-step profile", lambda: entry.update(op_profile=_op_profile(entry, export_dir, rows, flops)))
     if served and label_texts and reference_logits is not None:
         _record_label_agreement(run, manifest, served[1], reference_logits[:len(label_texts)], texts.head(len(label_texts)))
     if shape == plan.reference_shape:
@@ -321,6 +322,20 @@ def _metrics_cost(run: _Run, shape: str, export_dir: Path, texts: BenchTexts, ro
                           ("metrics_on_2", True)):
         run.step(f"{shape} served {name}", lambda name=name, metrics=metrics: _serve(
             run, shape, name, export_dir, texts, rows, peer, analyzer, repo_options | {"metrics": metrics}, ()))
+
+
+def _op_profile(entry: dict[str, Any], export_dir: Path, rows: Sequence[Sequence[int]], useful_flops: float
+                ) -> dict[str, Any]:
+    """ONNX Runtime's per-operator profile of the export on the bench texts, in batches of the served single-text
+    point's mean texts per model execution (32 where it was not measured): where the model step's time goes."""
+    from tritoncls.measure.op_profile import profile_export
+
+    points = [p for p in (entry["served"].get("default") or {}).get("points", [])
+              if p["target"] == "ensemble" and p["batch_size"] == 1]
+    single = max(points, key=lambda p: p["concurrency"]) if points else None
+    per_run = (single or {}).get("stages", {}).get("texts_per_model_execution")
+    batch = max(1, round(per_run)) if per_run else 32
+    return profile_export(export_dir, rows, batch, useful_flops).to_dict()
 
 
 def _remeasure(entry: dict[str, Any], export_dir: Path, texts: BenchTexts, plan: Plan) -> None:

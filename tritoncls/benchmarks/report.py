@@ -233,7 +233,8 @@ def flops_breakdown(m: dict[str, Any], shape: str) -> dict[str, Any] | None:
             "model_step_useful_gflops": per_text / model / 1e3 if model else None,
             "model_step_vs_limit": ideal / model if model else None,
             "request_shares": stages.get("shares", {}),
-            "texts_per_model_execution": stages.get("texts_per_model_execution")}
+            "texts_per_model_execution": stages.get("texts_per_model_execution"),
+            "op_profile": _shape(m, shape).get("op_profile")}
 
 
 def useful_rates(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -484,14 +485,43 @@ def flops_breakdown_lines(breakdown: dict[str, Any] | None) -> list[str]:
     lines.append("")
     if b.get("model_step_vs_limit") is not None:
         lines.append(f"The model step alone computes {_fmt(b['model_step_useful_gflops'])} useful GFLOP/s, "
-                     f"{b['model_step_vs_limit']:.2f} of the limit: the rest of its time is padding inside a "
-                     "batch, the operators that are not products (embeddings, LayerNorm, GELU, softmax), products "
-                     "far smaller than the limit's, and the python model step's own work. The tokenizer and "
-                     "postprocess steps run beside it on the same cores.")
+                     f"{b['model_step_vs_limit']:.2f} of the limit. The tokenizer and postprocess steps run beside "
+                     "it on the same cores." + ("" if b.get("op_profile") else " Where the rest of the model step "
+                     "goes (padding, the operators that are not products, small products) was not profiled."))
     shares = b.get("request_shares") or {}
     if shares:
         lines.append("Mean request time inside the server (per-request statistics, queue included): "
                      + ", ".join(f"{stage} {share:.1%}" for stage, share in shares.items()) + ".")
+    return lines + [""] + op_profile_lines(b.get("op_profile"), b["limit_gops_per_s"])
+
+
+def op_profile_lines(profile: dict[str, Any] | None, limit: float | None) -> list[str]:
+    """Where the model step's time goes by operator (:mod:`tritoncls.measure.op_profile`), as a table and the
+    facts that explain the gap to the limit; empty where there is no profile."""
+    if not profile or not profile.get("kinds"):
+        return []
+    total = profile["total_us"]
+    lines = [f"Inside the model step: ONNX Runtime's profiler, in-process, the bench texts sorted by length in "
+             f"{profile['batches']} batches of {profile['batch_size']} (the served point's texts per model "
+             f"execution), {profile['threads']} intra-op threads; {total / 1e3:.0f} ms in all.", "",
+             "| operators | share of the model's time | ms | nodes run | G(FL)OP/s executed | vs the limit |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for kind in profile["kinds"]:
+        rate = kind.get("gflops_per_s")
+        lines.append(f"| {kind['kind']} | {kind['share']:.1%} | {kind['us'] / 1e3:.1f} | {kind['nodes']} | "
+                     f"{_fmt(rate)} | {_fmt(_ratio(rate, limit), 2) if rate else ''} |")
+    lines.append("")
+    padding = profile.get("padding_flops_share")
+    if padding is not None:
+        lines.append(f"Padding: {padding:.1%} of the FLOPs the products execute fall on padded positions "
+                     f"({profile['executed_product_flops'] / 1e9:.1f} executed vs {profile['useful_flops'] / 1e9:.1f} "
+                     f"useful GFLOP).")
+    measured = [p for p in profile.get("product_limits", []) if p.get("gflops_per_s")]
+    if measured:
+        lines.append("The model's weight products measured alone at its own sizes (rows x inner x columns, ONNX "
+                     "Runtime MatMul with constant weights): " + "; ".join(
+                         f"{'x'.join(map(str, p['size']))}: {_fmt(p['gflops_per_s'])} GFLOP/s "
+                         f"({_fmt(_ratio(p['gflops_per_s'], limit), 2)} of the limit)" for p in measured) + ".")
     return lines + [""]
 
 

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "no_corpus_length", action="store_true",
          help="export and measure every structure at its trained max_seq_length only")
     flag(parser, "max_dev_texts", type=int, default=None, help="score the first N dev texts (default: all)")
+    flag(parser, "test_file", default=None,
+         help="in --dataset_dir: also scored through the server for every candidate, reported beside dev, never "
+              "used to choose (default: test.txt where the dataset has one)")
+    flag(parser, "no_test", action="store_true", help="score on dev only, even where the dataset has a test file")
     flag(parser, "request_texts", type=int, default=32, help="texts per request of the batched measurement")
     flag(parser, "batch_concurrency", type=int, default=2, help="requests in flight at once of the batched measurement")
     flag(parser, "single_concurrency", type=int, default=32, help="requests in flight at once of single texts")
@@ -74,7 +78,7 @@ def compress_config(args: argparse.Namespace) -> CompressConfig:
 
     return config_from_args(CompressConfig, args, widths=tuple(args.widths), depths=tuple(args.depths),
                             precisions=tuple(args.precisions), plots=not args.no_plots,
-                            corpus_length=not args.no_corpus_length)
+                            corpus_length=not args.no_corpus_length, score_test=not args.no_test)
 
 
 def run(args: argparse.Namespace) -> int:

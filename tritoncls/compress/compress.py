@@ -58,6 +58,8 @@ class Inputs:
     train_texts: tuple[str, ...]
     dev_texts: tuple[str, ...]
     dev_fields: tuple[str, ...]  # each dev text's label field, as the task writes it
+    test_texts: tuple[str, ...] = ()  # scored beside dev, reported, never used to choose
+    test_fields: tuple[str, ...] = ()
 
 
 #: make_structures(config, inputs) -> (structures, facts): the teacher first, at its trained length.
@@ -139,8 +141,27 @@ def check_inputs(config: CompressConfig) -> Inputs:
         texts, fields = texts[:config.max_dev_texts], fields[:config.max_dev_texts]
     if not texts:
         raise CompressError(f"{dev_path}: no dev texts; compress scores every candidate on them through the server.")
+    test_texts, test_fields = _read_test(config, labels, task)
     return Inputs(teacher, task, tuple(labels), trained_length(teacher), tuple(e.text for e in train),
-                  tuple(texts), tuple(f or "" for f in fields))
+                  tuple(texts), tuple(f or "" for f in fields), test_texts, test_fields)
+
+
+def _read_test(config: CompressConfig, labels: Sequence[str], task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The test texts and label fields (none without a test file); a missing --test_file or an unknown label is
+    refused with its path (and line)."""
+    from tritoncls.common import data
+
+    path = config.test_path
+    if path is None:
+        log.info("no test file (%s): candidates are scored on dev only", "--no_test" if not config.score_test else
+                 f"no {config.dataset / 'test.txt'}")
+        return (), ()
+    if not path.is_file():
+        raise CompressError(f"--test_file {path}: no such file. Give a test file of the dataset (text<TAB>label "
+                            f"lines), or --no_test to score on dev only.")
+    data.read_examples(path, labels, task)  # every label known, or DataError at file:line
+    texts, fields = data.read_text_column(path)
+    return tuple(texts), tuple(f or "" for f in fields)
 
 
 def trained_length(teacher: Path) -> int:
@@ -296,17 +317,23 @@ def served_measure(config: CompressConfig, inputs: Inputs, analyzer) -> Measure:
         export_dir = Path(candidate.structure.export_dir)
         manifest = Manifest.load(export_dir)
         gold = truth(manifest, list(inputs.dev_fields))
-        if gold is None:
-            raise CompressError(f"{config.dataset / config.dev_file}: labels the export {export_dir} does not have.")
+        test_gold = truth(manifest, list(inputs.test_fields)) if inputs.test_texts else None
+        if gold is None or (inputs.test_texts and test_gold is None):
+            raise CompressError(f"{config.dataset}: dev or test labels the export {export_dir} does not have.")
         options = reference_options(export_dir) if candidate.peer else candidate.build_options()
         repo = served.build(export_dir, folder / "repository", **options)
         measured, predictions = served.measure(candidate.name, repo, texts, [], sweep, folder / "perf", analyzer,
                                                config.min_requests, config.max_trials, config.stability_pct,
-                                               label_texts=inputs.dev_texts)
+                                               label_texts=inputs.dev_texts + inputs.test_texts)
+        answers = served_answers(predictions or [])
+        dev_count = len(inputs.dev_texts)
         result = CandidateResult.for_candidate(candidate)
         result.measured = measured.to_dict()
-        result.score = score(manifest, gold, served_answers(predictions or []))
-        result.scored_texts = len(predictions or [])
+        result.score = score(manifest, gold, answers[:dev_count])
+        result.scored_texts = len(answers[:dev_count])
+        if test_gold is not None and len(answers) == dev_count + len(inputs.test_texts):
+            result.test_score = score(manifest, test_gold, answers[dev_count:])
+            result.test_texts = len(answers[dev_count:])
         for point in measured.points:
             if point["batch_size"] == config.request_texts and point["concurrency"] == config.batch_concurrency:
                 result.batch_texts_per_s, result.batch_p99_ms = point["inferences_per_s"], point["p99_us"] / 1e3
@@ -364,6 +391,7 @@ def run_compress(config: CompressConfig, measure: Measure | None = None,
     results = run_candidates(candidates, measure, config.output_dir, config.resume, deadline, always=2)
     baseline, reference = results[0], results[1]
     facts |= {"teacher": str(inputs.teacher), "task": inputs.task, "dev_texts": len(inputs.dev_texts),
+              "test_file": str(config.test_path) if inputs.test_texts else None, "test_texts": len(inputs.test_texts),
               "seconds": round(time.monotonic() - started, 1)}
     outcome = CompressOutcome(config, results, baseline if baseline.ok else None, reference if reference.ok else None,
                               None, default_metric(inputs.task), facts=facts)

@@ -24,6 +24,7 @@ PRECISIONS = ("fp32", "int8", "int8_static")
 #: Length buckets a corpus quantile is rounded up to.
 LENGTH_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 BASELINE_STRUCTURE = "unpruned"
+DEFAULT_TEST_FILE = "test.txt"
 REFERENCE_NAME = "reference-style"
 
 
@@ -64,6 +65,10 @@ class CompressConfig:
     label_file: str = "label.txt"
     train_file: str = "train.txt"
     dev_file: str = "dev.txt"
+    #: scored through the server for every candidate beside dev (never used to choose); None: test.txt where the
+    #: dataset has one. ``score_test`` False: no test scoring.
+    test_file: str | None = None
+    score_test: bool = True
     seed: int = 3
 
     def __post_init__(self) -> None:
@@ -103,6 +108,16 @@ class CompressConfig:
     @property
     def dataset(self) -> Path:
         return Path(self.dataset_dir)
+
+    @property
+    def test_path(self) -> Path | None:
+        """The test file to score, or None: ``--no_test``, or no ``--test_file`` and no test.txt in the dataset."""
+        if not self.score_test:
+            return None
+        if self.test_file is not None:
+            return self.dataset / self.test_file
+        default = self.dataset / DEFAULT_TEST_FILE
+        return default if default.is_file() else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +173,8 @@ class CandidateResult:
     width: str = "1"
     score: float | None = None  # served dev score through the ensemble
     scored_texts: int = 0
+    test_score: float | None = None  # served test score (reported, never used to choose); None: no test file
+    test_texts: int = 0
     batch_texts_per_s: float | None = None  # --request_texts texts a request at --batch_concurrency
     batch_p99_ms: float | None = None
     single_texts_per_s: float | None = None  # one text a request at --single_concurrency

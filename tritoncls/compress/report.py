@@ -38,7 +38,8 @@ def write_outputs(outcome: CompressOutcome, machine: dict[str, Any]) -> dict[str
     if chosen is not None:
         extra = {"export": str(Path(chosen.export_dir).resolve()), "candidate": chosen.name,
                  "structure": chosen.structure, "max_seq_length": chosen.max_seq_length,
-                 "served_score": chosen.score, "metric": outcome.metric, "max_drop": outcome.config.max_drop,
+                 "served_score": chosen.score, "served_test_score": chosen.test_score, "metric": outcome.metric,
+                 "max_drop": outcome.config.max_drop,
                  "written_by": "tritoncls compress"}
         files["options"] = write_options(options, chosen.build_options, machine, extra)
     if outcome.config.plots:
@@ -66,13 +67,22 @@ def record(outcome: CompressOutcome, machine: dict[str, Any]) -> dict[str, Any]:
     front = {r.name for r in pareto_front(outcome.results)}
     base_score = outcome.baseline.score if outcome.baseline else None
     rows = [r.to_dict() | {"ratios": ratios(r, outcome), "pareto": r.name in front,
-                           "drop_points": drop_points(r, base_score) if r.ok and base_score is not None else None}
+                           "drop_points": drop_points(r, base_score) if r.ok and base_score is not None else None,
+                           "test_drop_points": test_drop(r, outcome)}
             for r in outcome.results]
     return {"config": outcome.config.to_dict(), "metric": outcome.metric, "facts": outcome.facts, "machine": machine,
             "baseline": outcome.baseline.name if outcome.baseline else None,
             "reference": outcome.reference.name if outcome.reference else None,
             "chosen": outcome.chosen.name if outcome.chosen else None,
             "closest": [r.name for r in outcome.closest], "candidates": rows}
+
+
+def test_drop(result: CandidateResult, outcome: CompressOutcome) -> float | None:
+    """Points of served test score ``result`` loses to the unpruned FP32 default (None: either has no test score)."""
+    base = outcome.baseline
+    if base is None or base.test_score is None or result.test_score is None:
+        return None
+    return 100.0 * (base.test_score - result.test_score)
 
 
 def _f(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
@@ -96,22 +106,29 @@ def render_markdown(outcome: CompressOutcome, plot: bool) -> str:
              f"and single texts at concurrency {c}; ratios are to the unpruned FP32 default repository and to the "
              f"reference-style deployment of the unpruned model (PaddleNLP's tokenizer, or the wordpiece tokenizer for a "
              f"model of Hugging Face rules; padding to max_seq_length, no dynamic batching), measured in this run.", ""]
+    test_file = outcome.facts.get("test_file")
+    if test_file:
+        lines += [f"Test: `{test_file}` ({outcome.facts.get('test_texts')} texts) is scored through the served "
+                  f"ensemble too, for every candidate; the choice uses dev only.", ""]
     if outcome.chosen is not None:
-        r = ratios(outcome.chosen, outcome)
-        lines += [f"**Chosen: `{outcome.chosen.name}`**: {_f(outcome.chosen.score, 2, 100)}% "
-                  f"({_delta(-drop_points(outcome.chosen, base.score))} pts), {_f(outcome.chosen.batch_texts_per_s)} "
-                  f"texts/s at {b}-text requests ({_f(r['batch_vs_default'], 2)}x the default FP32, "
-                  f"{_f(r['batch_vs_reference'], 2)}x reference-style). Rebuild it: `tritoncls build-repo --model "
-                  f"{outcome.chosen.export_dir} --output REPO --options {config.output_dir / OPTIONS_FILE}`.", ""]
+        r, chosen = ratios(outcome.chosen, outcome), outcome.chosen
+        test = test_drop(chosen, outcome)
+        lines += [f"**Chosen: `{chosen.name}`**: dev {_f(chosen.score, 2, 100)}% "
+                  f"({_delta(-drop_points(chosen, base.score))} pts)"
+                  + (f", test {_f(chosen.test_score, 2, 100)}% ({_delta(-test)} pts)" if test is not None else "")
+                  + f", {_f(chosen.batch_texts_per_s)} texts/s at {b}-text requests ({_f(r['batch_vs_default'], 2)}x "
+                  f"the default FP32, {_f(r['batch_vs_reference'], 2)}x reference-style). Rebuild it: `tritoncls "
+                  f"build-repo --model {chosen.export_dir} --output REPO --options {config.output_dir / OPTIONS_FILE}`.",
+                  ""]
     else:
         lines += ["**No candidate is within the budget.** Closest: "
                   + (", ".join(f"`{r.name}` {_f(r.score, 2, 100)}%" for r in outcome.closest) or "none measured")
                   + ".", ""]
     front = {r.name for r in pareto_front(outcome.results)}
-    lines += [f"| candidate | structure | layers | width | precision | length | {metric} (%) | Δ (pts) | "
-              f"texts/s {b}-text | p99 {b}-text (ms) | texts/s single c{c} | p99 single (ms) | x default ({b}) | "
-              f"x reference-style ({b}) | x default (single) | note |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| candidate | structure | layers | width | precision | length | dev {metric} (%) | Δ (pts) | "
+              f"test (%) | Δ test (pts) | texts/s {b}-text | p99 {b}-text (ms) | texts/s single c{c} | "
+              f"p99 single (ms) | x default ({b}) | x reference-style ({b}) | x default (single) | note |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in outcome.results:
         q = ratios(r, outcome)
         delta = _delta(-drop_points(r, base.score)) if base and r.ok else "n/a"
@@ -121,8 +138,10 @@ def render_markdown(outcome: CompressOutcome, plot: bool) -> str:
             note = (note + ", " if note else "") + "default FP32 baseline"
         if r.error:
             note = f"failed: {r.error[:120]}"
+        test = test_drop(r, outcome)
         lines.append(f"| {r.name} | {r.structure} | {r.num_hidden_layers or ''} | {r.width} | {r.precision} | "
-                     f"{r.max_seq_length} | {_f(r.score, 2, 100)} | {delta} | {_f(r.batch_texts_per_s)} | "
+                     f"{r.max_seq_length} | {_f(r.score, 2, 100)} | {delta} | {_f(r.test_score, 2, 100)} | "
+                     f"{'n/a' if test is None else _delta(-test)} | {_f(r.batch_texts_per_s)} | "
                      f"{_f(r.batch_p99_ms)} | {_f(r.single_texts_per_s)} | {_f(r.single_p99_ms)} | "
                      f"{_f(q['batch_vs_default'], 2)} | {_f(q['batch_vs_reference'], 2)} | "
                      f"{_f(q['single_vs_default'], 2)} | {note} |")

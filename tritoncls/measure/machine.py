@@ -190,21 +190,29 @@ def _ort_session(graph, threads: int):
 def onnxruntime_sgemm_rate(size: int = SGEMM_SIZE, repeats: int = 5) -> GemmRate:
     """The FP32 product through ONNX Runtime's MatMul (MLAS), the kernels the served model runs: the right-hand
     matrix is a constant, as a layer's weights are, so MLAS packs it once at load as it does for the model."""
-    import numpy as np
     import onnxruntime as ort
+
+    threads = _usable_cpus()
+    seconds = onnxruntime_matmul_seconds(size, size, size, repeats, threads)
+    return GemmRate.timed(f"onnxruntime {ort.__version__} MatMul (MLAS), constant weights", "fp32", size, seconds,
+                          threads)
+
+
+def onnxruntime_matmul_seconds(rows: int, inner: int, columns: int, repeats: int = 5, threads: int | None = None
+                               ) -> float:
+    """Best time of an FP32 ``[rows, inner] x [inner, columns]`` product through ONNX Runtime's MatMul with a
+    constant right-hand matrix (packed once at load, as a layer's weights are)."""
+    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    weights = numpy_helper.from_array(rng.standard_normal((size, size), dtype=np.float32), "b")
+    a = rng.standard_normal((rows, inner), dtype=np.float32)
+    weights = numpy_helper.from_array(rng.standard_normal((inner, columns), dtype=np.float32), "b")
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "sgemm",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])], [weights])
-    threads = _usable_cpus()
-    session = _ort_session(graph, threads)
-    seconds = _best_seconds(lambda: session.run(None, {"a": a}), repeats)
-    return GemmRate.timed(f"onnxruntime {ort.__version__} MatMul (MLAS), constant weights", "fp32", size, seconds,
-                          threads)
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [rows, inner])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [rows, columns])], [weights])
+    session = _ort_session(graph, threads or _usable_cpus())
+    return _best_seconds(lambda: session.run(None, {"a": a}), repeats)
 
 
 def onnxruntime_int8_gemm_rate(size: int = SGEMM_SIZE, repeats: int = 5, dynamic: bool = False) -> GemmRate:
