@@ -265,6 +265,55 @@ def test_targets_hold_one_entry_per_issue_target_with_name_measured_threshold_an
     assert "onnxruntime MatMul (MLAS)" in flops.detail and "268.8" in flops.detail
 
 
+def test_the_tokenizer_target_gives_its_cpu_share_and_its_share_without_a_second_request_beside_it():
+    from tritoncls.benchmarks.report import step_compute, step_compute_lines
+
+    m = fake_measurements()
+    points = m["shapes"]["nano"]["served"]["default"]["points"]
+    points[0]["stages"]["shares"]["tokenizer"] = 0.03  # concurrency 1
+    points[1]["server_cpu_shares"] = {"tokenizer": 0.031, "model": 0.9, "postprocess": 0.03, "tritonserver": 0.039}
+    points[1]["stages"]["compute_shares"] = {"tokenizer": 0.1, "model": 0.85, "postprocess": 0.05}
+    points[1]["stages"]["us_per_text"] = {"tokenizer": 10.0, "model": 100.0, "postprocess": 5.0}
+    target = {t.name: t for t in compute_targets(m)}["tokenizer_share_b32[nano]"]
+    assert target.measured == pytest.approx(0.04)  # the target itself stays the wall-time share at the best point
+    assert "its share of the server's CPU time there: 3.1%" in target.detail
+    assert "at concurrency 1 (no other request's model step beside it on the cores): 3.0%" in target.detail
+    table = "\n".join(step_compute_lines(step_compute(m)))
+    assert "| 3.1% / 90.0% / 3.0% / 3.9% |" in table
+
+
+def test_cpu_by_role_names_the_root_process_tritonserver_and_a_stub_by_its_model(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tritoncls.measure.cpu_time import cpu_by_role, cpu_shares
+
+    stub = tmp_path / "repo" / "tokenizer" / "1" / "model.py"  # a stand-in stub: its argv names a model.py
+    stub.parent.mkdir(parents=True)
+    stub.write_text("import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+                    "time.sleep(30)\n", encoding="utf-8")
+    root = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, "
+                             f"{str(stub)!r}, 'shm_region'])"])
+    try:
+        before = {"tritonserver": 0.0, "tokenizer": 0.0}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            after = cpu_by_role(root.pid)
+            if after.get("tokenizer", 0.0) >= 0.25:
+                break
+            time.sleep(0.1)
+        assert set(after) == {"tritonserver", "tokenizer"} and after["tokenizer"] >= 0.25, after
+        shares = cpu_shares(before, after)
+        assert shares["tokenizer"] > shares["tritonserver"] and sum(shares.values()) == pytest.approx(1.0)
+    finally:
+        for child in __import__("psutil").Process(root.pid).children(recursive=True):
+            child.kill()
+        root.kill()
+        root.wait()
+    assert cpu_by_role(root.pid) == {}
+
+
 def test_the_metrics_cost_target_compares_both_on_runs_with_both_off_runs():
     m = fake_measurements()
     served = m["shapes"]["nano"]["served"]
@@ -349,12 +398,12 @@ def test_bench_help_lists_the_options(capsys):
 
 
 def test_server_memory_names_python_stubs_by_their_model():
-    from tritoncls.server.memory import _role
+    from tritoncls.server.memory import role_of
 
     stub = ["/x/triton_python_backend_stub", "/repo/seqcls_model/1/model.py", "triton_python_backend_shm_region_3",
             "1048576", "1048576", "123", "/x/backends/python", "336", "seqcls_model_0_0", "DEFAULT"]
-    assert _role(stub, None) == "seqcls_model"
-    assert _role(["/usr/bin/tritonserver", "--model-repository=/r"], None) == "tritonserver"
+    assert role_of(stub, None) == "seqcls_model"
+    assert role_of(["/usr/bin/tritonserver", "--model-repository=/r"], None) == "tritonserver"
 
 
 def test_sgemm_rate_names_numpys_blas_kernel_and_reports_the_rate():

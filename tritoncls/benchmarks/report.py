@@ -157,10 +157,18 @@ def _target_int8_accuracy(m: dict[str, Any]) -> Target:
 
 
 def _target_tokenizer_share(m: dict[str, Any], shape: str) -> Target:
-    best = best_point(served_points(m, shape, "default", "ensemble", 32))
+    points = served_points(m, shape, "default", "ensemble", 32)
+    best = best_point(points)
     share = best["stages"]["shares"]["tokenizer"] if best else None
     detail = (f"{shape}: tokenizer step's share of the mean request time inside the server at 32 texts per request "
               f"(concurrency {best['concurrency'] if best else 'n/a'}), from Triton's statistics")
+    cpu = (best or {}).get("server_cpu_shares", {}).get("tokenizer")
+    if cpu is not None:
+        detail += f"; its share of the server's CPU time there: {cpu:.1%}"
+    lone = min(points, key=lambda p: p["concurrency"]) if points else None
+    if lone is not None and lone is not best and "tokenizer" in lone.get("stages", {}).get("shares", {}):
+        detail += (f"; at concurrency {lone['concurrency']} (no other request's model step beside it on the cores): "
+                   f"{lone['stages']['shares']['tokenizer']:.1%} of the request time")
     return Target(f"tokenizer_share_b32[{shape}]", "Tokenizer step <= 5% of end-to-end time at 32 texts per request",
                   share, 0.05, "<=", "share", detail)
 
@@ -282,20 +290,23 @@ def step_compute(m: dict[str, Any]) -> list[dict[str, Any]]:
                 rows.append({"shape": shape, "repository": config, "task": data.get("task", "multi_class"),
                              "request": request, "concurrency": point["concurrency"],
                              "compute_shares": stages["compute_shares"], "us_per_text": stages["us_per_text"],
-                             "server_shares": stages["shares"]})
+                             "server_shares": stages["shares"], "cpu_shares": point.get("server_cpu_shares", {})})
     return rows
 
 
 def step_compute_lines(rows: list[dict[str, Any]]) -> list[str]:
     """:func:`step_compute` as a markdown table."""
     lines = ["| shape | repository | task | request | concurrency | tokenizer | model | postprocess | "
-             "postprocess us/text | postprocess share of request time (queue included) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "postprocess us/text | postprocess share of request time (queue included) | server CPU: tokenizer / "
+             "model / postprocess / front end |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        c = r["compute_shares"]
+        c, cpu = r["compute_shares"], r.get("cpu_shares") or {}
+        cpu_cell = " / ".join(f"{cpu[k]:.1%}" if k in cpu else "n/a"
+                              for k in ("tokenizer", "model", "postprocess", "tritonserver")) if cpu else "n/a"
         lines.append(f"| {r['shape']} | {r['repository']} | {r['task']} | {r['request']} | {r['concurrency']} | "
                      f"{c['tokenizer']:.1%} | {c['model']:.1%} | {c['postprocess']:.1%} | "
-                     f"{r['us_per_text']['postprocess']:.0f} | {r['server_shares']['postprocess']:.1%} |")
+                     f"{r['us_per_text']['postprocess']:.0f} | {r['server_shares']['postprocess']:.1%} | {cpu_cell} |")
     return lines
 
 

@@ -83,6 +83,35 @@ def server_cpu(pid: int) -> ServerCpu | None:
     return ServerCpu(frontend, models)
 
 
+def cpu_by_role(pid: int) -> dict[str, float]:
+    """Cumulative CPU seconds of tritonserver (``pid``, the front end) and of each python model's stubs, by the
+    model they serve (its instances summed); empty when ``pid`` is gone."""
+    import psutil
+
+    from tritoncls.server.memory import role_of
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {}
+    out: dict[str, float] = {}
+    for process in processes:
+        try:
+            role = "tritonserver" if process.pid == pid else role_of(process.cmdline())
+            out[role] = out.get(role, 0.0) + _cpu_s(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # exited meanwhile
+    return out
+
+
+def cpu_shares(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each process role's share of the server's CPU time between two :func:`cpu_by_role` snapshots."""
+    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    total = sum(max(0.0, v) for v in spent.values())
+    return {role: max(0.0, v) / total for role, v in spent.items()} if total > 0 else {}
+
+
 def _cpu_s(process) -> float:
     times = process.cpu_times()
     return times.user + times.system

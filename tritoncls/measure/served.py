@@ -17,6 +17,7 @@ from typing import Any
 
 from tritoncls.clients.base import LabelSetPrediction, Prediction
 from tritoncls.errors import BenchmarkError
+from tritoncls.measure.cpu_time import cpu_by_role, cpu_shares
 from tritoncls.measure.perf_analyzer import PerfAnalyzer, text_input_data, token_input_data, write_input_data
 from tritoncls.measure.triton_stats import delta, fetch_statistics, stage_share
 
@@ -145,14 +146,17 @@ def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence
         for point in sweep:
             model = info.ensemble if point.target == "ensemble" else info.steps["model"]
             before = fetch_statistics(server.grpc_url)
+            cpu_before = cpu_by_role(server.process.pid) if server.process is not None else {}
             measured, stable = measure_point(analyzer, name, model, server.grpc_url, files, point, workdir,
                                               requests_per_window(point, min_requests), max_trials, stability_pct,
                                               result.errors)
             if measured is None:
                 continue
+            cpu = cpu_shares(cpu_before, cpu_by_role(server.process.pid)) if server.process is not None else {}
             after = fetch_statistics(server.grpc_url)
             share = stage_share(delta(after, before), info.steps)
-            record = {"target": point.target, **measured.to_dict(), "stages": share.to_dict(), "stable": stable}
+            record = {"target": point.target, **measured.to_dict(), "stages": share.to_dict(), "stable": stable,
+                      "server_cpu_shares": _by_step(cpu, info.steps)}
             result.points.append(record)
             log.info("[%s] %s b=%d c=%d: %.1f texts/s, p50 %.1f ms, p99 %.1f ms, %.1f texts/model run%s",
                      name, point.target, point.batch_size, point.concurrency, measured.inferences_per_s,
@@ -161,6 +165,13 @@ def measure(name: str, repo: Path, texts: Sequence[str], rows: Sequence[Sequence
         if server.process is not None:
             result.memory = [m.to_dict() for m in server_memory(server.process.pid, repo)]
     return result, labels
+
+
+def _by_step(shares: dict[str, float], steps: dict[str, str]) -> dict[str, float]:
+    """CPU shares keyed by step ("tokenizer", "model", "postprocess", "fused") where a process serves one, else by
+    process ("tritonserver": the front end)."""
+    names = {model: step for step, model in steps.items()}
+    return {names.get(role, role): share for role, share in shares.items()}
 
 
 #: (window size factor, stability % or None for the configured one) per attempt. The last attempt drops

@@ -31,14 +31,14 @@ def server_memory(pid: int, model_repository: Path | None = None) -> list[Proces
     for proc in processes:
         try:
             rss = proc.memory_info().rss / 2**20
-            role = _role(proc.cmdline(), model_repository) if proc.pid != pid else "tritonserver"
+            role = role_of(proc.cmdline(), model_repository) if proc.pid != pid else "tritonserver"
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         out.append(ProcessMemory(proc.pid, role, rss))
     return out
 
 
-def _role(cmdline: list[str], repo: Path | None) -> str:
+def role_of(cmdline: list[str], repo: Path | None = None) -> str:
     """``<model>`` (instance name when given) for a python-backend stub; else the program name.
 
     The stub is started as ``triton_python_backend_stub <repo>/<model>/<version>/model.py <shm region> ...
