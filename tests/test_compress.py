@@ -448,3 +448,39 @@ def test_compress_end_to_end_on_the_toy_teacher_prunes_serves_scores_and_chooses
     assert options.build_options == {"precision": "fp32"} and Path(chosen["export"]).is_dir()
     assert chosen["candidate"] == record["chosen"] != "reference-style"
     assert (Path(rows["width_mult_0.5-L64-fp32"]["export_dir"]) / "manifest.json").is_file()
+
+
+def test_the_student_settings_reach_prune_and_resume_keeps_students_only_when_they_match(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tritoncls.compress.compress import _pruned_rows, check_inputs
+    from tritoncls.prune import prune as prune_module
+
+    seen = []
+    export = tmp_path / "student" / "export"
+    export.mkdir(parents=True)
+    row = SimpleNamespace(name="d1_w1_2", export_dir=str(export), checkpoint_dir=None, width="1/2",
+                          num_hidden_layers=1, parameters=10)
+
+    def fake_prune(prune_config):  # records the settings and writes the report a real run leaves
+        seen.append(prune_config)
+        report = Path(prune_config.output) / f"{prune_module.REPORT_NAME}.json"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"name": row.name, "export_dir": row.export_dir, "checkpoint_dir": None, "width": row.width}]
+        report.write_text(json.dumps({"config": {k: v for k, v in vars(prune_config).items()}, "rows": rows}),
+                          encoding="utf-8")
+        return SimpleNamespace(rows=[row])
+
+    monkeypatch.setattr(prune_module, "prune", fake_prune)
+    config = config_for(tmp_path, depths=(1,), temperature=4.0, hidden_loss_weight=0.5, layer_selection="bottom",
+                        soft_label_weight=0.7, resume=True)
+    inputs = check_inputs(config)
+    _pruned_rows(config, inputs)
+    made = seen[-1]
+    assert (made.temperature, made.hidden_loss_weight, made.layer_selection, made.soft_label_weight) == \
+        (4.0, 0.5, "bottom", 0.7)
+    _pruned_rows(config, inputs)  # the same settings: kept, prune not called again
+    assert len(seen) == 1
+    _pruned_rows(config_for(tmp_path, depths=(1,), temperature=2.0, hidden_loss_weight=0.5, layer_selection="bottom",
+                            soft_label_weight=0.7, resume=True), inputs)  # another temperature: distilled again
+    assert len(seen) == 2 and seen[-1].temperature == 2.0

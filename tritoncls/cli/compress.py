@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tritoncls.cli._args import add_batch_size, add_checkpoint, add_dataset, add_output, config_from_args, flag, shared
+from tritoncls.cli.prune import add_student_flags
 from tritoncls.compress.config import PRECISIONS
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shared(parser, "epochs", detail="of distillation, per student", type=int, default=2)
     shared(parser, "learning_rate", type=float, default=3e-5)
     add_batch_size(parser, "per distillation step")
+    add_student_flags(parser, parser.add_argument_group("students (as prune makes them)"))
     flag(parser, "length_quantile", type=float, default=0.99,
          help="quantile of the train texts' token lengths that sets the extra, shorter max_seq_length")
     flag(parser, "no_corpus_length", action="store_true",

@@ -39,6 +39,21 @@ DESCRIPTION = (
 )
 
 
+def add_student_flags(parser, group) -> None:
+    """How students are made and distilled: the layer selection (on ``parser``) and the distillation loss (on
+    ``group``); ``prune`` and ``compress`` share them."""
+    flag(parser, "layer_selection", default="spread", choices=tuple(LAYER_SELECTIONS),
+         help="which teacher layers a depth keeps: spread (evenly spaced, first and last included) or bottom (the "
+              "first ones)")
+    flag(group, "temperature", type=float, default=2.0,
+         help="temperature of the teacher's soft labels (its softmax, or its sigmoids for a multi-label model)")
+    flag(group, "soft_label_weight", type=float, default=0.5,
+         help="loss = w * T^2 * soft-label cross-entropy + (1 - w) * hard-label cross-entropy (binary for a "
+              "multi-label model)")
+    flag(group, "hidden_loss_weight", type=float, default=0.0,
+         help="weight of the hidden-state MSE to the teacher, summed over layers (0: off, and faster)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Prune's options; the reference's names (``--params_dir``, ``--output_dir``, ...) work too."""
     add_device(parser)
@@ -59,17 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "depth_list", nargs="+", type=int, default=None, metavar="D",
          help="encoder layer counts to keep (the teacher's count: all layers); every (depth, width) pair of this and "
               "--width_mult_list is one student, the whole teacher excepted (default: the teacher's depth only)")
-    flag(parser, "layer_selection", default="spread", choices=tuple(LAYER_SELECTIONS),
-         help="which teacher layers a depth keeps: spread (evenly spaced, first and last included) or bottom (the "
-              "first ones)")
     group = parser.add_argument_group("distillation, importance and report")
-    flag(group, "temperature", type=float, default=2.0,
-         help="temperature of the teacher's soft labels (its softmax, or its sigmoids for a multi-label model)")
-    flag(group, "soft_label_weight", type=float, default=0.5,
-         help="loss = w * T^2 * soft-label cross-entropy + (1 - w) * hard-label cross-entropy (binary for a "
-              "multi-label model)")
-    flag(group, "hidden_loss_weight", type=float, default=0.0,
-         help="weight of the hidden-state MSE to the teacher, summed over layers (0: off, and faster)")
+    add_student_flags(parser, group)
     flag(group, "warmup_proportion", type=float, default=0.1,
          help="share of the steps with linear warmup, then linear decay")
     flag(group, "importance_split", default="train", choices=("train", "dev"),

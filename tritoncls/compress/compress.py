@@ -252,13 +252,15 @@ def _pruned_rows(config: CompressConfig, inputs: Inputs) -> list[dict[str, Any]]
         width_mult_list=student_widths(config) or ["1"], depth_list=list(config.depths), epochs=config.epochs,
         learning_rate=config.learning_rate, batch_size=config.batch_size, max_seq_length=inputs.trained_length,
         latency_repeats=1, seed=config.seed, label_file=config.label_file, train_file=config.train_file,
-        dev_file=config.dev_file)
+        dev_file=config.dev_file, layer_selection=config.layer_selection, temperature=config.temperature,
+        soft_label_weight=config.soft_label_weight, hidden_loss_weight=config.hidden_loss_weight)
     report = Path(prune_config.output) / f"{REPORT_NAME}.json"
     if config.resume and report.is_file():
         record = json.loads(report.read_text(encoding="utf-8"))
-        same = all(record.get("config", {}).get(k) == v for k, v in (
-            ("width_mult_list", prune_config.width_mult_list), ("depth_list", prune_config.depth_list),
-            ("epochs", prune_config.epochs), ("max_seq_length", prune_config.max_seq_length)))
+        defaults = PruneConfig(dataset_dir="", checkpoint="", output="")  # keys a report written before them lacks
+        same = all(record.get("config", {}).get(k, getattr(defaults, k)) == getattr(prune_config, k) for k in (
+            "width_mult_list", "depth_list", "epochs", "max_seq_length", "learning_rate", "layer_selection",
+            "temperature", "soft_label_weight", "hidden_loss_weight"))
         if same and all(Path(row["export_dir"]).is_dir() for row in record["rows"]):
             log.info("pruned students kept from the earlier run (--resume): %s", report)
             return record["rows"]

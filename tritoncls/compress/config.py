@@ -51,6 +51,11 @@ class CompressConfig:
     epochs: int = 2
     learning_rate: float = 3e-5
     batch_size: int = 32
+    #: prune's student settings (docs/pruning.md): which layers a depth keeps, and the distillation loss
+    layer_selection: str = "spread"
+    temperature: float = 2.0
+    soft_label_weight: float = 0.5
+    hidden_loss_weight: float = 0.0
     length_quantile: float = 0.99
     corpus_length: bool = True  # also export each structure at the corpus length bucket (when shorter)
     max_dev_texts: int | None = None
