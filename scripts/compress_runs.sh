@@ -19,7 +19,8 @@ case "$run" in
     dataset="$data/trec/trec6"
     train=(--model_name "$minilm" --learning_rate 1e-4 --max_seq_length 64 --batch_size 32 --epochs 3 --warmup
            --warmup_steps 50)
-    search=(--depths 3 --widths 1 3/4 1/2 --precisions fp32 int8 --epochs 8 --learning_rate 1e-4 --no_corpus_length) ;;
+    search=(--depths 3 --widths 1 3/4 1/2 --precisions fp32 int8 --epochs 8 --learning_rate 1e-4 --no_corpus_length
+            --servings default fused_split) ;;
   kuake)
     dataset="$data/kuake_qic"
     train=(--model_name ernie-3.0-mini-zh --from_scratch --max_seq_length 64 --learning_rate 5e-4 --warmup

@@ -188,7 +188,7 @@ def test_compress_chooses_the_fastest_within_budget_and_writes_report_plot_and_o
     assert record["export"] == str((out / "structures" / "unpruned-L32" / "export").resolve())
     report = (out / REPORT_FILE).read_text(encoding="utf-8")
     assert "**Chosen: `unpruned-L32-int8`**" in report and "2.60x the default FP32, 13.00x reference-style" in report
-    assert "| width_mult_0.5-L32-int8 | width_mult_0.5 | 2 | 1/2 | int8 | 32 | 86.00 | -4.00 |" in report
+    assert "| width_mult_0.5-L32-int8 | width_mult_0.5 | 2 | 1/2 | int8 | default | 32 | 86.00 | -4.00 |" in report
     assert "reference-style peer" in report and "default FP32 baseline" in report
     assert (out / PLOT_FILE).stat().st_size > 1000
     rows = {r["name"]: r for r in json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))["candidates"]}
@@ -212,7 +212,7 @@ def test_test_scores_are_reported_beside_dev_but_never_choose(tmp_path):
     report = (out / REPORT_FILE).read_text(encoding="utf-8")
     assert f"Test: `{data / 'test.txt'}` (8 texts) is scored" in report
     assert "**Chosen: `unpruned-L32-int8`**: dev 89.00% (-1.00 pts), test 88.00% (-1.00 pts)," in report
-    assert "| width_mult_0.5-L32-int8 | width_mult_0.5 | 2 | 1/2 | int8 | 32 | 86.00 | -4.00 | 99.00 | +10.00 |" \
+    assert "| width_mult_0.5-L32-int8 | width_mult_0.5 | 2 | 1/2 | int8 | default | 32 | 86.00 | -4.00 | 99.00 | +10.00 |" \
         in report
     assert json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8"))["served_test_score"] == pytest.approx(0.88)
     rows = {r["name"]: r for r in json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))["candidates"]}
@@ -255,6 +255,37 @@ def test_static_int8_is_built_as_int8_calibrated_on_the_train_texts_and_compress
     outcome, _ = run(config, table)
     assert outcome.chosen.name == "unpruned-L32-int8_static"
     assert read_options(tmp_path / "out" / OPTIONS_FILE).build_options == static | {"precision": "int8"}
+
+
+def test_every_serving_is_a_candidate_of_its_own_built_with_build_repos_options(tmp_path, monkeypatch):
+    from tritoncls.builder.config import BuildConfig
+    from tritoncls.builder.options import read_options
+    from tritoncls.compress.compress import plan_candidates
+    from tritoncls.errors import ConfigError
+    from tritoncls.runtime import runners
+
+    monkeypatch.setattr(runners, "usable_cores", lambda: 2)
+    config = config_for(tmp_path, precisions=("int8",), servings=("default", "fused_split"))
+    structures, _ = fake_structures(config, None)
+    candidates = {c.name: c for c in plan_candidates(structures, config)}
+    assert list(candidates) == ["unpruned-L64-fp32", "reference-style", "unpruned-L64-int8",
+                                "unpruned-L64-int8-fused_split", "width_mult_0.5-L64-int8",
+                                "width_mult_0.5-L64-int8-fused_split", "unpruned-L32-int8",
+                                "unpruned-L32-int8-fused_split", "width_mult_0.5-L32-int8",
+                                "width_mult_0.5-L32-int8-fused_split"]
+    split = candidates["width_mult_0.5-L32-int8-fused_split"].build_options()
+    assert split == {"precision": "int8", "layout": "fused", "instances": 2, "intra_op_threads": 1}
+    BuildConfig(model="e", output="o", **split)  # build-repo takes them as they are
+    assert candidates["unpruned-L64-fp32"].build_options() == {"precision": "fp32"}  # the yardstick stays default
+    table = {k: v for k, v in TABLE.items() if "fp32" not in k or k == "unpruned-L64-fp32" or k == "reference-style"}
+    table |= {f"{k}-fused_split": (v[0], v[1] * 1.3, v[2]) for k, v in table.items() if "int8" in k}
+    outcome, _ = run(config, table)
+    assert outcome.chosen.name == "unpruned-L32-int8-fused_split" and outcome.chosen.serving == "fused_split"
+    assert read_options(tmp_path / "out" / OPTIONS_FILE).build_options == split
+    report = (tmp_path / "out" / REPORT_FILE).read_text(encoding="utf-8")
+    assert "| unpruned-L32-int8-fused_split | unpruned | 2 | 1 | int8 | fused_split | 32 |" in report
+    with pytest.raises(ConfigError, match="--servings turbo: choose from default fused split fused_split"):
+        config_for(tmp_path, servings=("turbo",))
 
 
 def test_compress_with_no_candidate_within_budget_raises_with_the_closest_and_leaves_no_options_file(tmp_path):
@@ -433,11 +464,13 @@ def test_compress_end_to_end_on_the_toy_teacher_prunes_serves_scores_and_chooses
                    str(out), "--max_drop", "100", "--widths", "1/2", "--precisions", "fp32", "--epochs", "1",
                    "--max_dev_texts", "8", "--no_corpus_length", "--min_requests", "4", "--max_trials", "3",
                    "--stability_pct", "1000",
-                   "--single_concurrency", "4", "--no_plots"])
+                   "--single_concurrency", "4", "--no_plots", "--servings", "default", "fused_split"])
     assert status == 0
     record = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
     rows = {r["name"]: r for r in record["candidates"]}
-    assert list(rows) == ["unpruned-L64-fp32", "reference-style", "width_mult_0.5-L64-fp32"]
+    assert list(rows) == ["unpruned-L64-fp32", "reference-style", "unpruned-L64-fp32-fused_split",
+                          "width_mult_0.5-L64-fp32", "width_mult_0.5-L64-fp32-fused_split"]
+    assert rows["width_mult_0.5-L64-fp32-fused_split"]["build_options"]["layout"] == "fused"
     for row in rows.values():
         assert row["error"] is None and row["scored_texts"] == 8 and row["test_texts"] == 8, row
         assert row["test_score"] == row["score"]  # the test file holds the dev lines: the same served answers
@@ -445,8 +478,8 @@ def test_compress_end_to_end_on_the_toy_teacher_prunes_serves_scores_and_chooses
     assert rows["unpruned-L64-fp32"]["score"] == 1.0  # the teacher learned the toy set, served as trained
     options = read_options(out / OPTIONS_FILE)
     chosen = json.loads((out / OPTIONS_FILE).read_text(encoding="utf-8"))
-    assert options.build_options == {"precision": "fp32"} and Path(chosen["export"]).is_dir()
-    assert chosen["candidate"] == record["chosen"] != "reference-style"
+    assert chosen["candidate"] == record["chosen"] != "reference-style" and Path(chosen["export"]).is_dir()
+    assert options.build_options == rows[record["chosen"]]["build_options"]
     assert (Path(rows["width_mult_0.5-L64-fp32"]["export_dir"]) / "manifest.json").is_file()
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from tritoncls.cli._args import add_batch_size, add_checkpoint, add_dataset, add_output, config_from_args, flag, shared
 from tritoncls.cli.prune import add_student_flags
-from tritoncls.compress.config import PRECISIONS
+from tritoncls.compress.config import PRECISIONS, SERVINGS
 
 if TYPE_CHECKING:
     from tritoncls.compress.config import CompressConfig
@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
          help="build-repo precisions of each structure (int8: ONNX Runtime dynamic quantization; int8_static: "
               "static quantization calibrated on the train texts)")
+    flag(parser, "servings", nargs="+", default=["default"], choices=tuple(SERVINGS),
+         help="how each structure x precision is served: default (build-repo's defaults), fused (--layout fused), "
+              "split (one model instance per core, one intra-op thread each), fused_split (both)")
     shared(parser, "epochs", detail="of distillation, per student", type=int, default=2)
     shared(parser, "learning_rate", type=float, default=3e-5)
     add_batch_size(parser, "per distillation step")
@@ -79,7 +82,8 @@ def compress_config(args: argparse.Namespace) -> CompressConfig:
     from tritoncls.compress.config import CompressConfig
 
     return config_from_args(CompressConfig, args, widths=tuple(args.widths), depths=tuple(args.depths),
-                            precisions=tuple(args.precisions), plots=not args.no_plots,
+                            precisions=tuple(args.precisions), servings=tuple(args.servings),
+                            plots=not args.no_plots,
                             corpus_length=not args.no_corpus_length, score_test=not args.no_test)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from tritoncls.compress.config import (
     BASELINE_STRUCTURE,
     OPTIONS_FILE,
+    SERVINGS,
     Candidate,
     CandidateResult,
     CompressConfig,
@@ -282,8 +283,17 @@ def plan_candidates(structures: Sequence[Structure], config: CompressConfig) -> 
     teacher = structures[0]
     baseline = Candidate(teacher, "fp32")
     peer = Candidate(teacher, "fp32", tuple(REFERENCE_OPTIONS.items()), peer=True)  # served_measure fits it to the model
-    rest = [Candidate(s, p, precision_options(p, config)) for s in structures for p in config.precisions]
+    rest = [Candidate(s, p, precision_options(p, config) + serving_options(v), serving=v)
+            for s in structures for p in config.precisions for v in config.servings]
     return [baseline, peer] + [c for c in rest if c.name != baseline.name]
+
+
+def serving_options(serving: str, cores: int | None = None) -> tuple[tuple[str, Any], ...]:
+    """build-repo options of a --servings value, "cores" resolved to the cores this process may use."""
+    from tritoncls.runtime.runners import usable_cores
+
+    return tuple((key, (cores or usable_cores()) if value == "cores" else value)
+                 for key, value in SERVINGS[serving].items())
 
 
 def precision_options(precision: str, config: CompressConfig) -> tuple[tuple[str, Any], ...]:
@@ -387,8 +397,8 @@ def run_compress(config: CompressConfig, measure: Measure | None = None,
     structures, facts = (structures_of or make_structures)(config, inputs)
     measure = measure or served_measure(config, inputs, analyzer)
     candidates = plan_candidates(structures, config)
-    log.info("%d candidates (%d structures x %s) beside the reference-style deployment", len(candidates) - 1,
-             len(structures), " ".join(config.precisions))
+    log.info("%d candidates (%d structures x %s x servings %s) beside the reference-style deployment",
+             len(candidates) - 1, len(structures), " ".join(config.precisions), " ".join(config.servings))
     deadline = started + 60 * config.budget_minutes if config.budget_minutes else None
     results = run_candidates(candidates, measure, config.output_dir, config.resume, deadline, always=2)
     baseline, reference = results[0], results[1]

@@ -21,6 +21,17 @@ RESULT_FILE = "result.json"  # one per candidate folder: a finished candidate (w
 #: --precisions: FP32, INT8 dynamic (ONNX Runtime quantize_dynamic) and INT8 static (calibrated on the train
 #: texts), all three through build-repo (--precision int8 [--int8_mode static --calibration_data TRAIN]).
 PRECISIONS = ("fp32", "int8", "int8_static")
+#: --servings: how each candidate is served, as build-repo options ("cores": one instance per usable core).
+#: default: build-repo's defaults (the ensemble, one model instance on every core); fused: the one-model layout
+#: (one python execution a request instead of three); split / fused_split: one model instance per core, one
+#: intra-op thread each, so concurrent requests run side by side instead of sharing one instance's threads.
+SERVINGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "fused": {"layout": "fused"},
+    "split": {"instances": "cores", "intra_op_threads": 1},
+    "fused_split": {"layout": "fused", "instances": "cores", "intra_op_threads": 1},
+}
+DEFAULT_SERVING = "default"
 #: Length buckets a corpus quantile is rounded up to.
 LENGTH_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 BASELINE_STRUCTURE = "unpruned"
@@ -48,6 +59,7 @@ class CompressConfig:
     widths: tuple[str, ...] = ("3/4", "1/2")
     depths: tuple[int, ...] = ()
     precisions: tuple[str, ...] = PRECISIONS
+    servings: tuple[str, ...] = (DEFAULT_SERVING,)
     epochs: int = 2
     learning_rate: float = 3e-5
     batch_size: int = 32
@@ -85,6 +97,8 @@ class CompressConfig:
         unknown = sorted(set(self.precisions) - set(PRECISIONS))
         if unknown or not self.precisions:
             problems.append(f"--precisions {' '.join(self.precisions)}: choose from {' '.join(PRECISIONS)}")
+        if not self.servings or set(self.servings) - set(SERVINGS):
+            problems.append(f"--servings {' '.join(self.servings)}: choose from {' '.join(SERVINGS)}")
         for text in self.widths:
             try:
                 width = Fraction(str(text))
@@ -150,13 +164,18 @@ class Candidate:
 
     structure: Structure
     precision: str
-    #: build-repo options beyond ``precision`` (the reference-style peer's, static INT8's); they win over it.
+    #: build-repo options beyond ``precision`` (the reference-style peer's, static INT8's, the serving's); they
+    #: win over it.
     options: tuple[tuple[str, Any], ...] = ()
     peer: bool = False  # the reference-style deployment: measured beside the candidates, never chosen
+    serving: str = DEFAULT_SERVING  # a key of SERVINGS
 
     @property
     def name(self) -> str:
-        return REFERENCE_NAME if self.peer else f"{self.structure.key}-{self.precision}"
+        if self.peer:
+            return REFERENCE_NAME
+        suffix = "" if self.serving == DEFAULT_SERVING else f"-{self.serving}"
+        return f"{self.structure.key}-{self.precision}{suffix}"
 
     def build_options(self) -> dict[str, Any]:
         """The BuildConfig fields this candidate is built with (what compress.json hands build-repo)."""
@@ -176,6 +195,7 @@ class CandidateResult:
     peer: bool = False
     num_hidden_layers: int | None = None
     width: str = "1"
+    serving: str = DEFAULT_SERVING
     score: float | None = None  # served dev score through the ensemble
     scored_texts: int = 0
     test_score: float | None = None  # served test score (reported, never used to choose); None: no test file
@@ -204,7 +224,7 @@ class CandidateResult:
     def for_candidate(cls, candidate: Candidate) -> CandidateResult:
         s = candidate.structure
         return cls(candidate.name, s.name, candidate.precision, s.max_seq_length, s.export_dir,
-                   candidate.build_options(), candidate.peer, s.num_hidden_layers, s.width)
+                   candidate.build_options(), candidate.peer, s.num_hidden_layers, s.width, candidate.serving)
 
 
 @dataclass

@@ -125,10 +125,10 @@ def render_markdown(outcome: CompressOutcome, plot: bool) -> str:
                   + (", ".join(f"`{r.name}` {_f(r.score, 2, 100)}%" for r in outcome.closest) or "none measured")
                   + ".", ""]
     front = {r.name for r in pareto_front(outcome.results)}
-    lines += [f"| candidate | structure | layers | width | precision | length | dev {metric} (%) | Δ (pts) | "
+    lines += [f"| candidate | structure | layers | width | precision | serving | length | dev {metric} (%) | Δ (pts) | "
               f"test (%) | Δ test (pts) | texts/s {b}-text | p99 {b}-text (ms) | texts/s single c{c} | "
               f"p99 single (ms) | x default ({b}) | x reference-style ({b}) | x default (single) | note |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in outcome.results:
         q = ratios(r, outcome)
         delta = _delta(-drop_points(r, base.score)) if base and r.ok else "n/a"
@@ -140,7 +140,7 @@ def render_markdown(outcome: CompressOutcome, plot: bool) -> str:
             note = f"failed: {r.error[:120]}"
         test = test_drop(r, outcome)
         lines.append(f"| {r.name} | {r.structure} | {r.num_hidden_layers or ''} | {r.width} | {r.precision} | "
-                     f"{r.max_seq_length} | {_f(r.score, 2, 100)} | {delta} | {_f(r.test_score, 2, 100)} | "
+                     f"{'reference-style' if r.peer else r.serving} | {r.max_seq_length} | {_f(r.score, 2, 100)} | {delta} | {_f(r.test_score, 2, 100)} | "
                      f"{'n/a' if test is None else _delta(-test)} | {_f(r.batch_texts_per_s)} | "
                      f"{_f(r.batch_p99_ms)} | {_f(r.single_texts_per_s)} | {_f(r.single_p99_ms)} | "
                      f"{_f(q['batch_vs_default'], 2)} | {_f(q['batch_vs_reference'], 2)} | "
@@ -176,7 +176,8 @@ def write_plot(outcome: CompressOutcome, path: Path) -> Path | None:
         ax.scatter([r.batch_texts_per_s for r in points], [100 * r.score for r in points], marker=marker,
                    label=f"{precision} candidates", alpha=0.7)
         for r in points:
-            ax.annotate(r.structure + f"/L{r.max_seq_length}", (r.batch_texts_per_s, 100 * r.score), fontsize=7,
+            ax.annotate(r.structure + f"/L{r.max_seq_length}" + ("" if r.serving == "default" else f"/{r.serving}"),
+                        (r.batch_texts_per_s, 100 * r.score), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     front = pareto_front(outcome.results)
     if front:
