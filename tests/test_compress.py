@@ -517,3 +517,29 @@ def test_the_student_settings_reach_prune_and_resume_keeps_students_only_when_th
     _pruned_rows(config_for(tmp_path, depths=(1,), temperature=2.0, hidden_loss_weight=0.5, layer_selection="bottom",
                             soft_label_weight=0.7, resume=True), inputs)  # another temperature: distilled again
     assert len(seen) == 2 and seen[-1].temperature == 2.0
+
+
+@pytest.mark.triton
+def test_compress_a_multi_label_teacher_scores_every_candidate_by_served_macro_f1(perf_analyzer_ready,
+                                                                                 multi_label_teacher_checkpoint,
+                                                                                 multi_label_dataset, tmp_path):
+    from tritoncls.cli import main
+    from tritoncls.modeling import checkpoint as ckpt
+
+    out = tmp_path / "compress"
+    status = main(["compress", "--checkpoint", str(multi_label_teacher_checkpoint), "--dataset_dir",
+                   str(multi_label_dataset), "--output", str(out), "--max_drop", "100", "--widths", "1/2",
+                   "--precisions", "int8", "--epochs", "1", "--no_corpus_length", "--min_requests", "4",
+                   "--max_trials", "3", "--stability_pct", "1000", "--single_concurrency", "4", "--no_plots",
+                   "--learning_rate", "1e-3"])
+    assert status == 0
+    record = json.loads((out / REPORT_JSON).read_text(encoding="utf-8"))
+    assert record["metric"] == "macro_f1" and record["facts"]["task"] == "multi_label"
+    rows = {r["name"]: r for r in record["candidates"]}
+    assert list(rows) == ["unpruned-L64-fp32", "reference-style", "unpruned-L64-int8", "width_mult_0.5-L64-int8"]
+    for row in rows.values():
+        assert row["error"] is None and row["scored_texts"] == 28, row
+    # the served FP32 teacher keeps what it learned, through the thresholds saved with it
+    saved = ckpt.saved_task(multi_label_teacher_checkpoint)
+    assert rows["unpruned-L64-fp32"]["score"] >= 0.8 and saved.task == "multi_label"
+    assert "dev macro-F1 (%)" in (out / REPORT_FILE).read_text(encoding="utf-8")
