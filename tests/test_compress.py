@@ -57,7 +57,7 @@ STRUCTURES = [("unpruned", 64, 2, "1"), ("width_mult_0.5", 64, 2, "1/2"), ("unpr
               ("width_mult_0.5", 32, 2, "1/2")]
 
 
-def fake_structures(config, inputs):
+def fake_structures(config, inputs, deadline=None):
     out = []
     for name, length, layers, width in STRUCTURES:
         export = config.output_dir / "structures" / f"{name}-L{length}" / "export"
@@ -495,14 +495,15 @@ def test_the_student_settings_reach_prune_and_resume_keeps_students_only_when_th
     row = SimpleNamespace(name="d1_w1_2", export_dir=str(export), checkpoint_dir=None, width="1/2",
                           num_hidden_layers=1, parameters=10)
 
-    def fake_prune(prune_config):  # records the settings and writes the report a real run leaves
+    def fake_prune(prune_config, deadline=None):  # records the settings and writes the report a real run leaves
         seen.append(prune_config)
         report = Path(prune_config.output) / f"{prune_module.REPORT_NAME}.json"
         report.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"name": row.name, "export_dir": row.export_dir, "checkpoint_dir": None, "width": row.width}]
-        report.write_text(json.dumps({"config": {k: v for k, v in vars(prune_config).items()}, "rows": rows}),
-                          encoding="utf-8")
-        return SimpleNamespace(rows=[row])
+        skipped = ["d1_w1_4"] if deadline is not None else []
+        report.write_text(json.dumps({"config": {k: v for k, v in vars(prune_config).items()}, "rows": rows,
+                                      "skipped": skipped}), encoding="utf-8")
+        return SimpleNamespace(rows=[row], skipped=skipped)
 
     monkeypatch.setattr(prune_module, "prune", fake_prune)
     config = config_for(tmp_path, depths=(1,), temperature=4.0, hidden_loss_weight=0.5, layer_selection="bottom",
@@ -517,6 +518,26 @@ def test_the_student_settings_reach_prune_and_resume_keeps_students_only_when_th
     _pruned_rows(config_for(tmp_path, depths=(1,), temperature=2.0, hidden_loss_weight=0.5, layer_selection="bottom",
                             soft_label_weight=0.7, resume=True), inputs)  # another temperature: distilled again
     assert len(seen) == 2 and seen[-1].temperature == 2.0
+    # a run the time budget cut short left a student undistilled: a resume distils again
+    other = config_for(tmp_path, depths=(1,), temperature=3.0, resume=True)
+    assert _pruned_rows(other, inputs, deadline=0.0)[1] == ["d1_w1_4"]
+    _pruned_rows(other, inputs)
+    assert len(seen) == 4
+
+
+def test_students_the_time_budget_left_undistilled_are_listed_in_the_report(tmp_path):
+    def short_of_time(config, inputs, deadline):
+        structures, facts = fake_structures(config, inputs)
+        return structures, facts | {"not_distilled": ["d2_w1_4"]}
+
+    from tritoncls.compress.compress import run_compress
+
+    outcome = run_compress(config_for(tmp_path, budget_minutes=5), measure=FakeMeasure(TABLE),
+                           structures_of=short_of_time, machine=MACHINE)
+    assert outcome.chosen is not None
+    report = (tmp_path / "out" / REPORT_FILE).read_text(encoding="utf-8")
+    assert "Not distilled, so not measured (--budget_minutes ran out before they started;" in report
+    assert "a larger budget distils every student again): d2_w1_4." in report
 
 
 @pytest.mark.triton

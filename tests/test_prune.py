@@ -818,3 +818,18 @@ def test_depth_pruned_students_distil_reload_and_export_an_onnx_that_agrees_with
         onnx_logits = session.run(["logits"], {"input_ids": ids, "token_type_ids": types})[0]
         np.testing.assert_allclose(onnx_logits, predict_logits(model, enc, 8), atol=1e-4)
     assert modeling.HEAD_DIM_FIELD not in json.loads((out / "d1_w1" / "checkpoint" / "config.json").read_text())
+
+
+def test_students_not_started_by_the_deadline_are_skipped_and_reported(teacher_checkpoint, toy_dataset, tmp_path):
+    import time
+
+    out = tmp_path / "prune"
+    result = prune(PruneConfig(
+        dataset_dir=str(toy_dataset), checkpoint=str(teacher_checkpoint), output=str(out), device="cpu",
+        depth_list=[1], width_mult_list=["1"], batch_size=16, eval_batch_size=8, epochs=1, max_seq_length=32,
+        latency_repeats=1), deadline=time.monotonic() - 1)
+    assert result.skipped == ["d1_w1"] and [r.name for r in result.rows] == ["unpruned"]
+    assert json.loads(result.report_json.read_text(encoding="utf-8"))["skipped"] == ["d1_w1"]
+    assert "Not distilled (the time budget ran out before they started): d1_w1." in \
+        result.report_md.read_text(encoding="utf-8")
+    assert not (out / "d1_w1").exists()

@@ -63,8 +63,10 @@ class Inputs:
     test_fields: tuple[str, ...] = ()
 
 
-#: make_structures(config, inputs) -> (structures, facts): the teacher first, at its trained length.
-MakeStructures = Callable[[CompressConfig, Inputs], tuple[list[Structure], dict[str, Any]]]
+#: make_structures(config, inputs, deadline) -> (structures, facts): the teacher first, at its trained length.
+#: ``deadline`` (a time.monotonic() value or None): students not started by then are not distilled (facts
+#: "not_distilled").
+MakeStructures = Callable[[CompressConfig, Inputs, float | None], tuple[list[Structure], dict[str, Any]]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,18 +193,24 @@ def student_widths(config: CompressConfig) -> list[str]:
     return [w for w in config.widths if Fraction(str(w)) < 1]
 
 
-def make_structures(config: CompressConfig, inputs: Inputs) -> tuple[list[Structure], dict[str, Any]]:
-    """The teacher and prune's students at the trained length, then each again at the corpus length bucket."""
+def make_structures(config: CompressConfig, inputs: Inputs, deadline: float | None = None
+                    ) -> tuple[list[Structure], dict[str, Any]]:
+    """The teacher and prune's students at the trained length (those started before ``deadline``), then each again
+    at the corpus length bucket."""
     from tritoncls.measure.inprocess import token_rows
 
     out = config.output_dir
-    rows = _pruned_rows(config, inputs) if (config.depths or student_widths(config)) else [_teacher_row(config, inputs)]
+    skipped: list[str] = []
+    if config.depths or student_widths(config):
+        rows, skipped = _pruned_rows(config, inputs, deadline)
+    else:
+        rows = [_teacher_row(config, inputs)]
     structures = [Structure(r["name"], r["export_dir"], inputs.trained_length, r.get("num_hidden_layers"),
                             str(r.get("width", "1")), r.get("parameters")) for r in rows]
     lengths = [len(row) for row in token_rows(Path(structures[0].export_dir), inputs.train_texts)]
     short = length_bucket(lengths, config.length_quantile, inputs.trained_length)
     facts = {"train_token_quantiles": _quantiles(lengths), "length_quantile": config.length_quantile,
-             "trained_length": inputs.trained_length, "corpus_length": short}
+             "trained_length": inputs.trained_length, "corpus_length": short, "not_distilled": skipped}
     if short < inputs.trained_length and not config.corpus_length:
         log.info("the corpus length bucket is %d (< the trained %d); not exported (--no_corpus_length)", short,
                  inputs.trained_length)
@@ -243,9 +251,10 @@ def _teacher_row(config: CompressConfig, inputs: Inputs) -> dict[str, Any]:
     return {"name": BASELINE_STRUCTURE, "export_dir": str(target), "checkpoint_dir": None, "width": "1"}
 
 
-def _pruned_rows(config: CompressConfig, inputs: Inputs) -> list[dict[str, Any]]:
-    """prune's report rows (the unpruned baseline first), from a run made now or, with --resume, an earlier one
-    with the same students."""
+def _pruned_rows(config: CompressConfig, inputs: Inputs, deadline: float | None = None
+                 ) -> tuple[list[dict[str, Any]], list[str]]:
+    """prune's report rows (the unpruned baseline first) and the students it did not distil (``deadline``
+    passed), from a run made now or, with --resume, an earlier one that distilled the same students, all of them."""
     from tritoncls.prune.prune import REPORT_NAME, PruneConfig, prune
 
     prune_config = PruneConfig(
@@ -262,14 +271,14 @@ def _pruned_rows(config: CompressConfig, inputs: Inputs) -> list[dict[str, Any]]
         same = all(record.get("config", {}).get(k, getattr(defaults, k)) == getattr(prune_config, k) for k in (
             "width_mult_list", "depth_list", "epochs", "max_seq_length", "learning_rate", "layer_selection",
             "temperature", "soft_label_weight", "hidden_loss_weight"))
-        if same and all(Path(row["export_dir"]).is_dir() for row in record["rows"]):
+        if same and not record.get("skipped") and all(Path(row["export_dir"]).is_dir() for row in record["rows"]):
             log.info("pruned students kept from the earlier run (--resume): %s", report)
-            return record["rows"]
+            return record["rows"], []
     log.info("pruning and distilling: widths %s, depths %s, %d epoch(s) each", prune_config.width_mult_list,
              prune_config.depth_list or "the teacher's", config.epochs)
-    result = prune(prune_config)
+    result = prune(prune_config, deadline)
     return [{"name": r.name, "export_dir": r.export_dir, "checkpoint_dir": r.checkpoint_dir, "width": r.width,
-             "num_hidden_layers": r.num_hidden_layers, "parameters": r.parameters} for r in result.rows]
+             "num_hidden_layers": r.num_hidden_layers, "parameters": r.parameters} for r in result.rows], result.skipped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,12 +403,12 @@ def run_compress(config: CompressConfig, measure: Measure | None = None,
     inputs = check_inputs(config)
     analyzer = _check_tools() if measure is None else None
     config.output_dir.mkdir(parents=True, exist_ok=True)
-    structures, facts = (structures_of or make_structures)(config, inputs)
+    deadline = started + 60 * config.budget_minutes if config.budget_minutes else None
+    structures, facts = (structures_of or make_structures)(config, inputs, deadline)
     measure = measure or served_measure(config, inputs, analyzer)
     candidates = plan_candidates(structures, config)
     log.info("%d candidates (%d structures x %s x servings %s) beside the reference-style deployment",
              len(candidates) - 1, len(structures), " ".join(config.precisions), " ".join(config.servings))
-    deadline = started + 60 * config.budget_minutes if config.budget_minutes else None
     results = run_candidates(candidates, measure, config.output_dir, config.resume, deadline, always=2)
     baseline, reference = results[0], results[1]
     facts |= {"teacher": str(inputs.teacher), "task": inputs.task, "dev_texts": len(inputs.dev_texts),

@@ -151,6 +151,9 @@ def render_markdown(outcome: CompressOutcome, plot: bool) -> str:
                   f"texts' tokens rounds up to {facts['corpus_length']} (quantiles {facts.get('train_token_quantiles')})"
                   + ("; each structure is also exported at that length." if facts['corpus_length'] < facts['trained_length']
                      else "; no shorter export.")]
+    if facts.get("not_distilled"):
+        lines += ["", "Not distilled, so not measured (--budget_minutes ran out before they started; `--resume` with "
+                  "a larger budget distils every student again): " + ", ".join(facts["not_distilled"]) + "."]
     if plot:
         lines += ["", f"![served score vs texts/s]({PLOT_FILE})"]
     return "\n".join(lines) + "\n"

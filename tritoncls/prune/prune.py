@@ -569,6 +569,7 @@ class PruneResult:
     rows: list[WidthResult]
     report_md: Path
     report_json: Path
+    skipped: list[str] = field(default_factory=list)  # students not distilled: the deadline had passed
 
 
 def measure(results: list[WidthResult], texts: list[str], truth: np.ndarray, batch_size: int, repeats: int,
@@ -632,8 +633,10 @@ def _ratios(row: WidthResult, base: WidthResult) -> dict[str, float]:
 
 
 def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source: Path, dev_size: int,
-                 sessions: Sequence[dict[str, Any]] = (), task: str = MULTI_CLASS) -> tuple[Path, Path]:
-    """prune_report.json and .md; ``sessions``: every timing session so far, this one last."""
+                 sessions: Sequence[dict[str, Any]] = (), task: str = MULTI_CLASS, skipped: Sequence[str] = ()
+                 ) -> tuple[Path, Path]:
+    """prune_report.json and .md; ``sessions``: every timing session so far, this one last; ``skipped``: the
+    students a deadline left undistilled."""
     base = rows[0]
     metric = base.metric
     setup = {
@@ -647,7 +650,8 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
                     "runs": config.latency_repeats},
     }
     payload = {"setup": setup, "config": asdict(config), "versions": versions(),
-               "rows": [asdict(r) | r.named() | _ratios(r, base) for r in rows], "timing_sessions": list(sessions)}
+               "rows": [asdict(r) | r.named() | _ratios(r, base) for r in rows], "timing_sessions": list(sessions),
+               "skipped": list(skipped)}
     json_path = out / f"{REPORT_NAME}.json"
     ckpt.write_json(json_path, payload)
     name, column = METRIC_NAMES[metric], METRIC_COLUMNS[metric]
@@ -692,6 +696,8 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
         lines += ["", f"Teacher layers each depth keeps (zero-based, of {base.num_hidden_layers}; "
                   f"`{config.layer_selection}` selection): "
                   + "; ".join(f"{n}: {', '.join(map(str, ks or []))}" for n, ks in kept.items()) + "."]
+    if skipped:
+        lines += ["", f"Not distilled (the time budget ran out before they started): {', '.join(skipped)}."]
     if len(sessions) > 1:
         lines += _session_lines(rows, sessions)
     md_path = out / f"{REPORT_NAME}.md"
@@ -829,8 +835,11 @@ def _rank(teacher, config: PruneConfig, objective: Objective, train_enc: Encoded
     np.savez(out / "importance.npz", heads=head_scores, neurons=neuron_scores)
 
 
-def prune(config: PruneConfig) -> PruneResult:
-    """Prune the checkpoint in ``config.checkpoint`` to every width (and depth), distil, export, and report."""
+def prune(config: PruneConfig, deadline: float | None = None) -> PruneResult:
+    """Prune the checkpoint in ``config.checkpoint`` to every width (and depth), distil, export, and report.
+
+    ``deadline`` (a ``time.monotonic()`` value; ``compress --budget_minutes``): a student not started by then is
+    not distilled, and the report lists it as skipped."""
     source = resolve_teacher(config)
     arch = modeling.architecture(str(source))
     plans = plan_students(config, arch)
@@ -862,7 +871,12 @@ def prune(config: PruneConfig) -> PruneResult:
 
     baseline_export = _export(source, out / BASELINE_NAME / "export", config.max_seq_length)
     results = [_row(BASELINE_NAME, "1", teacher, baseline_export, objective.metric)]
+    skipped: list[str] = []
     for plan in plans:
+        if deadline is not None and time.monotonic() > deadline:
+            log.warning("%s: not distilled, the time budget ran out before it started", plan.name)
+            skipped.append(plan.name)
+            continue
         width_dir = out / plan.name
         student = student_copy(teacher, plan)
         truncated = _dev_score(student, d, config.eval_batch_size).score
@@ -883,9 +897,9 @@ def prune(config: PruneConfig) -> PruneResult:
     load_before = os.getloadavg()[0]
     measure(results, d.dev_texts, dev_y, config.eval_batch_size, config.latency_repeats, objective.metric)
     session = timing_session(results, config.latency_repeats, load_before)
-    md, js = write_report(out, results, config, source, len(dev_set), [session], task)
+    md, js = write_report(out, results, config, source, len(dev_set), [session], task, skipped)
     log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
-    return PruneResult(results, md, js)
+    return PruneResult(results, md, js, skipped)
 
 
 def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: str | None = None) -> PruneResult:
@@ -926,7 +940,8 @@ def remeasure(output_dir: str | Path, repeats: int | None = None, dataset_dir: s
                         row.name, METRIC_NAMES[row.metric], row.dev_score, reported)
     sessions = old.get("timing_sessions") or [_legacy_session(old)]
     sessions.append(timing_session(rows, config.latency_repeats, load_before))
-    md, js = write_report(out, rows, config, Path(old["setup"]["teacher"]), len(dev), sessions, task)
+    md, js = write_report(out, rows, config, Path(old["setup"]["teacher"]), len(dev), sessions, task,
+                          old.get("skipped", []))
     log.info("Report: %s\n%s", md, md.read_text(encoding="utf-8"))
     return PruneResult(rows, md, js)
 
