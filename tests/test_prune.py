@@ -833,3 +833,25 @@ def test_students_not_started_by_the_deadline_are_skipped_and_reported(teacher_c
     assert "Not distilled (the time budget ran out before they started): d1_w1." in \
         result.report_md.read_text(encoding="utf-8")
     assert not (out / "d1_w1").exists()
+
+
+def test_resume_keeps_a_finished_student_of_the_same_settings_and_distils_one_of_other_settings(
+        teacher_checkpoint, toy_dataset, tmp_path, monkeypatch):
+    from tritoncls.prune import prune as prune_module
+
+    def config(**changes):
+        return PruneConfig(**{**dict(
+            dataset_dir=str(toy_dataset), checkpoint=str(teacher_checkpoint), output=str(tmp_path / "prune"),
+            device="cpu", depth_list=[1], width_mult_list=["1"], batch_size=16, eval_batch_size=8, epochs=1,
+            max_seq_length=32, latency_repeats=1, save_steps=100), **changes})
+
+    first = prune(config())
+    distilled = []
+    real = prune_module.distil
+    monkeypatch.setattr(prune_module, "distil", lambda *a, **k: distilled.append(a[2].name) or real(*a, **k))
+    again = prune(config(resume=True))
+    assert distilled == [] and [r.name for r in again.rows] == ["unpruned", "d1_w1"]
+    assert again.rows[1].parameters == first.rows[1].parameters and again.rows[1].export_dir == first.rows[1].export_dir
+    assert again.rows[1].dev_score_best_dynamic == first.rows[1].dev_score_best_dynamic
+    prune(config(resume=True, temperature=3.0))  # another distillation: the kept student does not fit it
+    assert distilled == ["d1_w1"]

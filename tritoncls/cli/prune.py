@@ -84,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="at most this many texts (a seeded random sample)")
     flag(group, "latency_repeats", type=int, default=5,
          help="interleaved timing runs per model over the dev texts (the report gives the median and the fastest)")
+    flag(group, "resume", action="store_true",
+         help="keep each student an earlier run into --output finished (its export complete) with the same settings "
+              "instead of distilling it again")
     flag(group, "remeasure", action="store_true",
          help="only time the exports in --output (an earlier prune run) again and rewrite its report with this "
               "timing session added (--latency_repeats runs per model); --dataset_dir only if the data moved, "

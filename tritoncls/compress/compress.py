@@ -263,7 +263,8 @@ def _pruned_rows(config: CompressConfig, inputs: Inputs, deadline: float | None 
         learning_rate=config.learning_rate, batch_size=config.batch_size, max_seq_length=inputs.trained_length,
         latency_repeats=1, seed=config.seed, label_file=config.label_file, train_file=config.train_file,
         dev_file=config.dev_file, layer_selection=config.layer_selection, temperature=config.temperature,
-        soft_label_weight=config.soft_label_weight, hidden_loss_weight=config.hidden_loss_weight)
+        soft_label_weight=config.soft_label_weight, hidden_loss_weight=config.hidden_loss_weight,
+        resume=config.resume)
     report = Path(prune_config.output) / f"{REPORT_NAME}.json"
     if config.resume and report.is_file():
         record = json.loads(report.read_text(encoding="utf-8"))

@@ -123,6 +123,9 @@ class PruneConfig:
     train_file: str = "train.txt"
     dev_file: str = "dev.txt"
     label_file: str = "label.txt"
+    #: Keep a student an earlier run into ``output`` finished (its export exists) with the same settings
+    #: (:data:`STUDENT_KEYS`) instead of distilling it again.
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -759,6 +762,35 @@ def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
     return np.sort(rng.permutation(size)[:config.importance_max_examples])
 
 
+#: A finished student is kept by ``--resume`` only when these settings of its training_config.json are the run's.
+STUDENT_KEYS = ("teacher", "dataset_dir", "train_file", "dev_file", "label_file", "width_mult", "layers_kept",
+                "epochs", "learning_rate", "batch_size", "temperature", "soft_label_weight", "hidden_loss_weight",
+                "warmup_proportion", "weight_decay", "max_seq_length", "seed", "layer_selection")
+
+
+def _finished_student(width_dir: Path, config: PruneConfig, plan: StudentPlan, source: Path, metric: str
+                      ) -> WidthResult | None:
+    """The row of a student an earlier run finished (its export complete) with the same :data:`STUDENT_KEYS`;
+    None when there is none to keep."""
+    export_dir, checkpoint_dir = width_dir / "export", width_dir / "checkpoint"
+    if not (export_dir / ckpt.COMPLETE_MARKER).is_file() or not (checkpoint_dir / "training_config.json").is_file():
+        return None
+    saved = ckpt.read_json(checkpoint_dir / "training_config.json")
+    wanted = asdict(config) | {"teacher": str(source), "width_mult": plan.text,
+                               "layers_kept": list(plan.depth.layers) if plan.depth_pruned else None}
+    differ = [key for key in STUDENT_KEYS if saved.get(key) != wanted.get(key)]
+    if differ:
+        log.info("%s: an earlier run's student has other settings (%s): distilled again", plan.name, ", ".join(differ))
+        return None
+    state_file = checkpoint_dir / "training_state.json"
+    state = ckpt.read_json(state_file) if state_file.is_file() else {}
+    row = _row(plan.name, plan.text, modeling.load_checkpoint_model(checkpoint_dir), export_dir, metric,
+               plan.depth.layers if plan.depth_pruned else None)
+    row.checkpoint_dir = str(checkpoint_dir)
+    row.dev_score_best_dynamic = state.get("best_dev_score")
+    return row
+
+
 def _saver(target: Path, tokenizer, objective: Objective, config: PruneConfig, plan: StudentPlan, source: Path):
     """``save(model, state, dev)``: a complete checkpoint of the student, with its own ``task.json`` (the
     thresholds tuned on dev for it, which its export serves)."""
@@ -873,6 +905,11 @@ def prune(config: PruneConfig, deadline: float | None = None) -> PruneResult:
     results = [_row(BASELINE_NAME, "1", teacher, baseline_export, objective.metric)]
     skipped: list[str] = []
     for plan in plans:
+        kept = _finished_student(out / plan.name, config, plan, source, objective.metric) if config.resume else None
+        if kept is not None:
+            log.info("%s: kept from an earlier run (--resume: same settings, export complete)", plan.name)
+            results.append(kept)
+            continue
         if deadline is not None and time.monotonic() > deadline:
             log.warning("%s: not distilled, the time budget ran out before it started", plan.name)
             skipped.append(plan.name)
