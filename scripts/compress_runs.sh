@@ -23,7 +23,7 @@ case "$run" in
     dataset="$data/kuake_qic"
     train=(--model_name ernie-3.0-mini-zh --from_scratch --max_seq_length 64 --learning_rate 5e-4 --warmup
            --warmup_steps 200 --weight_decay 0.01 --epochs 3 --batch_size 32)
-    search=(--depths 4 2 --widths 1 1/2 --precisions fp32 int8 --epochs 2 --learning_rate 2e-4) ;;
+    search=(--depths 2 --widths 1 1/2 --precisions fp32 int8 --epochs 2 --learning_rate 2e-4 --no_corpus_length) ;;
   *) echo "unknown run $run: trec or kuake" >&2; exit 2 ;;
 esac
 teacher="${TEACHER:-$out/teacher}"
