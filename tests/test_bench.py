@@ -595,6 +595,20 @@ def test_the_op_profile_splits_a_real_exports_model_time_by_operator_and_counts_
     assert all(p["size"][1] in (shape.hidden_size, shape.intermediate_size) for p in limits)  # the layers' products
 
 
+def test_the_op_profile_counts_only_the_runs_after_the_warm_pass():
+    from tritoncls.measure.op_profile import second_pass
+
+    def run(ts):
+        return {"cat": "Session", "name": "model_run", "ts": ts, "dur": 10}
+
+    def node(ts):
+        return {"cat": "Node", "name": "MatMul_kernel_time", "ts": ts, "dur": 1}
+
+    events = [run(0), node(2), run(20), node(22), run(40), node(42), run(60), node(62)]
+    assert second_pass(events, 2) == [run(40), node(42), run(60), node(62)]  # two warm runs, two counted
+    assert second_pass(events[:2], 2) == events[:2]  # fewer runs than the warm pass: nothing to drop
+
+
 def test_a_product_with_packed_weights_counts_as_a_weight_product_and_two_activations_as_attention():
     from tritoncls.measure.op_profile import ATTENTION, WEIGHTS, product_flops, summarize, typical_products
 

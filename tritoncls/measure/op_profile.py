@@ -152,9 +152,9 @@ def batches_of(rows: Sequence[Sequence[int]], batch_size: int, pad_id: int) -> l
 
 def profile_export(export_dir: Path, rows: Sequence[Sequence[int]], batch_size: int, useful_flops: float,
                    threads: int | None = None, limit_repeats: int = 5) -> OpProfile:
-    """Run ``rows`` through the export's ONNX graph once untimed, then once with ONNX Runtime's profiler, and
-    measure its most frequent weight-product sizes alone. ``useful_flops``: the products' FLOPs on the rows'
-    real tokens (:func:`tritoncls.measure.flops.total_flops`)."""
+    """Run ``rows`` through the export's ONNX graph once untimed, then once more, profiled by ONNX Runtime, in one
+    session, and measure its most frequent weight-product sizes alone. ``useful_flops``: the products' FLOPs on
+    the rows' real tokens (:func:`tritoncls.measure.flops.total_flops`)."""
     import onnxruntime as ort
 
     from tritoncls.runtime import Manifest
@@ -167,22 +167,26 @@ def profile_export(export_dir: Path, rows: Sequence[Sequence[int]], batch_size: 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
-        warm = ort.InferenceSession(str(export_dir / manifest.onnx.file), options, providers=["CPUExecutionProvider"])
-        names = [i.name for i in warm.get_inputs()]
-        for ids in batches:  # untimed: the arena grows to its size here, not inside the profile
-            warm.run(None, dict(zip(names, (ids, np.zeros_like(ids)))))
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "profile")
         session = ort.InferenceSession(str(export_dir / manifest.onnx.file), options, providers=["CPUExecutionProvider"])
-        for ids in batches[:1] + batches:  # the first run of a session allocates: run one before the profiled ones
+        names = [i.name for i in session.get_inputs()]
+        for ids in batches + batches:  # the first pass grows the session's arena to every shape; only the second counts
             session.run(None, dict(zip(names, (ids, np.zeros_like(ids)))))
         events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
-    runs = [e for e in events if e.get("name") == "model_run"]
-    first = runs[0]["ts"] + runs[0]["dur"] if runs else 0
-    events = [e for e in events if e.get("ts", 0) >= first]  # the warm-up run left out
+    events = second_pass(events, len(batches))
     kinds, total, executed, sizes = summarize(events)
     limits = [_product_limit(size, threads, limit_repeats) for size in typical_products(sizes)]
     return OpProfile(batch_size, len(batches), threads, total, kinds, useful_flops, executed, limits)
+
+
+def second_pass(events: list[dict], warm_runs: int) -> list[dict]:
+    """The profile ``events`` after the first ``warm_runs`` runs (``model_run`` events) of the session ended."""
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    if len(runs) <= warm_runs:
+        return events
+    end = runs[warm_runs - 1]["ts"] + runs[warm_runs - 1]["dur"] if warm_runs else 0
+    return [e for e in events if e.get("ts", 0) >= end]
 
 
 def typical_products(sizes: dict[tuple[int, int, int], int], count: int = 3) -> list[tuple[int, int, int]]:
