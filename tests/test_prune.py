@@ -855,3 +855,8 @@ def test_resume_keeps_a_finished_student_of_the_same_settings_and_distils_one_of
     assert again.rows[1].dev_score_best_dynamic == first.rows[1].dev_score_best_dynamic
     prune(config(resume=True, temperature=3.0))  # another distillation: the kept student does not fit it
     assert distilled == ["d1_w1"]
+    # the whole report is kept (nothing to redo) only for the run it records: teacher, students and settings
+    assert prune_module.earlier_report(config(temperature=3.0))["rows"][1]["name"] == "d1_w1"
+    assert prune_module.earlier_report(config()) is None
+    assert prune_module.earlier_report(config(temperature=3.0, checkpoint=str(tmp_path))) is None
+    assert prune_module.earlier_report(config(temperature=3.0, depth_list=[1, 2])) is None

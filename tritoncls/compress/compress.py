@@ -14,7 +14,6 @@ and the outputs are tested without Paddle or tritonserver.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -255,7 +254,7 @@ def _pruned_rows(config: CompressConfig, inputs: Inputs, deadline: float | None 
                  ) -> tuple[list[dict[str, Any]], list[str]]:
     """prune's report rows (the unpruned baseline first) and the students it did not distil (``deadline``
     passed), from a run made now or, with --resume, an earlier one that distilled the same students, all of them."""
-    from tritoncls.prune.prune import REPORT_NAME, PruneConfig, prune
+    from tritoncls.prune.prune import PruneConfig, earlier_report, prune
 
     prune_config = PruneConfig(
         dataset_dir=config.dataset_dir, checkpoint=str(inputs.teacher), output=str(config.output_dir / "prune"),
@@ -265,16 +264,10 @@ def _pruned_rows(config: CompressConfig, inputs: Inputs, deadline: float | None 
         dev_file=config.dev_file, layer_selection=config.layer_selection, temperature=config.temperature,
         soft_label_weight=config.soft_label_weight, hidden_loss_weight=config.hidden_loss_weight,
         resume=config.resume)
-    report = Path(prune_config.output) / f"{REPORT_NAME}.json"
-    if config.resume and report.is_file():
-        record = json.loads(report.read_text(encoding="utf-8"))
-        defaults = PruneConfig(dataset_dir="", checkpoint="", output="")  # keys a report written before them lacks
-        same = all(record.get("config", {}).get(k, getattr(defaults, k)) == getattr(prune_config, k) for k in (
-            "width_mult_list", "depth_list", "epochs", "max_seq_length", "learning_rate", "layer_selection",
-            "temperature", "soft_label_weight", "hidden_loss_weight"))
-        if same and not record.get("skipped") and all(Path(row["export_dir"]).is_dir() for row in record["rows"]):
-            log.info("pruned students kept from the earlier run (--resume): %s", report)
-            return record["rows"], []
+    record = earlier_report(prune_config) if config.resume else None
+    if record is not None:
+        log.info("pruned students kept from the earlier run (--resume): %s", prune_config.output)
+        return record["rows"], []
     log.info("pruning and distilling: widths %s, depths %s, %d epoch(s) each", prune_config.width_mult_list,
              prune_config.depth_list or "the teacher's", config.epochs)
     result = prune(prune_config, deadline)

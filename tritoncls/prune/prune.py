@@ -762,10 +762,27 @@ def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
     return np.sort(rng.permutation(size)[:config.importance_max_examples])
 
 
+#: The :class:`PruneConfig` fields a distilled student depends on.
+STUDENT_SETTINGS = ("dataset_dir", "train_file", "dev_file", "label_file", "epochs", "learning_rate", "batch_size",
+                    "temperature", "soft_label_weight", "hidden_loss_weight", "warmup_proportion", "weight_decay",
+                    "max_seq_length", "seed", "layer_selection")
 #: A finished student is kept by ``--resume`` only when these settings of its training_config.json are the run's.
-STUDENT_KEYS = ("teacher", "dataset_dir", "train_file", "dev_file", "label_file", "width_mult", "layers_kept",
-                "epochs", "learning_rate", "batch_size", "temperature", "soft_label_weight", "hidden_loss_weight",
-                "warmup_proportion", "weight_decay", "max_seq_length", "seed", "layer_selection")
+STUDENT_KEYS = ("teacher", "width_mult", "layers_kept") + STUDENT_SETTINGS
+
+
+def earlier_report(config: PruneConfig) -> dict[str, Any] | None:
+    """The prune report an earlier run left in ``config.output`` when it distilled every student ``config`` asks
+    for (the same teacher, widths, depths and :data:`STUDENT_SETTINGS`; nothing skipped; every export still
+    there), so that nothing is left to do; None otherwise, a report missing any of these settings included."""
+    path = Path(config.output) / f"{REPORT_NAME}.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    saved = record.get("config", {})
+    keys = ("checkpoint", "width_mult_list", "depth_list") + STUDENT_SETTINGS
+    if any(saved.get(key) != getattr(config, key) for key in keys) or record.get("skipped"):
+        return None
+    return record if all(Path(row["export_dir"]).is_dir() for row in record.get("rows", ())) else None
 
 
 def _finished_student(width_dir: Path, config: PruneConfig, plan: StudentPlan, source: Path, metric: str
