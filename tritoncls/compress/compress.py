@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tritoncls.compress.config import (
     BASELINE_STRUCTURE,
@@ -40,6 +40,9 @@ from tritoncls.compress.report import write_outputs
 from tritoncls.compress.search import Measure, choose, closest, length_bucket, run_candidates
 from tritoncls.errors import ConfigError
 from tritoncls.measure.served import REFERENCE_OPTIONS, reference_options
+
+if TYPE_CHECKING:
+    from tritoncls.common.data import Example
 
 log = logging.getLogger(__name__)
 
@@ -137,33 +140,29 @@ def check_inputs(config: CompressConfig) -> Inputs:
     labels = data.read_labels(config.dataset / config.label_file, task)
     train = data.read_examples(config.dataset / config.train_file, labels, task)
     dev_path = config.dataset / config.dev_file
-    data.read_examples(dev_path, labels, task)  # every label known, or DataError at file:line
-    texts, fields = data.read_text_column(dev_path)
-    if config.max_dev_texts is not None:
-        texts, fields = texts[:config.max_dev_texts], fields[:config.max_dev_texts]
-    if not texts:
+    dev = data.read_examples(dev_path, labels, task)[:config.max_dev_texts]  # every label known, or file:line
+    if not dev:
         raise CompressError(f"{dev_path}: no dev texts; compress scores every candidate on them through the server.")
-    test_texts, test_fields = _read_test(config, labels, task)
+    test = _read_test(config, labels, task)
     return Inputs(teacher, task, tuple(labels), trained_length(teacher), tuple(e.text for e in train),
-                  tuple(texts), tuple(f or "" for f in fields), test_texts, test_fields)
+                  tuple(e.text for e in dev), tuple(e.label for e in dev), tuple(e.text for e in test),
+                  tuple(e.label for e in test))
 
 
-def _read_test(config: CompressConfig, labels: Sequence[str], task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The test texts and label fields (none without a test file); a missing --test_file or an unknown label is
-    refused with its path (and line)."""
+def _read_test(config: CompressConfig, labels: Sequence[str], task: str) -> list[Example]:
+    """The test examples (none without a test file); a missing --test_file or an unknown label is refused with its
+    path (and line)."""
     from tritoncls.common import data
 
     path = config.test_path
     if path is None:
         log.info("no test file (%s): candidates are scored on dev only", "--no_test" if not config.score_test else
                  f"no {config.dataset / 'test.txt'}")
-        return (), ()
+        return []
     if not path.is_file():
         raise CompressError(f"--test_file {path}: no such file. Give a test file of the dataset (text<TAB>label "
                             f"lines), or --no_test to score on dev only.")
-    data.read_examples(path, labels, task)  # every label known, or DataError at file:line
-    texts, fields = data.read_text_column(path)
-    return tuple(texts), tuple(f or "" for f in fields)
+    return data.read_examples(path, labels, task)  # every label known, or DataError at file:line
 
 
 def trained_length(teacher: Path) -> int:
