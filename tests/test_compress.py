@@ -507,16 +507,17 @@ def test_the_student_settings_reach_prune_and_resume_keeps_students_only_when_th
 
     monkeypatch.setattr(prune_module, "prune", fake_prune)
     config = config_for(tmp_path, depths=(1,), temperature=4.0, hidden_loss_weight=0.5, layer_selection="bottom",
-                        soft_label_weight=0.7, resume=True)
+                        soft_label_weight=0.7, augment_copies=2, augment_rate=0.2, resume=True)
     inputs = check_inputs(config)
     _pruned_rows(config, inputs)
     made = seen[-1]
-    assert (made.temperature, made.hidden_loss_weight, made.layer_selection, made.soft_label_weight) == \
-        (4.0, 0.5, "bottom", 0.7)
+    assert (made.temperature, made.hidden_loss_weight, made.layer_selection, made.soft_label_weight,
+            made.augment_copies, made.augment_rate) == (4.0, 0.5, "bottom", 0.7, 2, 0.2)
     _pruned_rows(config, inputs)  # the same settings: kept, prune not called again
     assert len(seen) == 1
     _pruned_rows(config_for(tmp_path, depths=(1,), temperature=2.0, hidden_loss_weight=0.5, layer_selection="bottom",
-                            soft_label_weight=0.7, resume=True), inputs)  # another temperature: distilled again
+                            soft_label_weight=0.7, augment_copies=2, augment_rate=0.2, resume=True),
+                 inputs)  # another temperature: distilled again
     assert len(seen) == 2 and seen[-1].temperature == 2.0
     # a run the time budget cut short left a student undistilled: a resume distils again
     other = config_for(tmp_path, depths=(1,), temperature=3.0, resume=True)

@@ -52,6 +52,11 @@ def add_student_flags(parser, group) -> None:
               "multi-label model)")
     flag(group, "hidden_loss_weight", type=float, default=0.0,
          help="weight of the hidden-state MSE to the teacher, summed over layers (0: off, and faster)")
+    flag(group, "augment_copies", type=int, default=0,
+         help="changed copies of every training text (tokens masked, replaced or deleted) that the teacher labels "
+              "for the student; each costs one more pass over train per epoch (0: the training texts alone)")
+    flag(group, "augment_rate", type=float, default=0.15,
+         help="share of each copy's tokens that are changed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

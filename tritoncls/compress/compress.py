@@ -262,7 +262,7 @@ def _pruned_rows(config: CompressConfig, inputs: Inputs, deadline: float | None 
         latency_repeats=1, seed=config.seed, label_file=config.label_file, train_file=config.train_file,
         dev_file=config.dev_file, layer_selection=config.layer_selection, temperature=config.temperature,
         soft_label_weight=config.soft_label_weight, hidden_loss_weight=config.hidden_loss_weight,
-        resume=config.resume)
+        augment_copies=config.augment_copies, augment_rate=config.augment_rate, resume=config.resume)
     record = earlier_report(prune_config) if config.resume else None
     if record is not None:
         log.info("pruned students kept from the earlier run (--resume): %s", prune_config.output)

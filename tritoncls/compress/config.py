@@ -68,6 +68,8 @@ class CompressConfig:
     temperature: float = 2.0
     soft_label_weight: float = 0.5
     hidden_loss_weight: float = 0.0
+    augment_copies: int = 0
+    augment_rate: float = 0.15
     length_quantile: float = 0.99
     corpus_length: bool = True  # also export each structure at the corpus length bucket (when shorter)
     max_dev_texts: int | None = None

@@ -64,6 +64,7 @@ from tritoncls.modeling.dynamic import Encoded, encode, length_sorted_batches, p
 from tritoncls.modeling.export import ExportConfig, export
 from tritoncls.modeling.loop import DEVICES, adamw, epoch_batches, set_device, set_seed
 from tritoncls.modeling.objective import DevScore, Objective
+from tritoncls.prune import augment
 from tritoncls.prune import depth as depths
 from tritoncls.prune.depth import DepthPlan
 from tritoncls.runtime import MULTI_CLASS, Manifest
@@ -113,6 +114,11 @@ class PruneConfig:
     #: Added weight x sum over layers of MSE(student, teacher hidden states); 0 turns it off (faster:
     #: the teacher's logits are then computed once instead of every step).
     hidden_loss_weight: float = 0.0
+    #: Changed copies of every training text the teacher labels for the student (:mod:`tritoncls.prune.augment`);
+    #: 0: the training texts alone.
+    augment_copies: int = 0
+    #: Share of a copy's tokens that are masked, replaced or deleted.
+    augment_rate: float = 0.15
     warmup_proportion: float = 0.1
     weight_decay: float = 0.0
     #: Texts that rank heads and neurons: train (default; keeps dev unseen) or dev (the reference).
@@ -142,6 +148,9 @@ class PruneConfig:
         if self.hidden_loss_weight < 0 or self.weight_decay < 0 or not 0 <= self.warmup_proportion < 1:
             raise ConfigError("--hidden_loss_weight and --weight_decay must not be negative; "
                               "--warmup_proportion must lie in [0, 1).")
+        if self.augment_copies < 0 or not 0 < self.augment_rate < 1:
+            raise ConfigError(f"--augment_copies must not be negative (got {self.augment_copies}) and --augment_rate "
+                              f"must lie in (0, 1) (got {self.augment_rate:g}).")
         if self.importance_split not in IMPORTANCE_SPLITS:
             raise ConfigError(f"--importance_split {self.importance_split!r}: choose one of {', '.join(IMPORTANCE_SPLITS)}.")
         if not self.width_mult_list:
@@ -665,7 +674,9 @@ def write_report(out: Path, rows: list[WidthResult], config: PruneConfig, source
         "# Depth and width pruning report" if deep else "# Width pruning report", "",
         f"Teacher `{source}`; dev `{setup['dev_file']}` ({dev_size} texts); max_seq_length {config.max_seq_length}; "
         f"distillation {config.epochs} epoch(s), lr {config.learning_rate:g}, T {config.temperature:g}, "
-        f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}.", "",
+        f"soft-label weight {config.soft_label_weight:g}, hidden-state weight {config.hidden_loss_weight:g}"
+        + (f", {config.augment_copies} augmented copies of each training text ({100 * config.augment_rate:g}% of "
+           f"tokens changed), labelled by the teacher" if config.augment_copies else "") + ".", "",
     ]
     if task != MULTI_CLASS:
         lines += [f"Task {task} (from the teacher's task.json): soft targets are the teacher's tempered sigmoids "
@@ -764,8 +775,8 @@ def _importance_rows(config: PruneConfig, size: int) -> np.ndarray:
 
 #: The :class:`PruneConfig` fields a distilled student depends on.
 STUDENT_SETTINGS = ("dataset_dir", "train_file", "dev_file", "label_file", "epochs", "learning_rate", "batch_size",
-                    "temperature", "soft_label_weight", "hidden_loss_weight", "warmup_proportion", "weight_decay",
-                    "max_seq_length", "seed", "layer_selection")
+                    "temperature", "soft_label_weight", "hidden_loss_weight", "augment_copies", "augment_rate",
+                    "warmup_proportion", "weight_decay", "max_seq_length", "seed", "layer_selection")
 #: A finished student is kept by ``--resume`` only when these settings of its training_config.json are the run's.
 STUDENT_KEYS = ("teacher", "width_mult", "layers_kept") + STUDENT_SETTINGS
 
@@ -884,6 +895,25 @@ def _rank(teacher, config: PruneConfig, objective: Objective, train_enc: Encoded
     np.savez(out / "importance.npz", heads=head_scores, neurons=neuron_scores)
 
 
+def _augmented(teacher, tokenizer, head, config: PruneConfig, train: Encoded, train_y: np.ndarray,
+               teacher_logits: np.ndarray | None) -> tuple[Encoded, np.ndarray, np.ndarray | None]:
+    """The training rows, targets and teacher logits with ``config.augment_copies`` changed copies of every
+    training text appended, each labelled by the teacher (its prediction is the copy's hard target)."""
+    copies = augment.augment(train, config.augment_copies, config.augment_rate, config.seed,
+                             int(tokenizer.mask_token_id), tokenizer.all_special_ids)
+    logits = predict_logits(teacher, copies, config.eval_batch_size, progress=True, desc="teacher on augmented texts")
+    mask = head.predict(logits)[1]
+    targets = mask.astype(np.float32) if head.spec.multi_label else mask.argmax(axis=1).astype(np.int64)
+    kept = np.tile(train_y, (config.augment_copies,) + (1,) * (train_y.ndim - 1))
+    same = (targets == kept).all(axis=-1) if targets.ndim > 1 else targets == kept
+    log.info("Augmented the %d training texts with %d changed copies each (%.0f%% of tokens); the teacher keeps the "
+             "gold label(s) on %.1f%% of the copies", len(train), config.augment_copies, 100 * config.augment_rate,
+             100 * same.mean())
+    rows = augment.concat(train, copies)
+    kept_logits = None if teacher_logits is None else np.concatenate([teacher_logits, logits])
+    return rows, np.concatenate([train_y, targets]), kept_logits
+
+
 def prune(config: PruneConfig, deadline: float | None = None) -> PruneResult:
     """Prune the checkpoint in ``config.checkpoint`` to every width (and depth), distil, export, and report.
 
@@ -916,6 +946,10 @@ def prune(config: PruneConfig, deadline: float | None = None) -> PruneResult:
     teacher_logits = None
     if config.hidden_loss_weight == 0:
         teacher_logits = predict_logits(teacher, train_enc, config.eval_batch_size, desc="teacher logits")
+    if config.augment_copies:
+        head = ckpt.saved_task(source).head(labels)
+        train_enc, train_y, teacher_logits = _augmented(teacher, tokenizer, head, config, train_enc, train_y,
+                                                        teacher_logits)
     d = _Data(objective, train_enc, train_y, dev_enc, dev_y, [e.text for e in dev_set], teacher_logits)
 
     baseline_export = _export(source, out / BASELINE_NAME / "export", config.max_seq_length)
