@@ -81,3 +81,20 @@ def test_prune_distils_on_the_training_texts_and_their_copies_labelled_by_the_te
     saved = ckpt.read_json(tmp_path / "p" / "d1_w1" / "checkpoint" / "training_config.json")
     assert (saved["augment_copies"], saved["augment_rate"]) == (2, 0.15)  # what --resume compares
     assert "2 augmented copies of each training text" in result.report_md.read_text(encoding="utf-8")
+
+
+def test_an_imported_hugging_face_tokenizer_gives_the_mask_and_special_ids_augmentation_needs(tmp_path):
+    from tests import support
+    from tritoncls import modeling
+    from tritoncls.modeling.dynamic import encode
+    from tritoncls.modeling.hf import import_hf
+
+    texts = ["what is the capital of france", "who wrote hamlet", "how far is the moon"]
+    import_hf(support.write_hf_folder(tmp_path / "bert", "bert", texts, num_labels=2), tmp_path / "ckpt")
+    tokenizer = modeling.load_tokenizer(tmp_path / "ckpt")
+    vocab = tokenizer.vocab
+    assert tokenizer.mask_token_id == vocab["[MASK]"]
+    assert {vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]")} == set(tokenizer.all_special_ids)
+    encoded = encode(tokenizer, texts, 32)
+    copies = augment(encoded, 2, 0.3, 0, tokenizer.mask_token_id, tokenizer.all_special_ids)
+    assert all(row[0] == vocab["[CLS]"] and row[-1] == vocab["[SEP]"] for row in copies.input_ids)

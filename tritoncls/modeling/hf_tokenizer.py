@@ -38,6 +38,8 @@ class HfBertTokenizer:
         for key, token in self.special_tokens.items():
             setattr(self, key, token)
         self.pad_token_id = self.vocab[self.pad_token]
+        self.mask_token_id = self.vocab[self.mask_token]
+        self.all_special_ids = sorted({self.vocab[t] for t in self.special_tokens.values() if t in self.vocab})
         self.pad_token_type_id = 0
         self._by_length: dict[int, WordPieceTokenizer] = {}
 
