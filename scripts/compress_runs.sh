@@ -17,8 +17,8 @@ case "$run" in
     dataset="$data/trec/trec6"
     train=(--model_name "$minilm" --learning_rate 1e-4 --max_seq_length 64 --batch_size 32 --epochs 3 --warmup
            --warmup_steps 50)
-    search=(--depths 3 --widths 1 3/4 1/2 --precisions fp32 int8 --epochs 8 --learning_rate 1e-4 --no_corpus_length
-            --servings default fused_split) ;;
+    search=(--depths 3 --widths 1 --precisions fp32 int8 --servings default --layer_selection bottom --augment_copies 4
+            --epochs 3 --learning_rate 1e-4 --no_corpus_length) ;;
   kuake)
     dataset="$data/kuake_qic"
     train=(--model_name ernie-3.0-mini-zh --from_scratch --max_seq_length 64 --learning_rate 5e-4 --warmup
