@@ -11,7 +11,7 @@ from tritoncls.errors import ConfigError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling.dynamic import Encoded
 from tritoncls.prune import prune as prune_module
-from tritoncls.prune.augment import augment, concat
+from tritoncls.prune.augment import augment
 from tritoncls.prune.prune import PruneConfig, prune
 
 CLS, SEP, MASK = 101, 102, 103
@@ -48,7 +48,7 @@ def test_a_one_token_text_is_never_emptied_and_a_text_of_special_tokens_is_kept_
 
 def test_concat_appends_rows_in_order():
     a, b = rows(2), rows(3)
-    both = concat(a, b)
+    both = a.concat(b)
     assert both.input_ids == a.input_ids + b.input_ids and both.token_type_ids == a.token_type_ids + b.token_type_ids
 
 

@@ -29,6 +29,10 @@ class Encoded:
     def subset(self, rows: Sequence[int]) -> Encoded:
         return Encoded([self.input_ids[r] for r in rows], [self.token_type_ids[r] for r in rows])
 
+    def concat(self, other: Encoded) -> Encoded:
+        """These rows, then those of ``other``."""
+        return Encoded(self.input_ids + other.input_ids, self.token_type_ids + other.token_type_ids)
+
 
 def encode(tokenizer, texts: Sequence[str], max_seq_length: int) -> Encoded:
     """Tokenize with truncation to ``max_seq_length`` tokens ([CLS] and [SEP] included)."""

@@ -61,8 +61,3 @@ def _changed(ids: Sequence[int], rng: np.random.Generator, rate: float, mask_id:
     if len(out) == len(ids) - len(inner):  # every inner token deleted: keep the first, masked
         out.insert(inner[0], mask_id)
     return out
-
-
-def concat(first: Encoded, second: Encoded) -> Encoded:
-    """The rows of ``first``, then those of ``second``."""
-    return Encoded(first.input_ids + second.input_ids, first.token_type_ids + second.token_type_ids)

@@ -909,7 +909,7 @@ def _augmented(teacher, tokenizer, head, config: PruneConfig, train: Encoded, tr
     log.info("Augmented the %d training texts with %d changed copies each (%.0f%% of tokens); the teacher keeps the "
              "gold label(s) on %.1f%% of the copies", len(train), config.augment_copies, 100 * config.augment_rate,
              100 * same.mean())
-    rows = augment.concat(train, copies)
+    rows = train.concat(copies)
     kept_logits = None if teacher_logits is None else np.concatenate([teacher_logits, logits])
     return rows, np.concatenate([train_y, targets]), kept_logits
 
