@@ -183,10 +183,10 @@ def profile_export(export_dir: Path, rows: Sequence[Sequence[int]], batch_size: 
 def second_pass(events: list[dict], warm_runs: int) -> list[dict]:
     """The profile ``events`` after the first ``warm_runs`` runs (``model_run`` events) of the session ended."""
     runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
-    if len(runs) <= warm_runs:
+    if not 0 < warm_runs < len(runs):
         return events
-    end = runs[warm_runs - 1]["ts"] + runs[warm_runs - 1]["dur"] if warm_runs else 0
-    return [e for e in events if e.get("ts", 0) >= end]
+    last = runs[warm_runs - 1]
+    return [e for e in events if e.get("ts", 0) >= last["ts"] + last["dur"]]
 
 
 def typical_products(sizes: dict[tuple[int, int, int], int], count: int = 3) -> list[tuple[int, int, int]]:
