@@ -146,6 +146,42 @@ def test_tuned_thresholds_maximise_each_labels_f1_and_rare_labels_share_one():
     assert metrics.score("macro_f1", truth[:, :2], head.decide(probs.astype(np.float32))[:, :2]) == 1.0
 
 
+def _noisy_label_sets(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """400 texts, 6 labels from frequent and clean to rare and noisy, with sigmoid-like scores."""
+    rng = np.random.default_rng(seed)
+    shares, separation = np.array([0.4, 0.3, 0.2, 0.1, 0.05, 0.03]), np.array([3.0, 2.0, 1.5, 1.0, 0.8, 0.5])
+    truth = rng.random((400, 6)) < shares
+    logits = rng.normal(0, 1, truth.shape) + np.where(truth, separation, -separation) - 1.0
+    return (1 / (1 + np.exp(-logits))).astype(np.float32), truth
+
+
+def test_micro_f1_thresholds_are_a_joint_optimum_no_single_label_can_improve():
+    probs, truth = _noisy_label_sets()
+    tuned = metrics.tune_thresholds(probs, truth, "micro_f1")
+    assert "jointly for the micro-F1" in tuned.how
+
+    def micro(values) -> float:
+        return metrics.score("micro_f1", truth, probs >= np.asarray(values, dtype=np.float32))
+
+    best = micro(tuned.values)
+    shared = metrics.tune_thresholds(probs, truth, "micro_f1", min_positives=10 ** 9).values
+    per_label_f1 = metrics.tune_thresholds(probs, truth, "macro_f1").values
+    assert best >= micro(shared) and best >= micro(per_label_f1)
+    for j in range(truth.shape[1]):  # one label moved anywhere on the grid, the others kept: never better
+        for t in metrics.THRESHOLD_GRID[::7]:
+            moved = list(tuned.values)
+            moved[j] = float(t)
+            assert micro(moved) <= best + 1e-12
+
+
+def test_macro_f1_thresholds_give_each_label_its_own_best_f1():
+    probs, truth = _noisy_label_sets(2)
+    tuned = metrics.tune_thresholds(probs, truth, "macro_f1")
+    for j in range(truth.shape[1]):
+        f1 = [metrics.score("macro_f1", truth[:, [j]], probs[:, [j]] >= t) for t in metrics.THRESHOLD_GRID]
+        assert metrics.score("macro_f1", truth[:, [j]], probs[:, [j]] >= np.float32(tuned.values[j])) == pytest.approx(max(f1))
+
+
 def test_set_scores_count_micro_macro_and_subset_accuracy_in_percent():
     truth = np.array([[1, 0], [1, 1], [0, 0]], dtype=bool)
     predicted = np.array([[1, 0], [1, 0], [0, 1]], dtype=bool)
@@ -154,6 +190,14 @@ def test_set_scores_count_micro_macro_and_subset_accuracy_in_percent():
     assert scores["micro_precision"] == pytest.approx(200 / 3) and scores["micro_recall"] == pytest.approx(200 / 3)
     assert scores["macro_f1"] == pytest.approx(50.0)  # label 0: F1 1; label 1: no true positive
     assert [row["count"] for row in scores["per_label"]] == [2, 1]
+
+
+def test_set_scores_of_one_label_score_that_label_not_its_absence():
+    truth = np.array([[1], [1], [0], [0]], dtype=bool)
+    predicted = np.array([[1], [0], [1], [0]], dtype=bool)
+    scores = metrics.set_scores(truth, predicted)
+    assert scores["macro_f1"] == pytest.approx(50.0) and scores["micro_f1"] == pytest.approx(50.0)
+    assert [row["count"] for row in scores["per_label"]] == [2]
 
 
 def test_a_thresholds_file_names_every_label_once(tmp_path):
