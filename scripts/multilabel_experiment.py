@@ -1,7 +1,7 @@
 """Measure a multi-label or hierarchical checkpoint on a data set's test split, served and offline.
 
     .venv/bin/python scripts/multilabel_experiment.py --checkpoint CKPT --dataset_dir DATA --task multi_label \
-        --output OUT [--max_seq_length 64]
+        --output OUT [--max_seq_length 64] [--thresholds_file FILE]
 
 It exports the checkpoint, builds a repository (ensemble layout, and with ``--fused`` the fused one too),
 serves it with the bundled tritonserver, classifies every test text over gRPC (every label's probability
@@ -111,18 +111,20 @@ def main() -> int:
     parser.add_argument("--test_file", default="test.txt")
     parser.add_argument("--max_seq_length", type=int, default=None)
     parser.add_argument("--fused", action="store_true", help="also serve the fused layout")
+    parser.add_argument("--thresholds_file", default=None,
+                        help="serve these thresholds instead of the checkpoint's (tritoncls evaluate --tune_thresholds)")
     args = parser.parse_args()
     set_cpu_threads()
     setup_logging()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     export_dir = export(ExportConfig(checkpoint=args.checkpoint, output=str(out / "export"),
-                                     max_seq_length=args.max_seq_length))
+                                     max_seq_length=args.max_seq_length, thresholds_file=args.thresholds_file))
     manifest = Manifest.load(export_dir)
     labels = data.read_labels(Path(args.dataset_dir) / "label.txt", args.task)
     examples = data.read_examples(Path(args.dataset_dir) / args.test_file, labels, args.task)
     texts, truth = [e.text for e in examples], data.multi_hot(examples, len(labels)).astype(bool)
-    summary: dict = {"checkpoint": args.checkpoint, "test_texts": len(texts), "task": manifest.task.to_dict()}
+    summary: dict = {"checkpoint": args.checkpoint, "thresholds_file": args.thresholds_file, "test_texts": len(texts), "task": manifest.task.to_dict()}
 
     predictor = open_predictor(OfflineConfig(model=str(export_dir)))
     offline = predictor.predict_probs(texts)

@@ -15,7 +15,7 @@ import pytest
 
 from tests import support
 from tritoncls.cli import main
-from tritoncls.common import data
+from tritoncls.common import data, metrics
 from tritoncls.common.offline import OfflineConfig, open_predictor
 from tritoncls.errors import ConfigError, DataError
 from tritoncls.runtime import Manifest, TaskSpec, label_sets
@@ -99,6 +99,44 @@ def test_thresholds_given_to_evaluate_and_predict_replace_the_checkpoints(ml_che
     (tmp_path / "t.tsv").write_text("".join(f"{label}\t{0.0 if i == 3 else 1.0}\n" for i, label in enumerate(labels)))
     assert main([*run, "--thresholds_file", str(tmp_path / "t.tsv"), "--output", str(tmp_path / "one.tsv")]) == 0
     assert {row.split("\t")[1] for row in (tmp_path / "one.tsv").read_text().splitlines()[1:]} == {labels[3]}
+
+
+def test_evaluate_tunes_thresholds_on_dev_for_a_metric_and_writes_them_for_export(ml_checkpoint, ml_dir, tmp_path):
+    run = ["evaluate", "--dataset_dir", str(ml_dir), "--checkpoint", str(ml_checkpoint), "--max_seq_length", "64",
+           "--bad_case_path", str(tmp_path / "bad.txt")]
+    for metric in ("macro_f1", "micro_f1"):
+        tuned = tmp_path / f"{metric}.tsv"
+        assert main([*run, "--tune_thresholds", str(tuned), "--metric", metric,
+                     "--report", str(tmp_path / f"{metric}.json")]) == 0
+        report = json.loads((tmp_path / f"{metric}.json").read_text(encoding="utf-8"))
+        labels = data.read_labels(ml_dir / "label.txt", "multi_label")
+        thresholds = metrics.read_thresholds(tuned, labels)
+        assert report["thresholds"] == list(thresholds) and report["tuned_thresholds"]["metric"] == metric
+        # the dev score at the tuned thresholds is the best the rule can do there: no lower than the checkpoint's
+        assert main([*run, "--thresholds_file", str(tuned), "--report", str(tmp_path / "again.json")]) == 0
+        again = json.loads((tmp_path / "again.json").read_text(encoding="utf-8"))["splits"]["dev"]
+        assert again[metric] == pytest.approx(report["splits"]["dev"][metric])
+    assert main(["export", "--checkpoint", str(ml_checkpoint), "--output", str(tmp_path / "exp"),
+                 "--thresholds_file", str(tmp_path / "micro_f1.tsv")]) == 0
+    assert Manifest.load(tmp_path / "exp").task.thresholds == thresholds
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--metric", "micro_f1"], "give --tune_thresholds FILE with it"),
+    (["--tune_thresholds", "t.tsv", "--threshold", "0.5"], "drop --threshold"),
+    (["--tune_thresholds", "t.tsv", "--metric", "accuracy"], "invalid choice"),
+])
+def test_evaluate_refuses_tuning_options_that_do_not_fit(ml_checkpoint, ml_dir, tmp_path, extra, message, capsys,
+                                                        caplog):
+    args = ["evaluate", "--dataset_dir", str(ml_dir), "--checkpoint", str(ml_checkpoint),
+            "--bad_case_path", str(tmp_path / "bad.txt"), *extra]
+    if "invalid choice" in message:
+        with pytest.raises(SystemExit):
+            main(args)
+        assert message in capsys.readouterr().err
+    else:
+        assert main(args) == 1 and message in caplog.text
+    assert not (tmp_path / "bad.txt").exists() and not (tmp_path / "t.tsv").exists()
 
 
 def test_checkpoint_predict_and_offline_predict_write_the_same_file(ml_checkpoint, ml_export, ml_dir, tmp_path):

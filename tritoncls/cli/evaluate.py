@@ -24,7 +24,7 @@ DESCRIPTION = (
     "recall and F1; writes bad cases and a confusion-matrix PNG. A multi-label or hierarchical checkpoint (its "
     "task.json says so) gets micro/macro precision, recall and F1, subset accuracy, per-label (and per-level) "
     "scores and bad cases with both label sets, at the checkpoint's thresholds unless --threshold or "
-    "--thresholds_file is given."
+    "--thresholds_file is given, or at thresholds tuned on dev for --metric (--tune_thresholds FILE)."
 )
 
 
@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag(parser, "confusion_matrix", default="./confusion_matrix.png", help="confusion-matrix PNG path ('' to skip)")
     add_report(parser, "report_json", detail="every number")
     add_thresholds(parser, detail="for this evaluation")
+    flag(parser, "tune_thresholds", default=None, metavar="FILE",
+         help="multi-label: choose each label's threshold on the dev file for --metric, score at them and write "
+              "them to FILE (label<TAB>threshold; serve them with `export --thresholds_file FILE`)")
+    flag(parser, "metric", default=None, choices=("macro_f1", "micro_f1"),
+         help="what --tune_thresholds maximises (default: the checkpoint's, from its task.json)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -180,3 +180,9 @@ def saved_task(directory: Path, labels: list[str] | None = None) -> TaskSpec:
     except TaskError as exc:
         raise ModelError(f"{exc} ({path}); retrain, or fix the file.") from None
     return task
+
+
+def saved_metric(directory: Path) -> str | None:
+    """The metric a label-set checkpoint's best epoch and thresholds were chosen by (``task.json``), if any."""
+    path = directory / TASK_FILE
+    return read_json(path).get("metric") if path.is_file() else None

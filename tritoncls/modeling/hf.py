@@ -598,8 +598,8 @@ def _notes(config: dict[str, Any], arch: dict[str, Any], task: TaskSpec) -> list
     notes = [f"layer_norm_eps {arch['layer_norm_eps']} (config.json) is applied to every LayerNorm when loaded"]
     if task.multi_label:
         notes.append(f"problem_type {HF_MULTI_LABEL}: a multi_label model (a sigmoid per label), every threshold "
-                     f"{DEFAULT_THRESHOLD}; choose others with `tritoncls evaluate --threshold` or `export "
-                     f"--thresholds_file`")
+                     f"{DEFAULT_THRESHOLD}; tune them on your dev set with `tritoncls evaluate --tune_thresholds FILE` "
+                     f"and serve them with `export --thresholds_file FILE`")
     if position_offset(config):
         notes.append(f"{config['model_type']}: position ids started at {position_offset(config)}; the table now starts "
                      f"at position 0 ({arch['max_position_embeddings']} positions)")

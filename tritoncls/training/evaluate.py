@@ -3,7 +3,9 @@
 Multi-class: accuracy, top-k, per-class precision/recall/F1, bad cases, a confusion matrix. Multi-label and
 hierarchical (the checkpoint's ``task.json`` says which): micro and macro precision/recall/F1, subset
 accuracy, per-label counts and scores, for hierarchies the same per level, and bad cases with the given
-and predicted label sets; at the checkpoint's thresholds, or ``--threshold`` / ``--thresholds_file``.
+and predicted label sets; at the checkpoint's thresholds, or ``--threshold`` / ``--thresholds_file``, or at
+thresholds tuned here on the dev file for ``--metric`` and written to ``--tune_thresholds`` (for ``export
+--thresholds_file``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy as np
 
 from tritoncls import modeling
 from tritoncls.common import data, metrics
+from tritoncls.errors import ConfigError
 from tritoncls.modeling import checkpoint as ckpt
 from tritoncls.modeling.dynamic import encode, predict_logits
-from tritoncls.runtime import LABEL_SEPARATOR, Head, label_sets
+from tritoncls.runtime import LABEL_SEPARATOR, MULTI_CLASS, Head, label_sets
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class EvaluateConfig:
     report: str | None = None
     threshold: float | None = None  # multi-label: one threshold for every label instead of the checkpoint's
     thresholds_file: str | None = None  # multi-label: label<TAB>threshold lines instead of the checkpoint's
+    tune_thresholds: str | None = None  # multi-label: tune thresholds on the dev file, write them to this file
+    metric: str | None = None  # what --tune_thresholds maximises; default the checkpoint's (task.json)
 
 
 def topk_accuracy(probs: np.ndarray, y: np.ndarray, k: int) -> float:
@@ -80,9 +85,9 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     model = modeling.load_checkpoint_model(directory)
     modeling.check_label_count(model, labels, directory, label_path)
     task = metrics.override_thresholds(task, labels, config.threshold, config.thresholds_file)
-    head = task.head(labels)
+    metric = _tuning_metric(config, task.task, directory)
     tokenizer = modeling.load_tokenizer(directory)
-    report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, **task.to_dict(), "splits": {}}
+    scored = {}
     for split, name in (("train", config.train_file), ("dev", config.dev_file)):
         path = Path(config.dataset_dir) / name
         if split == "train" and not path.is_file():
@@ -90,7 +95,19 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
             continue
         examples = data.read_examples(path, labels, task.task)
         enc = encode(tokenizer, [e.text for e in examples], config.max_seq_length)
-        probs, mask = head.predict(predict_logits(model, enc, config.batch_size, progress=True, desc=f"evaluate {split}"))
+        logits = predict_logits(model, enc, config.batch_size, progress=True, desc=f"evaluate {split}")
+        scored[split] = examples, task.head(labels).probabilities(logits)
+    tuned = None
+    if metric is not None:
+        examples, probs = scored["dev"]
+        tuned = _tune(config, metric, labels, probs, data.multi_hot(examples, len(labels)))
+        task = task.with_thresholds(tuned.values)
+    head = task.head(labels)
+    report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, **task.to_dict(), "splits": {}}
+    if tuned is not None:
+        report["tuned_thresholds"] = {"metric": metric, "how": tuned.how, "file": config.tune_thresholds}
+    for split, (examples, probs) in scored.items():
+        mask = head.decide(probs)
         if task.multi_label:
             report["splits"][split] = _label_set_report(head, mask, data.multi_hot(examples, len(labels)))
         else:
@@ -104,6 +121,30 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     if config.report:
         Path(config.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
+
+
+def _tuning_metric(config: EvaluateConfig, task: str, directory: Path) -> str | None:
+    """The metric ``--tune_thresholds`` maximises (None: no tuning), after checking the options fit."""
+    if config.tune_thresholds is None:
+        if config.metric is not None:
+            raise ConfigError("--metric says what --tune_thresholds maximises; give --tune_thresholds FILE with it.")
+        return None
+    if task == MULTI_CLASS:
+        raise ConfigError("--tune_thresholds applies to multi_label and hierarchical checkpoints; a multi_class "
+                          "model predicts its most probable label.")
+    if config.threshold is not None or config.thresholds_file is not None:
+        raise ConfigError("--tune_thresholds chooses the thresholds itself: drop --threshold / --thresholds_file.")
+    return metrics.check_metric(task, config.metric or ckpt.saved_metric(directory))
+
+
+def _tune(config: EvaluateConfig, metric: str, labels: list[str], probs: np.ndarray, truth: np.ndarray):
+    """Thresholds for ``metric`` on the dev probabilities, written to ``--tune_thresholds``."""
+    tuned = metrics.tune_thresholds(probs, truth, metric)
+    path = metrics.write_thresholds(config.tune_thresholds, labels, tuned.values)
+    log.info("Thresholds tuned for %s on %s: %s. Wrote %s; serve them with `tritoncls export --thresholds_file %s`. "
+             "The dev scores below are at these thresholds, chosen on the same texts: expect test to score lower.",
+             metric, config.dev_file, tuned.how, path, path)
+    return tuned
 
 
 def _split_report(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
