@@ -31,6 +31,18 @@ def test_evaluate_writes_metrics_bad_cases_and_confusion_matrix(demo_checkpoint,
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_names_the_file_it_scored_where_it_is_not_dev_txt(demo_checkpoint, demo_dir, tmp_path, caplog):
+    run = ["evaluate", "--dataset_dir", str(demo_dir), "--params_path", str(demo_checkpoint), "--max_seq_length", "64",
+           "--bad_case_path", str(tmp_path / "bad.txt"), "--confusion_matrix", ""]
+    with caplog.at_level("INFO"):
+        assert main([*run, "--dev_file", "test.txt"]) == 0
+    assert "Accuracy in dev dataset (test.txt):" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(run) == 0
+    assert "Accuracy in dev dataset: " in caplog.text
+
+
 def test_predict_checkpoint_and_offline_export_write_the_same_labels(demo_checkpoint, demo_export, demo_dir, tmp_path):
     common = ["--max_seq_length", "64", "--device", "cpu"]
     assert main(["predict", "--dataset_dir", str(demo_dir), "--params_path", str(demo_checkpoint),

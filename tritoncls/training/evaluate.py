@@ -103,7 +103,8 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
         tuned = _tune(config, metric, labels, probs, data.multi_hot(examples, len(labels)))
         task = task.with_thresholds(tuned.values)
     head = task.head(labels)
-    report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, **task.to_dict(), "splits": {}}
+    report: dict[str, Any] = {"checkpoint": str(directory), "labels": labels, **task.to_dict(), "splits": {},
+                              "dev_file": config.dev_file}
     if tuned is not None:
         report["tuned_thresholds"] = {"metric": metric, "how": tuned.how, "file": config.tune_thresholds}
     for split, (examples, probs) in scored.items():
@@ -225,10 +226,10 @@ def _log_report(report: dict[str, Any]) -> None:
     splits = report["splits"]
     for split, numbers in splits.items():
         log.info("%s: %d examples", split, numbers["size"])
-    dev = splits["dev"]
-    log.info("Accuracy in dev dataset: %.2f%%", 100 * dev["accuracy"])
-    log.info("Top-2 accuracy in dev dataset: %.2f%%", 100 * dev["top2_accuracy"])
-    log.info("Top-3 accuracy in dev dataset: %.2f%%", 100 * dev["top3_accuracy"])
+    dev, scored = splits["dev"], _scored_file(report)
+    log.info("Accuracy in dev dataset%s: %.2f%%", scored, 100 * dev["accuracy"])
+    log.info("Top-2 accuracy in dev dataset%s: %.2f%%", scored, 100 * dev["top2_accuracy"])
+    log.info("Top-3 accuracy in dev dataset%s: %.2f%%", scored, 100 * dev["top3_accuracy"])
     for i, label in enumerate(report["labels"]):
         log.info("Class name: %s", label)
         for split, numbers in splits.items():
@@ -237,12 +238,17 @@ def _log_report(report: dict[str, Any]) -> None:
                      split, row["count"], row["share"], row["precision"], row["recall"], row["f1"])
 
 
+def _scored_file(report: dict[str, Any]) -> str:
+    """`` (test.txt)`` where ``--dev_file`` named another file than dev.txt: the reference's wording says "dev"."""
+    return "" if report["dev_file"] == "dev.txt" else f" ({report['dev_file']})"
+
+
 def _log_label_set_report(report: dict[str, Any]) -> None:
     """What the reference's multi-label and hierarchical evaluations print, and subset accuracy."""
     for split, numbers in report["splits"].items():
         log.info("%s: %d examples", split, numbers["size"])
     dev = report["splits"]["dev"]
-    _log_set_scores("dev", dev)
+    _log_set_scores(f"dev{_scored_file(report)}", dev)
     for level in dev.get("levels", []):
         log.info("Level %d Label Performance (%d labels):", level["level"], len(level["labels"]))
         _log_set_scores(f"  level {level['level']}", level)
