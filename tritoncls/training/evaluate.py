@@ -86,17 +86,7 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     modeling.check_label_count(model, labels, directory, label_path)
     task = metrics.override_thresholds(task, labels, config.threshold, config.thresholds_file)
     metric = _tuning_metric(config, task.task, directory)
-    tokenizer = modeling.load_tokenizer(directory)
-    scored = {}
-    for split, name in (("train", config.train_file), ("dev", config.dev_file)):
-        path = Path(config.dataset_dir) / name
-        if split == "train" and not path.is_file():
-            log.warning("%s not found: per-class figures cover dev only", path)
-            continue
-        examples = data.read_examples(path, labels, task.task)
-        enc = encode(tokenizer, [e.text for e in examples], config.max_seq_length)
-        logits = predict_logits(model, enc, config.batch_size, progress=True, desc=f"evaluate {split}")
-        scored[split] = examples, task.head(labels).probabilities(logits)
+    scored = _probabilities(config, model, modeling.load_tokenizer(directory), task.head(labels))
     tuned = None
     if metric is not None:
         examples, probs = scored["dev"]
@@ -124,6 +114,21 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     return report
 
 
+def _probabilities(config: EvaluateConfig, model, tokenizer, head: Head) -> dict[str, tuple[list, np.ndarray]]:
+    """The examples and the model's probabilities of train (where the file exists) and dev."""
+    scored = {}
+    for split, name in (("train", config.train_file), ("dev", config.dev_file)):
+        path = Path(config.dataset_dir) / name
+        if split == "train" and not path.is_file():
+            log.warning("%s not found: per-class figures cover dev only", path)
+            continue
+        examples = data.read_examples(path, list(head.labels), head.spec.task)
+        enc = encode(tokenizer, [e.text for e in examples], config.max_seq_length)
+        logits = predict_logits(model, enc, config.batch_size, progress=True, desc=f"evaluate {split}")
+        scored[split] = examples, head.probabilities(logits)
+    return scored
+
+
 def _tuning_metric(config: EvaluateConfig, task: str, directory: Path) -> str | None:
     """The metric ``--tune_thresholds`` maximises (None: no tuning), after checking the options fit."""
     if config.tune_thresholds is None:
@@ -138,7 +143,8 @@ def _tuning_metric(config: EvaluateConfig, task: str, directory: Path) -> str | 
     return metrics.check_metric(task, config.metric or ckpt.saved_metric(directory))
 
 
-def _tune(config: EvaluateConfig, metric: str, labels: list[str], probs: np.ndarray, truth: np.ndarray):
+def _tune(config: EvaluateConfig, metric: str, labels: list[str], probs: np.ndarray,
+          truth: np.ndarray) -> metrics.Thresholds:
     """Thresholds for ``metric`` on the dev probabilities, written to ``--tune_thresholds``."""
     tuned = metrics.tune_thresholds(probs, truth, metric)
     path = metrics.write_thresholds(config.tune_thresholds, labels, tuned.values)
