@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_batch_size(parser, "per training step, per process")
     add_optimizer(parser, epochs_detail="at most (see --early_stop)")
     flag(parser, "metric", default=None, choices=("accuracy", "macro_f1", "micro_f1"),
-         help="the dev score that picks the best epoch and early stopping: accuracy (multi_class), macro_f1 "
-              "(multi_label and hierarchical, the default) or micro_f1")
+         help="the dev score that picks the best epoch and early stopping, and that the thresholds maximise: "
+              "accuracy (multi_class), macro_f1 (multi_label and hierarchical, the default: each label's own "
+              "F1) or micro_f1 (the micro-F1 of all labels together)")
     add_thresholds(parser, detail="saved in the checkpoint")
     flag(parser, "early_stop", action="store_true",
          help="stop when the dev score (--metric) has not improved for --early_stop_nums epochs")
