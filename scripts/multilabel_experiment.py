@@ -124,7 +124,8 @@ def main() -> int:
     labels = data.read_labels(Path(args.dataset_dir) / "label.txt", args.task)
     examples = data.read_examples(Path(args.dataset_dir) / args.test_file, labels, args.task)
     texts, truth = [e.text for e in examples], data.multi_hot(examples, len(labels)).astype(bool)
-    summary: dict = {"checkpoint": args.checkpoint, "thresholds_file": args.thresholds_file, "test_texts": len(texts), "task": manifest.task.to_dict()}
+    summary: dict = {"checkpoint": args.checkpoint, "thresholds_file": args.thresholds_file, "test_texts": len(texts),
+                     "task": manifest.task.to_dict()}
 
     predictor = open_predictor(OfflineConfig(model=str(export_dir)))
     offline = predictor.predict_probs(texts)

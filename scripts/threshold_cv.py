@@ -30,11 +30,10 @@ RULES = {  # name -> (metric the thresholds are tuned for, min_positives: 10**9 
 }
 
 
-def dev_probabilities(model: Path, dataset_dir: Path, dev_file: str) -> tuple[Manifest, np.ndarray, np.ndarray]:
-    manifest = Manifest.load(model)
+def dev_probabilities(model: Path, manifest: Manifest, dataset_dir: Path, dev_file: str) -> tuple[np.ndarray, ...]:
     examples = data.read_examples(dataset_dir / dev_file, list(manifest.labels), manifest.task.task)
     probs = Predictor.from_export(model, manifest).predict_probs([e.text for e in examples]).probs
-    return manifest, probs, data.multi_hot(examples, manifest.num_labels).astype(bool)
+    return probs, data.multi_hot(examples, manifest.num_labels).astype(bool)
 
 
 def cross_validate(manifest: Manifest, probs: np.ndarray, truth: np.ndarray, splits: int, seed: int) -> dict:
@@ -67,9 +66,10 @@ def main() -> int:
     args = parser.parse_args()
     set_cpu_threads()
     setup_logging()
-    manifest, probs, truth = dev_probabilities(Path(args.model), Path(args.dataset_dir), args.dev_file)
+    manifest = Manifest.load(args.model)
     if not manifest.task.multi_label:
         parser.error(f"{args.model} is a {manifest.task.task} model: thresholds belong to label-set tasks")
+    probs, truth = dev_probabilities(Path(args.model), manifest, Path(args.dataset_dir), args.dev_file)
     table = cross_validate(manifest, probs, truth, args.splits, args.seed)
     print(f"{len(probs)} dev texts, {args.splits} random halves (tune on one, score the other), percent:")
     for name, row in table.items():

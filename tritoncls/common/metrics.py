@@ -110,26 +110,24 @@ class _Counts:
 
     def f1(self) -> np.ndarray:
         """Each label's F1 [grid, labels]."""
-        denominator = self.predicted + self.positives
-        return np.where(denominator > 0, 2 * self.tp / np.maximum(denominator, 1), 0.0)
+        return _f1(self.tp, self.predicted, self.positives)
 
     def micro_f1(self) -> np.ndarray:
-        """Micro-F1 [grid] with every label at the same grid threshold: 2 TP / (predicted + positives)."""
-        return _micro(self.tp.sum(axis=1), self.predicted.sum(axis=1), int(self.positives.sum()))
+        """Micro-F1 [grid] with every label at the same grid threshold: the F1 of the pooled counts."""
+        return _f1(self.tp.sum(axis=1), self.predicted.sum(axis=1), self.positives.sum())
 
     def micro_ascent(self, start: int, free: np.ndarray, grid: np.ndarray, sweeps: int = 20) -> np.ndarray:
         """Grid indices, one per label, that raise micro-F1 one label at a time (coordinate ascent) from every
         label at ``start``; labels outside ``free`` stay there. A label moves only on a strict gain, so this
         ends; on ties it keeps its threshold."""
-        labels = np.arange(self.tp.shape[1])
+        labels, positives = np.arange(self.tp.shape[1]), self.positives.sum()
         chosen = np.full(len(labels), start)
         for _ in range(sweeps):
             moved = False
             for j in np.flatnonzero(free):
                 others_tp = self.tp[chosen, labels].sum() - self.tp[chosen[j], j]
                 others_predicted = self.predicted[chosen, labels].sum() - self.predicted[chosen[j], j]
-                gain = _micro(others_tp + self.tp[:, j], others_predicted + self.predicted[:, j],
-                              int(self.positives.sum()))
+                gain = _f1(others_tp + self.tp[:, j], others_predicted + self.predicted[:, j], positives)
                 best = _best(gain, grid, float(grid[chosen[j]]))
                 moved |= bool(best != chosen[j])
                 chosen[j] = best
@@ -138,7 +136,8 @@ class _Counts:
         return chosen
 
 
-def _micro(tp: np.ndarray, predicted: np.ndarray, positives: int) -> np.ndarray:
+def _f1(tp: np.ndarray, predicted: np.ndarray, positives: np.ndarray | int) -> np.ndarray:
+    """F1 from counts, 2 TP / (predicted + positives); 0 where nothing is predicted or given."""
     denominator = predicted + positives
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
 

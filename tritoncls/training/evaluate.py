@@ -82,10 +82,10 @@ def evaluate(config: EvaluateConfig) -> dict[str, Any]:
     task = ckpt.saved_task(directory)
     label_path = Path(config.dataset_dir) / config.label_file
     labels = data.read_labels(label_path, task.task)
+    metric = _tuning_metric(config, task.task, directory)
     model = modeling.load_checkpoint_model(directory)
     modeling.check_label_count(model, labels, directory, label_path)
     task = metrics.override_thresholds(task, labels, config.threshold, config.thresholds_file)
-    metric = _tuning_metric(config, task.task, directory)
     scored = _probabilities(config, model, modeling.load_tokenizer(directory), task.head(labels))
     tuned = None
     if metric is not None:
